@@ -1,0 +1,25 @@
+"""The error hierarchy: one type per failure family, all derived from DelayNIRError.
+
+Messages name the file, node or layer, what was expected and what to do; the CLI
+prints the message (no traceback) and exits non-zero.
+"""
+
+
+class DelayNIRError(Exception):
+    """Base class of every error delaynir raises on purpose."""
+
+
+class DataFormatError(DelayNIRError):
+    """A spike-data file does not follow the SHD layout (missing keys, bad values)."""
+
+
+class ConfigError(DelayNIRError):
+    """A configuration value or file is invalid (unknown key, wrong type, out of range)."""
+
+
+class CheckpointError(DelayNIRError):
+    """A run directory or checkpoint is missing, incomplete or incompatible."""
+
+
+class ShapeError(DelayNIRError):
+    """A tensor given to a layer or model has the wrong shape."""

@@ -1,0 +1,138 @@
+"""The delay SNN of the anchor (Hammouamri et al. 2024; Mészáros et al. 2024).
+
+    x (T, B, C_in) → [DelayLinear → BatchNorm? → LIF → Dropout] × n_hidden → DelayLinear → leaky readout v (T, B, K)
+
+Prediction and loss use the summed softmax of the readout (anchor):
+logits = Σ_t softmax(v[t]),  loss = cross_entropy(logits, label),  prediction = argmax logits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from delaynir.errors import ConfigError
+from delaynir.nn.delay import DELAY_MODES, DelayLinear
+from delaynir.nn.neurons import LIF, RESETS, LeakyReadout
+
+
+@dataclass
+class ModelConfig:
+    """Architecture. Times are in steps (multiply by dt for seconds)."""
+
+    n_inputs: int
+    n_outputs: int
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    max_delay: int = 25  #: number of delay taps D (delays 0 … D − 1 steps)
+    delays: str = "learned"  #: learned | fixed-random | none
+    tau_steps: float = 10.05  #: membrane time constant, β = 1 − 1/τ
+    threshold: float = 1.0
+    reset: str = "hard"  #: hard | subtract
+    surrogate_alpha: float = 5.0
+    batchnorm: bool = True
+    dropout: float = 0.4
+    bias: bool = False
+
+    def validate(self) -> None:
+        problems = []
+        if self.n_inputs < 1 or self.n_outputs < 1:
+            problems.append(f"n_inputs and n_outputs must be >= 1 (got {self.n_inputs}, {self.n_outputs})")
+        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+            problems.append(f"hidden must list at least one positive layer size (got {self.hidden})")
+        if self.max_delay < 1:
+            problems.append(f"max_delay must be >= 1 (got {self.max_delay})")
+        if self.delays not in DELAY_MODES:
+            problems.append(f"delays must be one of {DELAY_MODES} (got {self.delays!r})")
+        if self.reset not in RESETS:
+            problems.append(f"reset must be one of {RESETS} (got {self.reset!r})")
+        if self.tau_steps <= 1:
+            problems.append(f"tau_steps must exceed 1 (got {self.tau_steps})")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout must be in [0, 1) (got {self.dropout})")
+        if problems:
+            raise ConfigError("invalid model configuration:\n  " + "\n  ".join(problems))
+
+
+class TimeDropout(nn.Module):
+    """Dropout with one mask per (sample, channel), shared over all time steps."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        mask = torch.empty_like(x[:1]).bernoulli_(1 - self.p) / (1 - self.p)
+        return x * mask
+
+
+class DelaySNN(nn.Module):
+    """Feed-forward delay SNN; forward(x (T, B, C_in)) returns readout membranes (T, B, n_outputs)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+        sizes = [config.n_inputs, *map(int, config.hidden), config.n_outputs]
+        self.delays = nn.ModuleList(
+            DelayLinear(a, b, config.max_delay, delays=config.delays, bias=config.bias) for a, b in zip(sizes, sizes[1:])
+        )
+        self.norms = nn.ModuleList(
+            nn.BatchNorm1d(h) if config.batchnorm else nn.Identity() for h in sizes[1:-1]
+        )
+        self.neurons = nn.ModuleList(
+            LIF(h, tau_steps=config.tau_steps, threshold=config.threshold, reset=config.reset,
+                alpha=config.surrogate_alpha)
+            for h in sizes[1:-1]
+        )
+        self.dropouts = nn.ModuleList(TimeDropout(config.dropout) for _ in sizes[1:-1])
+        self.readout = LeakyReadout(config.n_outputs, tau_steps=config.tau_steps)
+        self.spike_rates: list[float] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        rates = []
+        for delay, norm, lif, drop in zip(self.delays, self.norms, self.neurons, self.dropouts):
+            current = delay(h)
+            T, B, C = current.shape
+            current = norm(current.reshape(T * B, C)).view(T, B, C)
+            spikes = lif(current)
+            rates.append(float(spikes.detach().mean()))
+            h = drop(spikes)
+        self.spike_rates = rates
+        return self.readout(self.delays[-1](h))
+
+    def set_sigma(self, sigma: float) -> None:
+        """Set the Gaussian kernel width (steps) of every learned delay layer."""
+        for layer in self.delays:
+            layer.sigma = float(sigma)
+
+    def clamp_positions_(self) -> None:
+        for layer in self.delays:
+            if layer.mode == "learned":
+                layer.clamp_positions_()
+
+    def set_kernel(self, kernel: str) -> None:
+        """Force ``gaussian`` or ``rounded`` kernels in every delay layer (``auto``: by train/eval mode)."""
+        for layer in self.delays:
+            layer.kernel = kernel
+
+    def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(weights and everything else, delay positions): positions get their own learning rate."""
+        positions = [layer.positions for layer in self.delays if isinstance(layer.positions, nn.Parameter)]
+        ids = {id(p) for p in positions}
+        return [p for p in self.parameters() if id(p) not in ids], positions
+
+
+def summed_softmax(readout: torch.Tensor) -> torch.Tensor:
+    """logits[b, k] = Σ_t softmax(v[t, b, :])[k] (the anchor's readout statistic)."""
+    return F.softmax(readout, dim=-1).sum(0)
+
+
+def readout_loss(readout: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the summed softmax (DESIGN.md)."""
+    return F.cross_entropy(summed_softmax(readout), labels)

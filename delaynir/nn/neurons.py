@@ -1,0 +1,149 @@
+"""Discrete-time neurons (DESIGN.md, "Discrete-time semantics"), time-first (T, B, C).
+
+LIF, per step t (v[−1] = 0, z[−1] = 0):
+
+    hard reset:      v[t] = β · v[t−1] · (1 − z[t−1]) + I[t]
+    subtract reset:  v[t] = β · v[t−1] − θ · z[t−1] + I[t]
+    spike:           z[t] = 1 if v[t] > θ else 0        (strict >)
+
+Leaky integrator readout (no spikes): v[t] = β · v[t−1] + I[t].
+
+Training uses a surrogate gradient for the spike: dz/dv = (α/2) / (1 + (π α (v − θ)/2)²)
+(ATan, α = 5 by default). The reset term is detached (no gradient flows through
+z[t−1] into the reset), as in the anchor's SpikingJelly neurons. Both recurrences are
+implemented as fused autograd functions: the forward loop runs without building a
+graph and the backward pass is the explicit BPTT recursion
+
+    gv[t] = gz[t] · σ'(v[t] − θ) + gv[t+1] · ∂v[t+1]/∂v[t],   gI[t] = gv[t],
+
+with ∂v[t+1]/∂v[t] = β (1 − z[t]) for the hard reset and β otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from delaynir.errors import ConfigError
+
+RESETS = ("hard", "subtract")
+
+
+def atan_surrogate(v_minus_theta: torch.Tensor, alpha: float) -> torch.Tensor:
+    """σ'(u) = (α/2) / (1 + (π α u / 2)²): the ATan surrogate derivative of the step at u = 0."""
+    return (alpha / 2) / (1 + (math.pi / 2 * alpha * v_minus_theta) ** 2)
+
+
+class _LIFSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, current, beta, theta, hard_reset, alpha):
+        T = current.shape[0]
+        v = torch.zeros_like(current[0])
+        z = torch.zeros_like(current[0])
+        vs = torch.empty_like(current)
+        zs = torch.empty_like(current)
+        for t in range(T):
+            if hard_reset:
+                v = beta * v * (1 - z) + current[t]
+            else:
+                v = beta * v - theta * z + current[t]
+            z = (v > theta).to(current.dtype)
+            vs[t], zs[t] = v, z
+        ctx.save_for_backward(vs, zs, beta, theta)
+        ctx.hard_reset, ctx.alpha = hard_reset, alpha
+        return zs, vs
+
+    @staticmethod
+    def backward(ctx, g_spikes, g_mem):
+        vs, zs, beta, theta = ctx.saved_tensors
+        T = vs.shape[0]
+        g_in = torch.empty_like(vs)
+        gv_next = torch.zeros_like(vs[0])
+        for t in range(T - 1, -1, -1):
+            carry = beta * (1 - zs[t]) if ctx.hard_reset else beta
+            gv = g_spikes[t] * atan_surrogate(vs[t] - theta, ctx.alpha) + gv_next * carry
+            if g_mem is not None:
+                gv = gv + g_mem[t]
+            g_in[t] = gv
+            gv_next = gv
+        return g_in, None, None, None, None
+
+
+class _LISequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, current, beta):
+        out = torch.empty_like(current)
+        v = torch.zeros_like(current[0])
+        for t in range(current.shape[0]):
+            v = beta * v + current[t]
+            out[t] = v
+        ctx.save_for_backward(beta)
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        (beta,) = ctx.saved_tensors
+        g_in = torch.empty_like(g_out)
+        g = torch.zeros_like(g_out[0])
+        for t in range(g_out.shape[0] - 1, -1, -1):
+            g = g_out[t] + beta * g
+            g_in[t] = g
+        return g_in, None
+
+
+def lif_sequence(current, beta, theta, *, reset="hard", alpha=5.0):
+    """Run LIF neurons over a (T, B, C) input current; returns (spikes, membranes), both (T, B, C).
+
+    beta, theta: tensors broadcastable to (B, C) (per neuron: shape (C,)). Membranes are
+    the values v[t] compared with θ, before the reset applied at t + 1.
+    """
+    if reset not in RESETS:
+        raise ConfigError(f"reset must be one of {RESETS}, got {reset!r}")
+    beta = torch.as_tensor(beta, dtype=current.dtype, device=current.device)
+    theta = torch.as_tensor(theta, dtype=current.dtype, device=current.device)
+    return _LIFSequence.apply(current, beta, theta, reset == "hard", float(alpha))
+
+
+def li_sequence(current, beta):
+    """Leaky integrator v[t] = β v[t−1] + I[t] over (T, B, C); returns v (T, B, C)."""
+    beta = torch.as_tensor(beta, dtype=current.dtype, device=current.device)
+    return _LISequence.apply(current, beta)
+
+
+def beta_from_tau(tau_steps: float) -> float:
+    """Forward-Euler decay β = 1 − 1/τ for a membrane time constant τ in steps (τ > 1)."""
+    if tau_steps <= 1:
+        raise ConfigError(f"membrane time constant must exceed one step, got tau = {tau_steps} steps")
+    return 1.0 - 1.0 / tau_steps
+
+
+class LIF(nn.Module):
+    """LIF layer with per-neuron β and θ (buffers, not trained); forward returns spikes (T, B, C)."""
+
+    def __init__(self, n: int, *, tau_steps: float = 10.05, threshold: float = 1.0, reset: str = "hard",
+                 alpha: float = 5.0):
+        super().__init__()
+        if reset not in RESETS:
+            raise ConfigError(f"reset must be one of {RESETS}, got {reset!r}")
+        self.reset, self.alpha = reset, alpha
+        self.register_buffer("beta", torch.full((n,), beta_from_tau(tau_steps)))
+        self.register_buffer("threshold", torch.full((n,), float(threshold)))
+        self.last_membrane: torch.Tensor | None = None
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        spikes, membrane = lif_sequence(current, self.beta, self.threshold, reset=self.reset, alpha=self.alpha)
+        self.last_membrane = membrane.detach()
+        return spikes
+
+
+class LeakyReadout(nn.Module):
+    """Non-spiking leaky integrator readout with per-neuron β; forward returns v (T, B, C)."""
+
+    def __init__(self, n: int, *, tau_steps: float = 10.05):
+        super().__init__()
+        self.register_buffer("beta", torch.full((n,), beta_from_tau(tau_steps)))
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        return li_sequence(current, self.beta)

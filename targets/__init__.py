@@ -1,0 +1,1 @@
+"""Hardware target profiles and target-specific writers (installed as delaynir.targets)."""

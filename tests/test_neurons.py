@@ -1,0 +1,96 @@
+"""LIF and leaky-integrator recurrences: exact forward semantics and BPTT gradients."""
+
+import math
+
+import pytest
+import torch
+
+from delaynir.errors import ConfigError
+from delaynir.nn.neurons import beta_from_tau, li_sequence, lif_sequence
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside(v − θ > 0) with the ATan surrogate, for the autograd reference below."""
+
+    @staticmethod
+    def forward(ctx, u, alpha):
+        ctx.save_for_backward(u)
+        ctx.alpha = alpha
+        return (u > 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        (u,) = ctx.saved_tensors
+        a = ctx.alpha
+        return g * (a / 2) / (1 + (math.pi / 2 * a * u) ** 2), None
+
+
+def reference_lif(current, beta, theta, reset, alpha=5.0):
+    """DESIGN.md's equations step by step, differentiated by autograd (reset detached)."""
+    v = torch.zeros_like(current[0])
+    z = torch.zeros_like(current[0])
+    spikes, mems = [], []
+    for t in range(current.shape[0]):
+        if reset == "hard":
+            v = beta * v * (1 - z.detach()) + current[t]
+        else:
+            v = beta * v - theta * z.detach() + current[t]
+        z = _Spike.apply(v - theta, alpha)
+        spikes.append(z)
+        mems.append(v)
+    return torch.stack(spikes), torch.stack(mems)
+
+
+@pytest.mark.parametrize("reset", ["hard", "subtract"])
+def test_lif_forward_and_gradient_match_the_equations(reset):
+    torch.manual_seed(0)
+    current = (torch.randn(40, 3, 6, dtype=torch.float64) * 0.8 + 0.3)
+    beta = torch.rand(6, dtype=torch.float64) * 0.5 + 0.45
+    theta = torch.rand(6, dtype=torch.float64) + 0.5
+    c1, c2 = current.clone().requires_grad_(), current.clone().requires_grad_()
+    z1, v1 = lif_sequence(c1, beta, theta, reset=reset)
+    z2, v2 = reference_lif(c2, beta, theta, reset)
+    assert torch.equal(z1, z2)
+    torch.testing.assert_close(v1, v2, rtol=1e-13, atol=1e-13)
+    assert 0 < z1.mean() < 1  # the test exercises both spiking and silent steps
+    gz = torch.randn_like(z1)
+    (z1 * gz).sum().backward()
+    (z2 * gz).sum().backward()
+    torch.testing.assert_close(c1.grad, c2.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_threshold_is_strict_and_hard_reset_zeroes_the_next_step():
+    current = torch.tensor([1.0, 0.5, 0.0]).view(3, 1, 1)
+    z, v = lif_sequence(current, torch.tensor([0.5]), torch.tensor([1.0]), reset="hard")
+    assert z.flatten().tolist() == [0.0, 0.0, 0.0]  # v = 1.0 equals θ: no spike (strict >)
+    current = torch.tensor([1.5, 0.25, 0.0]).view(3, 1, 1)
+    z, v = lif_sequence(current, torch.tensor([0.5]), torch.tensor([1.0]), reset="hard")
+    assert z.flatten().tolist() == [1.0, 0.0, 0.0]
+    assert v.flatten().tolist() == [1.5, 0.25, 0.125]  # reset: v[1] = 0.5·1.5·0 + 0.25
+    z, v = lif_sequence(current, torch.tensor([0.5]), torch.tensor([1.0]), reset="subtract")
+    assert v.flatten().tolist() == [1.5, 0.5 * 1.5 - 1.0 + 0.25, 0.5 * 0.0]
+
+
+def test_leaky_integrator_value_and_gradient():
+    torch.manual_seed(1)
+    current = torch.randn(25, 2, 3, dtype=torch.float64, requires_grad=True)
+    beta = torch.tensor([0.9, 0.5, 0.0], dtype=torch.float64)
+    out = li_sequence(current, beta)
+    ref, v = [], torch.zeros(2, 3, dtype=torch.float64)
+    for t in range(25):
+        v = beta * v + current[t]
+        ref.append(v)
+    ref = torch.stack(ref)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(out)
+    ga = torch.autograd.grad((out * g).sum(), current)[0]
+    gb = torch.autograd.grad((ref * g).sum(), current)[0]
+    torch.testing.assert_close(ga, gb)
+
+
+def test_parameters_are_validated():
+    assert beta_from_tau(10.0) == pytest.approx(0.9)
+    with pytest.raises(ConfigError, match="time constant"):
+        beta_from_tau(1.0)
+    with pytest.raises(ConfigError, match="reset"):
+        lif_sequence(torch.zeros(2, 1, 1), 0.9, 1.0, reset="soft")
