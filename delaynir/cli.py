@@ -1,0 +1,179 @@
+"""The ``delaynir`` command. Every command that reports figures takes ``--json``.
+
+Errors derived from DelayNIRError are printed as one message (no traceback) and the
+command exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from typing import Any
+
+from delaynir import __version__
+from delaynir.errors import DelayNIRError
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def cmd_data_synth(args) -> int:
+    from delaynir.data import SynthConfig, generate_synthetic
+
+    fields = {"n_channels": args.channels, "n_classes": args.classes, "n_train": args.train, "n_test": args.test,
+              "duration": args.duration, "seed": args.seed}
+    config = SynthConfig(**{k: v for k, v in fields.items() if v is not None})
+    train_path, test_path = generate_synthetic(args.out, config, overwrite=args.overwrite)
+    result = {"train": str(train_path), "test": str(test_path), "config": dataclasses.asdict(config)}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"wrote {train_path} ({config.n_train} samples) and {test_path} ({config.n_test} samples): "
+              f"{config.n_classes} classes, {config.n_channels} channels, {config.duration} s")
+    return 0
+
+
+def cmd_data_check(args) -> int:
+    from delaynir.data import SpikeDataset
+
+    ds = SpikeDataset(args.file, dt=args.dt, n_steps=1, pool=1, n_channels=args.channels, cache=False)
+    speakers = None if ds.speakers is None else sorted(set(int(s) for s in ds.speakers))
+    result = {"file": str(args.file), "samples": len(ds), "classes": ds.n_classes, "channels": ds.n_channels,
+              "speakers": speakers, "keys": ds.keys, "valid": True}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{args.file}: valid SHD layout, {len(ds)} samples, {ds.n_classes} classes, {ds.n_channels} channels"
+              + (f", {len(speakers)} speakers" if speakers else ""))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from delaynir.config import load_config
+    from delaynir.train import train
+
+    overrides = {"epochs": args.epochs, "delays": args.delays, "device": args.device, "seed": args.seed,
+                 "batch_size": args.batch_size, "lr": args.lr, "max_delay": args.max_delay,
+                 "hidden": args.hidden}
+    config = load_config(args.config, overrides)
+    summary = train(config, args.data, args.out, resume=args.resume, progress=_progress())
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"trained {summary['run_dir']} ({summary['delays']} delays, {summary['epochs']} epochs on "
+              f"{summary['device']}): best validation accuracy {summary['best_val_accuracy']:.4f} "
+              f"at epoch {summary['best_epoch']} (rounded delays)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from delaynir.evaluate import evaluate_run
+
+    result = evaluate_run(args.run_dir, args.data, device=args.device, batch_size=args.batch_size)
+    if args.json:
+        _print_json(result)
+    else:
+        line = f"{result['data']}: accuracy {result['accuracy']:.4f} with rounded integer delays"
+        if "accuracy_gaussian" in result:
+            line += f", {result['accuracy_gaussian']:.4f} with Gaussian kernels (σ = {result['sigma']:.2f} steps)"
+        print(line + f" ({result['n']} samples)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from delaynir.demo import run_demo
+
+    result = run_demo(args.out, device=args.device, epochs=args.epochs, seed=args.seed, force=args.force,
+                      progress=_progress())
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"\ndelaynir demo: synthetic timing task in {result['out']}/data")
+    print(f"{'delays':<10} {'val acc':>8} {'test acc (rounded)':>19} {'test acc (gaussian)':>20}  run")
+    for name, r in result["runs"].items():
+        gauss = "-" if r["test_accuracy_gaussian"] is None else f"{r['test_accuracy_gaussian']:.4f}"
+        print(f"{name:<10} {r['val_accuracy']:>8.4f} {r['test_accuracy']:>19.4f} {gauss:>20}  {r['run_dir']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="delaynir", description="Spiking networks with learnable synaptic delays.")
+    p.add_argument("--version", action="version", version=f"delaynir {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="spike data: generate the synthetic task, check a file")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    s = dsub.add_parser("synth", help="write the synthetic timing task as train.h5 and test.h5 (SHD layout)")
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--channels", type=int)
+    s.add_argument("--classes", type=int)
+    s.add_argument("--train", type=int, help="training samples")
+    s.add_argument("--test", type=int, help="test samples")
+    s.add_argument("--duration", type=float, help="seconds per sample")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--overwrite", action="store_true", help="replace existing train.h5/test.h5")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_data_synth)
+    c = dsub.add_parser("check", help="validate an SHD-layout file and summarise it")
+    c.add_argument("file")
+    c.add_argument("--channels", type=int, help="number of input channels (default: file attribute, else 700)")
+    c.add_argument("--dt", type=float, default=0.01)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_data_check)
+
+    t = sub.add_parser("train", help="train a delay SNN (settings: see README or --config)")
+    t.add_argument("--data", required=True, help="SHD-layout .h5 file, or a directory with train.h5")
+    t.add_argument("--out", required=True, help="run directory (must not exist, unless --resume)")
+    t.add_argument("--config", help="TOML file setting any training option")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--delays", choices=["learned", "fixed-random", "none"])
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--seed", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--max-delay", type=int, help="delay taps D (delays 0 … D−1 steps)")
+    t.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes, e.g. --hidden 256 256")
+    t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="accuracy of a run with rounded delays (and Gaussian kernels)")
+    e.add_argument("run_dir")
+    e.add_argument("--data", required=True, help="SHD-layout .h5 file, or a directory with test.h5")
+    e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    d = sub.add_parser("demo", help="the whole pipeline on built-in synthetic data")
+    d.add_argument("--out", default="delaynir-demo", help="output directory (default: ./delaynir-demo)")
+    d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    d.add_argument("--epochs", type=int, help="override the demo's epochs per run")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--force", action="store_true", help="replace an earlier demo directory")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet or getattr(args, "json", False) else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except DelayNIRError as exc:
+        print(f"delaynir: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("delaynir: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,148 @@
+"""Training configuration: one flat, documented set of settings, readable from TOML.
+
+Every field has a default (the anchor setting of DESIGN.md where one exists). A TOML
+file may set any of them at top level; command-line flags override the file. The
+effective configuration is written to ``config.toml`` in the run directory and can be
+passed back with ``--config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from delaynir.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class TrainConfig:
+    # data
+    dt: float = 0.01  #: time step, seconds
+    n_steps: int = 0  #: steps per sample (pad/crop); 0 = the file's `duration` attribute / dt, else 1 s
+    pool: int = 0  #: channel pooling factor; 0 = smallest factor giving <= 140 inputs (SHD: 700 → 140)
+    val_fraction: float = 0.1  #: held out from the training file for model selection
+    # model
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    max_delay: int = 25  #: delay taps D, delays 0 … D − 1 steps
+    delays: str = "learned"  #: learned | fixed-random | none
+    tau_steps: float = 10.05  #: membrane time constant in steps (β = 1 − 1/τ)
+    threshold: float = 1.0
+    reset: str = "hard"  #: hard | subtract
+    surrogate_alpha: float = 5.0  #: ATan surrogate sharpness
+    batchnorm: bool = True
+    dropout: float = 0.4
+    # optimisation
+    epochs: int = 150
+    batch_size: int = 256
+    lr: float = 1e-3  #: Adam learning rate of weights
+    position_lr_factor: float = 100.0  #: delay positions learn this many times faster
+    weight_decay: float = 1e-5
+    lr_schedule: str = "one-cycle"  #: one-cycle | cosine | constant
+    sigma_init: float = 0.0  #: Gaussian width at the start, steps; 0 = max_delay / 2
+    sigma_final: float = 0.5  #: width after the annealing phase, steps
+    sigma_fraction: float = 0.25  #: fraction of training over which σ anneals (geometrically)
+    # run
+    seed: int = 0
+    device: str = "auto"  #: auto | cpu | cuda
+    amp: bool = True  #: mixed precision (bfloat16 autocast) on CUDA; ignored on CPU
+    num_workers: int = 0
+
+    def validate(self) -> None:
+        checks = [
+            (self.dt > 0, f"dt must be > 0 seconds (got {self.dt})"),
+            (self.n_steps >= 0, f"n_steps must be >= 0 (got {self.n_steps})"),
+            (self.pool >= 0, f"pool must be >= 0 (got {self.pool})"),
+            (0 < self.val_fraction < 1, f"val_fraction must be in (0, 1) (got {self.val_fraction})"),
+            (self.epochs >= 1, f"epochs must be >= 1 (got {self.epochs})"),
+            (self.batch_size >= 1, f"batch_size must be >= 1 (got {self.batch_size})"),
+            (self.lr > 0, f"lr must be > 0 (got {self.lr})"),
+            (self.lr_schedule in ("one-cycle", "cosine", "constant"),
+             f"lr_schedule must be one-cycle, cosine or constant (got {self.lr_schedule!r})"),
+            (self.sigma_init >= 0 and self.sigma_final > 0, "sigma_init must be >= 0 and sigma_final > 0"),
+            (0 < self.sigma_fraction <= 1, f"sigma_fraction must be in (0, 1] (got {self.sigma_fraction})"),
+            (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda (got {self.device!r})"),
+        ]
+        problems = [msg for ok, msg in checks if not ok]
+        if problems:
+            raise ConfigError("invalid training configuration:\n  " + "\n  ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """Short SHA-256 of the configuration (provenance)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    expected = type(default)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {name!r} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, list):
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"config key {name!r} must be a list of integers, got {value!r}")
+        return list(value)
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise ConfigError(f"config key {name!r} must be of type {expected.__name__}, got {value!r}")
+    return value
+
+
+def make_config(values: dict[str, Any] | None = None, *, source: str = "settings") -> TrainConfig:
+    """Build and validate a TrainConfig from a mapping; unknown keys and wrong types are errors."""
+    defaults = TrainConfig()
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = dict(values or {})
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}")
+    coerced = {k: _coerce(k, v, getattr(defaults, k)) for k, v in values.items()}
+    config = dataclasses.replace(defaults, **coerced)
+    config.validate()
+    return config
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a TOML file (optional) and apply ``overrides`` (e.g. from command-line flags)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            values = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return make_config(values, source=str(path) if path else "settings")
+
+
+def dumps_toml(values: dict[str, Any]) -> str:
+    """Write a flat mapping of str, int, float, bool and lists of int as TOML."""
+    lines = []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            text = repr(value)
+        elif isinstance(value, str):
+            text = json.dumps(value)
+        elif isinstance(value, list):
+            text = "[" + ", ".join(repr(v) for v in value) + "]"
+        else:
+            raise ConfigError(f"cannot write setting {key!r} of type {type(value).__name__} as TOML")
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"

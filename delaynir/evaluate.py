@@ -1,0 +1,50 @@
+"""Evaluate a trained run on a spike file: rounded integer delays (the deployed form) and,
+for comparison, the training-time Gaussian kernels at the run's final σ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from delaynir import runs
+from delaynir.config import load_config
+from delaynir.data import make_loader
+from delaynir.errors import CheckpointError
+from delaynir.nn.model import DelaySNN, ModelConfig
+from delaynir.train import evaluate_model, open_dataset, resolve_device, data_file
+
+
+def load_trained(run_dir: str | Path) -> tuple[DelaySNN, dict[str, Any]]:
+    """The best-validation model of a run directory (eval mode, CPU) and its ``model.pt`` payload."""
+    payload = runs.load_pt(Path(run_dir) / runs.MODEL)
+    try:
+        model = DelaySNN(ModelConfig(**payload["model_config"]))
+        model.load_state_dict(payload["model"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{run_dir}/{runs.MODEL} does not match this delaynir version's model: {exc}") from None
+    model.set_sigma(payload["sigma"])
+    return model.eval(), payload
+
+
+def evaluate_run(run_dir: str | Path, data: str | Path, *, device: str = "auto", batch_size: int = 256) -> dict[str, Any]:
+    """Accuracy and loss of a run's best model on ``data`` (a file, or a directory's test.h5)."""
+    path = data_file(data, "test.h5")
+    model, payload = load_trained(run_dir)
+    info = payload["data"]
+    config = load_config(None, payload["config"])
+    dataset = open_dataset(path, config, n_steps=info["n_steps"], pool=info["pool"])
+    if dataset.n_inputs != info["n_inputs"] or dataset.n_classes > info["n_classes"]:
+        raise CheckpointError(
+            f"{path} has {dataset.n_inputs} inputs and {dataset.n_classes} classes after pooling by {info['pool']}; "
+            f"the run {run_dir} was trained on {info['n_inputs']} inputs and {info['n_classes']} classes"
+        )
+    dev = resolve_device(device)
+    model.to(dev)
+    loader = make_loader(dataset, list(range(len(dataset))), batch_size=batch_size, shuffle=False)
+    rounded = evaluate_model(model, loader, dev, kernel="rounded")
+    result = {"run_dir": str(run_dir), "data": str(path), "n": rounded["n"], "delays": config.delays,
+              "accuracy": rounded["accuracy"], "loss": rounded["loss"], "spike_rates": rounded["spike_rates"]}
+    if config.delays == "learned":
+        gaussian = evaluate_model(model, loader, dev, kernel="gaussian")
+        result.update(accuracy_gaussian=gaussian["accuracy"], loss_gaussian=gaussian["loss"], sigma=payload["sigma"])
+    return result

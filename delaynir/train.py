@@ -1,0 +1,261 @@
+"""Training by backpropagation through time (BPTT) with Adam.
+
+Per batch: forward with Gaussian delay kernels of width σ(s), loss = cross-entropy of
+Σ_t softmax(readout), Adam step (delay positions at ``position_lr_factor`` × the weights'
+learning rate), positions clamped to [0, D − 1]. σ anneals geometrically per batch,
+
+    σ(s) = σ0 · (σ_final / σ0)^min(1, s / (sigma_fraction · S)),   S = total batches,
+
+and stays at σ_final afterwards. After every epoch the model is validated with rounded
+integer delays (the deployed form) on the validation split of the *training* file; the
+best epoch by validation accuracy is kept as ``model.pt``. A test file is never read here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from delaynir import __version__, runs
+from delaynir.config import TrainConfig, dumps_toml, load_config
+from delaynir.data import SpikeDataset, make_loader, validation_split
+from delaynir.errors import CheckpointError, ConfigError, DataFormatError
+from delaynir.nn.model import DelaySNN, ModelConfig, readout_loss, summed_softmax
+
+log = logging.getLogger(__name__)
+
+MAX_INPUTS = 140  #: pool=0 picks the smallest factor giving at most this many input channels
+
+
+def sigma_at(step: int, total_steps: int, config: TrainConfig) -> float:
+    """The Gaussian width (steps) at global batch ``step`` of ``total_steps``."""
+    sigma0 = config.sigma_init or config.max_delay / 2
+    progress = min(1.0, step / max(1.0, config.sigma_fraction * total_steps))
+    return sigma0 * (config.sigma_final / sigma0) ** progress
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def data_file(data: str | Path, name: str = "train.h5") -> Path:
+    """A data argument is a file, or a directory holding ``name`` (train.h5 or test.h5)."""
+    data = Path(data)
+    path = data / name if data.is_dir() else data
+    if not path.is_file():
+        raise DataFormatError(f"no spike data at {path}; pass an SHD-layout .h5 file or a directory with {name} "
+                              "(`delaynir data synth --out DIR` writes one)")
+    return path
+
+
+def open_dataset(path: str | Path, config: TrainConfig, *, n_steps: int | None = None,
+                 pool: int | None = None) -> SpikeDataset:
+    """Open a spike file with the run's binning; n_steps/pool default to the config (0 = automatic)."""
+    n_steps = n_steps or config.n_steps
+    pool = pool or config.pool
+    probe = SpikeDataset(path, dt=config.dt, n_steps=max(n_steps, 1), pool=1, validate=False, cache=False)
+    if not n_steps:
+        n_steps = max(1, round(probe.duration / config.dt)) if probe.duration else max(1, round(1.0 / config.dt))
+    if not pool:
+        pool = math.ceil(probe.n_channels / MAX_INPUTS)
+    return SpikeDataset(path, dt=config.dt, n_steps=n_steps, pool=pool)
+
+
+@dataclass
+class _State:
+    model: DelaySNN
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    epoch: int = 0  # epochs finished
+    best_val: float = -1.0
+
+
+def build_model(config: TrainConfig, n_inputs: int, n_outputs: int) -> DelaySNN:
+    mc = ModelConfig(
+        n_inputs=n_inputs, n_outputs=n_outputs, hidden=list(config.hidden), max_delay=config.max_delay,
+        delays=config.delays, tau_steps=config.tau_steps, threshold=config.threshold, reset=config.reset,
+        surrogate_alpha=config.surrogate_alpha, batchnorm=config.batchnorm, dropout=config.dropout,
+    )
+    return DelaySNN(mc)
+
+
+def _build_state(config: TrainConfig, n_inputs: int, n_outputs: int, steps_per_epoch: int,
+                 device: torch.device) -> _State:
+    model = build_model(config, n_inputs, n_outputs).to(device)
+    weights, positions = model.parameter_groups()
+    groups = [{"params": weights, "lr": config.lr, "weight_decay": config.weight_decay}]
+    if positions:
+        groups.append({"params": positions, "lr": config.lr * config.position_lr_factor, "weight_decay": 0.0})
+    optimizer = torch.optim.Adam(groups)
+    total = config.epochs * steps_per_epoch
+    if config.lr_schedule == "one-cycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in groups], total_steps=total)
+    elif config.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    return _State(model, optimizer, scheduler)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate_model(model: DelaySNN, loader, device: torch.device, *, kernel: str = "rounded") -> dict[str, float]:
+    """Accuracy and loss of ``model`` in eval mode with ``rounded`` (deployed) or ``gaussian`` kernels."""
+    model.eval()
+    model.set_kernel(kernel)
+    correct = total = 0
+    loss_sum = 0.0
+    rates = []
+    try:
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            out = model(x)
+            loss_sum += float(readout_loss(out, y)) * len(y)
+            correct += int((summed_softmax(out).argmax(1) == y).sum())
+            total += len(y)
+            rates.append(model.spike_rates)
+    finally:
+        model.set_kernel("auto")
+    mean_rates = [sum(r[i] for r in rates) / len(rates) for i in range(len(rates[0]))] if rates else []
+    return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total,
+            "spike_rates": mean_rates}
+
+
+def _checkpoint_payload(state: _State, config: TrainConfig, data_info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format_version": runs.FORMAT_VERSION,
+        "epoch": state.epoch,
+        "best_val": state.best_val,
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+        "config": config.to_dict(),
+        "data": data_info,
+    }
+
+
+def model_payload(model: DelaySNN, config: TrainConfig, data_info: dict[str, Any], sigma: float,
+                  epoch: int, val_accuracy: float) -> dict[str, Any]:
+    """What ``model.pt`` holds: enough to rebuild and evaluate the model without the training state."""
+    return {
+        "format_version": runs.FORMAT_VERSION,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_config": dict(vars(model.config)),
+        "config": config.to_dict(),
+        "data": data_info,
+        "sigma": sigma,
+        "epoch": epoch,
+        "val_accuracy": val_accuracy,
+        "delaynir_version": __version__,
+        "config_digest": config.digest(),
+    }
+
+
+def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: bool = False,
+          progress: bool = False) -> dict[str, Any]:
+    """Train a delay SNN on ``data`` into run directory ``out``; returns a summary dict.
+
+    ``resume`` continues an interrupted run from ``out/checkpoint.pt`` with the
+    configuration stored there (``config`` is ignored); finished epochs are kept.
+    """
+    out = Path(out)
+    if resume:
+        ckpt = runs.load_pt(out / runs.CHECKPOINT)
+        config = load_config(None, ckpt["config"])
+    elif out.exists() and any(out.iterdir()):
+        raise CheckpointError(f"run directory {out} already exists and is not empty; pass --resume to continue it "
+                              "or choose a new --out (nothing there is overwritten)")
+    config.validate()
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    path = data_file(data)
+    dataset = open_dataset(path, config)
+    train_idx, val_idx = validation_split(dataset, fraction=config.val_fraction, seed=config.seed)
+    data_info = {"train_file": str(path.resolve()), "dt": config.dt, "n_steps": dataset.n_steps,
+                 "pool": dataset.pool, "n_channels": dataset.n_channels, "n_inputs": dataset.n_inputs,
+                 "n_classes": dataset.n_classes, "n_train": len(train_idx), "n_val": len(val_idx)}
+    steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
+    state = _build_state(config, dataset.n_inputs, dataset.n_classes, steps_per_epoch, device)
+    metrics: list[dict[str, Any]] = []
+    if resume:
+        if ckpt["data"]["n_inputs"] != dataset.n_inputs or ckpt["data"]["n_classes"] != dataset.n_classes:
+            raise CheckpointError(f"{out}: checkpoint was trained on {ckpt['data']['train_file']} with different "
+                                  f"inputs/classes than {path}")
+        state.model.load_state_dict(ckpt["model"])
+        state.optimizer.load_state_dict(ckpt["optimizer"])
+        state.scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"])
+        state.epoch, state.best_val = ckpt["epoch"], ckpt["best_val"]
+        metrics = [m for m in runs.read_metrics(out) if m["epoch"] <= state.epoch]
+        log.info("resuming %s after epoch %d", out, state.epoch)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+    runs.write_text_atomic(out / runs.CONFIG, dumps_toml(config.to_dict()))
+    log.info("training on %s (%d train / %d validation samples, %d inputs, %d classes, T=%d) on %s",
+             path, len(train_idx), len(val_idx), dataset.n_inputs, dataset.n_classes, dataset.n_steps, device)
+    val_loader = make_loader(dataset, val_idx, batch_size=config.batch_size, shuffle=False)
+    total_steps = config.epochs * steps_per_epoch
+    model = state.model
+    for epoch in range(state.epoch + 1, config.epochs + 1):
+        t0 = time.perf_counter()
+        loader = make_loader(dataset, train_idx, batch_size=config.batch_size, shuffle=True,
+                             seed=config.seed + epoch, num_workers=config.num_workers)
+        model.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress, unit="batch")
+        for i, (x, y) in enumerate(bar):
+            step = (epoch - 1) * steps_per_epoch + i
+            sigma = sigma_at(step, total_steps, config)
+            model.set_sigma(sigma)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with _autocast(device, config.amp):
+                out_v = model(x)
+                loss = readout_loss(out_v.float(), y)
+            state.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            state.optimizer.step()
+            state.scheduler.step()
+            model.clamp_positions_()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((summed_softmax(out_v.detach().float()).argmax(1) == y).sum())
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", sigma=f"{sigma:.2f}")
+        val = evaluate_model(model, val_loader, device)
+        state.epoch = epoch
+        improved = val["accuracy"] > state.best_val
+        if improved:
+            state.best_val = val["accuracy"]
+        runs.save_pt(out / runs.CHECKPOINT, _checkpoint_payload(state, config, data_info))
+        if improved:
+            runs.save_pt(out / runs.MODEL, model_payload(model, config, data_info, sigma, epoch, val["accuracy"]))
+        row = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen,
+               "val_accuracy": val["accuracy"], "val_loss": val["loss"], "sigma": sigma,
+               "lr": state.optimizer.param_groups[0]["lr"], "spike_rates": val["spike_rates"],
+               "seconds": time.perf_counter() - t0}
+        metrics.append(row)
+        runs.write_metrics(out, metrics)
+        log.info("epoch %d/%d loss %.4f train %.3f val %.3f sigma %.2f (%.1fs)", epoch, config.epochs,
+                 row["loss"], row["train_accuracy"], row["val_accuracy"], sigma, row["seconds"])
+    best = max(metrics, key=lambda m: m["val_accuracy"]) if metrics else {}
+    return {"run_dir": str(out), "epochs": config.epochs, "best_epoch": best.get("epoch"),
+            "best_val_accuracy": state.best_val, "final": metrics[-1] if metrics else None,
+            "delays": config.delays, "device": str(device)}

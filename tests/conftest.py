@@ -1,0 +1,17 @@
+"""Shared fixtures: small synthetic spike files generated once per test session."""
+
+import pytest
+
+from delaynir.data import SynthConfig, generate_synthetic
+
+
+@pytest.fixture(scope="session")
+def small_synth_config() -> SynthConfig:
+    """A small, fast synthetic task: 12 channels, 3 classes, 4 speakers."""
+    return SynthConfig(n_channels=12, n_classes=3, n_train=90, n_test=30, n_speakers=4, seed=3)
+
+
+@pytest.fixture(scope="session")
+def small_synth_files(tmp_path_factory, small_synth_config):
+    """(train.h5, test.h5) of ``small_synth_config``, written once; treat as read-only."""
+    return generate_synthetic(tmp_path_factory.mktemp("synth"), small_synth_config)
