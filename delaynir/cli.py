@@ -29,7 +29,7 @@ def cmd_data_synth(args) -> int:
     from delaynir.data import SynthConfig, generate_synthetic
 
     fields = {"n_channels": args.channels, "n_classes": args.classes, "n_train": args.train, "n_test": args.test,
-              "duration": args.duration, "seed": args.seed}
+              "duration": args.duration, "spread": args.spread, "n_groups": args.groups, "seed": args.seed}
     config = SynthConfig(**{k: v for k, v in fields.items() if v is not None})
     train_path, test_path = generate_synthetic(args.out, config, overwrite=args.overwrite)
     result = {"train": str(train_path), "test": str(test_path), "config": dataclasses.asdict(config)}
@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train", type=int, help="training samples")
     s.add_argument("--test", type=int, help="test samples")
     s.add_argument("--duration", type=float, help="seconds per sample")
+    s.add_argument("--spread", type=int, help="steps from the first to the last band of a pattern")
+    s.add_argument("--groups", type=int, help="channel bands whose firing order defines a class")
     s.add_argument("--seed", type=int)
     s.add_argument("--overwrite", action="store_true", help="replace existing train.h5/test.h5")
     s.add_argument("--json", action="store_true")

@@ -1,0 +1,140 @@
+"""Training runs: determinism, checkpoint/resume equality, safe loading, evaluation, the delay benefit."""
+
+import json
+
+import pytest
+import torch
+
+from delaynir import runs
+from delaynir.config import make_config
+from delaynir.data import SynthConfig, generate_synthetic
+from delaynir.errors import CheckpointError
+from delaynir.evaluate import evaluate_run, load_trained
+from delaynir.train import train
+
+TINY = {"hidden": [12], "max_delay": 8, "epochs": 3, "batch_size": 16, "lr": 5e-3, "dropout": 0.2,
+        "val_fraction": 0.25, "n_steps": 40}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    generate_synthetic(out, SynthConfig(n_channels=10, n_classes=3, n_train=60, n_test=20, duration=0.4,
+                                        spread=20, n_groups=3, seed=3))
+    return out
+
+
+def _state(run_dir):
+    return runs.load_pt(run_dir / runs.CHECKPOINT)["model"]
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_same_seed_gives_identical_runs(tiny_data, tmp_path):
+    config = make_config(TINY)
+    train(config, tiny_data, tmp_path / "a")
+    train(config, tiny_data, tmp_path / "b")
+    _assert_same_state(_state(tmp_path / "a"), _state(tmp_path / "b"))
+    other = make_config(dict(TINY, seed=1))
+    train(other, tiny_data, tmp_path / "c")
+    assert not torch.equal(_state(tmp_path / "a")["delays.0.weight"], _state(tmp_path / "c")["delays.0.weight"])
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tiny_data, tmp_path, monkeypatch):
+    config = make_config(TINY)
+    train(config, tiny_data, tmp_path / "full")
+
+    import delaynir.train as train_module
+
+    real_evaluate = train_module.evaluate_model
+    calls = {"n": 0}
+
+    def crash_in_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # killed after epoch 2's batches, before its checkpoint
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate_model", crash_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tiny_data, tmp_path / "crashed")
+    monkeypatch.setattr(train_module, "evaluate_model", real_evaluate)
+    assert [m["epoch"] for m in runs.read_metrics(tmp_path / "crashed")] == [1]
+    assert runs.load_pt(tmp_path / "crashed" / runs.CHECKPOINT)["epoch"] == 1
+
+    train(make_config(dict(TINY, epochs=99)), tiny_data, tmp_path / "crashed", resume=True)  # stored config wins
+    _assert_same_state(_state(tmp_path / "full"), _state(tmp_path / "crashed"))
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(runs.read_metrics(tmp_path / "full")) == strip(runs.read_metrics(tmp_path / "crashed"))
+
+
+def test_existing_run_directory_is_never_overwritten(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match="not empty.*--resume"):
+        train(make_config(TINY), tiny_data, out)
+    assert (out / "notes.txt").read_text() == "mine"
+    with pytest.raises(CheckpointError, match="checkpoint.pt does not exist"):
+        train(make_config(TINY), tiny_data, out, resume=True)
+
+
+class Payload:
+    """Not a tensor or plain value: weights_only loading must refuse it."""
+
+
+def test_checkpoints_are_loaded_without_unpickling_objects(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format_version": runs.FORMAT_VERSION, "x": Payload()}, path)
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        runs.load_pt(path)
+    path.write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        runs.load_pt(path)
+    torch.save({"format_version": 999}, path)
+    with pytest.raises(CheckpointError, match="format version"):
+        runs.load_pt(path)
+
+
+def test_run_directory_contents_and_evaluation(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    summary = train(make_config(TINY), tiny_data, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted([runs.CONFIG, runs.METRICS, runs.CHECKPOINT, runs.MODEL])
+    rows = runs.read_metrics(out)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert {"loss", "train_accuracy", "val_accuracy", "sigma", "spike_rates", "lr"} <= rows[0].keys()
+    assert summary["best_val_accuracy"] == max(r["val_accuracy"] for r in rows)
+    assert "max_delay = 8" in (out / runs.CONFIG).read_text()
+    result = evaluate_run(out, tiny_data)
+    assert result["n"] == 20 and 0 <= result["accuracy"] <= 1 and "accuracy_gaussian" in result
+    model, payload = load_trained(out)
+    assert payload["epoch"] == summary["best_epoch"]
+    assert not model.training
+    json.dumps(result)
+
+
+def test_evaluating_on_incompatible_data_is_an_error(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    train(make_config(dict(TINY, epochs=1)), tiny_data, out)
+    other = tmp_path / "other"
+    generate_synthetic(other, SynthConfig(n_channels=14, n_classes=3, n_train=10, n_test=10, duration=0.4,
+                                          spread=20, n_groups=3))
+    with pytest.raises(CheckpointError, match="14 inputs"):
+        evaluate_run(out, other)
+
+
+def test_learned_delays_beat_the_no_delay_ablation(tmp_path):
+    """The synthetic task needs delays: a short CPU run shows it (demo settings, 8 epochs)."""
+    from delaynir.demo import DEMO_SETTINGS
+
+    generate_synthetic(tmp_path / "data", SynthConfig(seed=0))
+    acc = {}
+    for delays in ("learned", "none"):
+        summary = train(make_config(dict(DEMO_SETTINGS, epochs=8, delays=delays)), tmp_path / "data",
+                        tmp_path / delays)
+        acc[delays] = summary["best_val_accuracy"]
+    assert acc["learned"] > acc["none"] + 0.2, acc
