@@ -12,6 +12,10 @@ set size growth over the set-up (VmHWM, reset through /proc/self/clear_refs), on
 
     python benchmarks/delay_layer.py [--device cpu|cuda] [--repeats 15] [--json]
 
+Both implementations run with the same process settings: glibc's allocator tuned as the
+``delaynir`` command tunes it (``delaynir.nn.allocator``), or left at its defaults with
+--default-allocator.
+
 Needs the ``bench`` extra (pip install -e ".[bench]") for DCLS.
 """
 
@@ -35,8 +39,13 @@ def _rss_kib(field: str) -> int:
     return 0
 
 
-def _measure(impl: str, sigma: float, input_grad: bool, device: str, repeats: int) -> dict:
+def _measure(impl: str, sigma: float, input_grad: bool, device: str, repeats: int, tune: bool) -> dict:
     import torch
+
+    if tune:
+        from delaynir.nn.allocator import tune_cpu_allocator
+
+        tune_cpu_allocator()
 
     torch.manual_seed(0)
     x = (torch.rand(T, B, C_IN, device=device) < DENSITY).float()
@@ -93,12 +102,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--default-allocator", action="store_true", help="leave glibc's allocator settings alone")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--_child", nargs=3, metavar=("IMPL", "SIGMA", "INPUT_GRAD"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._child:
         impl, sigma, input_grad = args._child
-        print(json.dumps(_measure(impl, float(sigma), input_grad == "1", args.device, args.repeats)))
+        result = _measure(impl, float(sigma), input_grad == "1", args.device, args.repeats, not args.default_allocator)
+        print(json.dumps(result))
         return 0
     rows = []
     for input_grad in (False, True):
@@ -106,6 +117,7 @@ def main(argv=None) -> int:
             res = {}
             for impl in ("dcls", "delaynir"):
                 cmd = [sys.executable, __file__, "--device", args.device, "--repeats", str(args.repeats)]
+                cmd += ["--default-allocator"] if args.default_allocator else []
                 out = subprocess.run(cmd + ["--_child", impl, str(sigma), str(int(input_grad))],
                                      check=True, capture_output=True, text=True).stdout
                 res[impl] = json.loads(out.strip().splitlines()[-1])
@@ -116,12 +128,13 @@ def main(argv=None) -> int:
                 "dcls_peak_mb": res["dcls"]["peak_mb"], "delaynir_peak_mb": res["delaynir"]["peak_mb"],
             })
     result = {"shape": {"T": T, "B": B, "C_in": C_IN, "C_out": C_OUT, "D": D, "density": DENSITY},
-              "device": args.device, "repeats": args.repeats, "rows": rows}
+              "device": args.device, "repeats": args.repeats,
+              "allocator": "default" if args.default_allocator else "tuned", "rows": rows}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(f"delay layer vs Dcls1d, {args.device}, B={B} {C_IN}->{C_OUT} T={T} D={D} density={DENSITY}, "
-          f"median of {args.repeats}")
+          f"median of {args.repeats}, {result['allocator']} allocator")
     print(f"{'sigma':>12} {'input grad':>10} {'Dcls1d s':>9} {'ours s':>8} {'speedup':>8} {'Dcls MB':>8} {'ours MB':>8}")
     for r in rows:
         print(f"{r['sigma']:>6} {r['sigma_steps']:>5.2f} {str(r['input_grad']):>10} {r['dcls_s']:>9.4f} "

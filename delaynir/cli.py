@@ -15,6 +15,7 @@ from typing import Any
 
 from delaynir import __version__
 from delaynir.errors import DelayNIRError
+from delaynir.nn.allocator import tune_cpu_allocator
 
 
 def _print_json(obj: Any) -> None:
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_cpu_allocator()
     logging.basicConfig(level=logging.WARNING if args.quiet or getattr(args, "json", False) else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from delaynir.nn.ranges import expand_ranges
+
 #: Input density (fraction of nonzero entries) above which the dense strategy is used.
 DEFAULT_SPARSE_THRESHOLD = 0.15
 
@@ -61,19 +63,16 @@ def _forward_events(ev: _Events, table2d: torch.Tensor, T: int, B: int, D: int, 
     n_ev = ev.cols.numel()
     taps = torch.arange(D, dtype=idt, device=device)
     cols_by_tap = (ev.cols[None, :] + taps[:, None] * C_in).reshape(-1)  # (D·E,)
-    src = torch.arange(T * B, dtype=idt, device=device)[:, None] - taps[None, :] * B  # (T·B, D)
+    src = (torch.arange(T * B, dtype=idt, device=device)[:, None] - taps[None, :] * B).reshape(-1)  # (T·B·D,)
     valid = src >= 0
     src = src.clamp(min=0)
-    lengths = torch.where(valid, ev.row_start[src + 1] - ev.row_start[src], 0).reshape(-1)
-    seg_offset = torch.cumsum(lengths, 0, dtype=idt) - lengths
-    seg_base = (taps[None, :] * n_ev + ev.row_start[src]).reshape(-1) - seg_offset
-    total = int(lengths.sum())
-    pos = torch.repeat_interleave(seg_base, lengths, output_size=total)
-    pos += torch.arange(total, dtype=idt, device=device)
-    bag_idx = cols_by_tap[pos]
+    start = ev.row_start.index_select(0, src)  # index_select: several times faster than x[idx] on CPU
+    lengths = torch.where(valid, ev.row_start.index_select(0, src + 1) - start, 0)
+    pos, _ = expand_ranges((taps[None, :] * n_ev).expand(T * B, D).reshape(-1) + start, lengths)
+    bag_idx = cols_by_tap.index_select(0, pos)
     per_bag = lengths.view(T * B, D).sum(1, dtype=idt)
     offsets = torch.cumsum(per_bag, 0, dtype=idt) - per_bag
-    weights = None if ev.vals is None else ev.vals.to(table2d.dtype).repeat(D)[pos]
+    weights = None if ev.vals is None else ev.vals.to(table2d.dtype).repeat(D).index_select(0, pos)
     return F.embedding_bag(bag_idx, table2d, offsets, mode="sum", per_sample_weights=weights)
 
 
@@ -81,7 +80,7 @@ def _table_grad_events(ev: _Events, gy2d: torch.Tensor, T: int, B: int, D: int, 
     """dK[k·C_in + i] = Σ over events e of channel i: x_e · gy[row_e + k·B] (rows past T are 0)."""
     idt, device = ev.index_dtype, gy2d.device
     order = torch.argsort(ev.cols, stable=True)
-    rows, cols = ev.rows[order], ev.cols[order]
+    rows, cols = ev.rows.index_select(0, order), ev.cols.index_select(0, order)
     n_ev = rows.numel()
     per_ch = torch.bincount(cols, minlength=C_in).to(idt)
     ch_start = torch.cumsum(per_ch, 0, dtype=idt) - per_ch
@@ -89,7 +88,7 @@ def _table_grad_events(ev: _Events, gy2d: torch.Tensor, T: int, B: int, D: int, 
     gy_pad = torch.cat([gy2d, gy2d.new_zeros(D * B, gy2d.shape[1])])
     idx = (rows[None, :] + taps[:, None] * B).reshape(-1)
     offsets = (taps[:, None] * n_ev + ch_start[None, :]).reshape(-1)
-    weights = None if ev.vals is None else ev.vals[order].to(gy2d.dtype).repeat(D)
+    weights = None if ev.vals is None else ev.vals.index_select(0, order).to(gy2d.dtype).repeat(D)
     return F.embedding_bag(idx, gy_pad, offsets, mode="sum", per_sample_weights=weights)
 
 

@@ -1,0 +1,80 @@
+"""Regenerate the Results section of README.md from fresh measurements.
+
+Runs ``delaynir demo --json`` (seed 0, CPU unless --device says otherwise) in a temporary
+directory and ``benchmarks/delay_layer.py --json``, then rewrites the text between the
+``<!-- results:start -->`` and ``<!-- results:end -->`` markers.
+
+    python benchmarks/readme_results.py [--device cpu] [--skip-benchmark] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _json_of(cmd: list[str]) -> dict:
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    return json.loads(out)
+
+
+def demo_table(device: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        result = _json_of([sys.executable, "-m", "delaynir", "demo", "--out", f"{tmp}/demo", "--device", device,
+                           "--json"])
+    lines = [f"`delaynir demo --device {device}` (synthetic timing task, seed 0, 20 epochs, 40 → 64 → 64 → 10):", "",
+             "| delays | validation acc. | test acc. (rounded delays) | test acc. (Gaussian kernels) |",
+             "|---|---|---|---|"]
+    for name, r in result["runs"].items():
+        gauss = "–" if r["test_accuracy_gaussian"] is None else f"{r['test_accuracy_gaussian']:.3f}"
+        lines.append(f"| {name} | {r['val_accuracy']:.3f} | {r['test_accuracy']:.3f} | {gauss} |")
+    return "\n".join(lines)
+
+
+def benchmark_table(device: str) -> str:
+    r = _json_of([sys.executable, "benchmarks/delay_layer.py", "--device", device, "--json"])
+    s = r["shape"]
+    lines = [f"`python benchmarks/delay_layer.py --device {device}` (forward + backward, batch {s['B']}, "
+             f"{s['C_in']} → {s['C_out']}, T = {s['T']}, D = {s['D']}, {s['density']:.0%} input spikes, "
+             f"median of {r['repeats']}, {r['allocator']} allocator):", "",
+             "| σ (steps) | input gradient | Dcls1d | delaynir | speed-up | peak MB Dcls1d / delaynir |",
+             "|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        lines.append(f"| {row['sigma']} ({row['sigma_steps']:g}) | {'yes' if row['input_grad'] else 'no'} | "
+                     f"{row['dcls_s'] * 1e3:.1f} ms | {row['delaynir_s'] * 1e3:.1f} ms | {row['speedup']:.1f}× | "
+                     f"{row['dcls_peak_mb']:.0f} / {row['delaynir_peak_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--skip-benchmark", action="store_true", help="only rerun the demo")
+    ap.add_argument("--dry-run", action="store_true", help="print the section instead of writing README.md")
+    args = ap.parse_args(argv)
+    parts = [f"Measured {date.today().isoformat()} on {platform.machine()} ({args.device}).", "", demo_table(args.device)]
+    if not args.skip_benchmark:
+        parts += ["", benchmark_table(args.device)]
+    section = "\n".join(parts)
+    if args.dry_run:
+        print(section)
+        return 0
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{section}\n{END}{tail}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
