@@ -89,11 +89,56 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_targets(args) -> int:
+    from delaynir.target import format_targets_table, list_targets, load_target
+
+    profiles = [load_target(args.profile)] if args.profile else list_targets()
+    if args.json:
+        _print_json([p.to_dict() for p in profiles])
+    else:
+        print(format_targets_table(profiles))
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from delaynir.compile import compile_run
+
+    report = compile_run(args.run_dir, args.target, args.out, fit=args.fit, overwrite=args.overwrite)
+    if args.json:
+        _print_json(report)
+        return 0
+    val = report["validation"]
+    print(f"compiled {args.run_dir} for {report['target']} -> {report['out']}: {report['neurons']} neurons, "
+          f"{report['synapses']} synapses, max delay {report['max_delay']} steps"
+          + (f", {report['relay_neurons']} relay neurons" if report["relay_neurons"] else ""))
+    print(f"{'layer':<10} {'synapses':>9} {'zeros removed':>14} {'w clipped':>10} {'d clipped':>10} {'max d':>6}")
+    for r in report["layers"]:
+        print(f"{r['layer']:<10} {r['synapses']:>9} {r['zero_weights_removed']:>14} {r['weights_clipped']:>10} "
+              f"{r['delays_clipped']:>10} {r['max_delay']:>6}")
+    agreement = ", ".join(f"{k} {v:.4%}" for k, v in val["spike_agreement"].items())
+    print(f"validation ({val['n']} samples): trained {val['trained_accuracy']:.4f}, compiled "
+          f"{val['compiled_accuracy']:.4f}, same prediction {val['prediction_agreement']:.4f}; "
+          f"identical spikes: {agreement}")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from delaynir.evaluate import evaluate_graph
+
+    result = evaluate_graph(args.graph, args.data, batch_size=args.batch_size)
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{args.graph} on {result['data']}: accuracy {result['accuracy']:.4f} in the reference simulator "
+              f"({result['n']} samples)")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from delaynir.demo import run_demo
 
     result = run_demo(args.out, device=args.device, epochs=args.epochs, seed=args.seed, force=args.force,
-                      progress=_progress())
+                      progress=_progress(), target=args.target)
     if args.json:
         _print_json(result)
         return 0
@@ -102,6 +147,13 @@ def cmd_demo(args) -> int:
     for name, r in result["runs"].items():
         gauss = "-" if r["test_accuracy_gaussian"] is None else f"{r['test_accuracy_gaussian']:.4f}"
         print(f"{name:<10} {r['val_accuracy']:>8.4f} {r['test_accuracy']:>19.4f} {gauss:>20}  {r['run_dir']}")
+    c = result["compiled"]
+    v = c["validation"]
+    print(f"\ncompiled for {c['target']}: {c['graph']} ({c['neurons']} neurons, {c['synapses']} synapses, "
+          f"max delay {c['max_delay']} steps)")
+    print(f"  validation: trained {v['trained_accuracy']:.4f}, compiled {v['compiled_accuracy']:.4f} "
+          f"(same prediction on {v['prediction_agreement']:.2%}); test accuracy of the compiled graph "
+          f"{c['test_accuracy']:.4f}")
     return 0
 
 
@@ -157,12 +209,35 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
+    g = sub.add_parser("targets", help="list the hardware target profiles and their limits")
+    g.add_argument("--profile", help="show one profile: a built-in name or a path to your own .toml")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=cmd_targets)
+
+    c = sub.add_parser("compile", help="compile a run into a quantised integer-delay DelayGraph for a target")
+    c.add_argument("run_dir")
+    c.add_argument("--target", required=True, help="built-in target name (see `delaynir targets`) or a .toml path")
+    c.add_argument("--out", required=True, help="DelayGraph file to write (.h5)")
+    c.add_argument("--fit", default="error", choices=["error", "clip-delays", "relay-neurons"],
+                   help="what to do with delays longer than the target allows (default: error)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_compile)
+
+    m = sub.add_parser("simulate", help="accuracy of a DelayGraph file in the reference simulator")
+    m.add_argument("graph")
+    m.add_argument("--data", required=True, help="SHD-layout .h5 file, or a directory with test.h5")
+    m.add_argument("--batch-size", type=int, default=256)
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_simulate)
+
     d = sub.add_parser("demo", help="the whole pipeline on built-in synthetic data")
     d.add_argument("--out", default="delaynir-demo", help="output directory (default: ./delaynir-demo)")
     d.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     d.add_argument("--epochs", type=int, help="override the demo's epochs per run")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--force", action="store_true", help="replace an earlier demo directory")
+    d.add_argument("--target", default="int8", help="target to compile for (default: int8)")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_demo)
     return p

@@ -23,3 +23,11 @@ class CheckpointError(DelayNIRError):
 
 class ShapeError(DelayNIRError):
     """A tensor given to a layer or model has the wrong shape."""
+
+
+class GraphFormatError(DelayNIRError):
+    """A DelayGraph file or object is malformed."""
+
+
+class TargetError(DelayNIRError):
+    """A target profile is invalid or a model does not fit a target."""

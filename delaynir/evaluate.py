@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from delaynir import runs
-from delaynir.config import load_config
+from delaynir.config import load_config, make_config
 from delaynir.data import make_loader
 from delaynir.errors import CheckpointError
 from delaynir.nn.model import DelaySNN, ModelConfig
@@ -48,3 +48,24 @@ def evaluate_run(run_dir: str | Path, data: str | Path, *, device: str = "auto",
         gaussian = evaluate_model(model, loader, dev, kernel="gaussian")
         result.update(accuracy_gaussian=gaussian["accuracy"], loss_gaussian=gaussian["loss"], sigma=payload["sigma"])
     return result
+
+
+def evaluate_graph(graph_path: str | Path, data: str | Path, *, batch_size: int = 256) -> dict[str, Any]:
+    """Accuracy of a DelayGraph file in the reference simulator, binning ``data`` as the graph's input says."""
+    from delaynir.graph_io import load_graph
+    from delaynir.simulate import simulate
+
+    graph = load_graph(graph_path)
+    path = data_file(data, "test.h5")
+    info = graph.input
+    config = make_config({"dt": float(info.get("dt", graph.dt))})
+    dataset = open_dataset(path, config, n_steps=info.get("n_steps"), pool=info.get("pool"))
+    if dataset.n_inputs != graph.n_inputs:
+        raise CheckpointError(f"{path} gives {dataset.n_inputs} inputs after pooling by {dataset.pool}; "
+                              f"the graph {graph_path} takes {graph.n_inputs}")
+    correct = total = 0
+    for x, y in make_loader(dataset, list(range(len(dataset))), batch_size=batch_size, shuffle=False):
+        correct += int((simulate(graph, x).predictions == y).sum())
+        total += len(y)
+    return {"graph": str(graph_path), "data": str(path), "n": total, "accuracy": correct / max(total, 1),
+            "target": graph.target}

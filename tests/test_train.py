@@ -125,16 +125,3 @@ def test_evaluating_on_incompatible_data_is_an_error(tiny_data, tmp_path):
                                           spread=20, n_groups=3))
     with pytest.raises(CheckpointError, match="14 inputs"):
         evaluate_run(out, other)
-
-
-def test_learned_delays_beat_the_no_delay_ablation(tmp_path):
-    """The synthetic task needs delays: a short CPU run shows it (demo settings, 8 epochs)."""
-    from delaynir.demo import DEMO_SETTINGS
-
-    generate_synthetic(tmp_path / "data", SynthConfig(seed=0))
-    acc = {}
-    for delays in ("learned", "none"):
-        summary = train(make_config(dict(DEMO_SETTINGS, epochs=8, delays=delays)), tmp_path / "data",
-                        tmp_path / delays)
-        acc[delays] = summary["best_val_accuracy"]
-    assert acc["learned"] > acc["none"] + 0.2, acc

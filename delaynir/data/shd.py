@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from delaynir.data.binning import bin_events, check_grid, n_pooled
 from delaynir.errors import ConfigError, DataFormatError
+from delaynir.h5 import open_hdf5
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +56,7 @@ CACHE_LIMIT_BYTES = 1 << 30  # cache="auto" caches when the uint8 binned set is 
 
 def open_h5(path: str | os.PathLike) -> h5py.File:
     """Open ``path`` read-only; DataFormatError if it does not exist or is not HDF5."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"{path}: no such file (expected an HDF5 spike file in the SHD layout)")
-    try:
-        if not h5py.is_hdf5(path):
-            raise DataFormatError(f"{path}: not an HDF5 file (expected the SHD layout, see docs/data-format.md)")
-        return h5py.File(path, "r")
-    except OSError as exc:
-        raise DataFormatError(f"{path}: cannot be opened as HDF5 ({exc})") from exc
+    return open_hdf5(path, DataFormatError, "an HDF5 spike file in the SHD layout, see docs/data-format.md")
 
 
 @contextmanager

@@ -92,18 +92,22 @@ class DelaySNN(nn.Module):
         self.dropouts = nn.ModuleList(TimeDropout(config.dropout) for _ in sizes[1:-1])
         self.readout = LeakyReadout(config.n_outputs, tau_steps=config.tau_steps)
         self.spike_rates: list[float] = []
+        self.record = False  #: keep each hidden layer's spikes of the last forward in ``recorded``
+        self.recorded: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
-        rates = []
+        rates, recorded = [], []
         for delay, norm, lif, drop in zip(self.delays, self.norms, self.neurons, self.dropouts):
             current = delay(h)
             T, B, C = current.shape
             current = norm(current.reshape(T * B, C)).view(T, B, C)
             spikes = lif(current)
             rates.append(float(spikes.detach().mean()))
+            if self.record:
+                recorded.append(spikes.detach())
             h = drop(spikes)
-        self.spike_rates = rates
+        self.spike_rates, self.recorded = rates, recorded
         return self.readout(self.delays[-1](h))
 
     def set_sigma(self, sigma: float) -> None:

@@ -1,0 +1,185 @@
+"""Compile a trained delay SNN into a DelayGraph for a target profile.
+
+Per delay layer, in order: round delays (d = round(p)); fold BatchNorm (eval statistics)
+into weights and biases, W' = a ⊙ W, b' = a · b + c with a = γ / √(var + ε), c = β_bn − a · μ;
+quantise weights to the target's integer grid with a per-output-neuron scale and put
+thresholds and biases on the same grid (delaynir.quantise); convert decays to the target's
+representation; drop synapses whose (quantised) weight is zero. Thresholds (and biases)
+go on the weight grid only for targets with integer thresholds (and state): the profile's
+threshold_bits (state_bits) are finite. Then delays longer than
+the target allows are handled by the fit policy:
+
+    error          (default) the model must fit: one error lists every violation;
+    clip-delays    clip to the target's maximum delay (reported, changes the model);
+    relay-neurons  chains of relay neurons (delaynir.relay; exact, costs neurons).
+
+Finally the graph is checked against every limit of the profile.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from delaynir import __version__
+from delaynir.config import load_config
+from delaynir.errors import TargetError
+from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.nn.model import DelaySNN, summed_softmax
+from delaynir.quantize import WeightGrid, on_grid, quantize_decay, quantize_weight
+from delaynir.relay import expand_relays
+from delaynir.simulate import simulate
+from delaynir.target import TargetProfile, raise_if_misfit
+
+log = logging.getLogger(__name__)
+
+FIT_POLICIES = ("error", "clip-delays", "relay-neurons")
+
+
+def layer_names(n_hidden: int) -> list[str]:
+    return [f"hidden{k + 1}" for k in range(n_hidden)] + ["output"]
+
+
+def folded_layer(model: DelaySNN, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(weight (out, in), bias (out,), integer delays (out, in)) of delay layer k, BatchNorm folded, float64."""
+    delay = model.delays[k]
+    w = delay.weight.detach().double()
+    b = delay.bias.detach().double() if delay.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+    if k < len(model.norms) and isinstance(model.norms[k], torch.nn.BatchNorm1d):
+        bn = model.norms[k]
+        a = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        c = bn.bias.detach().double() - a * bn.running_mean.double()
+        w, b = a[:, None] * w, a * b + c
+    return w, b, delay.integer_delays()
+
+
+def _grid(profile: TargetProfile) -> WeightGrid | None:
+    if not profile.quantises_weights:
+        return None
+    q_min, q_max = profile.weight_range()
+    return WeightGrid(int(q_min), int(q_max), profile.weight_step, profile.weight_scale == "per-output-channel")
+
+
+def _neuron_params(model: DelaySNN, k: int, n: int) -> tuple[str, np.ndarray, np.ndarray, str]:
+    if k < len(model.neurons):
+        lif = model.neurons[k]
+        return "lif", lif.beta.double().numpy(), lif.threshold.double().numpy(), lif.reset
+    return "li", model.readout.beta.double().numpy(), np.full(n, np.inf), "hard"
+
+
+def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error",
+                  input_info: dict[str, Any] | None = None, dt: float = 0.01,
+                  provenance: dict[str, Any] | None = None) -> tuple[DelayGraph, dict[str, Any]]:
+    """Compile ``model`` (its eval-mode, rounded-delay form) for ``profile``; returns (graph, report)."""
+    if fit not in FIT_POLICIES:
+        raise TargetError(f"unknown fit policy {fit!r}; choose one of {', '.join(FIT_POLICIES)}")
+    grid = _grid(profile)
+    names = layer_names(len(model.neurons))
+    layers, report_layers = [], []
+    source = INPUT
+    for k, name in enumerate(names):
+        w, b, d = folded_layer(model, k)
+        n_out = w.shape[0]
+        kind, beta, threshold, reset = _neuron_params(model, k, n_out)
+        clipped_w = 0
+        scale = np.ones(n_out)
+        b_np = b.numpy()
+        if grid is not None:
+            w, scale_t, clipped_w = quantize_weight(w, grid)
+            scale = scale_t.numpy()
+            if np.isfinite(profile.threshold_bits):  # integer thresholds: put θ on the weight grid
+                threshold = np.where(np.isfinite(threshold), on_grid(threshold, scale), threshold)
+            if np.isfinite(profile.state_bits):  # integer state: biases on the grid too
+                b_np = on_grid(b_np, scale)
+        w_np, d_np = w.numpy(), d.numpy()
+        post, pre = np.nonzero(w_np)
+        delays = d_np[post, pre]
+        clipped_d = 0
+        if fit == "clip-delays" and np.isfinite(profile.max_delay):
+            clipped_d = int((delays > profile.max_delay).sum())
+            delays = np.minimum(delays, int(profile.max_delay))
+        new_beta = quantize_decay(beta, profile.decay, profile.max_decay_shift)
+        proj = Projection(source, pre, post, delays, w_np[post, pre], scale)
+        layers.append(Layer(name=name, size=n_out, neuron=kind, beta=new_beta, threshold=threshold, bias=b_np,
+                            projections=[proj], reset=reset))
+        report_layers.append({
+            "layer": name, "neurons": n_out, "synapses": len(proj), "zero_weights_removed": int(w_np.size - len(proj)),
+            "weights_clipped": clipped_w, "delays_clipped": clipped_d, "max_delay": proj.max_delay,
+            "max_decay_change": float(np.max(np.abs(new_beta - beta))),
+        })
+        source = name
+    graph = DelayGraph(
+        dt=dt, n_inputs=model.config.n_inputs, layers=layers, target=profile.name, input=dict(input_info or {}),
+        quantization={"weight_bits": profile.weight_bits, "weight_step": profile.weight_step,
+                      "scale": profile.weight_scale if grid else "none", "decay": profile.decay},
+        provenance={"delaynir_version": __version__, **(provenance or {})},
+    )
+    relays = 0
+    if fit == "relay-neurons" and graph.max_delay > profile.max_delay:
+        graph, relays = expand_relays(graph, int(profile.max_delay), weight_step=profile.weight_step)
+        log.info("relay neurons: %d added for delays above %d steps", relays, int(profile.max_delay))
+    raise_if_misfit(graph, profile)
+    report = {"target": profile.name, "fit": fit, "layers": report_layers, "relay_neurons": relays,
+              "neurons": graph.n_neurons, "synapses": graph.n_synapses, "max_delay": graph.max_delay}
+    return graph, report
+
+
+@torch.no_grad()
+def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
+    """Trained model (eval, rounded delays) vs the compiled graph in the reference simulator.
+
+    Returns both accuracies, the fraction of samples with the same prediction, and per
+    hidden layer the fraction of identical (neuron, step) spike entries.
+    """
+    model.eval()
+    model.record = True
+    names = layer_names(len(model.neurons))[:-1]
+    same = dict.fromkeys(names, 0)
+    entries = dict.fromkeys(names, 0)
+    correct_model = correct_graph = agree = total = 0
+    try:
+        for x, y in loader:
+            pred_model = summed_softmax(model(x)).argmax(1)
+            result = simulate(graph, x, record=True)
+            for name, spikes in zip(names, model.recorded):
+                same[name] += int((result.spikes[name] == spikes.double()).sum())
+                entries[name] += spikes.numel()
+            correct_model += int((pred_model == y).sum())
+            correct_graph += int((result.predictions == y).sum())
+            agree += int((result.predictions == pred_model).sum())
+            total += len(y)
+    finally:
+        model.record = False
+    return {"n": total, "trained_accuracy": correct_model / max(total, 1),
+            "compiled_accuracy": correct_graph / max(total, 1), "prediction_agreement": agree / max(total, 1),
+            "spike_agreement": {n: same[n] / max(entries[n], 1) for n in names}}
+
+
+def compile_run(run_dir: str | Path, target: str, out: str | Path, *, fit: str = "error", overwrite: bool = False,
+                batch_size: int = 256) -> dict[str, Any]:
+    """Compile a run's best model for ``target`` (a built-in name or a .toml path), save the DelayGraph
+    to ``out``, and compare trained vs compiled on the run's validation split (never the test file)."""
+    from delaynir.data import make_loader, validation_split
+    from delaynir.evaluate import load_trained
+    from delaynir.graph_io import save_graph
+    from delaynir.target import load_target
+    from delaynir.train import open_dataset
+
+    model, payload = load_trained(run_dir)
+    profile = load_target(target)
+    config = load_config(None, payload["config"])
+    info = payload["data"]
+    provenance = {"source_run": str(Path(run_dir).resolve()), "config_digest": payload.get("config_digest"),
+                  "epoch": payload.get("epoch")}
+    input_info = {key: info[key] for key in ("n_channels", "pool", "n_steps", "dt") if key in info}
+    graph, report = compile_model(model, profile, fit=fit, input_info=input_info, dt=config.dt, provenance=provenance)
+    dataset = open_dataset(info["train_file"], config, n_steps=info["n_steps"], pool=info["pool"])
+    _, val_idx = validation_split(dataset, fraction=config.val_fraction, seed=config.seed)
+    report["validation"] = compare(model, graph, make_loader(dataset, val_idx, batch_size=batch_size, shuffle=False))
+    path = save_graph(graph, out, overwrite=overwrite)
+    report.update(out=str(path), run_dir=str(run_dir))
+    return report

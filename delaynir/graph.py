@@ -1,0 +1,138 @@
+"""DelayGraph: the one contract between training and everything after it.
+
+A DelayGraph is a list of neuron layers, each fed by sparse projections with integer
+delays. Time is in integer steps of ``dt`` seconds. For layer L with neurons j, per step t:
+
+    I_j[t] = b_j + Σ_{projections P into L} Σ_{synapse (i → j, d, w) in P} w · scale_P[j] · s_i^{src(P)}[t − d]
+
+then, by the layer's neuron type,
+
+    lif:      v[t] = β v[t−1] (1 − z[t−1]) + I[t]  (hard reset)   or  β v[t−1] − θ z[t−1] + I[t]  (subtract)
+              z[t] = 1 if v[t] > θ else 0
+    cubalif:  i[t] = α i[t−1] + I[t];  v, z as lif with i[t] in place of I[t]
+    li:       v[t] = β v[t−1] + I[t]  (no spikes; the readout)
+    relay:    z[t] = I[t]  (emits its input unchanged in the same step; chains of relays
+              realise delays longer than a target allows)
+
+``s^{src}`` is the network input (source ``"input"``, real-valued counts per step) or the
+output z of another layer. A projection from the layer itself or from a layer later in
+the list is recurrent and must have d ≥ 1. Layers run in list order at every step; the
+last layer is the output. Stored weights are ``weight`` (integers for quantised
+targets, stored as float64) times a per-output-neuron ``scale``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+NEURON_TYPES = ("lif", "cubalif", "li", "relay")
+RESETS = ("hard", "subtract")
+INPUT = "input"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Projection:
+    """Sparse synapses from ``source`` into a layer; all arrays have one entry per synapse.
+
+    pre: int64 index in the source; post: int64 index in the target layer; delay: int64
+    steps; weight: float64 stored value; scale: float64 (n_post,) multiplier per target
+    neuron (the effective weight of a synapse is weight · scale[post]).
+    """
+
+    source: str
+    pre: np.ndarray
+    post: np.ndarray
+    delay: np.ndarray
+    weight: np.ndarray
+    scale: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.pre = np.asarray(self.pre, dtype=np.int64)
+        self.post = np.asarray(self.post, dtype=np.int64)
+        self.delay = np.asarray(self.delay, dtype=np.int64)
+        self.weight = np.asarray(self.weight, dtype=np.float64)
+        self.scale = np.asarray(self.scale, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.pre)
+
+    def effective_weight(self) -> np.ndarray:
+        """weight · scale[post], float64 (S,)."""
+        return self.weight * self.scale[self.post]
+
+    @property
+    def max_delay(self) -> int:
+        return int(self.delay.max()) if len(self) else 0
+
+
+@dataclass
+class Layer:
+    """A population of neurons of one type with per-neuron parameters (float64 (size,))."""
+
+    name: str
+    size: int
+    neuron: str
+    beta: np.ndarray
+    threshold: np.ndarray
+    bias: np.ndarray
+    projections: list[Projection]
+    reset: str = "hard"
+    alpha: np.ndarray | None = None  #: synaptic current decay, cubalif only
+
+    def __post_init__(self) -> None:
+        self.beta = np.asarray(self.beta, dtype=np.float64)
+        self.threshold = np.asarray(self.threshold, dtype=np.float64)
+        self.bias = np.asarray(self.bias, dtype=np.float64)
+        if self.alpha is not None:
+            self.alpha = np.asarray(self.alpha, dtype=np.float64)
+
+    @property
+    def n_synapses(self) -> int:
+        return sum(len(p) for p in self.projections)
+
+
+@dataclass
+class DelayGraph:
+    """Layers in execution order (the last one is the output), dt in seconds, and metadata.
+
+    input: how frames are made from events (n_channels, pool, n_steps, dt, encoding).
+    quantization: what compile did (weight bits, scheme, scales are in the projections).
+    provenance: delaynir version, source run, config digest, creation time.
+    """
+
+    dt: float
+    n_inputs: int
+    layers: list[Layer]
+    target: str = "float"
+    input: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def source_size(self, source: str) -> int:
+        return self.n_inputs if source == INPUT else self.layer(source).size
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].size
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(layer.size for layer in self.layers)
+
+    @property
+    def n_synapses(self) -> int:
+        return sum(layer.n_synapses for layer in self.layers)
+
+    @property
+    def max_delay(self) -> int:
+        return max((p.max_delay for layer in self.layers for p in layer.projections), default=0)

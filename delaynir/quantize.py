@@ -1,0 +1,84 @@
+"""Weight and decay quantisation: the one definition shared by compile and fine-tuning.
+
+Weights, symmetric with one float scale per output neuron (or per layer):
+
+    scale_j = max_i |W_ji| / q_max,    W_int = clip(step · round(W / (scale_j · step)), q_min, q_max)
+
+with the target's integer grid q_min … q_max in multiples of ``step`` (q_max the largest
+representable positive multiple). Deployed weight = W_int · scale_j. Thresholds and
+biases are put on the same grid (θ → scale_j · round(θ / scale_j)) so that, with integer
+inputs, membranes stay integer multiples of the scale.
+
+Decays: ``fixed12``: β → 1 − round(4096 (1 − β)) / 4096;  ``bitshift``: β → 1 − 2^−k with
+k = round(−log2(1 − β)) clipped to 0 … max_shift;  ``float``: unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class WeightGrid:
+    """Representable integer weights: multiples of ``step`` in [q_min, q_max] (a target's weight_range())."""
+
+    q_min: int
+    q_max: int
+    step: int = 1
+    per_output_channel: bool = True
+
+
+def weight_scale(weight: torch.Tensor, grid: WeightGrid) -> torch.Tensor:
+    """Per-output-neuron scale (out,) for a (out, in) weight; all-zero rows get scale 1."""
+    if grid.per_output_channel:
+        peak = weight.detach().abs().amax(dim=1)
+    else:
+        peak = weight.detach().abs().max().expand(weight.shape[0])
+    scale = peak / grid.q_max
+    return torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
+def quantize_weight(weight: torch.Tensor, grid: WeightGrid) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(W_int as float tensor (out, in), scale (out,), number of clipped weights)."""
+    scale = weight_scale(weight, grid)
+    q = torch.round(weight / (scale[:, None] * grid.step)) * grid.step
+    clipped = int(((q < grid.q_min) | (q > grid.q_max)).sum())
+    return q.clamp(grid.q_min, grid.q_max), scale, clipped
+
+
+class _FakeQuantize(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, weight, grid):
+        q, scale, _ = quantize_weight(weight, grid)
+        return q * scale[:, None]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None  # straight-through estimator
+
+
+def fake_quantize(weight: torch.Tensor, grid: WeightGrid) -> torch.Tensor:
+    """W_int · scale in the forward pass, identity gradient (for quantisation-aware training)."""
+    return _FakeQuantize.apply(weight, grid)
+
+
+def on_grid(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """scale · round(values / scale): thresholds and biases on the weight grid."""
+    return scale * np.round(values / scale)
+
+
+def quantize_decay(beta: np.ndarray, kind: str, max_shift: int = 15) -> np.ndarray:
+    """β in the target's decay representation (see module docstring); float64."""
+    beta = np.asarray(beta, dtype=np.float64)
+    if kind == "float":
+        return beta.copy()
+    if kind == "fixed12":
+        return 1.0 - np.round(4096 * (1.0 - beta)) / 4096
+    if kind == "bitshift":
+        with np.errstate(divide="ignore"):
+            k = np.round(-np.log2(np.clip(1.0 - beta, 2.0**-max_shift, 1.0)))
+        return 1.0 - 2.0 ** -np.clip(k, 0, max_shift)
+    raise ValueError(f"unknown decay representation {kind!r}")
