@@ -75,6 +75,19 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_finetune(args) -> int:
+    from delaynir.train import finetune
+
+    summary = finetune(args.run_dir, args.target, args.out, epochs=args.epochs, lr=args.lr, progress=_progress())
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"fine-tuned {args.run_dir} for {args.target} into {summary['run_dir']}: best validation accuracy "
+              f"{summary['best_val_accuracy']:.4f} with quantised weights and rounded delays; compile it with "
+              f"`delaynir compile {summary['run_dir']} --target {args.target} --out FILE`")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from delaynir.evaluate import evaluate_run
 
@@ -200,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_train)
+
+    f = sub.add_parser("finetune", help="quantisation-aware fine-tuning of a run for a target (new run directory)")
+    f.add_argument("run_dir")
+    f.add_argument("--target", required=True, help="built-in target name or a .toml path")
+    f.add_argument("--epochs", type=int, default=5)
+    f.add_argument("--lr", type=float, help="learning rate (default: the run's / 10)")
+    f.add_argument("--out", help="new run directory (default: RUN_DIR-finetune-TARGET)")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=cmd_finetune)
 
     e = sub.add_parser("evaluate", help="accuracy of a run with rounded delays (and Gaussian kernels)")
     e.add_argument("run_dir")

@@ -30,7 +30,7 @@ from delaynir.config import load_config
 from delaynir.errors import TargetError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
 from delaynir.nn.model import DelaySNN, summed_softmax
-from delaynir.quantize import WeightGrid, on_grid, quantize_decay, quantize_weight
+from delaynir.quantize import grid_for, on_grid, quantize_decay, quantize_weight
 from delaynir.relay import expand_relays
 from delaynir.simulate import simulate
 from delaynir.target import TargetProfile, raise_if_misfit
@@ -57,13 +57,6 @@ def folded_layer(model: DelaySNN, k: int) -> tuple[torch.Tensor, torch.Tensor, t
     return w, b, delay.integer_delays()
 
 
-def _grid(profile: TargetProfile) -> WeightGrid | None:
-    if not profile.quantises_weights:
-        return None
-    q_min, q_max = profile.weight_range()
-    return WeightGrid(int(q_min), int(q_max), profile.weight_step, profile.weight_scale == "per-output-channel")
-
-
 def _neuron_params(model: DelaySNN, k: int, n: int) -> tuple[str, np.ndarray, np.ndarray, str]:
     if k < len(model.neurons):
         lif = model.neurons[k]
@@ -77,7 +70,7 @@ def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error"
     """Compile ``model`` (its eval-mode, rounded-delay form) for ``profile``; returns (graph, report)."""
     if fit not in FIT_POLICIES:
         raise TargetError(f"unknown fit policy {fit!r}; choose one of {', '.join(FIT_POLICIES)}")
-    grid = _grid(profile)
+    grid = grid_for(profile)
     names = layer_names(len(model.neurons))
     layers, report_layers = [], []
     source = INPUT

@@ -51,6 +51,9 @@ class TrainConfig:
     sigma_init: float = 0.0  #: Gaussian width at the start, steps; 0 = max_delay / 2
     sigma_final: float = 0.5  #: width after the annealing phase, steps
     sigma_fraction: float = 0.25  #: fraction of training over which σ anneals (geometrically)
+    # quantisation-aware fine-tuning (set by `delaynir finetune`)
+    init_from: str = ""  #: start from the weights of this model.pt
+    quantize_target: str = ""  #: fake-quantise weights for this target; rounded delays, frozen BatchNorm
     # run
     seed: int = 0
     device: str = "auto"  #: auto | cpu | cuda

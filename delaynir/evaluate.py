@@ -11,14 +11,14 @@ from delaynir.config import load_config, make_config
 from delaynir.data import make_loader
 from delaynir.errors import CheckpointError
 from delaynir.nn.model import DelaySNN, ModelConfig
-from delaynir.train import evaluate_model, open_dataset, resolve_device, data_file
+from delaynir.train import data_file, evaluate_model, open_dataset, prepare_model, resolve_device
 
 
 def load_trained(run_dir: str | Path) -> tuple[DelaySNN, dict[str, Any]]:
     """The best-validation model of a run directory (eval mode, CPU) and its ``model.pt`` payload."""
     payload = runs.load_pt(Path(run_dir) / runs.MODEL)
     try:
-        model = DelaySNN(ModelConfig(**payload["model_config"]))
+        model = prepare_model(DelaySNN(ModelConfig(**payload["model_config"])), load_config(None, payload["config"]))
         model.load_state_dict(payload["model"])
     except (KeyError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{run_dir}/{runs.MODEL} does not match this delaynir version's model: {exc}") from None
@@ -44,7 +44,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path, *, device: str = "auto",
     rounded = evaluate_model(model, loader, dev, kernel="rounded")
     result = {"run_dir": str(run_dir), "data": str(path), "n": rounded["n"], "delays": config.delays,
               "accuracy": rounded["accuracy"], "loss": rounded["loss"], "spike_rates": rounded["spike_rates"]}
-    if config.delays == "learned":
+    if config.delays == "learned" and not config.quantize_target:
         gaussian = evaluate_model(model, loader, dev, kernel="gaussian")
         result.update(accuracy_gaussian=gaussian["accuracy"], loss_gaussian=gaussian["loss"], sigma=payload["sigma"])
     return result

@@ -31,6 +31,14 @@ class WeightGrid:
     per_output_channel: bool = True
 
 
+def grid_for(profile) -> WeightGrid | None:
+    """The weight grid of a target profile (delaynir.target.TargetProfile); None for float weights."""
+    if not profile.quantises_weights:
+        return None
+    q_min, q_max = profile.weight_range()
+    return WeightGrid(int(q_min), int(q_max), profile.weight_step, profile.weight_scale == "per-output-channel")
+
+
 def weight_scale(weight: torch.Tensor, grid: WeightGrid) -> torch.Tensor:
     """Per-output-neuron scale (out,) for a (out, in) weight; all-zero rows get scale 1."""
     if grid.per_output_channel:

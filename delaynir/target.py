@@ -699,11 +699,14 @@ def _check_delays(graph: DelayGraph, layer: Layer, projection: Projection,
                 f"delays, but {name} has no programmable delays"
                 + (" (a recurrent synapse may only carry the 1 step of the recurrence)" if recurrent
                    else " (all feed-forward delays must be 0)"))
+        fix = ("Compile with `--fit clip-delays` (clips them, changes the model) or `--fit relay-neurons` "
+               "(realises them with chains of relay neurons, costs neurons)" if profile.max_delay >= 1 else
+               "Relay neurons need at least one step of programmable delay per hop, which this target lacks: "
+               "train without delays (`--delays none`) or choose a target with delays")
         out.append(FitViolation(
             layer.name, "max_delay", largest, allowed,
             f"{_where(layer, projection)}: {n_over} of {len(projection)} synapses have {what}; largest delay "
-            f"{largest} steps, {largest - allowed} too many. Compile with `--fit clip-delays` (clips them, "
-            f"changes the model) or `--fit relay-neurons` (realises them with chains of relay neurons, costs neurons)",
+            f"{largest} steps, {largest - allowed} too many. {fix}",
             projection=projection.source, count=n_over))
     if not profile.per_synapse_delays and profile.max_delay > 0:
         pre = projection.pre

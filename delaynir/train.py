@@ -91,10 +91,27 @@ def build_model(config: TrainConfig, n_inputs: int, n_outputs: int) -> DelaySNN:
     return DelaySNN(mc)
 
 
+def prepare_model(model: DelaySNN, config: TrainConfig) -> DelaySNN:
+    """Apply the fine-tuning settings of ``config`` to a freshly built model (before loading a state)."""
+    if config.quantize_target:
+        from delaynir.quantize import grid_for
+        from delaynir.target import load_target
+
+        model.quantize_weights_as(grid_for(load_target(config.quantize_target)))
+    return model
+
+
 def _build_state(config: TrainConfig, n_inputs: int, n_outputs: int, steps_per_epoch: int,
                  device: torch.device) -> _State:
-    model = build_model(config, n_inputs, n_outputs).to(device)
+    model = prepare_model(build_model(config, n_inputs, n_outputs), config)
+    if config.init_from:
+        model.load_state_dict(runs.load_pt(config.init_from)["model"])
+    model.to(device)
     weights, positions = model.parameter_groups()
+    if config.quantize_target:  # delays stay at their rounded values
+        for p in positions:
+            p.requires_grad_(False)
+        positions = []
     groups = [{"params": weights, "lr": config.lr, "weight_decay": config.weight_decay}]
     if positions:
         groups.append({"params": positions, "lr": config.lr * config.position_lr_factor, "weight_decay": 0.0})
@@ -120,6 +137,7 @@ def _autocast(device: torch.device, enabled: bool):
 def evaluate_model(model: DelaySNN, loader, device: torch.device, *, kernel: str = "rounded") -> dict[str, float]:
     """Accuracy and loss of ``model`` in eval mode with ``rounded`` (deployed) or ``gaussian`` kernels."""
     model.eval()
+    kernels = [layer.kernel for layer in model.delays]
     model.set_kernel(kernel)
     correct = total = 0
     loss_sum = 0.0
@@ -133,7 +151,8 @@ def evaluate_model(model: DelaySNN, loader, device: torch.device, *, kernel: str
             total += len(y)
             rates.append(model.spike_rates)
     finally:
-        model.set_kernel("auto")
+        for layer, previous in zip(model.delays, kernels):
+            layer.kernel = previous
     mean_rates = [sum(r[i] for r in rates) / len(rates) for i in range(len(rates[0]))] if rates else []
     return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total,
             "spike_rates": mean_rates}
@@ -259,3 +278,22 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
     return {"run_dir": str(out), "epochs": config.epochs, "best_epoch": best.get("epoch"),
             "best_val_accuracy": state.best_val, "final": metrics[-1] if metrics else None,
             "delays": config.delays, "device": str(device)}
+
+
+def finetune(run_dir: str | Path, target: str, out: str | Path | None = None, *, epochs: int = 5,
+             lr: float | None = None, progress: bool = False) -> dict[str, Any]:
+    """Quantisation-aware fine-tuning of a run's best model for ``target`` into a new run directory.
+
+    Trains with rounded delays, frozen BatchNorm statistics and weights fake-quantised
+    exactly as ``compile`` will quantise them (straight-through gradients), on the same
+    data, split and settings as the source run; learning rate 1/10 of the source's by default.
+    """
+    from delaynir.target import load_target
+
+    profile = load_target(target)
+    source = runs.load_pt(Path(run_dir) / runs.MODEL)
+    values = dict(source["config"], epochs=epochs, init_from=str(Path(run_dir).resolve() / runs.MODEL),
+                  quantize_target=str(profile.path) if Path(target).suffix == ".toml" else profile.name,
+                  lr=lr if lr is not None else source["config"]["lr"] / 10, lr_schedule="cosine")
+    out = Path(out) if out else Path(f"{run_dir}-finetune-{profile.name}")
+    return train(load_config(None, values), source["data"]["train_file"], out, progress=progress)

@@ -151,3 +151,20 @@ def test_cli_targets_and_compile(run, tmp_path, capsys):
     assert main(["compile", str(run), "--target", "nonesuch", "--out", str(tmp_path / "x.h5")]) == 2
     assert "built-in targets" in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_finetuning_makes_the_model_compute_what_the_compiled_graph_computes(run, data, tmp_path, capsys):
+    from delaynir.train import finetune
+
+    out = tmp_path / "ft"
+    summary = finetune(run, "int8", out, epochs=1)
+    assert summary["epochs"] == 1
+    model, payload = load_trained(out)
+    assert payload["config"]["quantize_target"] == "int8"
+    assert all(layer.kernel == "rounded" and layer.weight_transform is not None for layer in model.delays)
+    graph, _ = compile_model(model, load_target("int8"))
+    result = compare(model, graph, _test_batches(data))
+    assert result["prediction_agreement"] == 1.0
+    assert all(v >= 0.9999 for v in result["spike_agreement"].values()), result["spike_agreement"]
+    assert main(["finetune", str(run), "--target", "int8", "--epochs", "1", "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err

@@ -320,6 +320,7 @@ def test_recurrent_delays_count_the_recurrence_step():
     (v,) = by_limit(check_fit(DelayGraph(dt=0.01, n_inputs=2, layers=[rec]), xylo), "max_delay")
     assert (v.projection, v.count, v.found, v.allowed) == ("input", 1, 1, 0)
     assert "no programmable delays" in v.message
+    assert "--fit relay-neurons" not in v.message  # relays need a delay per hop: not offered here
 
 
 def test_per_synapse_delays_on_a_target_without_them():

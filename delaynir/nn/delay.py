@@ -17,6 +17,7 @@ not trained) and ``none`` (all delays 0: a plain linear layer, the ablation).
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -111,6 +112,8 @@ class DelayLinear(nn.Module):
         bound = 1.0 / math.sqrt(in_features)
         self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound, generator=generator))
         self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound, generator=generator)) if bias else None
+        #: optional map applied to the weight in every forward pass (fake quantisation)
+        self.weight_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
         if delays == "learned":
             p = torch.rand(out_features, in_features, generator=generator) * (max_delay - 1)
             self.positions = nn.Parameter(p)
@@ -140,9 +143,13 @@ class DelayLinear(nn.Module):
             return False
         return self.kernel == "gaussian" or self.training
 
+    def effective_weight(self) -> torch.Tensor:
+        """The weight the forward pass uses: ``weight_transform(weight)`` when a transform is set."""
+        return self.weight if self.weight_transform is None else self.weight_transform(self.weight)
+
     def tap_table(self) -> torch.Tensor:
         """The (D, C_in, C_out) table T[k, i, j] = w[j, i] · g[k, j, i] used by ``delayed_sum``."""
-        wT = self.weight.t()
+        wT = self.effective_weight().t()
         if self.uses_gaussian():
             return _GaussianTable.apply(wT.contiguous(), self.positions.t().contiguous(), self.sigma, self.max_delay)
         table = wT.new_zeros(self.max_delay, self.in_features, self.out_features)
@@ -155,7 +162,7 @@ class DelayLinear(nn.Module):
                 f"(T, B, {self.in_features}); got {tuple(x.shape)}"
             )
         if self.mode == "none":
-            y = x @ self.weight.t()
+            y = x @ self.effective_weight().t()
         else:
             y = delayed_sum(x.to(self.weight.dtype), self.tap_table(), sparse_threshold=self.sparse_threshold)
         return y if self.bias is None else y + self.bias

@@ -17,6 +17,7 @@ from torch import nn
 from delaynir.errors import ConfigError
 from delaynir.nn.delay import DELAY_MODES, DelayLinear
 from delaynir.nn.neurons import LIF, RESETS, LeakyReadout
+from delaynir.quantize import WeightGrid, fake_quantize
 
 
 @dataclass
@@ -92,6 +93,7 @@ class DelaySNN(nn.Module):
         self.dropouts = nn.ModuleList(TimeDropout(config.dropout) for _ in sizes[1:-1])
         self.readout = LeakyReadout(config.n_outputs, tau_steps=config.tau_steps)
         self.spike_rates: list[float] = []
+        self.frozen_batchnorm = False
         self.record = False  #: keep each hidden layer's spikes of the last forward in ``recorded``
         self.recorded: list[torch.Tensor] = []
 
@@ -125,11 +127,46 @@ class DelaySNN(nn.Module):
         for layer in self.delays:
             layer.kernel = kernel
 
+    def train(self, mode: bool = True) -> "DelaySNN":
+        super().train(mode)
+        if self.frozen_batchnorm:
+            self.norms.eval()  # running statistics stay as they are (quantisation-aware fine-tuning)
+        return self
+
+    def quantize_weights_as(self, grid: "WeightGrid | None") -> None:
+        """Fake-quantise every layer's weight as compile will (after folding BatchNorm), or stop (None).
+
+        Layer k uses W ↦ fake_quantize(a ⊙ W) / a with a = γ / √(var + ε) of its BatchNorm
+        (a = 1 without), so the forward pass computes what the compiled graph computes. Also
+        freezes BatchNorm statistics and switches to rounded delays while set.
+        """
+        self.frozen_batchnorm = grid is not None
+        self.set_kernel("rounded" if grid is not None else "auto")
+        for k, layer in enumerate(self.delays):
+            norm = self.norms[k] if k < len(self.norms) else None
+            layer.weight_transform = None if grid is None else _FoldedFakeQuantize(grid, norm)
+        self.train(self.training)
+
     def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(weights and everything else, delay positions): positions get their own learning rate."""
         positions = [layer.positions for layer in self.delays if isinstance(layer.positions, nn.Parameter)]
         ids = {id(p) for p in positions}
         return [p for p in self.parameters() if id(p) not in ids], positions
+
+
+class _FoldedFakeQuantize:
+    """W ↦ fake_quantize(a ⊙ W) / a, a the per-neuron BatchNorm gain (1 without BatchNorm)."""
+
+    def __init__(self, grid: WeightGrid, norm: nn.Module | None):
+        self.grid = grid
+        self.norm = norm if isinstance(norm, nn.BatchNorm1d) else None
+
+    def __call__(self, weight: torch.Tensor) -> torch.Tensor:
+        if self.norm is None:
+            return fake_quantize(weight, self.grid)
+        gain = (self.norm.weight / torch.sqrt(self.norm.running_var + self.norm.eps)).detach()
+        safe = torch.where(gain.abs() > 1e-12, gain, torch.ones_like(gain))[:, None]
+        return fake_quantize(weight * safe, self.grid) / safe
 
 
 def summed_softmax(readout: torch.Tensor) -> torch.Tensor:
