@@ -1,8 +1,8 @@
 """Regenerate the Results section of README.md from fresh measurements.
 
 Runs ``delaynir demo --json`` (seed 0, CPU unless --device says otherwise) in a temporary
-directory and ``benchmarks/delay_layer.py --json``, then rewrites the text between the
-``<!-- results:start -->`` and ``<!-- results:end -->`` markers.
+directory, ``benchmarks/delay_layer.py --json`` and ``benchmarks/simulate.py --json``, then
+rewrites the text between the ``<!-- results:start -->`` and ``<!-- results:end -->`` markers.
 
     python benchmarks/readme_results.py [--device cpu] [--skip-benchmark] [--dry-run]
 """
@@ -37,6 +37,14 @@ def demo_table(device: str) -> str:
     for name, r in result["runs"].items():
         gauss = "–" if r["test_accuracy_gaussian"] is None else f"{r['test_accuracy_gaussian']:.3f}"
         lines.append(f"| {name} | {r['val_accuracy']:.3f} | {r['test_accuracy']:.3f} | {gauss} |")
+    c = result["compiled"]
+    v = c["validation"]
+    spikes = ", ".join(f"{k} {x:.2%}" for k, x in v["spike_agreement"].items())
+    lines += ["", f"Compiled for `{c['target']}` ({c['neurons']} neurons, {c['synapses']} synapses, delays up to "
+              f"{c['max_delay']} steps) and run in the reference simulator: validation accuracy "
+              f"{v['trained_accuracy']:.3f} trained → {v['compiled_accuracy']:.3f} compiled (same prediction on "
+              f"{v['prediction_agreement']:.1%} of samples; identical spikes: {spikes}); test accuracy of the "
+              f"compiled graph {c['test_accuracy']:.3f}."]
     return "\n".join(lines)
 
 
@@ -55,6 +63,16 @@ def benchmark_table(device: str) -> str:
     return "\n".join(lines)
 
 
+def simulator_table() -> str:
+    r = _json_of([sys.executable, "benchmarks/simulate.py", "--json"])
+    return (f"`python benchmarks/simulate.py` ({r['network']}, {r['density']:.0%} connection density, D = {r['D']}, "
+            f"T = {r['T']}, batch {r['batch']}, median of {r['repeats']}): reference simulator "
+            f"{r['simulator_s'] * 1e3:.1f} ms; trained model in eval mode {r['model_eval_s'] * 1e3:.1f} ms with the "
+            f"event-driven delay layer ({r['speedup']:.1f}× slower than the simulator) and "
+            f"{r['dense_model_eval_s'] * 1e3:.1f} ms with the dense strategy ({r['speedup_vs_dense']:.1f}×); "
+            f"same predictions: {r['same_predictions']}.")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -63,7 +81,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     parts = [f"Measured {date.today().isoformat()} on {platform.machine()} ({args.device}).", "", demo_table(args.device)]
     if not args.skip_benchmark:
-        parts += ["", benchmark_table(args.device)]
+        parts += ["", benchmark_table(args.device), "", simulator_table()]
     section = "\n".join(parts)
     if args.dry_run:
         print(section)
