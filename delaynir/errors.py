@@ -31,3 +31,11 @@ class GraphFormatError(DelayNIRError):
 
 class TargetError(DelayNIRError):
     """A target profile is invalid or a model does not fit a target."""
+
+
+class ExportError(DelayNIRError):
+    """An exported file is malformed, mismatched or cannot be written."""
+
+
+class NIRImportError(DelayNIRError):
+    """A NIR graph uses nodes or parameters delaynir cannot import."""

@@ -1,0 +1,426 @@
+"""DelayGraph ⇄ NIR, with per-synapse delays as standard nir.Delay nodes.
+
+Export (docs/nir-export.md has the diagram). For each projection P of a layer L, with U
+the distinct (pre, delay) pairs of its synapses:
+
+    source ──► L.pK.select  nir.Linear (|U| × n_source, one 1 per row: fan-out of each used pre)
+           ──► L.pK.delay   nir.Delay  (|U|,  delay of pair u in seconds = steps · dt)
+           ──► L.pK.weight  nir.Linear (n_L × |U|, the stored weights)
+           ──► L.scaleG     nir.Affine (diag(scale_G), bias on G = 0)   one per distinct scale vector
+           ──► L            nir.LIF | nir.CubaLIF | nir.LI | nir.Scale(1) (relay)
+
+A projection without delays skips select and delay (source ──► L.pK.weight, n_L × n_source).
+Sizes grow with |U| · (n_source + n_L), never with pre × post × D. Neurons use the forward-
+Euler map of DESIGN.md: β = 1 − dt/τ with r = τ/dt (so r·dt/τ = 1), v_leak = 0, v_reset = 0;
+CubaLIF likewise with α = 1 − dt/τ_syn, w_in = τ_syn/dt; a layer with β = 1 is nir.IF
+(r = 1/dt). A projection from the layer itself or a later layer closes a cycle, and an
+executor that follows nirtorch reads a cycle's back edge one step late: such projections are
+exported with delay (d − 1)·dt. NIR has no subtractive reset: such graphs are refused.
+
+dt, the discretisation, the layer list and the exact DelayGraph parameters are stored in the
+graph's metadata, so our own files import to an identical DelayGraph. Files from other
+tools are imported generically (``dt`` from the caller): Input, Output, Affine, Linear,
+Scale, Delay, LIF, CubaLIF, IF and LI (as the output) nodes, recurrent loops included;
+anything else is an error naming the node.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import nir
+import numpy as np
+
+from delaynir.errors import ExportError, NIRImportError
+from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.graph_io import validate_graph
+from delaynir.runs import atomic_path
+
+log = logging.getLogger(__name__)
+
+META_KEY = "delaynir"
+FORMAT_VERSION = 1
+DISCRETISATION = "forward Euler: beta = 1 - dt/tau, input scale r*dt/tau; alpha = 1 - dt/tau_syn"
+NEURON_NODES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI)
+LINEAR_NODES = (nir.Affine, nir.Linear, nir.Scale, nir.Delay)
+
+
+# ------------------------------------------------------------------------------------------- export
+
+
+def _node_name(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def _neuron_node(layer: Layer, dt: float) -> nir.NIRNode:
+    n = layer.size
+    zeros = np.zeros(n)
+    if layer.neuron == "relay":
+        return nir.Scale(scale=np.ones(n))
+    if layer.neuron != "li" and layer.reset != "hard":
+        raise ExportError(f"layer {layer.name!r} uses the subtract reset, which NIR's LIF (reset to v_reset) cannot "
+                          "express; retrain with reset = \"hard\" to export to NIR")
+    leak = 1.0 - layer.beta
+    if np.any(leak <= 0) and not np.all(leak == 0):
+        raise ExportError(f"layer {layer.name!r} mixes neurons with and without leak (β = 1); NIR needs one node type")
+    if layer.neuron == "li":
+        if np.all(leak == 0):
+            return nir.I(r=np.full(n, 1.0 / dt))
+        return nir.LI(tau=dt / leak, r=1.0 / leak, v_leak=zeros)
+    if np.all(leak == 0):
+        if layer.neuron == "cubalif":
+            raise ExportError(f"layer {layer.name!r}: a CubaLIF without membrane leak has no NIR form")
+        return nir.IF(r=np.full(n, 1.0 / dt), v_threshold=layer.threshold, v_reset=zeros)
+    if layer.neuron == "cubalif":
+        syn_leak = 1.0 - layer.alpha
+        return nir.CubaLIF(tau_syn=dt / syn_leak, tau_mem=dt / leak, r=1.0 / leak, v_leak=zeros,
+                           v_threshold=layer.threshold, v_reset=zeros, w_in=1.0 / syn_leak)
+    return nir.LIF(tau=dt / leak, r=1.0 / leak, v_leak=zeros, v_threshold=layer.threshold, v_reset=zeros)
+
+
+def _scale_groups(layer: Layer) -> list[tuple[np.ndarray, list[int]]]:
+    groups: list[tuple[np.ndarray, list[int]]] = []
+    for k, proj in enumerate(layer.projections):
+        for scale, members in groups:
+            if np.array_equal(scale, proj.scale):
+                members.append(k)
+                break
+        else:
+            groups.append((proj.scale, [k]))
+    return groups
+
+
+def to_nir(graph: DelayGraph) -> nir.NIRGraph:
+    """The NIR graph of ``graph`` (see the module docstring for the expansion)."""
+    problems = validate_graph(graph)
+    if problems:
+        raise ExportError("cannot export an invalid DelayGraph:\n  " + "\n  ".join(problems))
+    dt = graph.dt
+    order = {INPUT: -1, **{layer.name: k for k, layer in enumerate(graph.layers)}}
+    names = {INPUT: "input", **{layer.name: _node_name(layer.name) for layer in graph.layers}}
+    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array([graph.n_inputs])})}
+    edges: list[tuple[str, str]] = []
+    for layer in graph.layers:
+        me = names[layer.name]
+        nodes[me] = _neuron_node(layer, dt)
+        for g, (scale, members) in enumerate(_scale_groups(layer)):
+            scale_node = f"{me}.scale{g}"
+            bias = layer.bias if g == 0 else np.zeros(layer.size)
+            nodes[scale_node] = nir.Affine(weight=np.diag(scale), bias=bias.copy())
+            edges.append((scale_node, me))
+            for k in members:
+                proj = layer.projections[k]
+                if not len(proj):
+                    continue
+                src, n_src = names[proj.source], graph.source_size(proj.source)
+                delay = proj.delay - (1 if order[proj.source] >= order[layer.name] else 0)
+                prefix = f"{me}.p{k}"
+                if not delay.any():
+                    weight = np.zeros((layer.size, n_src))
+                    np.add.at(weight, (proj.post, proj.pre), proj.weight)
+                    nodes[f"{prefix}.weight"] = nir.Linear(weight=weight)
+                    edges += [(src, f"{prefix}.weight"), (f"{prefix}.weight", scale_node)]
+                    continue
+                pairs, column = np.unique(np.stack([proj.pre, delay]), axis=1, return_inverse=True)
+                select = np.zeros((pairs.shape[1], n_src))
+                select[np.arange(pairs.shape[1]), pairs[0]] = 1.0
+                weight = np.zeros((layer.size, pairs.shape[1]))
+                np.add.at(weight, (proj.post, column.ravel()), proj.weight)
+                nodes[f"{prefix}.select"] = nir.Linear(weight=select)
+                nodes[f"{prefix}.delay"] = nir.Delay(delay=pairs[1] * dt)
+                nodes[f"{prefix}.weight"] = nir.Linear(weight=weight)
+                edges += [(src, f"{prefix}.select"), (f"{prefix}.select", f"{prefix}.delay"),
+                          (f"{prefix}.delay", f"{prefix}.weight"), (f"{prefix}.weight", scale_node)]
+    out = names[graph.layers[-1].name]
+    nodes["output"] = nir.Output(output_type={"output": np.array([graph.n_outputs])})
+    edges.append((out, "output"))
+    meta = {"format_version": FORMAT_VERSION, "dt": dt, "discretisation": DISCRETISATION,
+            "cycle_delay_steps": 1, "target": graph.target, "input": graph.input,
+            "quantization": graph.quantization, "provenance": graph.provenance,
+            "layers": [_layer_meta(layer, names) for layer in graph.layers]}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META_KEY: json.dumps(meta), "dt": dt})
+
+
+def _layer_meta(layer: Layer, names: dict[str, str]) -> dict[str, Any]:
+    """Exact parameters, so that our importer restores them bit for bit (JSON floats round-trip)."""
+    meta = {"name": layer.name, "node": names[layer.name], "neuron": layer.neuron, "reset": layer.reset,
+            "size": layer.size, "beta": layer.beta.tolist(), "threshold": [_json_float(v) for v in layer.threshold],
+            "bias": layer.bias.tolist(),
+            "projections": [{"source": p.source, "n": len(p)} for p in layer.projections]}
+    if layer.alpha is not None:
+        meta["alpha"] = layer.alpha.tolist()
+    return meta
+
+
+def _json_float(value: float) -> float | str:
+    return "inf" if np.isinf(value) else float(value)
+
+
+def export_nir(graph: DelayGraph, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``graph`` as a NIR file (checked with nir.read(type_check=True) and validate_structure)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ExportError(f"{path} already exists; pass --overwrite to replace it")
+    ngraph = to_nir(graph)
+    with atomic_path(path) as tmp:
+        nir.write(tmp, ngraph)
+        check = nir.read(tmp, type_check=True)
+        check.validate_structure()
+    log.info("wrote %s: %d NIR nodes, %d edges", path, len(ngraph.nodes), len(ngraph.edges))
+    return path
+
+
+# ------------------------------------------------------------------------------------------- import
+
+
+def read_nir(path: str | Path) -> nir.NIRGraph:
+    path = Path(path)
+    if not path.is_file():
+        raise NIRImportError(f"{path}: no such file (expected a NIR file written by nir.write)")
+    try:
+        return nir.read(path)
+    except Exception as exc:  # nir raises many types for files that are not NIR
+        raise NIRImportError(f"{path}: cannot be read as NIR ({type(exc).__name__}: {exc})") from None
+
+
+def from_nir(graph: nir.NIRGraph | str | Path, *, dt: float | None = None) -> DelayGraph:
+    """A DelayGraph from a NIR graph (or file). Our own files carry dt; others need ``dt`` (seconds)."""
+    ngraph = read_nir(graph) if isinstance(graph, (str, Path)) else graph
+    meta = _metadata(ngraph)
+    if meta is not None:
+        return _import_own(ngraph, meta)
+    if dt is None:
+        raise NIRImportError("this NIR graph carries no time step; pass dt (seconds), e.g. --dt 0.001")
+    return _import_general(ngraph, dt)
+
+
+def _metadata(ngraph: nir.NIRGraph) -> dict[str, Any] | None:
+    raw = ngraph.metadata.get(META_KEY) if isinstance(ngraph.metadata, dict) else None
+    if raw is None:
+        return None
+    meta = json.loads(raw if isinstance(raw, str) else raw.decode())
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise NIRImportError(f"this NIR file was written by a newer delaynir (format {meta['format_version']}); "
+                             "upgrade delaynir")
+    return meta
+
+
+def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
+    """Restore the exact DelayGraph from our node naming and metadata."""
+    dt = float(meta["dt"])
+    order = {INPUT: -1, **{lm["name"]: k for k, lm in enumerate(meta["layers"])}}
+    layers = []
+    for lm in meta["layers"]:
+        me = lm["node"]
+        projections = []
+        scale_of = {}
+        for g in range(len(lm["projections"])):
+            affine = ngraph.nodes.get(f"{me}.scale{g}")
+            if affine is not None:
+                scale_of[f"{me}.scale{g}"] = np.diag(affine.weight).astype(np.float64)
+        for k, pm in enumerate(lm["projections"]):
+            weight_node = f"{me}.p{k}.weight"
+            group = next((dst for src, dst in ngraph.edges if src == weight_node), None)
+            if pm["n"] == 0 or weight_node not in ngraph.nodes:
+                scale = scale_of.get(group, next(iter(scale_of.values()), np.ones(lm["size"])))
+                empty = np.zeros(0, dtype=np.int64)
+                projections.append(Projection(pm["source"], empty, empty, empty, np.zeros(0), scale))
+                continue
+            weight = np.asarray(ngraph.nodes[weight_node].weight, dtype=np.float64)
+            recurrent = order[pm["source"]] >= order[lm["name"]]
+            if f"{me}.p{k}.select" in ngraph.nodes:
+                select = np.asarray(ngraph.nodes[f"{me}.p{k}.select"].weight)
+                pair_pre = select.argmax(1)
+                pair_delay = np.rint(np.asarray(ngraph.nodes[f"{me}.p{k}.delay"].delay) / dt).astype(np.int64)
+                post, col = np.nonzero(weight)
+                pre, delay = pair_pre[col], pair_delay[col]
+            else:
+                post, pre = np.nonzero(weight)
+                col, delay = pre, np.zeros(len(pre), dtype=np.int64)
+            delay = delay + (1 if recurrent else 0)
+            order_syn = np.lexsort((delay, pre, post))
+            projections.append(Projection(pm["source"], pre[order_syn], post[order_syn], delay[order_syn],
+                                          weight[post, col][order_syn], scale_of[group]))
+        threshold = np.array([np.inf if v == "inf" else v for v in lm["threshold"]], dtype=np.float64)
+        layers.append(Layer(lm["name"], lm["size"], lm["neuron"], np.array(lm["beta"]), threshold,
+                            np.array(lm["bias"]), projections, reset=lm["reset"],
+                            alpha=np.array(lm["alpha"]) if "alpha" in lm else None))
+    graph = DelayGraph(dt=dt, n_inputs=int(np.asarray(ngraph.nodes["input"].input_type["input"]).prod()),
+                       layers=layers, target=meta.get("target", "float"), input=meta.get("input", {}),
+                       quantization=meta.get("quantization", {}), provenance=meta.get("provenance", {}))
+    _raise_if_invalid(graph)
+    return graph
+
+
+def _raise_if_invalid(graph: DelayGraph) -> None:
+    problems = validate_graph(graph)
+    if problems:
+        raise NIRImportError("the NIR graph does not describe a valid DelayGraph:\n  " + "\n  ".join(problems))
+
+
+def _input_size(ngraph: nir.NIRGraph) -> tuple[str, int]:
+    inputs = [k for k, v in ngraph.nodes.items() if isinstance(v, nir.Input)]
+    if len(inputs) != 1:
+        raise NIRImportError(f"expected exactly one nir.Input node, found {len(inputs)}")
+    shape = np.asarray(next(iter(ngraph.nodes[inputs[0]].input_type.values())))
+    return inputs[0], int(shape.prod())
+
+
+def _neuron_params(name: str, node: nir.NIRNode, dt: float) -> dict[str, Any]:
+    """β, θ, input gain g (applied to all incoming weights and biases), bias from v_leak, α."""
+    def arr(x):
+        return np.asarray(x, dtype=np.float64).ravel()
+
+    def check_reset(v_reset, size):
+        if v_reset is not None and np.any(arr(v_reset) != 0):
+            raise NIRImportError(f"node {name!r}: v_reset ≠ 0 is not supported (delaynir resets to 0)")
+
+    if isinstance(node, nir.IF):
+        check_reset(node.v_reset, None)
+        theta = arr(node.v_threshold)
+        return {"neuron": "lif", "beta": np.ones_like(theta), "threshold": theta, "gain": arr(node.r) * dt,
+                "leak_bias": np.zeros_like(theta)}
+    if isinstance(node, nir.LIF):
+        check_reset(node.v_reset, None)
+        tau = arr(node.tau)
+        return {"neuron": "lif", "beta": 1 - dt / tau, "threshold": arr(node.v_threshold),
+                "gain": arr(node.r) * dt / tau, "leak_bias": arr(node.v_leak) * dt / tau}
+    if isinstance(node, nir.CubaLIF):
+        check_reset(node.v_reset, None)
+        tau_syn, tau_mem = arr(node.tau_syn), arr(node.tau_mem)
+        gain = arr(node.w_in) * dt / tau_syn * arr(node.r) * dt / tau_mem
+        return {"neuron": "cubalif", "beta": 1 - dt / tau_mem, "alpha": 1 - dt / tau_syn,
+                "threshold": arr(node.v_threshold), "gain": gain, "leak_bias": arr(node.v_leak) * dt / tau_mem}
+    if isinstance(node, nir.LI):
+        tau = arr(node.tau)
+        return {"neuron": "li", "beta": 1 - dt / tau, "threshold": np.full(tau.shape, np.inf),
+                "gain": arr(node.r) * dt / tau, "leak_bias": arr(node.v_leak) * dt / tau}
+    raise NIRImportError(f"node {name!r} of type {type(node).__name__} is not a neuron delaynir can import")
+
+
+def _steps(name: str, delay: np.ndarray, dt: float) -> np.ndarray:
+    steps = np.asarray(delay, dtype=np.float64).ravel() / dt
+    rounded = np.rint(steps)
+    if np.any(np.abs(steps - rounded) > 1e-6) or np.any(rounded < 0):
+        raise NIRImportError(f"node {name!r}: delays {np.asarray(delay).ravel()[:5]} s are not non-negative "
+                             f"multiples of dt = {dt} s; pass the dt the graph was made for")
+    return rounded.astype(np.int64)
+
+
+def _import_general(ngraph: nir.NIRGraph, dt: float) -> DelayGraph:
+    """Neuron nodes become layers; the linear paths between them become projections."""
+    input_name, n_inputs = _input_size(ngraph)
+    for name, node in ngraph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            raise NIRImportError(f"node {name!r} is a nested NIRGraph; flatten it before importing")
+        if not isinstance(node, (*NEURON_NODES, *LINEAR_NODES, nir.Input, nir.Output)):
+            raise NIRImportError(f"node {name!r} has type {type(node).__name__}, which delaynir cannot import "
+                                 "(supported: Input, Output, Affine, Linear, Scale, Delay, LIF, CubaLIF, IF, LI)")
+    incoming = defaultdict(list)
+    for src, dst in ngraph.edges:
+        incoming[dst].append(src)
+    neurons = [k for k, v in ngraph.nodes.items() if isinstance(v, NEURON_NODES)]
+    order = _execution_order(ngraph, input_name, neurons)
+    outputs = [k for k, v in ngraph.nodes.items() if isinstance(v, nir.Output)]
+    out_sources = [s for o in outputs for s in incoming[o]]
+    if len(out_sources) != 1 or out_sources[0] not in neurons:
+        raise NIRImportError("the nir.Output must be fed by exactly one neuron node (the readout layer)")
+    if out_sources[0] != order[-1]:
+        order.remove(out_sources[0])
+        order.append(out_sources[0])
+    position = {name: k for k, name in enumerate(order)}
+    position[input_name] = -1
+    layers = []
+    for name in order:
+        params = _neuron_params(name, ngraph.nodes[name], dt)
+        if params["neuron"] == "li" and name != order[-1]:
+            raise NIRImportError(f"node {name!r}: LI is supported only as the output (its output is a membrane)")
+        size = len(params["threshold"])
+        synapses, bias = _paths_into(ngraph, name, incoming, set(neurons) | {input_name}, size, dt)
+        projections = []
+        for source, per_delay in synapses.items():
+            recurrent = position[source] >= position[name]
+            pre, post, delay, weight = [], [], [], []
+            for d, matrix in per_delay.items():
+                j, i = np.nonzero(matrix)
+                pre.append(i), post.append(j), delay.append(np.full(len(i), d + (1 if recurrent else 0)))
+                weight.append(matrix[j, i] * params["gain"][j])
+            projections.append(Projection(INPUT if source == input_name else source, np.concatenate(pre),
+                                          np.concatenate(post), np.concatenate(delay), np.concatenate(weight),
+                                          np.ones(size)))
+        layers.append(Layer(name, size, params["neuron"], params["beta"], params["threshold"],
+                            bias * params["gain"] + params["leak_bias"], projections, alpha=params.get("alpha")))
+    graph = DelayGraph(dt=dt, n_inputs=n_inputs, layers=layers, target="float",
+                       provenance={"imported_from": "NIR", "dt_given": dt})
+    _raise_if_invalid(graph)
+    return graph
+
+
+def _execution_order(ngraph: nir.NIRGraph, input_name: str, neurons: list[str]) -> list[str]:
+    """Neuron nodes in order of first reach from the input (breadth-first), back edges ignored."""
+    children = defaultdict(list)
+    for src, dst in ngraph.edges:
+        children[src].append(dst)
+    seen, queue, order = {input_name}, [input_name], []
+    while queue:
+        node = queue.pop(0)
+        for child in children[node]:
+            if child not in seen:
+                seen.add(child)
+                queue.append(child)
+                if child in neurons:
+                    order.append(child)
+    missing = [n for n in neurons if n not in order]
+    if missing:
+        raise NIRImportError(f"neuron nodes {missing} are not reachable from the input")
+    return order
+
+
+def _paths_into(ngraph: nir.NIRGraph, target: str, incoming, stops: set[str], size: int, dt: float):
+    """Compose the linear nodes on every path into ``target``.
+
+    Returns ({source: {delay steps: (size × n_source) matrix}}, bias (size,)). A path is walked
+    backwards from the target carrying, per delay, the matrix from the current node's output
+    to the target's input: Linear/Affine W multiplies it (M ← M W, an Affine bias b adds Σ_d M b),
+    Scale s scales its columns, Delay δ moves column c from delay d to d + δ_c.
+    """
+    result: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
+    bias = np.zeros(size)
+
+    def walk(node: str, by_delay: dict[int, np.ndarray], visiting: tuple[str, ...]) -> None:
+        nonlocal bias
+        for src in incoming[node]:
+            if src in stops:
+                acc = result[src]
+                for d, m in by_delay.items():
+                    acc[d] = acc[d] + m if d in acc else m.copy()
+                continue
+            if src in visiting:
+                raise NIRImportError(f"a cycle through {src!r} contains no neuron node; cannot import it")
+            n = ngraph.nodes[src]
+            if isinstance(n, (nir.Affine, nir.Linear)):
+                w = np.asarray(n.weight, dtype=np.float64)
+                if isinstance(n, nir.Affine) and n.bias is not None:
+                    b = np.asarray(n.bias, dtype=np.float64).ravel()
+                    bias = bias + sum(m @ b for m in by_delay.values())
+                walk(src, {d: m @ w for d, m in by_delay.items()}, visiting + (src,))
+            elif isinstance(n, nir.Scale):
+                s = np.asarray(n.scale, dtype=np.float64).ravel()
+                walk(src, {d: m * s[None, :] for d, m in by_delay.items()}, visiting + (src,))
+            elif isinstance(n, nir.Delay):
+                steps = _steps(src, n.delay, dt)
+                shifted: dict[int, np.ndarray] = {}
+                for d, m in by_delay.items():
+                    for value in np.unique(steps):
+                        part = m * (steps == value)[None, :]
+                        if part.any():
+                            key = d + int(value)
+                            shifted[key] = shifted[key] + part if key in shifted else part
+                walk(src, shifted, visiting + (src,))
+
+    walk(target, {0: np.eye(size)}, (target,))
+    return result, bias
