@@ -55,6 +55,13 @@ class Elementwise(nn.Module):
         return x * self.scale
 
 
+class _Relay(Elementwise):
+    """A relay layer: z = I (nir.Scale of ones), stateful in form so that it can be recorded."""
+
+    def forward(self, x: torch.Tensor, state=None):
+        return x * self.scale, state
+
+
 class Recorded(nn.Module):
     """A neuron module (forward(x, state) -> (out, state)) whose outputs and membranes are kept per step.
 
@@ -121,7 +128,7 @@ class NIRModel:
         self.names = layer_names(self.graph)
         self.recorders: dict[str, Recorded] = {}
         self._name_of = {id(node): name for name, node in self.graph.nodes.items()}
-        node_map = {nir.Scale: lambda node: Elementwise(node.scale),
+        node_map = {nir.Scale: self._scale,
                     nir.Delay: lambda node: DelayLine(np.rint(np.asarray(node.delay) / self.dt).astype(np.int64))}
         for kind, factory in node_map_for(self.dt).items():
             node_map[kind] = self._recording(factory) if kind in _NEURONS else factory
@@ -129,6 +136,15 @@ class NIRModel:
         self.n_inputs = int(np.prod(next(n.input_type["input"] for n in self.graph.nodes.values()
                                          if isinstance(n, nir.Input))))
         self.output_node = next(src for src, dst in self.graph.edges if isinstance(self.graph.nodes[dst], nir.Output))
+
+    def _scale(self, node: nir.Scale) -> nn.Module:
+        """nir.Scale; a relay layer of ours (a Scale that is a layer in the metadata) is recorded."""
+        name = self._name_of[id(node)]
+        if name not in self.names:
+            return Elementwise(node.scale)
+        rec = Recorded(_Relay(node.scale), lambda state, out: out)
+        self.recorders[name] = rec
+        return rec
 
     def _recording(self, factory: Callable) -> Callable:
         def build(node):

@@ -17,12 +17,17 @@ spike (strict v > θ), which is DESIGN.md's step with β = 1 − dt/τ when i = 
 
 from __future__ import annotations
 
+import warnings
+
 import nir
 import numpy as np
 import torch
-from norse.torch.functional.leaky_integrator_box import LIBoxParameters
-from norse.torch.module.leaky_integrator_box import LIBoxCell
-from norse.torch.utils.import_nir import _import_norse_module
+
+with warnings.catch_warnings():  # norse 1.1 scripts functions with the deprecated torch.jit.script on import
+    warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.script.*")
+    from norse.torch.functional.leaky_integrator_box import LIBoxParameters
+    from norse.torch.module.leaky_integrator_box import LIBoxCell
+    from norse.torch.utils.import_nir import _import_norse_module
 
 from delaynir.converters._nirtorch import NIRModel, Recorded, exact_linear
 from delaynir.errors import NIRImportError

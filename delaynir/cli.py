@@ -147,6 +147,72 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from delaynir.graph_io import load_graph
+
+    graph = load_graph(args.file)
+    if args.format == "nir":
+        from delaynir.nir_io import export_nir
+
+        path = export_nir(graph, args.out, overwrite=args.overwrite)
+    else:
+        from delaynir.converters.onnx import export_onnx
+
+        path = export_onnx(graph, args.out, overwrite=args.overwrite)
+    result = {"graph": args.file, "format": args.format, "out": str(path), "bytes": path.stat().st_size}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"exported {args.file} as {args.format.upper()} to {path} ({result['bytes']} bytes)")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from delaynir.graph_io import save_graph
+    from delaynir.nir_io import from_nir
+
+    graph = from_nir(args.file, dt=args.dt)
+    path = save_graph(graph, args.out, overwrite=args.overwrite)
+    result = {"nir": args.file, "out": str(path), "dt": graph.dt, "layers": [layer.name for layer in graph.layers],
+              "neurons": graph.n_neurons, "synapses": graph.n_synapses, "max_delay": graph.max_delay}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"imported {args.file} (dt = {graph.dt} s) into {path}: layers {', '.join(result['layers'])}, "
+              f"{graph.n_synapses} synapses, delays up to {graph.max_delay} steps")
+    return 0
+
+
+def _print_verification(report: dict[str, Any]) -> None:
+    print(f"{report['model']} on {report['data']} ({report['n']} samples): reference simulator accuracy "
+          f"{report['reference_accuracy']:.4f}")
+    print(f"{'simulator':<12} {'accuracy':>9} {'same pred.':>11}  identical spikes per layer")
+    for name, r in report["simulators"].items():
+        spikes = ", ".join(f"{k} {v:.4%}" for k, v in r["spike_agreement"].items())
+        print(f"{name:<12} {r['accuracy']:>9.4f} {r['prediction_agreement']:>11.2%}  {spikes}")
+        if r["first_divergence"]:
+            d = r["first_divergence"]
+            print(f"{'':<12} first divergence: layer {d['layer']}, sample {d['sample']}, neuron {d['neuron']}, "
+                  f"step {d['step']}: membrane {d['reference_membrane']:.6g} (reference) vs {d['other_membrane']}")
+
+
+def cmd_verify(args) -> int:
+    from delaynir.verify import verify_path, worst_agreement
+
+    sims = [s.strip() for s in args.sims.split(",") if s.strip() and s.strip() != "reference"]
+    report = verify_path(args.model, args.data, sims=sims, target=args.target, batch_size=args.batch_size,
+                         progress=_progress())
+    worst = worst_agreement(report)
+    report.update(threshold=args.threshold, passed=worst >= args.threshold)
+    if args.json:
+        _print_json(report)
+    else:
+        _print_verification(report)
+        print(f"{'passed' if report['passed'] else 'FAILED'}: lowest agreement {worst:.4%} "
+              f"(threshold {args.threshold:.4%})")
+    return 0 if report["passed"] else 1
+
+
 def cmd_demo(args) -> int:
     from delaynir.demo import run_demo
 
@@ -167,6 +233,8 @@ def cmd_demo(args) -> int:
     print(f"  validation: trained {v['trained_accuracy']:.4f}, compiled {v['compiled_accuracy']:.4f} "
           f"(same prediction on {v['prediction_agreement']:.2%}); test accuracy of the compiled graph "
           f"{c['test_accuracy']:.4f}")
+    print(f"\nexported to NIR: {result['nir']}; verification on the test set:")
+    _print_verification(result["verification"])
     return 0
 
 
@@ -252,6 +320,34 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--batch-size", type=int, default=256)
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_simulate)
+
+    x = sub.add_parser("export", help="export a DelayGraph file as NIR or ONNX")
+    x.add_argument("file", help="DelayGraph .h5 (from `delaynir compile`)")
+    x.add_argument("--format", required=True, choices=["nir", "onnx"])
+    x.add_argument("-o", "--out", required=True)
+    x.add_argument("--overwrite", action="store_true")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("import", help="import a NIR file (ours or another tool's) as a DelayGraph")
+    i.add_argument("file", help=".nir file")
+    i.add_argument("--dt", type=float, help="time step in seconds (required unless the file is delaynir's)")
+    i.add_argument("--out", required=True, help="DelayGraph .h5 to write")
+    i.add_argument("--overwrite", action="store_true")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_import)
+
+    v = sub.add_parser("verify", help="run a model in the reference simulator and other simulators, compare")
+    v.add_argument("model", help="DelayGraph .h5, or a run directory (compiled in memory for --target)")
+    v.add_argument("--data", required=True, help="SHD-layout .h5 file, or a directory with test.h5")
+    v.add_argument("--sims", default="reference,norse,snntorch", help="comma list of reference, norse, snntorch, "
+                   "onnxruntime (default: reference,norse,snntorch)")
+    v.add_argument("--target", default="float", help="target to compile a run directory for (default: float)")
+    v.add_argument("--threshold", type=float, default=0.999,
+                   help="lowest acceptable spike and prediction agreement (default 0.999); exit 1 below it")
+    v.add_argument("--batch-size", type=int, default=64)
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_verify)
 
     d = sub.add_parser("demo", help="the whole pipeline on built-in synthetic data")
     d.add_argument("--out", default="delaynir-demo", help="output directory (default: ./delaynir-demo)")

@@ -50,21 +50,27 @@ def evaluate_run(run_dir: str | Path, data: str | Path, *, device: str = "auto",
     return result
 
 
-def evaluate_graph(graph_path: str | Path, data: str | Path, *, batch_size: int = 256) -> dict[str, Any]:
-    """Accuracy of a DelayGraph file in the reference simulator, binning ``data`` as the graph's input says."""
-    from delaynir.graph_io import load_graph
-    from delaynir.simulate import simulate
-
-    graph = load_graph(graph_path)
+def graph_loader(graph, data: str | Path, *, batch_size: int = 256):
+    """(loader over ``data`` binned as the graph's input says, the data file); a file or a directory's test.h5."""
     path = data_file(data, "test.h5")
     info = graph.input
     config = make_config({"dt": float(info.get("dt", graph.dt))})
     dataset = open_dataset(path, config, n_steps=info.get("n_steps"), pool=info.get("pool"))
     if dataset.n_inputs != graph.n_inputs:
         raise CheckpointError(f"{path} gives {dataset.n_inputs} inputs after pooling by {dataset.pool}; "
-                              f"the graph {graph_path} takes {graph.n_inputs}")
+                              f"the graph takes {graph.n_inputs}")
+    return make_loader(dataset, list(range(len(dataset))), batch_size=batch_size, shuffle=False), path
+
+
+def evaluate_graph(graph_path: str | Path, data: str | Path, *, batch_size: int = 256) -> dict[str, Any]:
+    """Accuracy of a DelayGraph file in the reference simulator, binning ``data`` as the graph's input says."""
+    from delaynir.graph_io import load_graph
+    from delaynir.simulate import simulate
+
+    graph = load_graph(graph_path)
+    loader, path = graph_loader(graph, data, batch_size=batch_size)
     correct = total = 0
-    for x, y in make_loader(dataset, list(range(len(dataset))), batch_size=batch_size, shuffle=False):
+    for x, y in loader:
         correct += int((simulate(graph, x).predictions == y).sum())
         total += len(y)
     return {"graph": str(graph_path), "data": str(path), "n": total, "accuracy": correct / max(total, 1),

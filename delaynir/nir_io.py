@@ -53,7 +53,8 @@ LINEAR_NODES = (nir.Affine, nir.Linear, nir.Scale, nir.Delay)
 
 
 def _node_name(name: str) -> str:
-    return name.replace(".", "_")
+    """NIR node of a layer: prefixed (a layer may be called "output") and without dots (nirtorch)."""
+    return "layer_" + name.replace(".", "_")
 
 
 def _neuron_node(layer: Layer, dt: float) -> nir.NIRNode:

@@ -1,0 +1,170 @@
+"""Verification: the same inputs through the reference simulator and every other executor.
+
+For a DelayGraph file (or a run directory, compiled in memory for a target), the graph is
+exported (NIR for norse and snnTorch, ONNX for ONNX Runtime) to a temporary directory and
+each simulator runs the exported file. Against the reference simulator, per simulator:
+the fraction of identical (sample, step, neuron) spikes per layer, the fraction of samples
+with the same prediction, its accuracy, and the first divergence (earliest step at which
+any layer's spikes differ: layer, sample, neuron, step and both membranes — the reference's
+before reset, the other's as that simulator stores it). A run directory adds the trained
+model (eval mode, rounded delays) to the comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from delaynir.errors import ConfigError
+from delaynir.graph import DelayGraph
+from delaynir.simulate import SimulationResult, simulate
+
+log = logging.getLogger(__name__)
+
+SIMULATORS = ("reference", "norse", "snntorch", "onnxruntime")
+
+
+def _runners(graph: DelayGraph, sims: list[str], workdir: Path) -> dict[str, Callable]:
+    """Simulator name -> function(x) -> SimulationResult, each running its exported file."""
+    runners: dict[str, Callable] = {}
+    if "norse" in sims or "snntorch" in sims:
+        from delaynir.nir_io import export_nir
+
+        nir_path = export_nir(graph, workdir / "model.nir")
+        for name in ("norse", "snntorch"):
+            if name in sims:
+                module = __import__(f"delaynir.converters.{name}", fromlist=["load"])
+                runners[name] = module.load(nir_path).run
+    if "onnxruntime" in sims:
+        from delaynir.converters.onnx import export_onnx, run_onnx
+
+        onnx_path = export_onnx(graph, workdir / "model.onnx")
+        runners["onnxruntime"] = lambda x: run_onnx(onnx_path, x)
+    return runners
+
+
+class _Tally:
+    """Running agreement of one executor with the reference."""
+
+    def __init__(self, layers: list[str]):
+        self.same = dict.fromkeys(layers, 0)
+        self.entries = dict.fromkeys(layers, 0)
+        self.agree = self.correct = self.n = 0
+        self.first: dict[str, Any] | None = None
+
+    def add(self, ref: SimulationResult, other: SimulationResult, y: torch.Tensor, offset: int) -> None:
+        for layer in self.same:
+            if layer not in other.spikes:
+                continue
+            a = ref.spikes[layer]
+            b = other.spikes[layer].to(a.dtype)
+            self.same[layer] += int((a == b).sum())
+            self.entries[layer] += a.numel()
+        self.agree += int((other.predictions == ref.predictions).sum())
+        self.correct += int((other.predictions == y).sum())
+        self.n += len(y)
+        if self.first is None:
+            self.first = _first_divergence(ref, other, offset)
+
+    def summary(self) -> dict[str, Any]:
+        return {"spike_agreement": {k: self.same[k] / self.entries[k] for k in self.same if self.entries[k]},
+                "prediction_agreement": self.agree / max(self.n, 1), "accuracy": self.correct / max(self.n, 1),
+                "first_divergence": self.first}
+
+
+def _first_divergence(ref: SimulationResult, other: SimulationResult, offset: int) -> dict[str, Any] | None:
+    best = None
+    for layer, a in ref.spikes.items():
+        if layer not in other.spikes:
+            continue
+        diff = (a != other.spikes[layer].to(a.dtype)).nonzero()
+        if len(diff) and (best is None or int(diff[0, 0]) < best["step"]):
+            t, b, j = (int(v) for v in diff[0])
+            best = {"layer": layer, "sample": offset + b, "neuron": j, "step": t,
+                    "reference_membrane": float(ref.membranes[layer][t, b, j]),
+                    "other_membrane": float(other.membranes[layer][t, b, j]) if layer in other.membranes else None}
+    return best
+
+
+def verify(graph: DelayGraph, loader, *, sims: list[str], model=None, progress: bool = False) -> dict[str, Any]:
+    """Compare every simulator in ``sims`` (and ``model``, a DelaySNN, when given) with the reference."""
+    unknown = [s for s in sims if s not in SIMULATORS]
+    if unknown:
+        raise ConfigError(f"unknown simulator(s) {', '.join(unknown)}; choose from {', '.join(SIMULATORS)}")
+    hidden = [layer.name for layer in graph.layers if layer.neuron != "li"]
+    with tempfile.TemporaryDirectory(prefix="delaynir-verify-") as tmp:
+        runners = _runners(graph, sims, Path(tmp))
+        tallies = {name: _Tally(hidden) for name in runners}
+        if model is not None:
+            tallies["trained"] = _Tally(hidden)
+        reference = _Tally(hidden)
+        offset = 0
+        for x, y in tqdm(loader, desc="verify", unit="batch", disable=not progress):
+            ref = simulate(graph, x, record=True)
+            reference.add(ref, ref, y, offset)
+            for name, run in runners.items():
+                tallies[name].add(ref, run(x), y, offset)
+            if model is not None:
+                tallies["trained"].add(ref, _model_result(model, x, hidden), y, offset)
+            offset += len(y)
+    report = {"n": reference.n, "reference_accuracy": reference.summary()["accuracy"],
+              "simulators": {name: t.summary() for name, t in tallies.items()}}
+    return report
+
+
+@torch.no_grad()
+def _model_result(model, x: torch.Tensor, hidden: list[str]) -> SimulationResult:
+    from delaynir.nn.model import summed_softmax
+
+    model.eval()
+    model.record = True
+    try:
+        out = model(x)
+    finally:
+        model.record = False
+    spikes = {name: s.double() for name, s in zip(hidden, model.recorded)}
+    membranes = {name: lif.last_membrane.double() for name, lif in zip(hidden, model.neurons)}
+    return SimulationResult(output=out, predictions=summed_softmax(out).argmax(1), spikes=spikes, membranes=membranes)
+
+
+def worst_agreement(report: dict[str, Any]) -> float:
+    """The lowest spike or prediction agreement of any simulator (1.0 when there is none).
+
+    The trained model is reported but not counted: it differs from a quantised graph by design.
+    """
+    values = [1.0]
+    for name, result in report["simulators"].items():
+        if name == "trained":
+            continue
+        values += list(result["spike_agreement"].values()) + [result["prediction_agreement"]]
+    return min(values)
+
+
+def verify_path(model: str | Path, data: str | Path, *, sims: list[str], target: str = "float",
+                batch_size: int = 64, progress: bool = False) -> dict[str, Any]:
+    """``verify`` for a DelayGraph file or a run directory (compiled in memory for ``target``)."""
+    from delaynir.evaluate import graph_loader
+
+    model_path, trained = Path(model), None
+    if model_path.is_dir():
+        from delaynir.compile import compile_model
+        from delaynir.evaluate import load_trained
+        from delaynir.target import load_target
+
+        trained, payload = load_trained(model_path)
+        info = payload["data"]
+        input_info = {key: info[key] for key in ("n_channels", "pool", "n_steps", "dt") if key in info}
+        graph, _ = compile_model(trained, load_target(target), input_info=input_info, dt=info["dt"])
+    else:
+        from delaynir.graph_io import load_graph
+
+        graph = load_graph(model_path)
+    loader, path = graph_loader(graph, data, batch_size=batch_size)
+    report = verify(graph, loader, sims=sims, model=trained, progress=progress)
+    report.update(model=str(model), data=str(path), target=graph.target)
+    return report

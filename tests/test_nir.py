@@ -1,0 +1,207 @@
+"""NIR export/import and running the exported file in norse and snnTorch against the reference."""
+
+import json
+
+import nir
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from delaynir.cli import main
+from delaynir.data import SynthConfig, generate_synthetic
+from delaynir.converters import norse as norse_conv
+from delaynir.converters import snntorch as snntorch_conv
+from delaynir.errors import ExportError, NIRImportError
+from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.graph_io import load_graph, save_graph
+from delaynir.nir_io import export_nir, from_nir, to_nir
+from delaynir.simulate import simulate
+
+
+def random_graph(seed, *, recurrent, neuron, relay, max_delay):
+    """Input → [relay] → hidden (lif/cubalif, optional recurrence) → li readout; integer weights, per-neuron scales."""
+    rng = np.random.default_rng(seed)
+    n_in, n_h, n_out = 4, 6, 3
+
+    def proj(source, n_pre, n_post, density, lo=0):
+        post, pre = np.nonzero(rng.random((n_post, n_pre)) < density)
+        weight = rng.integers(1, 9, len(pre)) * rng.choice([-1.0, 1.0], len(pre))
+        return Projection(source, pre, post, rng.integers(lo, max(max_delay, lo) + 1, len(pre)), weight,
+                          rng.uniform(0.05, 0.3, n_post))
+
+    layers = []
+    source = INPUT
+    if relay:
+        layers.append(Layer("relay.1", n_in, "relay", np.zeros(n_in), np.full(n_in, np.inf), np.zeros(n_in),
+                            [Projection(INPUT, np.arange(n_in), np.arange(n_in), rng.integers(1, 3, n_in),
+                                        np.full(n_in, 2.0), np.full(n_in, 0.5))]))
+        source = "relay.1"
+    projections = [proj(source, n_in, n_h, 0.7)]
+    if recurrent:
+        projections.append(proj("h", n_h, n_h, 0.3, lo=1))
+    layers.append(Layer("h", n_h, neuron, rng.uniform(0.5, 0.95, n_h), rng.uniform(0.3, 1.2, n_h),
+                        rng.normal(0, 0.05, n_h), projections,
+                        alpha=rng.uniform(0.2, 0.8, n_h) if neuron == "cubalif" else None))
+    layers.append(Layer("output", n_out, "li", rng.uniform(0.5, 0.95, n_out), np.full(n_out, np.inf),
+                        np.zeros(n_out), [proj("h", n_h, n_out, 0.8)]))
+    return DelayGraph(dt=0.001, n_inputs=n_in, layers=layers, target="int8", input={"pool": 1},
+                      quantization={"weight_bits": 8}, provenance={"seed": seed})
+
+
+graphs = st.builds(random_graph, seed=st.integers(0, 2**16), recurrent=st.booleans(),
+                   neuron=st.sampled_from(["lif", "cubalif"]), relay=st.booleans(), max_delay=st.integers(0, 7))
+
+
+def _same_graph(a: DelayGraph, b: DelayGraph):
+    assert (a.dt, a.n_inputs, a.target, a.input, a.quantization, a.provenance) == \
+           (b.dt, b.n_inputs, b.target, b.input, b.quantization, b.provenance)
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        assert (la.name, la.size, la.neuron, la.reset) == (lb.name, lb.size, lb.neuron, lb.reset)
+        for f in ("beta", "threshold", "bias"):
+            assert np.array_equal(getattr(la, f), getattr(lb, f)), (la.name, f)
+        assert (la.alpha is None) == (lb.alpha is None) and (la.alpha is None or np.array_equal(la.alpha, lb.alpha))
+        for pa, pb in zip(la.projections, lb.projections, strict=True):
+            order = np.lexsort((pa.delay, pa.pre, pa.post))
+            assert pa.source == pb.source and np.array_equal(pa.scale, pb.scale)
+            for f in ("pre", "post", "delay", "weight"):
+                assert np.array_equal(getattr(pa, f)[order], getattr(pb, f)), (la.name, f)
+
+
+@settings(max_examples=20, deadline=None)
+@given(graph=graphs)
+def test_delaygraph_nir_delaygraph_is_identical(graph, tmp_path_factory):
+    path = export_nir(graph, tmp_path_factory.mktemp("nir") / "g.nir")
+    checked = nir.read(path, type_check=True)
+    checked.validate_structure()
+    _same_graph(graph, from_nir(path))
+
+
+@settings(max_examples=8, deadline=None)
+@given(graph=graphs, seed=st.integers(0, 100))
+def test_norse_and_snntorch_reproduce_the_reference(graph, seed, tmp_path_factory):
+    path = export_nir(graph, tmp_path_factory.mktemp("nir") / "g.nir")
+    x = (np.random.default_rng(seed).random((25, 3, 4)) < 0.35) * np.random.default_rng(seed).integers(1, 3, (25, 3, 4))
+    ref = simulate(graph, x, record=True)
+    for converter in (norse_conv, snntorch_conv):
+        out = converter.load(path).run(x)
+        for layer in ("h", "relay.1"):
+            if layer in ref.spikes:
+                assert torch.equal(out.spikes[layer], ref.spikes[layer]), (converter.__name__, layer)
+        torch.testing.assert_close(out.output, ref.output, rtol=1e-12, atol=1e-12)
+        assert torch.equal(out.predictions, ref.predictions)
+
+
+def test_general_import_of_a_file_without_our_metadata(tmp_path):
+    graph = random_graph(3, recurrent=True, neuron="lif", relay=False, max_delay=5)
+    foreign = to_nir(graph)
+    foreign.metadata = {}
+    with pytest.raises(NIRImportError, match="pass dt"):
+        from_nir(foreign)
+    imported = from_nir(foreign, dt=graph.dt)
+    x = (np.random.default_rng(0).random((30, 2, 4)) < 0.3).astype(float)
+    a, b = simulate(graph, x, record=True), simulate(imported, x, record=True)
+    assert torch.equal(a.spikes["h"], b.spikes["layer_h"])
+    torch.testing.assert_close(a.output, b.output, rtol=1e-12, atol=1e-12)
+
+
+def test_single_lif_neuron_spikes_at_the_same_steps_everywhere():
+    """NIR paper-style check: one LIF, τ = 2.5 ms, θ = 0.1, dt = 0.1 ms, a fixed input spike train."""
+    dt = 1e-4
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type={"input": np.array([1])}),
+               "w": nir.Linear(weight=np.array([[1.0]])),
+               "lif": nir.LIF(tau=np.array([2.5e-3]), r=np.array([1.0]), v_leak=np.array([0.0]),
+                              v_threshold=np.array([0.1]), v_reset=np.array([0.0])),
+               "output": nir.Output(output_type={"output": np.array([1])})},
+        edges=[("input", "w"), ("w", "lif"), ("lif", "output")])
+    x = np.zeros((200, 1, 1))
+    x[[5, 10, 11, 12, 13, 40, 41, 42, 43, 44, 45, 90, 150, 151, 152, 153], 0, 0] = 1.0
+    ref = simulate(from_nir(g, dt=dt), x, record=True).spikes["lif"][:, 0, 0].nonzero().ravel().tolist()
+    assert ref  # the neuron spikes (input r·dt/τ = 0.04 per spike, θ = 0.1)
+    for converter in (norse_conv, snntorch_conv):
+        got = converter.load(g, dt=dt).run(x).spikes["lif"][:, 0, 0].nonzero().ravel().tolist()
+        assert got == ref, converter.__name__
+
+
+def test_unsupported_graphs_give_clear_errors(tmp_path):
+    graph = random_graph(1, recurrent=False, neuron="lif", relay=False, max_delay=3)
+    graph.layers[0].reset = "subtract"
+    with pytest.raises(ExportError, match="subtract reset"):
+        to_nir(graph)
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
+                            "t": nir.Threshold(threshold=np.array([0.5, 0.5])),
+                            "output": nir.Output(output_type={"output": np.array([2])})},
+                     edges=[("input", "t"), ("t", "output")])
+    with pytest.raises(NIRImportError, match="'t' has type Threshold"):
+        from_nir(g, dt=1e-3)
+    (tmp_path / "bad.nir").write_bytes(b"not hdf5")
+    with pytest.raises(NIRImportError, match="bad.nir"):
+        from_nir(tmp_path / "bad.nir")
+
+
+def test_export_import_verify_commands(tmp_path, capsys):
+    graph = random_graph(5, recurrent=True, neuron="lif", relay=True, max_delay=4)
+    graph.input = {"dt": graph.dt, "n_steps": 30, "pool": 1}
+    save_graph(graph, tmp_path / "g.h5")
+    assert main(["export", str(tmp_path / "g.h5"), "--format", "nir", "-o", str(tmp_path / "g.nir"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["format"] == "nir"
+    assert main(["import", str(tmp_path / "g.nir"), "--out", str(tmp_path / "back.h5")]) == 0
+    _same_graph(graph, load_graph(tmp_path / "back.h5"))
+    assert main(["export", str(tmp_path / "g.h5"), "--format", "nir", "-o", str(tmp_path / "g.nir")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    generate_synthetic(tmp_path / "data", SynthConfig(n_channels=4, n_classes=3, n_train=8, n_test=16,
+                                                      duration=0.03, dt=0.001, spread=12, n_groups=3))
+    argv = ["verify", str(tmp_path / "g.h5"), "--data", str(tmp_path / "data"), "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 16 and report["passed"] and set(report["simulators"]) == {"norse", "snntorch"}
+    assert all(v == 1.0 for r in report["simulators"].values() for v in r["spike_agreement"].values())
+    assert main(argv + ["--threshold", "1.5"]) == 1  # an unreachable threshold fails the command
+    assert not json.loads(capsys.readouterr().out)["passed"]
+
+
+# --- upstream behaviour our converters correct; each test fails if upstream changes it -------------------------
+
+
+def _linear_delay_graph():
+    return nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
+                               "w": nir.Linear(weight=np.eye(2)),
+                               "d": nir.Delay(delay=np.array([0.002, 0.002])),
+                               "output": nir.Output(output_type={"output": np.array([2])})},
+                        edges=[("input", "w"), ("w", "d"), ("d", "output")])
+
+
+def test_upstream_norse_from_nir_drops_delay_nodes():
+    import norse.torch
+
+    module = norse.torch.from_nir(_linear_delay_graph())
+    out = module(torch.ones(1, 2))
+    out = out[0] if isinstance(out, tuple) else out
+    assert torch.equal(out, torch.ones(1, 2))  # undelayed: the Delay node was dropped
+
+
+def test_upstream_norse_ignores_r_and_v_reset():
+    from norse.torch.utils.import_nir import _import_norse_module
+
+    node = nir.LIF(tau=np.array([0.01]), r=np.array([2.0]), v_leak=np.array([0.0]), v_threshold=np.array([10.0]),
+                   v_reset=np.array([0.5]))
+    cell = _import_norse_module(node, ignore_warnings=True, dt=0.001)
+    _, state = cell(torch.ones(1, 1))
+    assert torch.allclose(state.v, torch.tensor([[0.1]]))  # dt/τ · 1, not dt/τ · r · 1
+    assert float(cell.p.v_reset) == 0.0  # v_reset of the node not taken over
+
+
+def test_upstream_snntorch_rejects_delay_hardcodes_dt_leaks_if_and_prints(capsys):
+    from snntorch.import_nir import _nir_to_snntorch_module, import_from_nir
+
+    with pytest.raises(ValueError, match="Unknown node type"):
+        import_from_nir(_linear_delay_graph())
+    capsys.readouterr()
+    lif = _nir_to_snntorch_module(nir.LIF(tau=np.array([0.02]), r=np.array([1.0]), v_leak=np.array([0.0]),
+                                          v_threshold=np.array([1.0])))
+    assert float(lif.beta) == pytest.approx(1 - 1e-4 / 0.02)  # dt = 1e-4 s whatever the file's dt
+    assert "warning" in capsys.readouterr().out  # r·dt/τ ≠ 1: it prints
+    iaf = _nir_to_snntorch_module(nir.IF(r=np.array([1.0]), v_threshold=np.array([1.0])))
+    assert float(iaf.beta) == pytest.approx(0.9)  # IF becomes a leaky neuron
