@@ -128,28 +128,6 @@ class _Neurons:
         self.z = torch.zeros_like(self.v)
         self.i = torch.zeros_like(self.v)
 
-    def run(self, current: torch.Tensor, spikes: torch.Tensor, membranes: torch.Tensor) -> None:
-        """All steps of a layer without recurrent input, written into spikes / membranes (n, T, B).
-
-        The same equations as ``step``, with fewer temporaries (this loop dominates the run time).
-        """
-        if self.kind not in ("lif", "li") or not self.hard:
-            for t in range(current.shape[1]):
-                spikes[:, t], membranes[:, t] = self.step(current[:, t])
-            return
-        fired = torch.zeros(self.v.shape, dtype=torch.bool)
-        keep = self.beta.expand_as(self.v).clone()  # β (1 − z[t−1])
-        v = self.v
-        for t in range(current.shape[1]):
-            v = torch.addcmul(current[:, t], v, keep, out=membranes[:, t])
-            if self.kind == "li":
-                continue
-            torch.gt(v, self.theta, out=fired)
-            spikes[:, t].copy_(fired)
-            keep = torch.where(fired, 0.0, self.beta)
-        if self.kind == "li":
-            spikes.zero_()
-
     def step(self, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(z[t], v[t]) from I[t], both (n, B)."""
         if self.kind == "relay":
@@ -193,7 +171,10 @@ def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationRe
                 pops[layer.name].grid[:, t], membranes[layer.name][:, t] = z, v
     else:
         for layer in graph.layers:
-            neurons[layer.name].run(inputs_of[layer.name].current(T, B), pops[layer.name].grid, membranes[layer.name])
+            current, cell = inputs_of[layer.name].current(T, B), neurons[layer.name]
+            grid, mem = pops[layer.name].grid, membranes[layer.name]
+            for t in range(T):  # the same update, operation for operation, as the step-by-step path
+                grid[:, t], mem[:, t] = cell.step(current[:, t])
     time_first = {name: m.permute(1, 2, 0) for name, m in membranes.items()}
     out_layer = graph.layers[-1]
     if out_layer.neuron == "li":

@@ -118,3 +118,15 @@ def test_relays_need_a_delay_capable_target():
 def test_input_shape_is_checked():
     with pytest.raises(ShapeError, match=r"\(T, B, 5\)"):
         simulate(random_graph(0), np.zeros((4, 2, 6)))
+
+
+def test_whole_sequence_and_step_by_step_paths_agree_bit_for_bit():
+    graph = random_graph(7, max_delay=5)
+    stepwise = random_graph(7, max_delay=5)
+    empty = np.zeros(0, dtype=np.int64)
+    stepwise.layers[0].projections.append(Projection("h", empty, empty, empty, np.zeros(0), np.ones(7)))
+    x = (np.random.default_rng(7).random((40, 3, 5)) < 0.3).astype(float)
+    a, b = simulate(graph, x, record=True), simulate(stepwise, x, record=True)  # b: recurrent, so step by step
+    for name in ("h", "o"):
+        assert torch.equal(a.membranes[name], b.membranes[name])
+    assert torch.equal(a.spikes["h"], b.spikes["h"])
