@@ -23,7 +23,7 @@ from torch import nn
 
 from delaynir.errors import ExportError
 from delaynir.nir_io import META_KEY, read_nir
-from delaynir.simulate import SimulationResult
+from delaynir.simulate import SimulationResult, predictions_of
 
 DTYPE = torch.float64
 
@@ -169,8 +169,8 @@ class NIRModel:
         out_name = self.names.get(self.output_node, self.output_node)
         is_li = isinstance(self.graph.nodes[self.output_node], (nir.LI, nir.I))
         output = membranes[out_name] if is_li else spikes[out_name]
-        predictions = torch.softmax(output, -1).sum(0).argmax(1) if is_li else output.sum(0).argmax(1)
-        return SimulationResult(output=output, predictions=predictions, spikes=spikes, membranes=membranes)
+        return SimulationResult(output=output, predictions=predictions_of(output, readout=is_li), spikes=spikes,
+                                membranes=membranes)
 
 
 _NEURONS = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.I)

@@ -1,35 +1,39 @@
-"""ONNX export of a DelayGraph as a per-step model with explicit state, and its runner in ONNX Runtime.
+"""ONNX export of a DelayGraph with its delay state, and a runner that executes the file in ONNX Runtime.
 
-ONNX Runtime is stateless, so one call of the exported model computes one time step t of the
-graph exactly as the reference simulator does (``delaynir.graph`` equations, ``delaynir.simulate``
-update order and summation order), in float64:
+ONNX Runtime is stateless, so the exported **step model** computes one time step t of the graph,
+exactly as the reference simulator does (``delaynir.graph`` equations, ``delaynir.simulate`` update
+and summation order), in float64:
 
-    (x[t], state[t − 1])  ↦  (out.<L>[t] for every layer L,  state[t])
-
-Inputs (state is all zeros at t = 0):
+    (x[t], state[t − 1])  ↦  (out.<L>[t] for every layer L,  next.<state> = state[t])
 
     x        (B, n_inputs)       input frame at step t
     v.<L>    (n_L, B)            membrane v[t − 1]                 lif, cubalif, li
     z.<L>    (n_L, B)            spikes z[t − 1] (for the reset)   lif, cubalif
     i.<L>    (n_L, B)            synaptic current i[t − 1]         cubalif
-    buf.<S>  (D_S, n_S, B)       buf[k] = s^S[t − 1 − k], k = 0 … D_S − 1, for every source S
-                                 ("input" or a layer) read through a delay; D_S = its longest delay
+    buf.<S>  (D_S, n_S, B)       buf[k] = s^S[t − 1 − k], k = 0 … D_S − 1, for every source S ("input"
+                                 or a layer) read through a delay; D_S = the longest such delay
+    out.<L>  (B, n_L)            s^L[t]: spikes z (lif, cubalif), the relayed I (relay), v (li readout)
 
-Outputs: ``out.<L>`` (B, n_L), the layer's output s^L[t] (spikes z for lif/cubalif, the relayed
-value I for relay, the membrane v for the li readout), then ``next.<state>`` for every state
-input ``<state>``, to be fed back at step t + 1. State is neuron-major with the batch last (the
-layout the step computes in); frames are batch-first.
+State is zero at t = 0, neuron-major with the batch last (the layout the step computes in); frames
+are batch-first. The optional **sequence model** wraps the same step in a Scan over time: x (T, B,
+n_inputs) ↦ out.<L> and v.<L> (T, B, n_L), from zero state.
 
-Synapses stay sparse (cost and size ∝ synapses, never pre × post × D). For a projection P with
-synapses (pre, post, d, w), sorted by post as the simulator sums them:
+Synapses stay sparse (size and work ∝ synapses, never pre × post × D). Per projection P into L with
+synapses (pre, post, d, w), the source's output now and its delay buffer form one table
+[s^S[t]; buf^S] of ((D_S + 1)·n_S, B) rows, synapse row k = d·n_S + pre (a recurrent P, whose source
+is L or a later layer, reads buf^S alone at k = (d − 1)·n_S + pre). Target neurons are grouped into
+fan-in bands (``fan_in_bands``); a band of n_b neurons with fan-in up to K_b computes
 
-    g   = Gather(table, k)                      (S, B)   table = [s^S[t]; buf^S] as ((D_S + 1)·n_S, B),
-                                                         k = d·n_S + pre; a recurrent P (source at or after
-                                                         L) reads buf^S alone with k = (d − 1)·n_S + pre
-    a_P = ScatterND_add(0 (n_L, B), post, w ⊙ g)         Σ_{synapses into j} w · s_i[t − d]
-    I   = b + Σ_groups scale_g ⊙ Σ_{P in g} a_P          groups and order as in delaynir.simulate
+    a_P[band] = ReduceSum_k ( Gather(table, index (n_b, K_b)) ⊙ w (n_b, K_b, 1) )      (n_b, B)
 
-The file layout (every name, shape and metadata key) is documented in docs/onnx-format.md.
+with padding entries of weight 0, and the bands are put back in neuron order with one Gather.
+No scatter-add is used: ONNX Runtime's ScatterND with reduction races on repeated indices when
+multi-threaded (seen with 1.32; microsoft/onnxruntime#18048). Then, in float64 and in simulate's order,
+
+    I = b + Σ_groups scale_g ⊙ Σ_{P in g} a_P        (one group per distinct scale vector)
+
+so integer weights with integer inputs give bit-identical results. docs/onnx-format.md documents
+every name, shape and metadata key.
 """
 
 from __future__ import annotations
@@ -52,35 +56,39 @@ from delaynir.errors import ExportError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
 from delaynir.graph_io import validate_graph
 from delaynir.runs import atomic_path
-from delaynir.simulate import SimulationResult
+from delaynir.simulate import SimulationResult, predictions_of
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OnnxRunResult", "export_onnx", "run_onnx", "OPSET", "IR_VERSION"]
+__all__ = ["ExportedModel", "OnnxRunResult", "export_onnx", "load", "load_onnx", "run_onnx", "OPSET", "IR_VERSION"]
 
 OnnxRunResult = SimulationResult  #: what run_onnx returns: the simulator's result type
-OPSET, IR_VERSION = 21, 10  #: default ONNX domain opset and IR version (ONNX Runtime ≥ 1.17)
-FORMAT, FORMAT_VERSION = "delaynir.onnx.step", 1
-BATCH = "B"  #: the symbolic batch dimension
+OPSET, IR_VERSION = 21, 10  #: ONNX domain opset and IR version (ONNX Runtime ≥ 1.18)
+FORMATS = {"step": "delaynir.onnx.step", "sequence": "delaynir.onnx.sequence"}  #: metadata delaynir.format
+FORMAT_VERSION = 1
+BATCH, TIME = "B", "T"  #: the symbolic batch and time dimensions
 FRAME = "x"
+SCAN = "step."  #: prefix of the step names inside the sequence model's Scan body
 DOC = "docs/onnx-format.md"
 META = {"format": "delaynir.format", "version": "delaynir.format_version", "io": "delaynir.io",
         "layers": "delaynir.layers", "dt": "delaynir.dt", "target": "delaynir.target",
         "n_inputs": "delaynir.n_inputs"}  #: metadata_props keys
-STATE_DOC = {
-    "v": "membrane v[t-1] of layer {name} (zeros at t = 0)",
-    "z": "spikes z[t-1] of layer {name}, for the reset (zeros at t = 0)",
-    "i": "synaptic current i[t-1] of cubalif layer {name} (zeros at t = 0)",
-    "buf": "delay buffer of source {name}: [k] = its output at step t-1-k, k = 0..{depth} (zeros at t = 0)",
+STATE_DOC = {  #: (doc of the state input, doc of its next.* output) per state kind
+    "v": ("membrane v[t-1] of layer {name}", "membrane v[t] of layer {name}"),
+    "z": ("spikes z[t-1] of layer {name} (for the reset)", "spikes z[t] of layer {name}"),
+    "i": ("synaptic current i[t-1] of cubalif layer {name}", "synaptic current i[t] of cubalif layer {name}"),
+    "buf": ("delay buffer of source {name}: [k] = its output at step t-1-k, k = 0..{last}",
+            "delay buffer of source {name}: [k] = its output at step t-k, k = 0..{last}"),
 }
 OUTPUT_DOC = {"lif": "spikes z[t]", "cubalif": "spikes z[t]", "relay": "relayed input I[t]", "li": "membrane v[t]"}
 
 
 @dataclass(frozen=True)
 class Port:
-    """One model input or output: name, shape (ints and "B"), role (frame | state | output), description.
+    """One model input or output: name, shape (ints, "T", "B"), role, one-line description.
 
-    ``next`` (state inputs only) names the output holding the state's value for the next step.
+    role: frame (x), state (v/z/i/buf and their next.*), output (out.<L>) or membrane (v.<L> of the
+    sequence model). ``next`` (state inputs only) names the output that carries the state on.
     """
 
     name: str
@@ -88,9 +96,6 @@ class Port:
     role: str
     doc: str
     next: str | None = None
-
-    def value_info(self) -> onnx.ValueInfoProto:
-        return helper.make_tensor_value_info(self.name, TensorProto.DOUBLE, list(self.shape), doc_string=self.doc)
 
     def zeros(self, batch: int) -> np.ndarray:
         return np.zeros([batch if d == BATCH else d for d in self.shape])
@@ -119,29 +124,42 @@ def _state_kinds(layer: Layer) -> tuple[str, ...]:
     return {"lif": ("v", "z"), "cubalif": ("v", "z", "i"), "li": ("v",), "relay": ()}[layer.neuron]
 
 
+def _state(kind: str, name: str, shape: tuple[int | str, ...]) -> tuple[Port, Port]:
+    """(state input, its next.* output) of one state tensor."""
+    doc, next_doc = (text.format(name=name, last=shape[0] - 1) for text in STATE_DOC[kind])
+    state = Port(f"{kind}.{name}", shape, "state", f"{doc}; zeros at t = 0", f"next.{kind}.{name}")
+    return state, Port(state.next, shape, "state", f"{next_doc}; feed back as {state.name}")
+
+
 def interface(graph: DelayGraph) -> tuple[list[Port], list[Port]]:
     """(inputs, outputs) of the step model, in order: frame, then state; layer outputs, then next state."""
-    states = [Port(f"{kind}.{layer.name}", (layer.size, BATCH), "state", STATE_DOC[kind].format(name=layer.name),
-                   f"next.{kind}.{layer.name}")
-              for layer in graph.layers for kind in _state_kinds(layer)]
-    states += [Port(f"buf.{source}", (depth, graph.source_size(source), BATCH), "state",
-                    STATE_DOC["buf"].format(name=source, depth=depth - 1), f"next.buf.{source}")
-               for source, depth in buffer_depths(graph).items()]
+    pairs = [_state(kind, layer.name, (layer.size, BATCH)) for layer in graph.layers for kind in _state_kinds(layer)]
+    pairs += [_state("buf", source, (depth, graph.source_size(source), BATCH))
+              for source, depth in buffer_depths(graph).items()]
     frame = Port(FRAME, (BATCH, graph.n_inputs), "frame", "input frame x[t] (real-valued counts per channel)")
     outputs = [Port(f"out.{layer.name}", (BATCH, layer.size), "output",
                     f"{OUTPUT_DOC[layer.neuron]} of {layer.neuron} layer {layer.name}")
                for layer in graph.layers]
-    outputs += [Port(s.next, s.shape, "state", f"{s.doc.split(' (')[0].replace('[t-1', '[t')}; feed back as {s.name}")
-                for s in states]
-    return [frame, *states], outputs
+    return [frame, *(state for state, _ in pairs)], outputs + [following for _, following in pairs]
 
 
-def _metadata(graph: DelayGraph, inputs: list[Port], outputs: list[Port]) -> dict[str, str]:
-    layers = [{"name": layer.name, "neuron": layer.neuron, "reset": layer.reset, "size": layer.size,
-               "output": f"out.{layer.name}"} for layer in graph.layers]
-    io = {"inputs": [asdict(p) for p in inputs], "outputs": [asdict(p) for p in outputs], "batch": BATCH,
-          "dtype": "float64"}
-    return {META["format"]: FORMAT, META["version"]: str(FORMAT_VERSION), META["io"]: json.dumps(io),
+def sequence_interface(graph: DelayGraph) -> tuple[list[Port], list[Port]]:
+    """(inputs, outputs) of the sequence model: frames x (T, B, n_inputs); out.<L> and v.<L> (T, B, n_L)."""
+    frames = Port(FRAME, (TIME, BATCH, graph.n_inputs), "frame", "input frames x[0..T-1] (time-first)")
+    outputs = [Port(f"out.{layer.name}", (TIME, BATCH, layer.size), "output",
+                    f"{OUTPUT_DOC[layer.neuron]} of {layer.neuron} layer {layer.name}, t = 0..T-1")
+               for layer in graph.layers]
+    outputs += [Port(f"v.{layer.name}", (TIME, BATCH, layer.size), "membrane",
+                     f"membrane v[t] of layer {layer.name}, t = 0..T-1")
+                for layer in graph.layers if "v" in _state_kinds(layer)]
+    return [frames], outputs
+
+
+def _metadata(graph: DelayGraph, kind: str, inputs: list[Port], outputs: list[Port]) -> dict[str, str]:
+    layers = [{"name": layer.name, "neuron": layer.neuron, "reset": layer.reset, "size": layer.size}
+              for layer in graph.layers]
+    io = {"inputs": [asdict(p) for p in inputs], "outputs": [asdict(p) for p in outputs], "dtype": "float64"}
+    return {META["format"]: FORMATS[kind], META["version"]: str(FORMAT_VERSION), META["io"]: json.dumps(io),
             META["layers"]: json.dumps(layers), META["dt"]: repr(float(graph.dt)), META["target"]: str(graph.target),
             META["n_inputs"]: str(graph.n_inputs)}
 
@@ -188,16 +206,16 @@ def padded_synapses(rows: np.ndarray, weight: np.ndarray, post: np.ndarray,
 
 
 class _Builder:
-    """Nodes and initializers of one ONNX graph; intermediate names are "#k" (no I/O name starts with "#")."""
+    """Nodes and initializers of one ONNX graph; intermediate names are "#<tag>k" (no I/O name starts with "#")."""
 
-    def __init__(self) -> None:
+    def __init__(self, tag: str = "") -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
-        self._count = 0
+        self.tag, self._count = tag, 0
 
     def fresh(self) -> str:
         self._count += 1
-        return f"#{self._count}"
+        return f"#{self.tag}{self._count}"
 
     def const(self, value: Any, dtype: Any = np.float64) -> str:
         name = self.fresh()
@@ -211,22 +229,32 @@ class _Builder:
 
 
 class _Step:
-    """Emits one time step of ``graph``: sources become available in list order (input first)."""
+    """Emits one time step of ``graph``: sources become available in list order (input first).
 
-    def __init__(self, graph: DelayGraph, b: _Builder):
-        self.graph, self.b = graph, b
+    Every input and output name of the step model is written ``prefix + name`` (the Scan body of
+    the sequence model uses a prefix, so its names cannot shadow the outer graph's).
+    """
+
+    def __init__(self, graph: DelayGraph, b: _Builder, prefix: str = ""):
+        self.graph, self.b, self.prefix = graph, b, prefix
         self.depth = buffer_depths(graph)
         self.order = {INPUT: -1, **{layer.name: k for k, layer in enumerate(graph.layers)}}
-        self.batch = b.op("Shape", FRAME, start=0, end=1)
+        self.batch = b.op("Shape", self.io(FRAME), start=0, end=1)
         self.one = b.const(1.0)
         self.tables: dict[tuple[str, bool], str] = {}  # (source, recurrent) -> flattened table (rows, B)
         self._shapes: dict[int, str] = {}
         self._zeros: dict[int, str] = {}
 
-    def run(self) -> None:
-        self._emitted(INPUT, self.b.op("Transpose", FRAME, perm=[1, 0]))
+    def io(self, name: str) -> str:
+        return self.prefix + name
+
+    def run(self, membranes: bool = False) -> None:
+        """All layers in order; with ``membranes``, also mem.<L> = v[t] as (B, n) for layers with a membrane."""
+        self._emitted(INPUT, self.b.op("Transpose", self.io(FRAME), perm=[1, 0]))
         for layer in self.graph.layers:
             self._emitted(layer.name, self._neurons(layer, self._current(layer)))
+            if membranes and "v" in _state_kinds(layer):
+                self.b.op("Transpose", self.io(f"next.v.{layer.name}"), perm=[1, 0], out=self.io(f"mem.{layer.name}"))
 
     def _emitted(self, source: str, s: str) -> None:
         """s^source[t] (n, B) exists: shift its delay buffer, buf' = [s; buf][:D]; keep the gather table."""
@@ -235,13 +263,13 @@ class _Step:
             self.tables[source, False] = s
             return
         b = self.b
-        window = b.op("Concat", b.op("Unsqueeze", s, b.const([0], np.int64)), f"buf.{source}", axis=0)
-        b.op("Slice", window, b.const([0], np.int64), b.const([depth], np.int64), out=f"next.buf.{source}")
+        window = b.op("Concat", b.op("Unsqueeze", s, b.const([0], np.int64)), self.io(f"buf.{source}"), axis=0)
+        b.op("Slice", window, b.const([0], np.int64), b.const([depth], np.int64), out=self.io(f"next.buf.{source}"))
         self.tables[source, False] = b.op("Flatten", window, axis=2)
 
     def _table(self, source: str, recurrent: bool) -> str:
         if recurrent and (source, True) not in self.tables:
-            self.tables[source, True] = self.b.op("Flatten", f"buf.{source}", axis=2)
+            self.tables[source, True] = self.b.op("Flatten", self.io(f"buf.{source}"), axis=2)
         return self.tables[source, recurrent]
 
     def shape(self, n: int) -> str:
@@ -302,54 +330,96 @@ class _Step:
         return total if summed else b.op("Expand", total, self.shape(layer.size))
 
     def _neurons(self, layer: Layer, current: str) -> str:
-        """graph.py's update of ``layer`` from I[t]; emits out.<L> and next.<state>; returns s^L[t] (n, B)."""
-        b, name = self.b, layer.name
+        """graph.py's update of ``layer`` from I[t]; emits out.<L> and next.<state>; returns out (n, B).
+
+        That is s^L[t] (z, or I for a relay) except for li, whose v is returned but never read as a
+        source (li layers emit no spikes: projections from them are left out, see ``_silent``).
+        """
+        b, io = self.b, lambda kind: self.io(f"{kind}.{layer.name}")  # noqa: E731
         col = lambda values: b.const(np.asarray(values)[:, None])  # noqa: E731  (n, 1) parameter
         if layer.neuron == "relay":
-            b.op("Transpose", current, perm=[1, 0], out=f"out.{name}")
+            b.op("Transpose", current, perm=[1, 0], out=io("out"))
             return current
         if layer.neuron == "li":
-            v = b.op("Add", b.op("Mul", col(layer.beta), f"v.{name}"), current, out=f"next.v.{name}")
-            b.op("Transpose", v, perm=[1, 0], out=f"out.{name}")
+            v = b.op("Add", b.op("Mul", col(layer.beta), io("v")), current, out=io("next.v"))
+            b.op("Transpose", v, perm=[1, 0], out=io("out"))
             return v
         drive = current
         if layer.neuron == "cubalif":
-            drive = b.op("Add", b.op("Mul", col(layer.alpha), f"i.{name}"), current, out=f"next.i.{name}")
-        decayed = b.op("Mul", col(layer.beta), f"v.{name}")
+            drive = b.op("Add", b.op("Mul", col(layer.alpha), io("i")), current, out=io("next.i"))
+        decayed = b.op("Mul", col(layer.beta), io("v"))
         if layer.reset == "hard":  # β v (1 − z) + I
-            kept = b.op("Mul", decayed, b.op("Sub", self.one, f"z.{name}"))
+            kept = b.op("Mul", decayed, b.op("Sub", self.one, io("z")))
         else:  # β v − θ z + I
-            kept = b.op("Sub", decayed, b.op("Mul", col(layer.threshold), f"z.{name}"))
-        v = b.op("Add", kept, drive, out=f"next.v.{name}")
-        z = b.op("Cast", b.op("Greater", v, col(layer.threshold)), to=TensorProto.DOUBLE, out=f"next.z.{name}")
-        b.op("Transpose", z, perm=[1, 0], out=f"out.{name}")
+            kept = b.op("Sub", decayed, b.op("Mul", col(layer.threshold), io("z")))
+        v = b.op("Add", kept, drive, out=io("next.v"))
+        z = b.op("Cast", b.op("Greater", v, col(layer.threshold)), to=TensorProto.DOUBLE, out=io("next.z"))
+        b.op("Transpose", z, perm=[1, 0], out=io("out"))
         return z
 
 
-def build_model(graph: DelayGraph) -> onnx.ModelProto:
-    """The step model of ``graph`` (not checked; export_onnx checks it)."""
+def _value_infos(ports: list[Port], prefix: str = "") -> list[onnx.ValueInfoProto]:
+    return [helper.make_tensor_value_info(prefix + p.name, TensorProto.DOUBLE, list(p.shape), doc_string=p.doc)
+            for p in ports]
+
+
+def _step_graph(graph: DelayGraph) -> onnx.GraphProto:
     b = _Builder()
     _Step(graph, b).run()
     inputs, outputs = interface(graph)
-    body = helper.make_graph(b.nodes, "delaynir_step", [p.value_info() for p in inputs],
-                             [p.value_info() for p in outputs], initializer=b.initializers,
+    return helper.make_graph(b.nodes, "delaynir_step", _value_infos(inputs), _value_infos(outputs),
+                             initializer=b.initializers,
                              doc_string=f"one time step of a delaynir DelayGraph ({len(graph.layers)} layers, "
                                         f"{graph.n_synapses} synapses, dt = {graph.dt} s); see {DOC}")
+
+
+def _sequence_graph(graph: DelayGraph) -> onnx.GraphProto:
+    """Scan over time whose body is the step graph (names prefixed with SCAN); state starts at zero."""
+    step_inputs, _ = interface(graph)
+    states = [p for p in step_inputs if p.role == "state"]
+    inputs, outputs = sequence_interface(graph)
+    body_b = _Builder("s")
+    _Step(graph, body_b, prefix=SCAN).run(membranes=True)
+    per_step = [Port(p.name if p.role == "output" else f"mem.{p.name[2:]}", p.shape[1:], p.role, p.doc)
+                for p in outputs]
+    body = helper.make_graph(body_b.nodes, "delaynir_step",
+                             _value_infos([*states, step_inputs[0]], SCAN),
+                             _value_infos([Port(s.next, s.shape, s.role, s.doc) for s in states] + per_step, SCAN),
+                             initializer=body_b.initializers)
+    b = _Builder()
+    batch = b.op("Shape", FRAME, start=1, end=2)
+    zero = numpy_helper.from_array(np.zeros(1))
+    initial = [b.op("ConstantOfShape", b.op("Concat", b.const(p.shape[:-1], np.int64), batch, axis=0), value=zero)
+               for p in states]  # the batch is the last axis of every state tensor
+    b.nodes.append(helper.make_node("Scan", [*initial, FRAME], [b.fresh() for _ in states] + [p.name for p in outputs],
+                                    body=body, num_scan_inputs=1))
+    return helper.make_graph(b.nodes, "delaynir_sequence", _value_infos(inputs), _value_infos(outputs),
+                             initializer=b.initializers,
+                             doc_string=f"T time steps of a delaynir DelayGraph from zero state ({len(graph.layers)} "
+                                        f"layers, {graph.n_synapses} synapses, dt = {graph.dt} s); see {DOC}")
+
+
+def build_model(graph: DelayGraph, *, sequence: bool = False) -> onnx.ModelProto:
+    """The step model of ``graph``, or with ``sequence`` the whole-sequence model (not checked here)."""
+    kind = "sequence" if sequence else "step"
+    body = _sequence_graph(graph) if sequence else _step_graph(graph)
     model = helper.make_model(body, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
                               producer_name="delaynir", producer_version=__version__,
-                              doc_string="delaynir step model: feed next.* back as the state inputs")
-    helper.set_model_props(model, _metadata(graph, inputs, outputs))
+                              doc_string=f"delaynir {kind} model of a DelayGraph; see {DOC}")
+    inputs, outputs = sequence_interface(graph) if sequence else interface(graph)
+    helper.set_model_props(model, _metadata(graph, kind, inputs, outputs))
     return model
 
 
 # ----------------------------------------------------------------------------- export
 
 
-def export_onnx(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Write the step model of ``graph`` to ``path`` atomically; return the path.
+def export_onnx(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool = False,
+                sequence: bool = False) -> Path:
+    """Write the step model of ``graph`` (or with ``sequence`` the whole-sequence model) to ``path``; return it.
 
-    Raises ExportError (and writes nothing) if the graph is invalid, the model fails
-    ``onnx.checker.check_model(full_check=True)``, or ``path`` exists and ``overwrite`` is False.
+    The write is atomic. Raises ExportError (and writes nothing) if ``path`` exists and ``overwrite``
+    is False, the graph is invalid, or the model fails ``onnx.checker.check_model(full_check=True)``.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -357,7 +427,7 @@ def export_onnx(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool =
     problems = validate_graph(graph)
     if problems:
         raise ExportError(f"refusing to write {path}: the DelayGraph is invalid:\n  " + "\n  ".join(problems))
-    model = build_model(graph)
+    model = build_model(graph, sequence=sequence)
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
@@ -368,8 +438,8 @@ def export_onnx(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool =
             tmp.write_bytes(data)
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc}") from None
-    logger.info("wrote %s: ONNX step model, opset %d, %d layers, %d synapses, %d bytes", path, OPSET,
-                len(graph.layers), graph.n_synapses, len(data))
+    logger.info("wrote %s: ONNX %s model, opset %d, %d layers, %d synapses, %d bytes", path,
+                "sequence" if sequence else "step", OPSET, len(graph.layers), graph.n_synapses, len(data))
     return path
 
 
@@ -377,39 +447,87 @@ def export_onnx(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool =
 
 
 @dataclass
-class _StepModel:
-    """An exported step model opened in ONNX Runtime, with its documented interface."""
+class ExportedModel:
+    """An exported file opened in ONNX Runtime (``load_onnx``), with its documented interface."""
 
     path: Path
     session: ort.InferenceSession
+    kind: str  #: "step" or "sequence"
     inputs: list[Port]
     outputs: list[Port]
-    layers: list[dict[str, Any]]
+    layers: list[dict[str, Any]]  #: name, neuron, reset, size of every layer, in execution order
     n_inputs: int
 
+    def run(self, inputs: Any) -> SimulationResult:
+        """``inputs`` (T, B, n_inputs) through the model, from zero state; see ``run_onnx``."""
+        x = self._frames(inputs)
+        if self.kind == "step":
+            traces = self._steps(x)
+        else:
+            names = [p.name for p in self.outputs]
+            traces = dict(zip(names, self.session.run(names, {FRAME: x})))
+        spikes, membranes = {}, {}
+        for layer in self.layers:
+            name, neuron = layer["name"], layer["neuron"]
+            out = torch.from_numpy(traces[f"out.{name}"])
+            spikes[name] = torch.zeros_like(out) if neuron == "li" else out
+            membranes[name] = out if neuron == "relay" else torch.from_numpy(traces[f"v.{name}"])
+        last = self.layers[-1]
+        output = membranes[last["name"]] if last["neuron"] == "li" else spikes[last["name"]]
+        readout = last["neuron"] == "li"
+        return SimulationResult(output=output, predictions=predictions_of(output, readout=readout), spikes=spikes,
+                                membranes=membranes)
 
-def _open(path: Path) -> _StepModel:
-    """``path`` opened in ONNX Runtime; ExportError if it is unreadable or not a delaynir step model."""
+    def _frames(self, inputs: Any) -> np.ndarray:
+        x = torch.as_tensor(inputs).to(torch.float64).numpy()
+        if x.ndim != 3 or x.shape[2] != self.n_inputs:
+            raise ExportError(f"{self.path} takes inputs (T, B, {self.n_inputs}) (n_inputs = {self.n_inputs}); "
+                              f"got {tuple(x.shape)}")
+        return np.ascontiguousarray(x)
+
+    def _steps(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """out.<L> and v.<L> (T, B, n) from one session call per step, feeding next.* back as state."""
+        T, B, _ = x.shape
+        states = [p for p in self.inputs if p.role == "state"]
+        state = {p.name: p.zeros(B) for p in states}
+        names = [p.name for p in self.outputs]
+        traces = {f"{kind}.{layer['name']}": np.zeros((T, B, layer["size"])) for layer in self.layers
+                  for kind in ("out", "v") if kind == "out" or layer["neuron"] != "relay"}
+        for t in range(T):
+            values = dict(zip(names, self.session.run(names, {FRAME: x[t], **state})))
+            state = {p.name: values[p.next] for p in states}
+            for layer in self.layers:
+                name = layer["name"]
+                traces[f"out.{name}"][t] = values[f"out.{name}"]
+                if layer["neuron"] != "relay":
+                    traces[f"v.{name}"][t] = values[f"next.v.{name}"].T
+        return traces
+
+
+def load_onnx(path: str | os.PathLike) -> ExportedModel:
+    """``path`` opened in ONNX Runtime (CPU); ExportError if it is unreadable or not exported by delaynir."""
+    path = Path(path)
     if not path.is_file():
-        raise ExportError(f"{path}: no such file (expected an ONNX step model written by export_onnx)")
+        raise ExportError(f"{path}: no such file (expected an ONNX model written by export_onnx)")
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ExportError(f"{path}: not a loadable ONNX model; the file is malformed or truncated ({first})") from None
     meta = session.get_modelmeta().custom_metadata_map
-    if meta.get(META["format"]) != FORMAT:
-        raise ExportError(f"{path}: metadata {META['format']!r} is {meta.get(META['format'])!r}, expected "
-                          f"{FORMAT!r}; this ONNX file was not exported by delaynir.converters.onnx.export_onnx")
+    kind = next((k for k, name in FORMATS.items() if meta.get(META["format"]) == name), None)
+    if kind is None:
+        raise ExportError(f"{path}: metadata {META['format']!r} is {meta.get(META['format'])!r}, expected one of "
+                          f"{sorted(FORMATS.values())}; this ONNX file was not exported by delaynir's export_onnx")
     if meta.get(META["version"]) != str(FORMAT_VERSION):
         raise ExportError(f"{path}: format version {meta.get(META['version'])!r}; this delaynir reads version "
                           f"{FORMAT_VERSION}; re-export the graph with this delaynir")
     try:
         io = json.loads(meta[META["io"]])
-        inputs = [Port(**{**p, "shape": tuple(p["shape"])}) for p in io["inputs"]]
-        outputs = [Port(**{**p, "shape": tuple(p["shape"])}) for p in io["outputs"]]
+        inputs, outputs = ([Port(**{**p, "shape": tuple(p["shape"])}) for p in io[key]]
+                           for key in ("inputs", "outputs"))
         layers, n_inputs = json.loads(meta[META["layers"]]), int(meta[META["n_inputs"]])
     except (KeyError, TypeError, ValueError) as exc:
         raise ExportError(f"{path}: delaynir metadata missing or malformed ({type(exc).__name__}: {exc}); "
@@ -418,47 +536,18 @@ def _open(path: Path) -> _StepModel:
     if found != ([p.name for p in inputs], [p.name for p in outputs]):
         raise ExportError(f"{path}: the model's inputs/outputs {found} do not match its {META['io']!r} metadata; "
                           "the file was edited after export")
-    return _StepModel(path, session, inputs, outputs, layers, n_inputs)
+    return ExportedModel(path, session, kind, inputs, outputs, layers, n_inputs)
 
 
-def _frames(model: _StepModel, inputs: Any) -> np.ndarray:
-    x = torch.as_tensor(inputs).to(torch.float64).numpy()
-    if x.ndim != 3 or x.shape[2] != model.n_inputs:
-        raise ExportError(f"{model.path} takes inputs (T, B, {model.n_inputs}) (n_inputs = {model.n_inputs}); "
-                          f"got {tuple(x.shape)}")
-    return np.ascontiguousarray(x)
-
-
-def predictions(output: torch.Tensor, readout: str) -> torch.Tensor:
-    """(B,) as delaynir.simulate: argmax_c Σ_t softmax(v[t])_c for an li readout, else argmax spike count."""
-    return torch.softmax(output, dim=-1).sum(0).argmax(1) if readout == "li" else output.sum(0).argmax(1)
+load = load_onnx  #: the converters' common entry point, as norse and snnTorch: load(path).run(x)
 
 
 def run_onnx(path: str | os.PathLike, inputs: Any) -> SimulationResult:
-    """Run the step model at ``path`` on ``inputs`` (T, B, n_inputs) in ONNX Runtime, one call per step.
+    """Run the exported model at ``path`` on ``inputs`` (T, B, n_inputs) in ONNX Runtime, from zero state.
 
-    Returns delaynir.simulate's SimulationResult with every layer's spikes and membranes recorded
-    (spikes of li layers are zero; a relay's membrane is its input I). ExportError if the file is
-    malformed, not a delaynir step model, or does not take ``n_inputs`` channels.
+    A step model is called once per step with its state fed back, a sequence model once. Returns
+    delaynir.simulate's SimulationResult with every layer's spikes and membranes recorded (spikes of
+    li layers are zero; a relay's membrane is its input I). ExportError if the file is malformed,
+    not exported by delaynir, or does not take ``inputs.shape[2]`` channels.
     """
-    model = _open(Path(path))
-    x = _frames(model, inputs)
-    T, B, _ = x.shape
-    state = {p.name: p.zeros(B) for p in model.inputs if p.role == "state"}
-    names = [p.name for p in model.outputs]
-    out = {layer["name"]: np.zeros((T, B, layer["size"])) for layer in model.layers}
-    membranes = {layer["name"]: np.zeros((T, B, layer["size"])) for layer in model.layers}
-    for t in range(T):
-        values = dict(zip(names, model.session.run(names, {FRAME: x[t], **state})))
-        state = {p.name: values[p.next] for p in model.inputs if p.role == "state"}
-        for layer in model.layers:
-            name = layer["name"]
-            out[name][t] = values[f"out.{name}"]
-            membranes[name][t] = values[f"out.{name}"] if layer["neuron"] == "relay" else values[f"next.v.{name}"].T
-    spikes = {layer["name"]: torch.from_numpy(np.zeros_like(out[layer["name"]]) if layer["neuron"] == "li"
-                                               else out[layer["name"]]) for layer in model.layers}
-    membranes_t = {name: torch.from_numpy(m) for name, m in membranes.items()}
-    last = model.layers[-1]
-    output = torch.from_numpy(out[last["name"]])
-    return SimulationResult(output=output, predictions=predictions(output, last["neuron"]), spikes=spikes,
-                            membranes=membranes_t)
+    return load_onnx(path).run(inputs)

@@ -63,7 +63,8 @@ def cmd_train(args) -> int:
 
     overrides = {"epochs": args.epochs, "delays": args.delays, "device": args.device, "seed": args.seed,
                  "batch_size": args.batch_size, "lr": args.lr, "max_delay": args.max_delay,
-                 "hidden": args.hidden}
+                 "hidden": args.hidden, "sparsity": args.sparsity, "prune": args.prune, "structure": args.structure,
+                 "dale": args.dale or None}
     config = load_config(args.config, overrides)
     summary = train(config, args.data, args.out, resume=args.resume, progress=_progress())
     if args.json:
@@ -233,7 +234,7 @@ def cmd_demo(args) -> int:
     print(f"  validation: trained {v['trained_accuracy']:.4f}, compiled {v['compiled_accuracy']:.4f} "
           f"(same prediction on {v['prediction_agreement']:.2%}); test accuracy of the compiled graph "
           f"{c['test_accuracy']:.4f}")
-    print(f"\nexported to NIR: {result['nir']}; verification on the test set:")
+    print(f"\nexported to NIR: {result['nir']} and ONNX: {result['onnx']}; verification on the test set:")
     _print_verification(result["verification"])
     return 0
 
@@ -278,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float)
     t.add_argument("--max-delay", type=int, help="delay taps D (delays 0 … D−1 steps)")
     t.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes, e.g. --hidden 256 256")
+    t.add_argument("--sparsity", type=float,
+                   help="fraction of candidate connections inactive per layer, e.g. 0.96875 (= 1 - 2^-5)")
+    t.add_argument("--prune", choices=["none", "deepr-rigl", "deepr-random"],
+                   help="dynamic pruning at a fixed budget: DEEP R removal with RigL or random regrowth "
+                        "(none: a fixed random mask)")
+    t.add_argument("--structure", choices=["pairs", "taps"],
+                   help="candidates: (pre, post) pairs with a learned delay each, or (pre, post, delay) taps")
+    t.add_argument("--dale", action="store_true", help="one sign per presynaptic neuron (Dale's law; needs --prune)")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_train)

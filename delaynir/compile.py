@@ -45,16 +45,21 @@ def layer_names(n_hidden: int) -> list[str]:
 
 
 def folded_layer(model: DelaySNN, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(weight (out, in), bias (out,), integer delays (out, in)) of delay layer k, BatchNorm folded, float64."""
+    """(weight (out, M), bias (out,), integer delays (out, M)) of delay layer k, BatchNorm folded, float64.
+
+    Column m is a synapse from input m mod in_features (M = in_features for one delay per pair;
+    a ``taps`` layer has M = D · in_features, one column per delay tap: ``synapse_table()``).
+    """
     delay = model.delays[k]
-    w = delay.weight.detach().double()
+    w, d = delay.synapse_table()
+    w = w.double()
     b = delay.bias.detach().double() if delay.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
     if k < len(model.norms) and isinstance(model.norms[k], torch.nn.BatchNorm1d):
         bn = model.norms[k]
         a = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
         c = bn.bias.detach().double() - a * bn.running_mean.double()
         w, b = a[:, None] * w, a * b + c
-    return w, b, delay.integer_delays()
+    return w, b, d
 
 
 def _neuron_params(model: DelaySNN, k: int, n: int) -> tuple[str, np.ndarray, np.ndarray, str]:
@@ -89,14 +94,14 @@ def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error"
             if np.isfinite(profile.state_bits):  # integer state: biases on the grid too
                 b_np = on_grid(b_np, scale)
         w_np, d_np = w.numpy(), d.numpy()
-        post, pre = np.nonzero(w_np)
-        delays = d_np[post, pre]
+        post, col = np.nonzero(w_np)
+        pre, delays = col % model.delays[k].in_features, d_np[post, col]
         clipped_d = 0
         if fit == "clip-delays" and np.isfinite(profile.max_delay):
             clipped_d = int((delays > profile.max_delay).sum())
             delays = np.minimum(delays, int(profile.max_delay))
         new_beta = quantize_decay(beta, profile.decay, profile.max_decay_shift)
-        proj = Projection(source, pre, post, delays, w_np[post, pre], scale)
+        proj = Projection(source, pre, post, delays, w_np[post, col], scale)
         layers.append(Layer(name=name, size=n_out, neuron=kind, beta=new_beta, threshold=threshold, bias=b_np,
                             projections=[proj], reset=reset))
         report_layers.append({

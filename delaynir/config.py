@@ -24,6 +24,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+PRUNE_METHODS = ("none", "deepr-rigl", "deepr-random")
+
+
 @dataclass
 class TrainConfig:
     # data
@@ -41,6 +44,16 @@ class TrainConfig:
     surrogate_alpha: float = 5.0  #: ATan surrogate sharpness
     batchnorm: bool = True
     dropout: float = 0.4
+    # sparse connectivity and dynamic pruning (delaynir.nn.sparse_delay, delaynir.nn.rewiring)
+    sparsity: float = 0.0  #: fraction of candidate connections inactive per layer (paper: 1 − 2^-k); 0 = dense
+    prune: str = "none"  #: none (a fixed random mask when sparsity > 0) | deepr-rigl | deepr-random
+    structure: str = "pairs"  #: pairs: (pre, post), a DCLS delay each | taps: (pre, post, delay), fixed delays
+    dale: bool = False  #: one sign per presynaptic neuron instead of one per connection (needs prune)
+    prune_l1: float = 1e-5  #: L1 coefficient α on the magnitudes θ (gradient α per active connection)
+    prune_temperature: float = 0.0  #: DEEP R Langevin noise temperature T (θ += √(2 lr T) ν); 0 = off
+    regrow_magnitude: float = 1e-3  #: magnitude θ of a regrown connection
+    rewire_interval: int = 1  #: regrow to the budget every this many batches (removal happens every batch)
+    prune_readout: bool = False  #: make the readout layer sparse too (otherwise only hidden layers)
     # optimisation
     epochs: int = 150
     batch_size: int = 256
@@ -74,6 +87,13 @@ class TrainConfig:
             (self.sigma_init >= 0 and self.sigma_final > 0, "sigma_init must be >= 0 and sigma_final > 0"),
             (0 < self.sigma_fraction <= 1, f"sigma_fraction must be in (0, 1] (got {self.sigma_fraction})"),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda (got {self.device!r})"),
+            (0 <= self.sparsity < 1, f"sparsity must be in [0, 1) (got {self.sparsity})"),
+            (self.prune in PRUNE_METHODS, f"prune must be one of {', '.join(PRUNE_METHODS)} (got {self.prune!r})"),
+            (self.structure in ("pairs", "taps"), f"structure must be pairs or taps (got {self.structure!r})"),
+            (not self.dale or self.prune != "none", "dale needs a pruning method (prune deepr-rigl or deepr-random)"),
+            (self.prune_l1 >= 0 and self.prune_temperature >= 0 and self.regrow_magnitude >= 0,
+             "prune_l1, prune_temperature and regrow_magnitude must be >= 0"),
+            (self.rewire_interval >= 1, f"rewire_interval must be >= 1 batch (got {self.rewire_interval})"),
         ]
         problems = [msg for ok, msg in checks if not ok]
         if problems:

@@ -2,8 +2,8 @@
 the no-delay ablation, evaluate both on the held-out test file with rounded delays, and
 compile the learned-delay model for a target (int8 by default) into a DelayGraph whose
 accuracy in the reference simulator is reported next to the trained model's, export it as
-NIR, and verify on the test set that norse and snnTorch, running the exported file,
-reproduce the reference simulator.
+NIR and ONNX, and verify on the test set that norse and snnTorch (running the NIR file) and
+ONNX Runtime (running the ONNX file) reproduce the reference simulator.
 
 The pipeline grows as capabilities land (compile, export, verify); ``run_demo`` returns
 every figure it measured as one dict.
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 MARKER = ".delaynir-demo"
 
 #: Simulators that run the exported files in the demo's verification.
-DEMO_SIMULATORS = ("norse", "snntorch")
+DEMO_SIMULATORS = ("norse", "snntorch", "onnxruntime")
 
 #: Training settings of the demo: small enough for a few minutes on 2 CPU cores.
 DEMO_SETTINGS: dict[str, Any] = {
@@ -75,7 +75,11 @@ def run_demo(out: str | Path, *, device: str = "auto", epochs: int | None = None
     graph_path = out / f"learned.{target}.delaygraph.h5"
     report = compile_run(out / "runs" / "learned", target, graph_path)
     test = evaluate_graph(graph_path, test_path)
-    results["nir"] = str(export_nir(load_graph(graph_path), out / f"learned.{target}.nir"))
+    from delaynir.converters.onnx import export_onnx  # converters depend on the core, never the reverse
+
+    graph = load_graph(graph_path)
+    results["nir"] = str(export_nir(graph, out / f"learned.{target}.nir"))
+    results["onnx"] = str(export_onnx(graph, out / f"learned.{target}.onnx"))
     results["verification"] = verify_path(graph_path, test_path, sims=list(DEMO_SIMULATORS), progress=progress)
     results["compiled"] = {"target": report["target"], "graph": str(graph_path), "neurons": report["neurons"],
                            "synapses": report["synapses"], "max_delay": report["max_delay"],

@@ -50,6 +50,11 @@ class SimulationResult:
     membranes: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+def predictions_of(output: torch.Tensor, *, readout: bool) -> torch.Tensor:
+    """(B,) classes from the output (T, B, n): argmax Σ_t softmax(v[t]) for a leaky readout, else the spike count."""
+    return torch.softmax(output, dim=-1).sum(0).argmax(1) if readout else output.sum(0).argmax(1)
+
+
 class _Population:
     """A source's output in a flat buffer: neuron i at step t is element (i·(T + pad) + pad + t)·B + b.
 
@@ -177,13 +182,9 @@ def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationRe
                 grid[:, t], mem[:, t] = cell.step(current[:, t])
     time_first = {name: m.permute(1, 2, 0) for name, m in membranes.items()}
     out_layer = graph.layers[-1]
-    if out_layer.neuron == "li":
-        output = time_first[out_layer.name]
-        predictions = torch.softmax(output, dim=-1).sum(0).argmax(1)
-    else:
-        output = pops[out_layer.name].grid.permute(1, 2, 0)
-        predictions = output.sum(0).argmax(1)
-    result = SimulationResult(output=output, predictions=predictions)
+    is_li = out_layer.neuron == "li"
+    output = time_first[out_layer.name] if is_li else pops[out_layer.name].grid.permute(1, 2, 0)
+    result = SimulationResult(output=output, predictions=predictions_of(output, readout=is_li))
     if record:
         result.spikes = {layer.name: pops[layer.name].grid.permute(1, 2, 0) for layer in graph.layers}
         result.membranes = time_first

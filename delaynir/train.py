@@ -29,6 +29,7 @@ from delaynir.config import TrainConfig, dumps_toml, load_config
 from delaynir.data import SpikeDataset, make_loader, validation_split
 from delaynir.errors import CheckpointError, ConfigError, DataFormatError
 from delaynir.nn.model import DelaySNN, ModelConfig, readout_loss, summed_softmax
+from delaynir.nn.rewiring import Rewiring, active_connections
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +88,19 @@ def build_model(config: TrainConfig, n_inputs: int, n_outputs: int) -> DelaySNN:
         n_inputs=n_inputs, n_outputs=n_outputs, hidden=list(config.hidden), max_delay=config.max_delay,
         delays=config.delays, tau_steps=config.tau_steps, threshold=config.threshold, reset=config.reset,
         surrogate_alpha=config.surrogate_alpha, batchnorm=config.batchnorm, dropout=config.dropout,
+        sparsity=config.sparsity, structure=config.structure, sparse_readout=config.prune_readout,
+        signs="free" if config.prune == "none" else "dale" if config.dale else "random",
     )
     return DelaySNN(mc)
+
+
+def build_rewiring(model: DelaySNN, config: TrainConfig) -> Rewiring | None:
+    """DEEP R + RigL / random regrowth for the model's sparse layers; None without pruning."""
+    if config.prune == "none":
+        return None
+    return Rewiring(model.sparse_layers(), method=config.prune, l1=config.prune_l1,
+                    temperature=config.prune_temperature, magnitude=config.regrow_magnitude,
+                    interval=config.rewire_interval)
 
 
 def prepare_model(model: DelaySNN, config: TrainConfig) -> DelaySNN:
@@ -234,6 +246,7 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
     val_loader = make_loader(dataset, val_idx, batch_size=config.batch_size, shuffle=False)
     total_steps = config.epochs * steps_per_epoch
     model = state.model
+    rewiring = build_rewiring(model, config)
     for epoch in range(state.epoch + 1, config.epochs + 1):
         t0 = time.perf_counter()
         loader = make_loader(dataset, train_idx, batch_size=config.batch_size, shuffle=True,
@@ -246,14 +259,20 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
             sigma = sigma_at(step, total_steps, config)
             model.set_sigma(sigma)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if rewiring is not None:
+                rewiring.prepare(step)
             with _autocast(device, config.amp):
                 out_v = model(x)
                 loss = readout_loss(out_v.float(), y)
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if rewiring is not None:
+                rewiring.add_l1_grad()
             state.optimizer.step()
             state.scheduler.step()
             model.clamp_positions_()
+            if rewiring is not None:
+                rewiring.after_step(state.optimizer, step)
             loss_sum += float(loss.detach()) * len(y)
             correct += int((summed_softmax(out_v.detach().float()).argmax(1) == y).sum())
             seen += len(y)
@@ -270,6 +289,12 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
                "val_accuracy": val["accuracy"], "val_loss": val["loss"], "sigma": sigma,
                "lr": state.optimizer.param_groups[0]["lr"], "spike_rates": val["spike_rates"],
                "seconds": time.perf_counter() - t0}
+        if rewiring is not None:
+            row.update(rewiring.epoch_metrics())
+            log.info("epoch %d: active connections %s of %s per sparse layer; removed %s, regrown %s", epoch,
+                     row["active_connections"], row["connection_budget"], row["removed"], row["regrown"])
+        elif model.sparse_layers():
+            row.update(active_connections(model.sparse_layers()))
         metrics.append(row)
         runs.write_metrics(out, metrics)
         log.info("epoch %d/%d loss %.4f train %.3f val %.3f sigma %.2f (%.1fs)", epoch, config.epochs,

@@ -41,10 +41,9 @@ def _runners(graph: DelayGraph, sims: list[str], workdir: Path) -> dict[str, Cal
                 module = __import__(f"delaynir.converters.{name}", fromlist=["load"])
                 runners[name] = module.load(nir_path).run
     if "onnxruntime" in sims:
-        from delaynir.converters.onnx import export_onnx, run_onnx
+        from delaynir.converters.onnx import export_onnx, load_onnx
 
-        onnx_path = export_onnx(graph, workdir / "model.onnx")
-        runners["onnxruntime"] = lambda x: run_onnx(onnx_path, x)
+        runners["onnxruntime"] = load_onnx(export_onnx(graph, workdir / "model.onnx")).run
     return runners
 
 

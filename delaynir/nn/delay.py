@@ -138,6 +138,10 @@ class DelayLinear(nn.Module):
         """The deployed delays d[j, i] = round(clamp(p, 0, D − 1)) as int64 (out, in)."""
         return torch.round(self.positions.detach().clamp(0, self.max_delay - 1)).long()
 
+    def synapse_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight (out, M), integer delays (out, M)) of the deployed layer: M = C_in, column m reads input m."""
+        return self.weight.detach(), self.integer_delays()
+
     def uses_gaussian(self) -> bool:
         if self.mode != "learned" or self.kernel == "rounded":
             return False

@@ -17,6 +17,7 @@ from torch import nn
 from delaynir.errors import ConfigError
 from delaynir.nn.delay import DELAY_MODES, DelayLinear
 from delaynir.nn.neurons import LIF, RESETS, LeakyReadout
+from delaynir.nn.sparse_delay import SIGNS, STRUCTURES, SparseDelayLinear
 from delaynir.quantize import WeightGrid, fake_quantize
 
 
@@ -36,6 +37,14 @@ class ModelConfig:
     batchnorm: bool = True
     dropout: float = 0.4
     bias: bool = False
+    sparsity: float = 0.0  #: fraction of candidate connections without one (sparse layers: nn.sparse_delay)
+    structure: str = "pairs"  #: pairs (one delay per synapse) | taps (candidates are (pre, post, delay))
+    signs: str = "free"  #: free | random | dale: fixed connection signs (needed by pruning)
+    sparse_readout: bool = False  #: make the readout layer sparse too
+
+    def sparse(self) -> bool:
+        """Whether the delay layers are ``SparseDelayLinear`` (otherwise dense ``DelayLinear``)."""
+        return self.sparsity > 0 or self.structure == "taps" or self.signs != "free"
 
     def validate(self) -> None:
         problems = []
@@ -53,6 +62,12 @@ class ModelConfig:
             problems.append(f"tau_steps must exceed 1 (got {self.tau_steps})")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1) (got {self.dropout})")
+        if not 0 <= self.sparsity < 1:
+            problems.append(f"sparsity must be in [0, 1) (got {self.sparsity})")
+        if self.structure not in STRUCTURES:
+            problems.append(f"structure must be one of {STRUCTURES} (got {self.structure!r})")
+        if self.signs not in SIGNS:
+            problems.append(f"signs must be one of {SIGNS} (got {self.signs!r})")
         if problems:
             raise ConfigError("invalid model configuration:\n  " + "\n  ".join(problems))
 
@@ -80,7 +95,7 @@ class DelaySNN(nn.Module):
         self.config = config
         sizes = [config.n_inputs, *map(int, config.hidden), config.n_outputs]
         self.delays = nn.ModuleList(
-            DelayLinear(a, b, config.max_delay, delays=config.delays, bias=config.bias) for a, b in zip(sizes, sizes[1:])
+            self._delay_layer(a, b, readout=k == len(sizes) - 2) for k, (a, b) in enumerate(zip(sizes, sizes[1:]))
         )
         self.norms = nn.ModuleList(
             nn.BatchNorm1d(h) if config.batchnorm else nn.Identity() for h in sizes[1:-1]
@@ -96,6 +111,16 @@ class DelaySNN(nn.Module):
         self.frozen_batchnorm = False
         self.record = False  #: keep each hidden layer's spikes of the last forward in ``recorded``
         self.recorded: list[torch.Tensor] = []
+
+    def _delay_layer(self, n_in: int, n_out: int, readout: bool) -> nn.Module:
+        c = self.config
+        if c.sparse() and (c.sparse_readout or not readout):
+            return SparseDelayLinear(n_in, n_out, c.max_delay, structure=c.structure, sparsity=c.sparsity,
+                                     signs=c.signs, delays=c.delays, bias=c.bias)
+        return DelayLinear(n_in, n_out, c.max_delay, delays=c.delays, bias=c.bias)
+
+    def sparse_layers(self) -> list[SparseDelayLinear]:
+        return [layer for layer in self.delays if isinstance(layer, SparseDelayLinear)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x

@@ -1,0 +1,180 @@
+"""Sparse causal delayed sum  y[t, b, j] = Σ_e v_e · x[t − k_e, b, i_e]  over a list of entries.
+
+An entry e = (tap k_e, presynaptic i_e, postsynaptic j_e) with value v_e is one nonzero of
+the (D, C_in, C_out) tap table of ``delay_conv.delayed_sum``; a sparse delay layer has
+n ≪ D · C_in · C_out of them. x is time-first (T, B, C_in), y is (T, B, C_out), time before
+0 is zero. Gradients: ∂L/∂v_e = Σ_{t,b} x[t − k_e, b, i_e] · gy[t, b, j_e] and
+gx[t, b, i] = Σ_{e: i_e = i} v_e · gy[t + k_e, b, j_e].
+
+Two exact strategies, chosen per call by a cost estimate (``_plan``):
+
+* **csr**: per tap k, a CSR matrix A_k (C_out × C_in) of the entries with tap k times the
+  channel-major input shifted by k steps: y_cmᵀ = Σ_k A_k · X_k, and gxᵀ = Σ_k A_kᵀ · GY_k.
+  Cost ∝ n · T · B: it follows the number of entries, not the table size.
+* **table**: scatter the entries into the dense table and use ``delayed_sum``'s event or dense
+  kernels. Cost ∝ events · D · C_out (forward, sparse input) or T · B · C_in · D · C_out.
+
+The weight gradient always goes through the dense table gradient (the transposed event bag of
+``delayed_sum``, cost ∝ events · D · C_out), then is gathered at the n entries: on the CPU this
+beat a sampled product (SDDMM) at every sparsity measured, and it is the full gradient
+∂L/∂table that RigL regrowth scores dormant candidates with, handed out through ``sink``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from delaynir.nn.delay_conv import (
+    DEFAULT_SPARSE_THRESHOLD,
+    _Events,
+    _forward_dense,
+    _forward_events,
+    _input_grad,
+    _table_grad_dense,
+    _table_grad_events,
+)
+
+STRATEGIES = ("auto", "csr", "table")
+
+#: Relative throughputs (multiply-adds per ns) of the kernels on the 2-core development CPU,
+#: measured at the anchor shape (benchmarks/sparse_delay.py). They only choose between exact
+#: strategies, so a different machine changes speed, never results.
+_RATE = {"csr": 25.0, "bag": 35.0, "gemm": 100.0}
+
+
+class TapList:
+    """Entries (tap, pre, post) of a sparse tap table for ``n_in`` → ``n_out`` channels and ``n_taps`` taps.
+
+    ``flat`` indexes the entries in the flattened (n_taps, n_in, n_out) table. The per-tap CSR
+    orderings are computed once per TapList; reuse one while the entries stay the same.
+    """
+
+    def __init__(self, tap: torch.Tensor, pre: torch.Tensor, post: torch.Tensor, n_in: int, n_out: int, n_taps: int):
+        self.tap, self.pre, self.post = tap.long(), pre.long(), post.long()
+        self.n_in, self.n_out, self.n_taps = n_in, n_out, n_taps
+        self.flat = (self.tap * n_in + self.pre) * n_out + self.post
+        self._plans: dict[bool, tuple] = {}
+
+    def __len__(self) -> int:
+        return self.tap.numel()
+
+    def _plan_csr(self, transpose: bool) -> tuple:
+        """(order, crow (D, rows + 1), columns, tap bounds) sorting entries by tap, row, column."""
+        if transpose not in self._plans:
+            rows, cols = (self.pre, self.post) if transpose else (self.post, self.pre)
+            n_rows, n_cols = (self.n_in, self.n_out) if transpose else (self.n_out, self.n_in)
+            order = torch.argsort((self.tap * n_rows + rows) * n_cols + cols)
+            counts = torch.bincount(self.tap * n_rows + rows, minlength=self.n_taps * n_rows).view(self.n_taps, n_rows)
+            crow = torch.zeros(self.n_taps, n_rows + 1, dtype=torch.long, device=self.tap.device)
+            torch.cumsum(counts, 1, out=crow[:, 1:])
+            ends = torch.cumsum(counts.sum(1), 0).tolist()
+            bounds = list(zip([0] + ends[:-1], ends))
+            self._plans[transpose] = (order, crow, cols.index_select(0, order), bounds, (n_rows, n_cols))
+        return self._plans[transpose]
+
+    def matrices(self, values: torch.Tensor, transpose: bool) -> list[torch.Tensor | None]:
+        """Per tap k, the CSR matrix A_k (n_out × n_in; its transpose when ``transpose``), None when empty."""
+        order, crow, cols, bounds, size = self._plan_csr(transpose)
+        vals = values.index_select(0, order)
+        with warnings.catch_warnings():  # torch flags sparse CSR as beta on first use
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return [torch.sparse_csr_tensor(crow[k], cols[a:b], vals[a:b], size, check_invariants=False)
+                    if b > a else None for k, (a, b) in enumerate(bounds)]
+
+
+def _plan(n: int, T: int, B: int, C_in: int, C_out: int, D: int, n_events: int | None, strategy: str):
+    """(forward by csr, input gradient by csr): whichever strategy's estimated cost is lower."""
+    if strategy != "auto":
+        return strategy == "csr", strategy == "csr"
+    csr = n * T * B / _RATE["csr"]
+    dense = T * B * C_in * D * C_out / _RATE["gemm"]
+    table_fwd = dense if n_events is None else n_events * D * C_out / _RATE["bag"]
+    return csr < table_fwd, csr < dense
+
+
+def _spmm_taps(mats, src_cm: torch.Tensor, n_rows: int, T: int, B: int, shift) -> torch.Tensor:
+    """Σ_k mats[k] · src_cm[:, shift(k)·B : shift(k)·B + T·B] → (n_rows, T·B); taps k ≥ T read padding."""
+    out = src_cm.new_zeros(n_rows, T * B)
+    for k, a in enumerate(mats):
+        if a is not None and k < T:
+            start = shift(k) * B
+            out.addmm_(a, src_cm[:, start:start + T * B])
+    return out
+
+
+class _SparseDelayedSum(torch.autograd.Function):
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+    def forward(ctx, x, values, taps: TapList, sparse_threshold, strategy, sink):
+        T, B, C_in = x.shape
+        D, C_out = taps.n_taps, taps.n_out
+        x2d = x.reshape(T * B, C_in).to(values.dtype)
+        density = float((x2d != 0).sum()) / max(x2d.numel(), 1)
+        ev = _Events(x2d, D) if density <= sparse_threshold else None
+        fwd_csr, grad_csr = _plan(len(taps), T, B, C_in, C_out, D, None if ev is None else ev.cols.numel(), strategy)
+        table = None
+        if fwd_csr:
+            x_cm = x2d.new_zeros(C_in, (D - 1 + T) * B)
+            x_cm[:, (D - 1) * B:] = x2d.t()
+            y_cm = _spmm_taps(taps.matrices(values, False), x_cm, C_out, T, B, lambda k: D - 1 - k)
+            y = y_cm.t().contiguous()
+        else:
+            table = _scatter_table(values, taps)
+            y = _forward_dense(x2d, table, T, B) if ev is None else _forward_events(
+                ev, table.view(D * C_in, C_out), T, B, D, C_in)
+        ctx.taps, ctx.events, ctx.grad_csr, ctx.sink, ctx.shape = taps, ev, grad_csr, sink, (T, B, C_in)
+        ctx.save_for_backward(values, x2d if ev is None else None, table)
+        return y.view(T, B, C_out)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, gy):
+        values, x2d, table = ctx.saved_tensors
+        taps, (T, B, C_in) = ctx.taps, ctx.shape
+        D, C_out = taps.n_taps, taps.n_out
+        gy2d = gy.reshape(T * B, C_out).to(values.dtype)
+        g_x = g_values = None
+        if ctx.needs_input_grad[1] or ctx.sink is not None:
+            if ctx.events is not None:
+                g_table = _table_grad_events(ctx.events, gy2d, T, B, D, C_in).view(D, C_in, C_out)
+            else:
+                g_table = _table_grad_dense(x2d, gy2d, T, B, D)
+            if ctx.sink is not None:
+                ctx.sink["table_grad"] = g_table
+            if ctx.needs_input_grad[1]:
+                g_values = g_table.view(-1).index_select(0, taps.flat)
+        if ctx.needs_input_grad[0]:
+            if ctx.grad_csr:
+                gy_cm = gy2d.new_zeros(C_out, (T + D - 1) * B)
+                gy_cm[:, :T * B] = gy2d.t()
+                gx_cm = _spmm_taps(taps.matrices(values, True), gy_cm, C_in, T, B, lambda k: k)
+                g_x = gx_cm.t().contiguous().view(T, B, C_in)
+            else:
+                table = table if table is not None else _scatter_table(values, taps)
+                g_x = _input_grad(gy2d, table, T, B).view(T, B, C_in)
+        return g_x, g_values, None, None, None, None
+
+
+def _scatter_table(values: torch.Tensor, taps: TapList) -> torch.Tensor:
+    """The dense (D, C_in, C_out) table holding Σ of the values of each entry."""
+    table = values.new_zeros(taps.n_taps * taps.n_in * taps.n_out)
+    return table.index_add_(0, taps.flat, values).view(taps.n_taps, taps.n_in, taps.n_out)
+
+
+def sparse_delayed_sum(x: torch.Tensor, values: torch.Tensor, taps: TapList, *,
+                       sparse_threshold: float = DEFAULT_SPARSE_THRESHOLD, strategy: str = "auto",
+                       sink: dict | None = None) -> torch.Tensor:
+    """y[t, b, j] = Σ_e values[e] · x[t − taps.tap[e], b, taps.pre[e]] summed into j = taps.post[e].
+
+    x: (T, B, C_in); values: (n,), same order as ``taps``. Differentiable in x and values.
+    ``strategy``: ``auto`` (by estimated cost), or force ``csr`` / ``table`` (both exact).
+    ``sink``: a dict that receives ``table_grad`` = ∂L/∂table (D, C_in, C_out) in the backward pass.
+    """
+    if x.dim() != 3 or x.shape[2] != taps.n_in or values.shape != (len(taps),):
+        raise ValueError(f"sparse_delayed_sum expects x (T, B, {taps.n_in}) and {len(taps)} values; "
+                         f"got {tuple(x.shape)} and {tuple(values.shape)}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    return _SparseDelayedSum.apply(x, values, taps, sparse_threshold, strategy, sink)

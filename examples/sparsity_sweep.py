@@ -1,0 +1,119 @@
+"""Accuracy vs sparsity: per-synapse DCLS delays vs delays learned as structure, on the synthetic task.
+
+    python examples/sparsity_sweep.py [OUT_DIR] [--k 1 3 5 7] [--epochs 20] [--seeds 0 1]
+
+At each connection density 2^-k of all-to-all (sparsity 1 − 2^-k, as in Mészáros et al. 2024),
+three networks with the same number of connections in every hidden layer:
+
+    dcls:       (pre, post) pairs under a fixed random mask, each with a weight and a DCLS-learned
+                delay (structure pairs, prune none, sparsity 1 − 2^-k);
+    dcls-rigl:  the same pairs rewired by DEEP R + RigL (structure pairs, prune deepr-rigl): separates
+                the gain of rewiring from that of delays-as-structure;
+    taps:       (pre, post, delay) candidates pruned by DEEP R + RigL at a fixed budget, so that which
+                taps survive are the delays (structure taps, prune deepr-rigl; a pair may keep several
+                taps), sparsity 1 − 2^-k / D of its D× larger candidate set.
+
+The readout stays dense in both arms; a dense DCLS network (k = 0) is the reference. Settings:
+delaynir.demo.DEMO_SETTINGS with --epochs, one run per seed. Test accuracy is with rounded
+integer delays (the deployed model). Writes sweep.csv and sweep.json (one row per run) and
+sweep.png (mean over seeds; needs matplotlib) to OUT_DIR; finished runs are reused.
+"""
+
+import argparse
+import csv
+import json
+import logging
+from pathlib import Path
+
+from delaynir.config import make_config
+from delaynir.data import SynthConfig, generate_synthetic
+from delaynir.demo import DEMO_SETTINGS
+from delaynir.evaluate import evaluate_run
+from delaynir.train import train
+
+ARMS = {
+    "dcls": lambda k, D: {"structure": "pairs", "prune": "none", "sparsity": 1 - 2.0**-k},
+    "dcls-rigl": lambda k, D: {"structure": "pairs", "prune": "deepr-rigl", "sparsity": 1 - 2.0**-k},
+    "taps": lambda k, D: {"structure": "taps", "prune": "deepr-rigl", "sparsity": 1 - 2.0**-k / D},
+}
+
+
+LABELS = {"dcls": "DCLS delays, fixed random mask", "dcls-rigl": "DCLS delays, DEEP R + RigL",
+          "taps": "DEEP R + RigL over delay taps"}
+
+
+def mean_accuracy(rows: list[dict], arm: str, k: int) -> float:
+    accs = [r["test_accuracy"] for r in rows if r["arm"] == arm and r["k"] == k]
+    return sum(accs) / len(accs)
+
+
+def plot(rows: list[dict], ks: list[int], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logging.warning("matplotlib is not installed: no plot (pip install matplotlib)")
+        return False
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for arm, label in LABELS.items():
+        ax.plot(ks, [mean_accuracy(rows, arm, k) for k in ks], "o-", label=label)
+        seeds = [(r["k"], r["test_accuracy"]) for r in rows if r["arm"] == arm]
+        ax.plot([p[0] for p in seeds], [p[1] for p in seeds], ".", color=ax.lines[-1].get_color(), alpha=0.5)
+    ax.axhline(mean_accuracy(rows, "dense", 0), color="gray", ls="--", label="dense DCLS")
+    ax.set_xlabel("k (connections = 2^-k of all-to-all; sparsity 1 - 2^-k)")
+    ax.set_ylabel("test accuracy (rounded delays)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return True
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", nargs="?", default="sparsity-sweep")
+    ap.add_argument("--k", type=int, nargs="+", default=[1, 3, 5, 7], help="densities 2^-k")
+    ap.add_argument("--epochs", type=int, default=DEMO_SETTINGS["epochs"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = Path(args.out)
+    data = out / "data"
+    if not (data / "test.h5").exists():
+        generate_synthetic(data, SynthConfig(seed=0), overwrite=True)
+    D = DEMO_SETTINGS["max_delay"]
+    rows = []
+    runs = [("dense", 0, {})] + [(arm, k, settings(k, D)) for k in args.k for arm, settings in ARMS.items()]
+    for seed in args.seeds:
+        for arm, k, settings in runs:
+            run_dir = out / "runs" / f"{arm}-k{k}-seed{seed}"
+            config = make_config(dict(DEMO_SETTINGS, epochs=args.epochs, seed=seed, **settings))
+            if not (run_dir / "model.pt").exists():
+                train(config, data, run_dir)
+            test = evaluate_run(run_dir, data / "test.h5")
+            metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+            best = max(metrics, key=lambda m: m["val_accuracy"])
+            rows.append({"arm": arm, "k": k, "seed": seed, "sparsity": config.sparsity, "structure": config.structure,
+                         "connections_per_hidden_layer": metrics[-1].get("active_connections"),
+                         "val_accuracy": best["val_accuracy"], "test_accuracy": test["accuracy"],
+                         "seconds": round(sum(m["seconds"] for m in metrics), 1)})
+            logging.info("%s k=%d seed %d: test accuracy %.3f", arm, k, seed, test["accuracy"])
+    with open(out / "sweep.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "sweep.json").write_text(json.dumps(rows, indent=2))
+    plotted = plot(rows, args.k, out / "sweep.png")
+    print(f"test accuracy, mean of seeds {args.seeds}; dense DCLS: {mean_accuracy(rows, 'dense', 0):.3f}")
+    print(f"{'k':>3} {'connections':>14} " + " ".join(f"{arm:>10}" for arm in ARMS))
+    for k in args.k:
+        conns = next(r["connections_per_hidden_layer"] for r in rows if r["k"] == k)
+        print(f"{k:>3} {str(conns):>14} " + " ".join(f"{mean_accuracy(rows, arm, k):>10.3f}" for arm in ARMS))
+    print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.json'}" + (f", {out / 'sweep.png'}" if plotted else ""))
+
+
+if __name__ == "__main__":
+    main()
