@@ -6,7 +6,8 @@ with nirtorch ourselves and take from norse what it supports — its node import
 ``_import_norse_module`` for LIF, CubaLIF and Affine/Linear, and its LIBoxCell for LI —
 and correct, explicitly (each pinned by a test in tests/test_converters.py):
 
-* r is ignored by norse's LIF/LI (warning only): the input is multiplied by r here;
+* r is ignored by norse's LIF/LI (warning only): the input is multiplied by r here; its IF
+  (IAFCell, v ← v + input) ignores r and dt: the input is multiplied by r·dt;
 * v_reset is ignored: only v_reset = 0 is accepted (an error otherwise);
 * parameters (neurons and Affine/Linear weights) are built as float32: rebuilt in float64 from the node;
 * dt defaults to 1 ms: the file's (or the caller's) dt is passed.
@@ -50,6 +51,13 @@ def _lif(node: nir.LIF, dt: float) -> Recorded:
     return Recorded(cell, lambda state, out: state.v, gain=np.asarray(node.r, dtype=np.float64))
 
 
+def _if(node: nir.IF, dt: float) -> Recorded:
+    _check_reset(node)
+    cell = _import_norse_module(node, ignore_warnings=True, dt=dt)  # IAFCell: v ← v + input
+    cell.p = cell.p._replace(v_th=_f64(node.v_threshold), v_reset=torch.zeros_like(_f64(node.v_threshold)))
+    return Recorded(cell, lambda state, out: state.v, gain=np.asarray(node.r, dtype=np.float64) * dt)
+
+
 def _cubalif(node: nir.CubaLIF, dt: float) -> Recorded:
     _check_reset(node)
     module = _import_norse_module(node, ignore_warnings=True, dt=dt)
@@ -71,8 +79,8 @@ def _linear(node) -> torch.nn.Module:
 
 
 def node_map(dt: float) -> dict:
-    return {nir.LIF: lambda n: _lif(n, dt), nir.CubaLIF: lambda n: _cubalif(n, dt), nir.LI: lambda n: _li(n, dt),
-            nir.Affine: _linear, nir.Linear: _linear}
+    return {nir.LIF: lambda n: _lif(n, dt), nir.IF: lambda n: _if(n, dt), nir.CubaLIF: lambda n: _cubalif(n, dt),
+            nir.LI: lambda n: _li(n, dt), nir.Affine: _linear, nir.Linear: _linear}
 
 
 def load(path_or_graph, *, dt: float | None = None) -> NIRModel:

@@ -340,7 +340,9 @@ def _import_general(ngraph: nir.NIRGraph, dt: float) -> DelayGraph:
         params = _neuron_params(name, ngraph.nodes[name], dt)
         if params["neuron"] == "li" and name != order[-1]:
             raise NIRImportError(f"node {name!r}: LI is supported only as the output (its output is a membrane)")
-        size = len(params["threshold"])
+        size = _layer_size(ngraph, name, incoming, params)
+        params = {k: np.broadcast_to(v, (size,)).astype(np.float64) if isinstance(v, np.ndarray) else v
+                  for k, v in params.items()}  # scalar parameters (e.g. norse's exporter) apply to every neuron
         synapses, bias = _paths_into(ngraph, name, incoming, set(neurons) | {input_name}, size, dt)
         projections = []
         for source, per_delay in synapses.items():
@@ -359,6 +361,18 @@ def _import_general(ngraph: nir.NIRGraph, dt: float) -> DelayGraph:
                        provenance={"imported_from": "NIR", "dt_given": dt})
     _raise_if_invalid(graph)
     return graph
+
+
+def _layer_size(ngraph: nir.NIRGraph, name: str, incoming, params: dict[str, Any]) -> int:
+    """Neurons of a neuron node: its per-neuron parameters, else the rows of an incoming Affine/Linear."""
+    sizes = {len(v) for v in params.values() if isinstance(v, np.ndarray) and len(v) > 1}
+    for src in incoming[name]:
+        node = ngraph.nodes[src]
+        if isinstance(node, (nir.Affine, nir.Linear)):
+            sizes.add(np.asarray(node.weight).shape[0])
+    if len(sizes) > 1:
+        raise NIRImportError(f"node {name!r}: inconsistent sizes {sorted(sizes)} of its parameters and inputs")
+    return sizes.pop() if sizes else 1
 
 
 def _execution_order(ngraph: nir.NIRGraph, input_name: str, neurons: list[str]) -> list[str]:

@@ -205,3 +205,78 @@ def test_upstream_snntorch_rejects_delay_hardcodes_dt_leaks_if_and_prints(capsys
     assert "warning" in capsys.readouterr().out  # r·dt/τ ≠ 1: it prints
     iaf = _nir_to_snntorch_module(nir.IF(r=np.array([1.0]), v_threshold=np.array([1.0])))
     assert float(iaf.beta) == pytest.approx(0.9)  # IF becomes a leaky neuron
+
+
+# --- files written by other tools ---------------------------------------------------------------------------------
+
+
+def test_import_of_a_file_exported_by_snntorch_reproduces_snntorch():
+    import snntorch as snn
+    from snntorch import utils
+    from snntorch.export_nir import export_to_nir
+
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = torch.nn.Linear(4, 6), torch.nn.Linear(6, 3)
+            self.lif1 = snn.Leaky(beta=torch.full((6,), 0.9), threshold=torch.ones(6), reset_mechanism="zero",
+                                  init_hidden=True)
+            self.lif2 = snn.Leaky(beta=torch.full((3,), 0.8), threshold=torch.ones(3), reset_mechanism="zero",
+                                  init_hidden=True, output=True)
+
+        def forward(self, x):
+            return self.lif2(self.fc2(self.lif1(self.fc1(x))))
+
+    net = Net()
+    with torch.no_grad():
+        net.fc1.weight.mul_(3)
+        net.fc2.weight.mul_(3)
+    graph = from_nir(export_to_nir(net, torch.zeros(4)), dt=1e-4)  # snnTorch writes τ = 1e-4 s / (1 − β)
+    x = (torch.rand(40, 2, 4, generator=torch.Generator().manual_seed(1)) < 0.4).float()
+    utils.reset(net)
+    with torch.no_grad():
+        expected = torch.stack([net(x[t])[0] for t in range(40)]).double()
+    got = simulate(graph, x, record=True).spikes["lif2"]
+    assert expected.sum() > 0 and torch.equal(got, expected)
+
+
+def test_norse_exporter_writes_tau_times_dt_and_imports_once_corrected():
+    import norse.torch as norse
+    from norse.torch.functional.lif_box import LIFBoxParameters
+
+    torch.manual_seed(0)
+    net = norse.SequentialState(
+        torch.nn.Linear(4, 6), norse.LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.tensor(100.0), v_th=torch.tensor(0.2))),
+        torch.nn.Linear(6, 3), norse.LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.tensor(50.0), v_th=torch.tensor(0.2))))
+    ngraph = norse.to_nir(net, torch.zeros(1, 4))
+    lifs = [n for n in ngraph.nodes.values() if isinstance(n, nir.LIF)]
+    assert float(lifs[0].tau) == pytest.approx(0.01 * 1e-3)  # norse issue #411: τ written as τ·dt (true τ = 10 ms)
+    for node in lifs:
+        node.tau = node.tau / 1e-3
+    graph = from_nir(ngraph, dt=1e-3)  # scalar parameters are broadcast to the layer
+    assert [layer.size for layer in graph.layers] == [6, 3]
+    x = (torch.rand(40, 2, 4, generator=torch.Generator().manual_seed(2)) < 0.5).float() * 3
+    with torch.no_grad():
+        state, expected = None, []
+        for t in range(40):
+            out, state = net(x[t], state)
+            expected.append(out)
+    expected = torch.stack(expected).double()
+    got = simulate(graph, x, record=True).spikes[graph.layers[-1].name]
+    assert expected.sum() > 0 and torch.equal(got, expected)
+
+
+def test_hand_written_if_graph_runs_alike_everywhere():
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
+                            "w": nir.Linear(weight=np.array([[0.6, 0.3], [0.2, 0.9]])),
+                            "if": nir.IF(r=np.array([1000.0, 1000.0]), v_threshold=np.array([1.0, 1.0]),
+                                         v_reset=np.array([0.0, 0.0])),
+                            "output": nir.Output(output_type={"output": np.array([2])})},
+                     edges=[("input", "w"), ("w", "if"), ("if", "output")])
+    x = (np.random.default_rng(3).random((50, 2, 2)) < 0.5).astype(float)
+    ref = simulate(from_nir(g, dt=1e-3), x, record=True).spikes["if"]
+    assert ref.sum() > 0
+    for converter in (norse_conv, snntorch_conv):
+        assert torch.equal(converter.load(g, dt=1e-3).run(x).spikes["if"], ref), converter.__name__
