@@ -23,20 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
+
+from _measure import time_and_peak
 
 T, B, C_IN, C_OUT, D, DENSITY = 100, 64, 140, 256, 25, 0.05
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return 0
 
 
 def _measure(impl: str, sigma: float, input_grad: bool, device: str, repeats: int, tune: bool) -> dict:
@@ -72,30 +64,7 @@ def _measure(impl: str, sigma: float, input_grad: bool, device: str, repeats: in
             x_ = inp.detach().requires_grad_(input_grad)
             layer(x_).sum().backward()
 
-    def sync():
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    sync()
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:  # peak resident growth from here, the warm-up (first allocations) included
-        base = _rss_kib("VmRSS:") * 1024
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(repeats):
-        layer.zero_grad(set_to_none=True)
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    peak = torch.cuda.max_memory_allocated() if device == "cuda" else _rss_kib("VmHWM:") * 1024
-    return {"median_s": statistics.median(times), "peak_mb": max(peak - base, 0) / 2**20}
+    return time_and_peak(step, lambda: layer.zero_grad(set_to_none=True), device, repeats)
 
 
 def main(argv=None) -> int:

@@ -29,7 +29,8 @@ import subprocess
 import sys
 import time
 
-from delay_layer import B, C_IN, C_OUT, D, DENSITY, T, _rss_kib
+from _measure import time_and_peak
+from delay_layer import B, C_IN, C_OUT, D, DENSITY, T
 from tqdm import tqdm
 
 SPARSITIES = (0.0, 0.5, 0.875, 0.96875, 0.99)
@@ -60,27 +61,8 @@ def _measure(structure: str, sparsity: float, input_grad: bool, device: str, rep
         if device == "cuda":
             torch.cuda.synchronize()
 
-    sync()
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = _rss_kib("VmRSS:") * 1024
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(repeats):
-        layer.zero_grad(set_to_none=True)
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    peak = torch.cuda.max_memory_allocated() if device == "cuda" else _rss_kib("VmHWM:") * 1024
-    result = {"median_s": statistics.median(times), "peak_mb": max(peak - base, 0) / 2**20,
-              "connections": layer.budget if structure != "dense" else C_IN * C_OUT}
+    result = time_and_peak(step, lambda: layer.zero_grad(set_to_none=True), device, repeats)
+    result["connections"] = layer.budget if structure != "dense" else C_IN * C_OUT
     if structure != "dense":
         rewiring = Rewiring([layer], method="deepr-rigl")
         optimizer = torch.optim.SGD(layer.parameters(), lr=0.0)
