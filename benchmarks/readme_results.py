@@ -45,6 +45,13 @@ def demo_table(device: str) -> str:
               f"{v['trained_accuracy']:.3f} trained → {v['compiled_accuracy']:.3f} compiled (same prediction on "
               f"{v['prediction_agreement']:.1%} of samples; identical spikes: {spikes}); test accuracy of the "
               f"compiled graph {c['test_accuracy']:.3f}."]
+    ver = result["verification"]
+    lines += ["", f"Exported as NIR and ONNX and run on the {ver['n']} test samples by each simulator:", "",
+              "| simulator | accuracy | same prediction as the reference | identical spikes |", "|---|---|---|---|",
+              f"| reference | {ver['reference_accuracy']:.3f} | – | – |"]
+    for name, r in ver["simulators"].items():
+        spikes = ", ".join(f"{k} {x:.2%}" for k, x in r["spike_agreement"].items())
+        lines.append(f"| {name} | {r['accuracy']:.3f} | {r['prediction_agreement']:.1%} | {spikes} |")
     return "\n".join(lines)
 
 
