@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -67,6 +68,8 @@ def cmd_train(args) -> int:
                  "dale": args.dale or None}
     config = load_config(args.config, overrides)
     summary = train(config, args.data, args.out, resume=args.resume, progress=_progress())
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 reports for the run
     if args.json:
         _print_json(summary)
     else:
@@ -214,6 +217,54 @@ def cmd_verify(args) -> int:
     return 0 if report["passed"] else 1
 
 
+def cmd_bundle(args) -> int:
+    from delaynir.bundle import check_bundle, write_bundle
+    from delaynir.errors import ConfigError
+
+    if args.check:
+        if args.run_dir or args.out:
+            raise ConfigError("`delaynir bundle --check DIR` takes only the bundle directory (no RUN_DIR or --out)")
+        report = check_bundle(args.check, progress=_progress())
+        if args.json:
+            _print_json(report)
+        elif report["ok"]:
+            sims = ", ".join(report["simulators"])
+            print(f"bundle {args.check} passed: {len(report['files'])} files match manifest.json; {sims} reproduce "
+                  "the test vectors exactly")
+        else:
+            print(f"delaynir: bundle check FAILED for {args.check} ({len(report['problems'])} problems):\n  - "
+                  + "\n  - ".join(report["problems"]), file=sys.stderr)
+        return 0 if report["ok"] else 1
+    if not (args.run_dir and args.target and args.out):
+        raise ConfigError("`delaynir bundle` needs RUN_DIR, --target and --out (or --check DIR)")
+    manifest = write_bundle(args.run_dir, args.target, args.out, data=args.data, n_samples=args.samples,
+                            overwrite=args.overwrite, progress=_progress())
+    if args.json:
+        _print_json(manifest)
+        return 0
+    s, acc = manifest["sizes"], manifest["accuracy"]
+    print(f"bundle for {manifest['target']['name']} written to {manifest['out']}: {s['neurons']} neurons, "
+          f"{s['synapses']} synapses, max delay {s['max_delay']} steps; validation accuracy trained "
+          f"{acc['trained_accuracy']:.4f}, compiled {acc['compiled_accuracy']:.4f}")
+    for name, r in manifest["verification"].items():
+        spikes = ", ".join(f"{k} {v:.2%}" for k, v in r["spike_agreement"].items())
+        print(f"  {name:<12} same prediction {r['prediction_agreement']:.2%}, identical spikes {spikes}")
+    for name, entry in manifest["files"].items():
+        print(f"  {name:<20} {entry['bytes']:>9} bytes  sha256 {entry['sha256'][:16]}…")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from delaynir.report import write_report
+
+    result = write_report(args.run_dir, args.out, target=args.target, data=args.data, progress=_progress())
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"report of {args.run_dir}: open {result['html']} ({len(result['images'])} figures in {result['out']})")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from delaynir.demo import run_demo
 
@@ -236,6 +287,22 @@ def cmd_demo(args) -> int:
           f"{c['test_accuracy']:.4f}")
     print(f"\nexported to NIR: {result['nir']} and ONNX: {result['onnx']}; verification on the test set:")
     _print_verification(result["verification"])
+    b, rep = result["bundle"], result["report"]
+    cl, fit = rep["clustering"], rep["hardware_fit"]
+    print("\nsummary")
+    rows = [("learned delays, test accuracy", f"{result['runs']['learned']['test_accuracy']:.4f}"),
+            ("no delays, test accuracy", f"{result['runs']['none']['test_accuracy']:.4f}"),
+            (f"compiled ({c['target']}), test accuracy", f"{c['test_accuracy']:.4f}"),
+            ("exported files reproduce the reference",
+             "yes" if all(r["prediction_agreement"] == 1.0 and set(r["spike_agreement"].values()) == {1.0}
+                          for r in result["verification"]["simulators"].values()) else "NO"),
+            ("E/I clustering (same-sign share vs shuffled)",
+             f"{cl['same_sign_fraction']:.3f} vs {cl['shuffled_baseline']:.3f}"),
+            (f"fits {fit['target']} (before quantisation)", "yes" if fit["fits"] else "no")]
+    for name, value in rows:
+        print(f"  {name:<46} {value}")
+    print(f"\nopen:\n  report  {rep['html']}\n  bundle  {b['out']}/README.md  (check it: delaynir bundle --check "
+          f"{b['out']})")
     return 0
 
 
@@ -357,6 +424,26 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--batch-size", type=int, default=64)
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
+
+    b = sub.add_parser("bundle", help="hand-off bundle for a hardware team (or --check one)")
+    b.add_argument("run_dir", nargs="?", help="run directory to compile and bundle")
+    b.add_argument("--target", help="built-in target name or a .toml path")
+    b.add_argument("--out", help="bundle directory to create (must not exist unless --overwrite)")
+    b.add_argument("--data", help="test data: SHD-layout .h5, or a directory with test.h5 "
+                   "(default: test.h5 beside the run's training file)")
+    b.add_argument("--samples", type=int, default=16, help="test-vector samples (default 16)")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    b.add_argument("--check", metavar="DIR", help="re-verify a bundle from its files alone; exit 1 if anything fails")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bundle)
+
+    r = sub.add_parser("report", help="HTML report with figures of what a run learned")
+    r.add_argument("run_dir")
+    r.add_argument("--out", help="report directory (default: RUN_DIR/report)")
+    r.add_argument("--target", default="loihi2", help="target for the hardware-fit table (default: loihi2)")
+    r.add_argument("--data", help="test data (default: test.h5 beside the run's training file)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_report)
 
     d = sub.add_parser("demo", help="the whole pipeline on built-in synthetic data")
     d.add_argument("--out", default="delaynir-demo", help="output directory (default: ./delaynir-demo)")

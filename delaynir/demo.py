@@ -3,7 +3,8 @@ the no-delay ablation, evaluate both on the held-out test file with rounded dela
 compile the learned-delay model for a target (int8 by default) into a DelayGraph whose
 accuracy in the reference simulator is reported next to the trained model's, export it as
 NIR and ONNX, and verify on the test set that norse and snnTorch (running the NIR file) and
-ONNX Runtime (running the ONNX file) reproduce the reference simulator.
+ONNX Runtime (running the ONNX file) reproduce the reference simulator; finally write the
+hand-off bundle (delaynir.bundle) and the visual report of the learned run (delaynir.report).
 
 The pipeline grows as capabilities land (compile, export, verify); ``run_demo`` returns
 every figure it measured as one dict.
@@ -16,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from delaynir.bundle import write_bundle
 from delaynir.config import make_config
 from delaynir.data import SynthConfig, generate_synthetic
 from delaynir.errors import ConfigError
@@ -23,6 +25,7 @@ from delaynir.compile import compile_run
 from delaynir.evaluate import evaluate_graph, evaluate_run
 from delaynir.graph_io import load_graph
 from delaynir.nir_io import export_nir
+from delaynir.report import write_report
 from delaynir.verify import verify_path
 from delaynir.train import train
 
@@ -84,4 +87,10 @@ def run_demo(out: str | Path, *, device: str = "auto", epochs: int | None = None
     results["compiled"] = {"target": report["target"], "graph": str(graph_path), "neurons": report["neurons"],
                            "synapses": report["synapses"], "max_delay": report["max_delay"],
                            "validation": report["validation"], "test_accuracy": test["accuracy"]}
+    manifest = write_bundle(out / "runs" / "learned", target, out / "bundle", data=test_path, progress=progress)
+    results["bundle"] = {"out": manifest["out"], "files": sorted(manifest["files"]) + ["manifest.json"],
+                         "verification": manifest["verification"]}
+    page = write_report(out / "runs" / "learned", out / "report", data=test_path, progress=progress)
+    results["report"] = {"html": page["html"], "test_accuracy": page["test_accuracy"],
+                         "clustering": page["clustering"], "hardware_fit": page["hardware_fit"]}
     return results

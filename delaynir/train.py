@@ -9,6 +9,12 @@ learning rate), positions clamped to [0, D − 1]. σ anneals geometrically per 
 and stays at σ_final afterwards. After every epoch the model is validated with rounded
 integer delays (the deployed form) on the validation split of the *training* file; the
 best epoch by validation accuracy is kept as ``model.pt``. A test file is never read here.
+
+Under ``torchrun`` with several processes, ``train`` is one rank of a data-parallel run
+(``delaynir.distributed``): ``batch_size`` stays the global batch, each rank trains on its share
+of every global batch with gradients averaged so that they equal the global batch's, and only
+rank 0 writes the run directory. Steps, σ and learning-rate schedules do not depend on the
+number of processes.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from delaynir import __version__, runs
+from delaynir import __version__, distributed, runs
 from delaynir.config import TrainConfig, dumps_toml, load_config
 from delaynir.data import SpikeDataset, make_loader, validation_split
+from delaynir.data.split import shard_bounds
 from delaynir.errors import CheckpointError, ConfigError, DataFormatError
 from delaynir.nn.model import DelaySNN, ModelConfig, readout_loss, summed_softmax
 from delaynir.nn.rewiring import Rewiring, active_connections
@@ -94,13 +101,19 @@ def build_model(config: TrainConfig, n_inputs: int, n_outputs: int) -> DelaySNN:
     return DelaySNN(mc)
 
 
-def build_rewiring(model: DelaySNN, config: TrainConfig) -> Rewiring | None:
-    """DEEP R + RigL / random regrowth for the model's sparse layers; None without pruning."""
+def build_rewiring(model: DelaySNN, config: TrainConfig, ctx: distributed.DistContext | None = None
+                   ) -> Rewiring | None:
+    """DEEP R + RigL / random regrowth for the model's sparse layers; None without pruning.
+
+    Its randomness is seeded per step from ``config.seed`` and, with ``ctx``, RigL's candidate
+    gradients are averaged over processes, so every process makes the same decisions.
+    """
     if config.prune == "none":
         return None
     return Rewiring(model.sparse_layers(), method=config.prune, l1=config.prune_l1,
                     temperature=config.prune_temperature, magnitude=config.regrow_magnitude,
-                    interval=config.rewire_interval)
+                    interval=config.rewire_interval, seed=config.seed,
+                    average=ctx.average_ if ctx is not None and ctx.enabled else None)
 
 
 def prepare_model(model: DelaySNN, config: TrainConfig) -> DelaySNN:
@@ -146,14 +159,17 @@ def _autocast(device: torch.device, enabled: bool):
 
 
 @torch.no_grad()
-def evaluate_model(model: DelaySNN, loader, device: torch.device, *, kernel: str = "rounded") -> dict[str, float]:
-    """Accuracy and loss of ``model`` in eval mode with ``rounded`` (deployed) or ``gaussian`` kernels."""
+def evaluate_model(model: DelaySNN, loader, device: torch.device, *, kernel: str = "rounded",
+                   ctx: distributed.DistContext | None = None) -> dict[str, Any]:
+    """Accuracy, loss and mean hidden spike rates per sample of ``model`` in eval mode with ``rounded``
+    (deployed) or ``gaussian`` kernels. With ``ctx``, ``loader`` holds this process's share of the
+    samples and the totals are summed over processes."""
     model.eval()
     kernels = [layer.kernel for layer in model.delays]
     model.set_kernel(kernel)
     correct = total = 0
     loss_sum = 0.0
-    rates = []
+    rate_sums = [0.0] * len(model.neurons)
     try:
         for x, y in loader:
             x, y = x.to(device), y.to(device)
@@ -161,16 +177,20 @@ def evaluate_model(model: DelaySNN, loader, device: torch.device, *, kernel: str
             loss_sum += float(readout_loss(out, y)) * len(y)
             correct += int((summed_softmax(out).argmax(1) == y).sum())
             total += len(y)
-            rates.append(model.spike_rates)
+            rate_sums = [s + r * len(y) for s, r in zip(rate_sums, model.spike_rates)]
     finally:
         for layer, previous in zip(model.delays, kernels):
             layer.kernel = previous
-    mean_rates = [sum(r[i] for r in rates) / len(rates) for i in range(len(rates[0]))] if rates else []
+    if ctx is not None:
+        loss_sum, correct, total, *rate_sums = ctx.sum([loss_sum, correct, total, *rate_sums])
+    total = int(total)
     return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total,
-            "spike_rates": mean_rates}
+            "spike_rates": [r / total for r in rate_sums] if total else []}
 
 
-def _checkpoint_payload(state: _State, config: TrainConfig, data_info: dict[str, Any]) -> dict[str, Any]:
+def _checkpoint_payload(state: _State, config: TrainConfig, data_info: dict[str, Any],
+                        rng_ranks: list[torch.Tensor]) -> dict[str, Any]:
+    extra = {"rng_ranks": rng_ranks} if len(rng_ranks) > 1 else {}  # each process's dropout stream
     return {
         "format_version": runs.FORMAT_VERSION,
         "epoch": state.epoch,
@@ -178,10 +198,16 @@ def _checkpoint_payload(state: _State, config: TrainConfig, data_info: dict[str,
         "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict(),
-        "rng": torch.get_rng_state(),
+        "rng": rng_ranks[0],
         "config": config.to_dict(),
         "data": data_info,
+        **extra,
     }
+
+
+def _rank_seed(seed: int, rank: int, epoch: int) -> int:
+    """Seed of process ``rank``'s own random stream (dropout) from epoch ``epoch`` on; rank 0 keeps ``seed``'s."""
+    return (seed * 1_000_003 + rank * 7919 + epoch) % 2**63
 
 
 def model_payload(model: DelaySNN, config: TrainConfig, data_info: dict[str, Any], sigma: float,
@@ -207,8 +233,10 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
 
     ``resume`` continues an interrupted run from ``out/checkpoint.pt`` with the
     configuration stored there (``config`` is ignored); finished epochs are kept.
+    Under torchrun every process calls this with the same arguments (module docstring).
     """
     out = Path(out)
+    ckpt = None
     if resume:
         ckpt = runs.load_pt(out / runs.CHECKPOINT)
         config = load_config(None, ckpt["config"])
@@ -216,8 +244,18 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
         raise CheckpointError(f"run directory {out} already exists and is not empty; pass --resume to continue it "
                               "or choose a new --out (nothing there is overwritten)")
     config.validate()
+    with distributed.session(resolve_device(config.device)) as ctx:
+        ctx.barrier()  # every rank has checked `out` before rank 0 writes to it
+        return _train(ctx, config, data, out, ckpt, progress and ctx.is_main)
+
+
+def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, out: Path,
+           ckpt: dict[str, Any] | None, progress: bool) -> dict[str, Any]:
+    if config.batch_size < ctx.world_size:
+        raise ConfigError(f"batch_size {config.batch_size} is the global batch, shared by {ctx.world_size} processes; "
+                          f"it must be at least {ctx.world_size}")
     torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
+    device = ctx.device
     path = data_file(data)
     dataset = open_dataset(path, config)
     train_idx, val_idx = validation_split(dataset, fraction=config.val_fraction, seed=config.seed)
@@ -227,30 +265,41 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
     state = _build_state(config, dataset.n_inputs, dataset.n_classes, steps_per_epoch, device)
     metrics: list[dict[str, Any]] = []
-    if resume:
+    if ckpt is not None:
         if ckpt["data"]["n_inputs"] != dataset.n_inputs or ckpt["data"]["n_classes"] != dataset.n_classes:
             raise CheckpointError(f"{out}: checkpoint was trained on {ckpt['data']['train_file']} with different "
                                   f"inputs/classes than {path}")
         state.model.load_state_dict(ckpt["model"])
         state.optimizer.load_state_dict(ckpt["optimizer"])
         state.scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng"])
         state.epoch, state.best_val = ckpt["epoch"], ckpt["best_val"]
+        rngs = ckpt.get("rng_ranks", [ckpt["rng"]])
+        if ctx.rank == 0 or len(rngs) == ctx.world_size:
+            torch.set_rng_state(rngs[ctx.rank])
+        else:  # resumed with more processes than the run had
+            torch.manual_seed(_rank_seed(config.seed, ctx.rank, state.epoch))
         metrics = [m for m in runs.read_metrics(out) if m["epoch"] <= state.epoch]
         log.info("resuming %s after epoch %d", out, state.epoch)
     else:
-        out.mkdir(parents=True, exist_ok=True)
-    runs.write_text_atomic(out / runs.CONFIG, dumps_toml(config.to_dict()))
-    log.info("training on %s (%d train / %d validation samples, %d inputs, %d classes, T=%d) on %s",
-             path, len(train_idx), len(val_idx), dataset.n_inputs, dataset.n_classes, dataset.n_steps, device)
-    val_loader = make_loader(dataset, val_idx, batch_size=config.batch_size, shuffle=False)
+        if ctx.rank:
+            torch.manual_seed(_rank_seed(config.seed, ctx.rank, 0))
+        if ctx.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        runs.write_text_atomic(out / runs.CONFIG, dumps_toml(config.to_dict()))
+    log.info("training on %s (%d train / %d validation samples, %d inputs, %d classes, T=%d) on %s%s",
+             path, len(train_idx), len(val_idx), dataset.n_inputs, dataset.n_classes, dataset.n_steps, device,
+             f" × {ctx.world_size} processes (global batch {config.batch_size})" if ctx.enabled else "")
+    shard = {"rank": ctx.rank, "world_size": ctx.world_size}
+    val_loader = make_loader(dataset, val_idx, batch_size=config.batch_size, shuffle=False, pad_shards=False, **shard)
     total_steps = config.epochs * steps_per_epoch
     model = state.model
-    rewiring = build_rewiring(model, config)
+    net = ctx.wrap(model)
+    rewiring = build_rewiring(model, config, ctx)
     for epoch in range(state.epoch + 1, config.epochs + 1):
         t0 = time.perf_counter()
         loader = make_loader(dataset, train_idx, batch_size=config.batch_size, shuffle=True,
-                             seed=config.seed + epoch, num_workers=config.num_workers)
+                             seed=config.seed + epoch, num_workers=config.num_workers, **shard)
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress, unit="batch")
@@ -259,13 +308,17 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
             sigma = sigma_at(step, total_steps, config)
             model.set_sigma(sigma)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            global_n = min(config.batch_size, len(train_idx) - i * config.batch_size)
+            start, stop = shard_bounds(global_n, ctx.rank, ctx.world_size)
+            n = stop - start  # this process's samples of the global batch (0: x is padding)
             if rewiring is not None:
                 rewiring.prepare(step)
             with _autocast(device, config.amp):
-                out_v = model(x)
+                out_v = net(x)
                 loss = readout_loss(out_v.float(), y)
             state.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages over processes: weighting the local mean by n·N/global_n gives the global batch's gradient
+            (loss * (n * ctx.world_size / global_n) if ctx.enabled else loss).backward()
             if rewiring is not None:
                 rewiring.add_l1_grad()
             state.optimizer.step()
@@ -273,18 +326,23 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
             model.clamp_positions_()
             if rewiring is not None:
                 rewiring.after_step(state.optimizer, step)
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((summed_softmax(out_v.detach().float()).argmax(1) == y).sum())
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", sigma=f"{sigma:.2f}")
-        val = evaluate_model(model, val_loader, device)
+            loss_sum += float(loss.detach()) * n
+            correct += int((summed_softmax(out_v[:, :n].detach().float()).argmax(1) == y[:n]).sum())
+            seen += n
+            bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.3f}", acc=f"{correct / max(seen, 1):.3f}",
+                            sigma=f"{sigma:.2f}")
+        loss_sum, correct, seen = ctx.sum([loss_sum, correct, seen])
+        ctx.broadcast_batchnorm(model)
+        val = evaluate_model(model, val_loader, device, ctx=ctx)
         state.epoch = epoch
         improved = val["accuracy"] > state.best_val
         if improved:
             state.best_val = val["accuracy"]
-        runs.save_pt(out / runs.CHECKPOINT, _checkpoint_payload(state, config, data_info))
-        if improved:
-            runs.save_pt(out / runs.MODEL, model_payload(model, config, data_info, sigma, epoch, val["accuracy"]))
+        rng_ranks = ctx.gather(torch.get_rng_state())
+        if ctx.is_main:
+            runs.save_pt(out / runs.CHECKPOINT, _checkpoint_payload(state, config, data_info, rng_ranks))
+            if improved:
+                runs.save_pt(out / runs.MODEL, model_payload(model, config, data_info, sigma, epoch, val["accuracy"]))
         row = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen,
                "val_accuracy": val["accuracy"], "val_loss": val["loss"], "sigma": sigma,
                "lr": state.optimizer.param_groups[0]["lr"], "spike_rates": val["spike_rates"],
@@ -296,13 +354,15 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
         elif model.sparse_layers():
             row.update(active_connections(model.sparse_layers()))
         metrics.append(row)
-        runs.write_metrics(out, metrics)
+        if ctx.is_main:
+            runs.write_metrics(out, metrics)
         log.info("epoch %d/%d loss %.4f train %.3f val %.3f sigma %.2f (%.1fs)", epoch, config.epochs,
                  row["loss"], row["train_accuracy"], row["val_accuracy"], sigma, row["seconds"])
+    ctx.barrier()  # the run directory is complete when any rank returns
     best = max(metrics, key=lambda m: m["val_accuracy"]) if metrics else {}
     return {"run_dir": str(out), "epochs": config.epochs, "best_epoch": best.get("epoch"),
             "best_val_accuracy": state.best_val, "final": metrics[-1] if metrics else None,
-            "delays": config.delays, "device": str(device)}
+            "delays": config.delays, "device": str(device), "world_size": ctx.world_size}
 
 
 def finetune(run_dir: str | Path, target: str, out: str | Path | None = None, *, epochs: int = 5,

@@ -47,7 +47,7 @@ def _runners(graph: DelayGraph, sims: list[str], workdir: Path) -> dict[str, Cal
     return runners
 
 
-class _Tally:
+class Tally:
     """Running agreement of one executor with the reference."""
 
     def __init__(self, layers: list[str]):
@@ -98,10 +98,10 @@ def verify(graph: DelayGraph, loader, *, sims: list[str], model=None, progress: 
     hidden = [layer.name for layer in graph.layers if layer.neuron != "li"]
     with tempfile.TemporaryDirectory(prefix="delaynir-verify-") as tmp:
         runners = _runners(graph, sims, Path(tmp))
-        tallies = {name: _Tally(hidden) for name in runners}
+        tallies = {name: Tally(hidden) for name in runners}
         if model is not None:
-            tallies["trained"] = _Tally(hidden)
-        reference = _Tally(hidden)
+            tallies["trained"] = Tally(hidden)
+        reference = Tally(hidden)
         offset = 0
         for x, y in tqdm(loader, desc="verify", unit="batch", disable=not progress):
             ref = simulate(graph, x, record=True)

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler, Subset
 
 from delaynir.errors import ConfigError
 
@@ -76,6 +76,36 @@ def collate_time_first(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch
     return x, y
 
 
+def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
+    """[start, stop) of process ``rank``'s contiguous share of ``n`` items: sizes differ by at most one."""
+    return n * rank // world_size, n * (rank + 1) // world_size
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """Process ``rank``'s share (``shard_bounds``) of every batch of ``batch_sampler``.
+
+    All processes iterate the same global batches; one whose share is empty gets the batch's last
+    sample instead (``pad``: every process then runs every step; the caller gives it weight 0) or
+    skips the batch (no ``pad``).
+    """
+
+    def __init__(self, batch_sampler: BatchSampler, rank: int, world_size: int, *, pad: bool):
+        self.batch_sampler, self.rank, self.world_size, self.pad = batch_sampler, rank, world_size, pad
+
+    def __iter__(self):
+        for batch in self.batch_sampler:
+            start, stop = shard_bounds(len(batch), self.rank, self.world_size)
+            if stop > start:
+                yield batch[start:stop]
+            elif self.pad:
+                yield batch[-1:]
+
+    def __len__(self) -> int:
+        if self.pad or self.world_size == 1:
+            return len(self.batch_sampler)
+        return sum(1 for _ in self)
+
+
 def make_loader(
     dataset: Dataset,
     indices: Sequence[int] | np.ndarray,
@@ -85,13 +115,22 @@ def make_loader(
     seed: int = 0,
     num_workers: int = 0,
     drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    pad_shards: bool = True,
 ) -> DataLoader:
     """DataLoader over ``dataset[indices]`` yielding x float32 (T, B, C) and y int64 (B,).
 
     Shuffling is driven by a torch.Generator seeded with ``seed``: the same seed gives the
     same sequence of epochs. With workers, a cached dataset is filled first so that the
     forked workers share the cache instead of each rebuilding it.
+
+    With ``world_size`` > 1 the loader yields process ``rank``'s share of each global batch of
+    ``batch_size`` (``ShardedBatchSampler``, padded as ``pad_shards`` says): the processes together
+    see exactly the batches of a single-process loader with the same seed.
     """
+    if not (0 <= rank < world_size):
+        raise ConfigError(f"rank must be in 0..world_size - 1, got rank {rank} of {world_size}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
@@ -105,12 +144,13 @@ def make_loader(
         dataset.preload(indices)
     generator = torch.Generator()
     generator.manual_seed(int(seed))
+    subset = Subset(dataset, indices.tolist())
+    order = RandomSampler(subset, generator=generator) if shuffle else SequentialSampler(subset)
+    batches = BatchSampler(order, int(batch_size), drop_last)  # what DataLoader(shuffle=..., batch_size=...) builds
     return DataLoader(
-        Subset(dataset, indices.tolist()),
-        batch_size=int(batch_size),
-        shuffle=shuffle,
+        subset,
+        batch_sampler=ShardedBatchSampler(batches, rank, world_size, pad=pad_shards),
         generator=generator,
         num_workers=int(num_workers),
-        drop_last=drop_last,
         collate_fn=collate_time_first,
     )

@@ -13,15 +13,19 @@ For every sign-constrained ``SparseDelayLinear`` (w_s = σ_c θ_s, σ_c fixed), 
                           where growing c with its fixed sign lowers the loss fastest (Evci et al. 2020);
                  random:  uniformly among the dormant candidates (Bellec et al. 2018).
 
-After every regrowth step each layer has exactly ``budget`` active connections. With ``taps``
+After every regrowth step each layer has exactly ``budget`` active connections. With a ``seed``, the
+noise and random choices of step s are drawn from a stream seeded by (seed, s), apart from the model's
+own randomness (dropout), so data-parallel processes make identical decisions; ``average`` (an in-place
+mean over processes) is applied to the captured candidate gradients before RigL ranks them. With ``taps``
 candidates, which (pre, post, delay) triples survive is the learned delay structure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 
@@ -61,7 +65,8 @@ class Rewiring:
     after the optimiser step. Counts since the last ``epoch_metrics()`` are reported there."""
 
     def __init__(self, layers: Iterable[SparseDelayLinear], *, method: str = "deepr-rigl", l1: float = 0.0,
-                 temperature: float = 0.0, magnitude: float = 1e-3, interval: int = 1):
+                 temperature: float = 0.0, magnitude: float = 1e-3, interval: int = 1, seed: int | None = None,
+                 average: Callable[[torch.Tensor], torch.Tensor] | None = None):
         if method not in METHODS:
             raise ConfigError(f"prune method must be one of {', '.join(METHODS)}, got {method!r}")
         self.layers = list(layers)
@@ -69,6 +74,7 @@ class Rewiring:
             raise ConfigError("pruning needs sign-constrained sparse layers (signs 'random' or 'dale')")
         self.regrowth, self.l1, self.temperature = METHODS[method], l1, temperature
         self.magnitude, self.interval = magnitude, interval
+        self.seed, self.average = seed, average
         self.removed = [0] * len(self.layers)
         self.regrown = [0] * len(self.layers)
 
@@ -94,11 +100,29 @@ class Rewiring:
     def after_step(self, optimizer: torch.optim.Optimizer, step: int) -> None:
         """Noise and removal after every step; regrowth to the budget on rewiring steps."""
         rewire = self.is_rewiring_step(step)
+        with self._step_rng(step, random=self.temperature > 0 or rewire):
+            self._after_step(optimizer, rewire)
+
+    @contextlib.contextmanager
+    def _step_rng(self, step: int, *, random: bool):
+        """The global RNGs seeded by (seed, step) inside, restored after (a no-op without a seed)."""
+        if self.seed is None or not random or not self.layers:
+            yield
+            return
+        device = self.layers[0].theta.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed((self.seed * 1_000_003 + step) % 2**63)
+            yield
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, rewire: bool) -> None:
         for k, layer in enumerate(self.layers):
             if self.temperature > 0:
                 layer.perturb_(math.sqrt(2.0 * _lr_of(optimizer, layer.theta) * self.temperature))
             self.removed[k] += layer.remove_()
             if rewire:
+                grad = None if layer._sink is None else layer._sink.get("table_grad")
+                if grad is not None and self.average is not None:
+                    self.average(grad)  # same on every process, so the same RigL choice
                 m = layer.budget - layer.active_count()
                 if m:
                     slots = layer.regrow_(self._choose(layer, m), self.magnitude)

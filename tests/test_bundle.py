@@ -1,0 +1,155 @@
+"""Hand-off bundle: contents of every file, --check on good and tampered bundles, atomic writes."""
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+from delaynir import bundle as bundle_mod
+from delaynir.bundle import check_bundle, read_test_vectors, sha256, write_bundle
+from delaynir.cli import main
+from delaynir.config import make_config
+from delaynir.data import SynthConfig, generate_synthetic
+from delaynir.errors import ConfigError
+from delaynir.graph_io import load_graph
+from delaynir.simulate import simulate
+from delaynir.train import train
+
+SETTINGS = {"hidden": [16, 12], "max_delay": 12, "epochs": 2, "batch_size": 16, "lr": 5e-3, "dropout": 0.1,
+            "val_fraction": 0.25, "n_steps": 40, "threshold": 0.5}
+FILES = {"model.delaygraph.h5", "model.nir", "model.onnx", "test_vectors.h5", "manifest.json", "README.md"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bundle")
+    generate_synthetic(root / "data", SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=24, duration=0.4,
+                                                  spread=20, n_groups=3, seed=1))
+    train(make_config(SETTINGS), root / "data", root / "run")
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def bundle(run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "bundle"
+    assert main(["-q", "bundle", str(run), "--target", "int8", "--out", str(out), "--samples", "5"]) == 0
+    return out
+
+
+def _copy(bundle, tmp_path):
+    return shutil.copytree(bundle, tmp_path / "copy")
+
+
+def test_bundle_holds_every_file_and_nothing_half_written(bundle):
+    assert {p.name for p in bundle.iterdir()} == FILES
+    assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".")]  # no temporary sibling left
+
+
+def test_manifest_hashes_versions_target_sizes_accuracy_verification(bundle):
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert set(m["files"]) == FILES - {"manifest.json"}
+    for name, entry in m["files"].items():
+        assert entry["sha256"] == sha256(bundle / name) and entry["bytes"] == (bundle / name).stat().st_size
+    for lib in ("delaynir", "torch", "numpy", "h5py", "nir", "nirtorch", "norse", "snntorch", "onnx", "onnxruntime"):
+        assert m["versions"][lib], lib
+    assert m["target"]["name"] == "int8" and "effective" in m["target"]
+    graph = load_graph(bundle / "model.delaygraph.h5")
+    assert m["dt"] == graph.dt and m["quantization"] == graph.quantization
+    assert m["sizes"]["neurons"] == graph.n_neurons and m["sizes"]["synapses"] == graph.n_synapses
+    assert m["sizes"]["max_delay"] == graph.max_delay
+    assert {"trained_accuracy", "compiled_accuracy", "prediction_agreement"} <= set(m["accuracy"])
+    assert set(m["verification"]) == {"norse", "snntorch", "onnxruntime"}
+    for r in m["verification"].values():
+        assert r["prediction_agreement"] == 1.0 and set(r["spike_agreement"].values()) == {1.0}
+    assert m["test_vectors"]["samples"] == 5 and m["test_vectors"]["source"].endswith("test.h5")
+
+
+def test_test_vectors_are_the_reference_simulators_output(bundle):
+    graph = load_graph(bundle / "model.delaygraph.h5")
+    x, y, expected = read_test_vectors(bundle / "test_vectors.h5")
+    assert x.shape == (40, 5, graph.n_inputs) and y.shape == (5,)
+    assert set(expected.spikes) == {"hidden1", "hidden2"}
+    assert set(expected.membranes) == {"hidden1", "hidden2", "output"}
+    result = simulate(graph, x, record=True)
+    for name, z in expected.spikes.items():
+        assert np.array_equal(result.spikes[name].numpy(), z.numpy()), name
+        assert 0 < z.mean() < 1  # the vectors exercise the network
+    assert np.array_equal(result.predictions.numpy(), expected.predictions.numpy())
+
+
+def test_readme_explains_files_replay_and_equations(bundle):
+    text = (bundle / "README.md").read_text()
+    for needle in ("model.nir", "model.onnx", "test_vectors.h5", "delaynir bundle --check",
+                   "v[t] = β v[t−1] (1 − z[t−1]) + I[t]", "Update order", "z[t] = 1 if v[t] > θ else 0"):
+        assert needle in text, needle
+
+
+def test_check_passes_on_a_good_bundle(bundle, capsys):
+    assert main(["bundle", "--check", str(bundle)]) == 0
+    assert "passed" in capsys.readouterr().out
+    report = check_bundle(bundle)
+    assert report["ok"] and set(report["simulators"]) == {"reference", "norse", "snntorch", "onnxruntime"}
+    assert all(r["status"] == "exact" for r in report["simulators"].values())
+
+
+def test_check_fails_clearly_on_a_changed_weight(bundle, tmp_path, capsys):
+    copy = _copy(bundle, tmp_path)
+    with h5py.File(copy / "model.delaygraph.h5", "r+") as f:
+        weights = [f[k] for k in _datasets(f) if k.endswith("weight")]
+        w = weights[0][()]
+        w[np.argmax(np.abs(w))] *= -1  # flip the strongest synapse of the first projection
+        weights[0][...] = w
+    report = check_bundle(copy)
+    assert not report["ok"] and report["files"]["model.delaygraph.h5"] == "changed"
+    assert any("model.delaygraph.h5: SHA-256 differs" in p for p in report["problems"])
+    assert main(["bundle", "--check", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "model.delaygraph.h5" in err
+
+
+def test_check_fails_clearly_on_a_missing_file(bundle, tmp_path, capsys):
+    copy = _copy(bundle, tmp_path)
+    (copy / "model.onnx").unlink()
+    assert main(["bundle", "--check", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert "model.onnx: missing" in err and "onnxruntime: not run" in err
+    report = check_bundle(copy)
+    assert report["simulators"]["norse"]["status"] == "exact"  # the rest still checked
+
+
+def test_check_catches_a_changed_expected_spike_even_with_a_fixed_hash(bundle, tmp_path):
+    copy = _copy(bundle, tmp_path)
+    with h5py.File(copy / "test_vectors.h5", "r+") as f:
+        z = f["expected/spikes/hidden1"]
+        z[3, 0, 0] = 1 - z[3, 0, 0]
+    m = json.loads((copy / "manifest.json").read_text())
+    m["files"]["test_vectors.h5"]["sha256"] = sha256(copy / "test_vectors.h5")
+    (copy / "manifest.json").write_text(json.dumps(m))
+    report = check_bundle(copy)
+    assert not report["ok"]
+    assert {s for s, r in report["simulators"].items() if r["status"] == "differs"} == \
+        {"reference", "norse", "snntorch", "onnxruntime"}
+    assert any("first divergence: layer hidden1, sample 0, neuron 0, step 3" in p for p in report["problems"])
+
+
+def test_refuses_to_overwrite_and_leaves_nothing_when_interrupted(run, bundle, tmp_path, monkeypatch, capsys):
+    assert main(["bundle", str(run), "--target", "int8", "--out", str(bundle)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bundle_mod, "bundle_readme", boom)
+    with pytest.raises(KeyboardInterrupt):
+        write_bundle(run, "int8", tmp_path / "b", n_samples=2)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ConfigError, match="at least 1"):
+        write_bundle(run, "int8", tmp_path / "c", n_samples=0)
+
+
+def _datasets(f):
+    names = []
+    f.visit(lambda k: names.append(k) if isinstance(f[k], h5py.Dataset) else None)
+    return names
