@@ -292,6 +292,7 @@ def cmd_demo(args) -> int:
     print("\nsummary")
     rows = [("learned delays, test accuracy", f"{result['runs']['learned']['test_accuracy']:.4f}"),
             ("no delays, test accuracy", f"{result['runs']['none']['test_accuracy']:.4f}"),
+            ("pruned delay taps (2 % kept), test accuracy", f"{result['runs']['pruned']['test_accuracy']:.4f}"),
             (f"compiled ({c['target']}), test accuracy", f"{c['test_accuracy']:.4f}"),
             ("exported files reproduce the reference",
              "yes" if all(r["prediction_agreement"] == 1.0 and set(r["spike_agreement"].values()) == {1.0}
