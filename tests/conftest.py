@@ -15,3 +15,12 @@ def small_synth_config() -> SynthConfig:
 def small_synth_files(tmp_path_factory, small_synth_config):
     """(train.h5, test.h5) of ``small_synth_config``, written once; treat as read-only."""
     return generate_synthetic(tmp_path_factory.mktemp("synth"), small_synth_config)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A directory with train.h5/test.h5 of a tiny task (10 channels, 3 classes, 0.4 s) for training tests."""
+    out = tmp_path_factory.mktemp("tiny")
+    generate_synthetic(out, SynthConfig(n_channels=10, n_classes=3, n_train=60, n_test=20, duration=0.4,
+                                        spread=20, n_groups=3, seed=3))
+    return out

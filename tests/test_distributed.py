@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 
 from delaynir import runs
 from delaynir.config import dumps_toml, make_config
-from delaynir.data import SynthConfig, generate_synthetic, make_loader
+from delaynir.data import make_loader
 from delaynir.train import train
 
 # 45 training samples in global batches of 16: 16, 16, 13 (uneven shards, as in real runs)
@@ -22,14 +22,6 @@ PRUNED = {"hidden": [12], "max_delay": 8, "epochs": 2, "batch_size": 16, "lr": 5
 # dropout, BatchNorm and Langevin noise: ranks draw different masks, yet must stay identical
 NOISY = dict(PRUNED, dropout=0.3, batchnorm=True, prune="deepr-random", prune_temperature=1e-4, structure="taps")
 FILES = sorted([runs.CONFIG, runs.METRICS, runs.CHECKPOINT, runs.MODEL])
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny")
-    generate_synthetic(out, SynthConfig(n_channels=10, n_classes=3, n_train=60, n_test=20, duration=0.4,
-                                        spread=20, n_groups=3, seed=3))
-    return out
 
 
 def _free_port() -> int:

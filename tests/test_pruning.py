@@ -10,7 +10,7 @@ from delaynir import runs
 from delaynir.cli import main
 from delaynir.compile import compile_model
 from delaynir.config import make_config
-from delaynir.data import SpikeDataset, SynthConfig, generate_synthetic, make_loader
+from delaynir.data import SpikeDataset, make_loader
 from delaynir.errors import ConfigError
 from delaynir.evaluate import load_trained
 from delaynir.nn import DelayLinear, delayed_sum
@@ -24,14 +24,6 @@ from delaynir.train import train
 
 TINY = {"hidden": [12], "max_delay": 8, "epochs": 2, "batch_size": 16, "lr": 5e-3, "dropout": 0.2,
         "val_fraction": 0.25, "n_steps": 40, "batchnorm": False}
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny")
-    generate_synthetic(out, SynthConfig(n_channels=10, n_classes=3, n_train=60, n_test=20, duration=0.4,
-                                        spread=20, n_groups=3, seed=3))
-    return out
 
 
 def reference(layer: SparseDelayLinear, x: torch.Tensor) -> torch.Tensor:

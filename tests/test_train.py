@@ -16,14 +16,6 @@ TINY = {"hidden": [12], "max_delay": 8, "epochs": 3, "batch_size": 16, "lr": 5e-
         "val_fraction": 0.25, "n_steps": 40}
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny")
-    generate_synthetic(out, SynthConfig(n_channels=10, n_classes=3, n_train=60, n_test=20, duration=0.4,
-                                        spread=20, n_groups=3, seed=3))
-    return out
-
-
 def _state(run_dir):
     return runs.load_pt(run_dir / runs.CHECKPOINT)["model"]
 
