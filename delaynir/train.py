@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from delaynir import __version__, distributed, runs
 from delaynir.config import TrainConfig, dumps_toml, load_config
 from delaynir.data import SpikeDataset, make_loader, validation_split
+from delaynir.data.shd import read_duration, resolve_n_channels, spike_file
 from delaynir.data.split import shard_bounds
 from delaynir.errors import CheckpointError, ConfigError, DataFormatError
 from delaynir.nn.model import DelaySNN, ModelConfig, readout_loss, summed_softmax
@@ -73,11 +74,12 @@ def open_dataset(path: str | Path, config: TrainConfig, *, n_steps: int | None =
     """Open a spike file with the run's binning; n_steps/pool default to the config (0 = automatic)."""
     n_steps = n_steps or config.n_steps
     pool = pool or config.pool
-    probe = SpikeDataset(path, dt=config.dt, n_steps=max(n_steps, 1), pool=1, validate=False, cache=False)
+    with spike_file(path) as f:  # only the header: the file is validated when the dataset opens it
+        n_channels, duration = resolve_n_channels(f), read_duration(f)
     if not n_steps:
-        n_steps = max(1, round(probe.duration / config.dt)) if probe.duration else max(1, round(1.0 / config.dt))
+        n_steps = max(1, round((duration or 1.0) / config.dt))
     if not pool:
-        pool = math.ceil(probe.n_channels / MAX_INPUTS)
+        pool = math.ceil(n_channels / MAX_INPUTS)
     return SpikeDataset(path, dt=config.dt, n_steps=n_steps, pool=pool)
 
 
