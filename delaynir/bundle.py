@@ -23,13 +23,10 @@ import json
 import logging
 import os
 import platform
-import shutil
-import tempfile
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -37,6 +34,7 @@ import torch
 
 from delaynir import __version__
 from delaynir.errors import ConfigError, DelayNIRError
+from delaynir.runs import atomic_dir
 from delaynir.simulate import SimulationResult, simulate
 
 log = logging.getLogger(__name__)
@@ -87,35 +85,6 @@ def library_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-@contextmanager
-def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a fresh hidden sibling of ``out``; on success rename it to ``out`` (replacing it with ``overwrite``).
-
-    On any error the temporary directory is removed and ``out`` is untouched.
-    """
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        for file in tmp.iterdir():  # temporary files are private; a hand-off is meant to be read
-            file.chmod(0o666 & ~umask)
-        tmp.chmod(0o777 & ~umask)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # ----------------------------------------------------------------------------- test vectors

@@ -257,7 +257,8 @@ def cmd_bundle(args) -> int:
 def cmd_report(args) -> int:
     from delaynir.report import write_report
 
-    result = write_report(args.run_dir, args.out, target=args.target, data=args.data, progress=_progress())
+    result = write_report(args.run_dir, args.out, target=args.target, data=args.data, overwrite=args.overwrite,
+                          progress=_progress())
     if args.json:
         _print_json(result)
     else:
@@ -441,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="HTML report with figures of what a run learned")
     r.add_argument("run_dir")
     r.add_argument("--out", help="report directory (default: RUN_DIR/report)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
     r.add_argument("--target", default="loihi2", help="target for the hardware-fit table (default: loihi2)")
     r.add_argument("--data", help="test data (default: test.h5 beside the run's training file)")
     r.add_argument("--json", action="store_true")

@@ -55,8 +55,12 @@ def hardware_fit(graph, profile) -> dict[str, Any]:
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, *, target: str = "loihi2",
-                 data: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
-    """Write ``report.html`` and its PNGs to ``out`` (default RUN_DIR/report); return paths and figures."""
+                 data: str | Path | None = None, overwrite: bool = False, progress: bool = False) -> dict[str, Any]:
+    """Write ``report.html`` and its PNGs to ``out`` (default RUN_DIR/report); return paths and figures.
+
+    The directory is built beside ``out`` and renamed into place: an interrupted report leaves
+    nothing, and an existing ``out`` is replaced only with ``overwrite``.
+    """
     from delaynir import report_plots as plots
     from delaynir.bundle import run_test_data
     from delaynir.compile import compile_model
@@ -89,26 +93,26 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, target: 
     cluster = plots.clustering(grid)
     fit = hardware_fit(graph, profile)
 
-    out.mkdir(parents=True, exist_ok=True)
     r = min(RASTER_SAMPLES, x.shape[1])
-    images = {
-        "training": plots.training_curves(runs.read_metrics(run_dir), out / "training.png"),
-        "rasters": plots.spike_rasters(x[:, :r], {n: result.spikes[n][:, :r] for n in hidden}, y[:r],
-                                       result.predictions[:r], out / "rasters.png"),
-        "delays": plots.delay_histograms(graph, out / "delays.png"),
-        "weight_delay": plots.weight_vs_delay(graph, out / "weight_delay.png"),
-        "structure": plots.structure_plot(graph, out / "structure.png"),
-        "confusion": plots.confusion_plot(confusion, out / "confusion.png"),
-    }
-    accuracy = float(np.trace(confusion) / max(confusion.sum(), 1))
-    report = {"run_dir": str(run_dir), "data": str(test_file), "n_test": int(confusion.sum()),
-              "test_accuracy": accuracy, "confusion": confusion.tolist(), "clustering": cluster,
-              "verification": verification, "hardware_fit": fit, "out": str(out),
-              "images": {name: str(p) for name, p in images.items()}, "image_size": list(PIXELS),
-              "sizes": {"neurons": graph.n_neurons, "synapses": graph.n_synapses, "max_delay": graph.max_delay}}
+    with runs.atomic_dir(out, overwrite=overwrite) as tmp:
+        images = {
+            "training": plots.training_curves(runs.read_metrics(run_dir), tmp / "training.png"),
+            "rasters": plots.spike_rasters(x[:, :r], {n: result.spikes[n][:, :r] for n in hidden}, y[:r],
+                                           result.predictions[:r], tmp / "rasters.png"),
+            "delays": plots.delay_histograms(graph, tmp / "delays.png"),
+            "weight_delay": plots.weight_vs_delay(graph, tmp / "weight_delay.png"),
+            "structure": plots.structure_plot(graph, tmp / "structure.png"),
+            "confusion": plots.confusion_plot(confusion, tmp / "confusion.png"),
+        }
+        accuracy = float(np.trace(confusion) / max(confusion.sum(), 1))
+        report = {"run_dir": str(run_dir), "data": str(test_file), "n_test": int(confusion.sum()),
+                  "test_accuracy": accuracy, "confusion": confusion.tolist(), "clustering": cluster,
+                  "verification": verification, "hardware_fit": fit, "out": str(out),
+                  "images": {name: str(out / p.name) for name, p in images.items()}, "image_size": list(PIXELS),
+                  "sizes": {"neurons": graph.n_neurons, "synapses": graph.n_synapses,
+                            "max_delay": graph.max_delay}}
+        (tmp / "report.html").write_text(render_html(report, images))
     html_path = out / "report.html"
-    runs.write_text_atomic(html_path, render_html(report, images))
-    html_path.chmod(images["training"].stat().st_mode & 0o777)  # as readable as the PNGs
     report["html"] = str(html_path)
     log.info("wrote report %s (%d figures)", html_path, len(images))
     return report

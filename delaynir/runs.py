@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, Iterator
 
 import torch
 
-from delaynir.errors import CheckpointError
+from delaynir.errors import CheckpointError, ConfigError
 
 CONFIG, METRICS, CHECKPOINT, MODEL = "config.toml", "metrics.jsonl", "checkpoint.pt", "model.pt"
 FORMAT_VERSION = 1
@@ -85,3 +86,32 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 def write_metrics(run_dir: str | Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(Path(run_dir) / METRICS, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+@contextmanager
+def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a fresh hidden sibling of ``out``; on success rename it to ``out`` (replacing it with ``overwrite``).
+
+    On any error the temporary directory is removed and ``out`` is untouched.
+    """
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        for file in tmp.iterdir():  # temporary files are private; a hand-off is meant to be read
+            file.chmod(0o666 & ~umask)
+        tmp.chmod(0o777 & ~umask)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

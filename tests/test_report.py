@@ -73,6 +73,27 @@ def test_report_rejects_an_unknown_target(report, capsys):
     assert "nosuchchip" in capsys.readouterr().err
 
 
+def test_an_existing_report_is_replaced_only_with_overwrite(report, capsys, monkeypatch):
+    run, out = report.parent / "run", report.parent / "again"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["-q", "report", str(run), "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (out / "notes.txt").read_text() == "mine"
+
+    import delaynir.report_plots as plots
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt  # interrupted half-way through the figures
+
+    monkeypatch.setattr(plots, "confusion_plot", broken)
+    assert main(["-q", "report", str(run), "--out", str(out), "--overwrite"]) == 130  # the CLI's interrupt status
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".again")) == []  # no partial dir
+    assert (out / "notes.txt").read_text() == "mine"  # the old directory is untouched
+    monkeypatch.undo()
+    assert main(["-q", "report", str(run), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "report.html").exists() and not (out / "notes.txt").exists()
+
+
 def _chromium():
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
