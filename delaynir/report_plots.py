@@ -180,6 +180,9 @@ def structure_plot(graph: DelayGraph, path: Path) -> Path:
     from matplotlib.colors import TwoSlopeNorm
 
     offsets, mean = centred_structure(synapse_grid(graph))
+    used = np.flatnonzero(np.abs(mean).sum(axis=1))  # offsets no neuron reaches stay off the plot
+    if len(used):
+        offsets, mean = offsets[used[0]: used[-1] + 1], mean[used[0]: used[-1] + 1]
     fig, ax = _figure()
     a = ax[0, 0]
     limit = float(np.abs(mean).max()) or 1.0
