@@ -27,7 +27,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from delaynir.nn.ranges import expand_ranges
 
 #: Input density (fraction of nonzero entries) above which the dense strategy is used.
 DEFAULT_SPARSE_THRESHOLD = 0.15
@@ -53,6 +52,14 @@ class _Events:
         torch.cumsum(counts, 0, out=self.row_start[1:])
 
 
+def _expand_ranges(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Concatenation of the index ranges [starts[g], starts[g] + lengths[g]) over segments g, in order."""
+    total = int(lengths.sum())
+    offsets = torch.cumsum(lengths, 0, dtype=starts.dtype) - lengths
+    idx = torch.repeat_interleave(starts - offsets, lengths, output_size=total)
+    return idx.add_(torch.arange(total, dtype=idx.dtype, device=idx.device))
+
+
 def _forward_events(ev: _Events, table2d: torch.Tensor, T: int, B: int, D: int, C_in: int) -> torch.Tensor:
     """Output row (t, b) = Σ of table rows k·C_in + i over the events (t − k, b, i), one bag per row.
 
@@ -68,7 +75,7 @@ def _forward_events(ev: _Events, table2d: torch.Tensor, T: int, B: int, D: int, 
     src = src.clamp(min=0)
     start = ev.row_start.index_select(0, src)  # index_select: several times faster than x[idx] on CPU
     lengths = torch.where(valid, ev.row_start.index_select(0, src + 1) - start, 0)
-    pos, _ = expand_ranges((taps[None, :] * n_ev).expand(T * B, D).reshape(-1) + start, lengths)
+    pos = _expand_ranges((taps[None, :] * n_ev).expand(T * B, D).reshape(-1) + start, lengths)
     bag_idx = cols_by_tap.index_select(0, pos)
     per_bag = lengths.view(T * B, D).sum(1, dtype=idt)
     offsets = torch.cumsum(per_bag, 0, dtype=idt) - per_bag
