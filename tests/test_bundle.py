@@ -10,31 +10,17 @@ import pytest
 from delaynir import bundle as bundle_mod
 from delaynir.bundle import check_bundle, read_test_vectors, sha256, write_bundle
 from delaynir.cli import main
-from delaynir.config import make_config
-from delaynir.data import SynthConfig, generate_synthetic
 from delaynir.errors import ConfigError
 from delaynir.graph_io import load_graph
 from delaynir.simulate import simulate
-from delaynir.train import train
 
-SETTINGS = {"hidden": [16, 12], "max_delay": 12, "epochs": 2, "batch_size": 16, "lr": 5e-3, "dropout": 0.1,
-            "val_fraction": 0.25, "n_steps": 40, "threshold": 0.5}
 FILES = {"model.delaygraph.h5", "model.nir", "model.onnx", "test_vectors.h5", "manifest.json", "README.md"}
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bundle")
-    generate_synthetic(root / "data", SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=24, duration=0.4,
-                                                  spread=20, n_groups=3, seed=1))
-    train(make_config(SETTINGS), root / "data", root / "run")
-    return root / "run"
-
-
-@pytest.fixture(scope="module")
-def bundle(run, tmp_path_factory):
+def bundle(small_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "bundle"
-    assert main(["-q", "bundle", str(run), "--target", "int8", "--out", str(out), "--samples", "5"]) == 0
+    assert main(["-q", "bundle", str(small_run), "--target", "int8", "--out", str(out), "--samples", "5"]) == 0
     return out
 
 
@@ -134,8 +120,8 @@ def test_check_catches_a_changed_expected_spike_even_with_a_fixed_hash(bundle, t
     assert any("first divergence: layer hidden1, sample 0, neuron 0, step 3" in p for p in report["problems"])
 
 
-def test_refuses_to_overwrite_and_leaves_nothing_when_interrupted(run, bundle, tmp_path, monkeypatch, capsys):
-    assert main(["bundle", str(run), "--target", "int8", "--out", str(bundle)]) == 2
+def test_refuses_to_overwrite_and_leaves_nothing_when_interrupted(small_run, bundle, tmp_path, monkeypatch, capsys):
+    assert main(["bundle", str(small_run), "--target", "int8", "--out", str(bundle)]) == 2
     assert "--overwrite" in capsys.readouterr().err
 
     def boom(*args, **kwargs):
@@ -143,10 +129,10 @@ def test_refuses_to_overwrite_and_leaves_nothing_when_interrupted(run, bundle, t
 
     monkeypatch.setattr(bundle_mod, "bundle_readme", boom)
     with pytest.raises(KeyboardInterrupt):
-        write_bundle(run, "int8", tmp_path / "b", n_samples=2)
+        write_bundle(small_run, "int8", tmp_path / "b", n_samples=2)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ConfigError, match="at least 1"):
-        write_bundle(run, "int8", tmp_path / "c", n_samples=0)
+        write_bundle(small_run, "int8", tmp_path / "c", n_samples=0)
 
 
 def _datasets(f):

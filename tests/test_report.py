@@ -10,25 +10,17 @@ import numpy as np
 import pytest
 
 from delaynir.cli import main
-from delaynir.config import make_config
-from delaynir.data import SynthConfig, generate_synthetic
 from delaynir.report import write_report
 from delaynir.report_plots import PIXELS, clustering
-from delaynir.train import train
 
-SETTINGS = {"hidden": [16, 12], "max_delay": 12, "epochs": 2, "batch_size": 16, "lr": 5e-3, "dropout": 0.1,
-            "val_fraction": 0.25, "n_steps": 40, "threshold": 0.5}
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(small_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
-    generate_synthetic(root / "data", SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=24, duration=0.4,
-                                                  spread=20, n_groups=3, seed=1))
-    train(make_config(SETTINGS), root / "data", root / "run")
-    assert main(["-q", "report", str(root / "run"), "--out", str(root / "rep")]) == 0
+    assert main(["-q", "report", str(small_run), "--out", str(root / "rep")]) == 0
     return root / "rep"
 
 
@@ -67,14 +59,14 @@ def test_clustering_is_high_for_clustered_signs_and_near_baseline_for_random():
     assert abs(r["excess"]) < 0.05
 
 
-def test_report_rejects_an_unknown_target(report, capsys):
-    run = report.parent / "run"
+def test_report_rejects_an_unknown_target(report, small_run, capsys):
+    run = small_run
     assert main(["report", str(run), "--out", str(report.parent / "x"), "--target", "nosuchchip"]) == 2
     assert "nosuchchip" in capsys.readouterr().err
 
 
-def test_an_existing_report_is_replaced_only_with_overwrite(report, capsys, monkeypatch):
-    run, out = report.parent / "run", report.parent / "again"
+def test_an_existing_report_is_replaced_only_with_overwrite(report, small_run, capsys, monkeypatch):
+    run, out = small_run, report.parent / "again"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     assert main(["-q", "report", str(run), "--out", str(out)]) == 2
