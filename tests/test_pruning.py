@@ -41,7 +41,7 @@ def reference(layer: SparseDelayLinear, x: torch.Tensor) -> torch.Tensor:
 @settings(max_examples=20, deadline=None)
 @given(T=st.integers(1, 10), B=st.integers(1, 3), C_in=st.integers(1, 5), C_out=st.integers(1, 4),
        D=st.integers(1, 8), n=st.integers(1, 30), density=st.sampled_from([0.0, 0.1, 0.6]),
-       strategy=st.sampled_from(["csr", "table"]), seed=st.integers(0, 2**16))
+       strategy=st.sampled_from(["events", "csr", "table"]), seed=st.integers(0, 2**16))
 def test_sparse_kernel_matches_the_dense_delayed_sum(T, B, C_in, C_out, D, n, density, strategy, seed):
     g = torch.Generator().manual_seed(seed)
     n = min(n, D * C_in * C_out)
@@ -61,15 +61,41 @@ def test_sparse_kernel_matches_the_dense_delayed_sum(T, B, C_in, C_out, D, n, de
     (y2 * gy).sum().backward()
     torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(v1.grad, t2.grad.reshape(-1)[flat], rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(sink["table_grad"], t2.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(sink["table_grad"](), t2.grad, rtol=1e-12, atol=1e-12)
 
 
 def test_cost_plan_follows_the_budget_at_the_anchor_shape():
     T, B, C_in, C_out, D = 100, 64, 140, 256, 25
     events = int(0.05 * T * B * C_in)
     n_all = D * C_in * C_out
-    assert _plan(n_all, T, B, C_in, C_out, D, events, "auto") == (False, False)  # dense: dense kernels
-    assert _plan(n_all // 32, T, B, C_in, C_out, D, events, "auto") == (True, True)  # 1 − 2^-5: sparse
+    dense = _plan(n_all, T, B, C_in, C_out, D, events, True, "auto")
+    assert dense == ("table", "table", "table")
+    sparse = _plan(n_all // 32, T, B, C_in, C_out, D, events, True, "auto")  # 1 − 2^-5
+    assert sparse == ("events", "events", "csr")
+    assert _plan(n_all // 32, T, B, C_in, C_out, D, events, True, "auto", events_ok=False) == ("csr", "table", "csr")
+    with pytest.raises(ValueError, match="CPU"):
+        _plan(n_all // 32, T, B, C_in, C_out, D, events, True, "events", events_ok=False)
+
+
+def test_the_full_table_gradient_is_computed_only_when_connections_are_regrown(monkeypatch):
+    import delaynir.nn.sparse_conv as sparse_conv
+
+    calls = []
+    full = sparse_conv._table_grad_events
+    monkeypatch.setattr(sparse_conv, "_table_grad_events", lambda *a: calls.append(1) or full(*a))
+    torch.manual_seed(2)
+    layer = SparseDelayLinear(40, 30, 8, structure="taps", sparsity=0.97, signs="random", bias=False)
+    rewiring = Rewiring([layer], method="deepr-rigl", interval=1)
+    optimizer = torch.optim.SGD([layer.theta], lr=0.0)
+    x = (torch.rand(10, 2, 40) < 0.1).float()
+    for step, removed in enumerate([0, 2]):
+        rewiring.prepare(step)
+        layer(x).sum().backward()
+        with torch.no_grad():
+            layer.theta[:removed] = -1.0
+        rewiring.after_step(optimizer, step)
+        assert len(calls) == (1 if removed else 0)
+    assert layer.active_count() == layer.budget
 
 
 @pytest.mark.parametrize("kernel", ["gaussian", "rounded"])

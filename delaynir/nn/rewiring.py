@@ -120,11 +120,11 @@ class Rewiring:
                 layer.perturb_(math.sqrt(2.0 * _lr_of(optimizer, layer.theta) * self.temperature))
             self.removed[k] += layer.remove_()
             if rewire:
-                grad = None if layer._sink is None else layer._sink.get("table_grad")
-                if grad is not None and self.average is not None:
-                    self.average(grad)  # same on every process, so the same RigL choice
-                m = layer.budget - layer.active_count()
+                m = layer.budget - layer.active_count()  # the same on every process (θ and noise are)
                 if m:
+                    grad = layer.table_gradient() if self.regrowth == "rigl" and self.average is not None else None
+                    if grad is not None:
+                        self.average(grad)  # same on every process, so the same RigL choice
                     slots = layer.regrow_(self._choose(layer, m), self.magnitude)
                     _reset_moments(optimizer, layer.theta, slots)
                     self.regrown[k] += m

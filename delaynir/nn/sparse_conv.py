@@ -6,26 +6,30 @@ n ≪ D · C_in · C_out of them. x is time-first (T, B, C_in), y is (T, B, C_ou
 0 is zero. Gradients: ∂L/∂v_e = Σ_{t,b} x[t − k_e, b, i_e] · gy[t, b, j_e] and
 gx[t, b, i] = Σ_{e: i_e = i} v_e · gy[t + k_e, b, j_e].
 
-Two exact strategies, chosen per call by a cost estimate (``_plan``):
+Three exact strategies; per call and per part (forward, ∂L/∂v, ∂L/∂x) the one with the lowest
+estimated cost runs (``_plan``). With E input events (nonzero x) and n entries:
 
+* **events** (CPU): compiled kernels (``event_kernels``) scatter every event into the entries of
+  its channel, and gather ∂L/∂v the same way. Cost ∝ E · n / C_in: both sparsities at once.
 * **csr**: per tap k, a CSR matrix A_k (C_out × C_in) of the entries with tap k times the
   channel-major input shifted by k steps: y_cmᵀ = Σ_k A_k · X_k, and gxᵀ = Σ_k A_kᵀ · GY_k.
-  Cost ∝ n · T · B: it follows the number of entries, not the table size.
+  Cost ∝ n · T · B. The input gradient always has this cost or the dense one (it is dense in t, b).
 * **table**: scatter the entries into the dense table and use ``delayed_sum``'s event or dense
-  kernels. Cost ∝ events · D · C_out (forward, sparse input) or T · B · C_in · D · C_out.
+  kernels. Cost ∝ E · D · C_out (sparse input) or T · B · C_in · D · C_out.
 
-The weight gradient always goes through the dense table gradient (the transposed event bag of
-``delayed_sum``, cost ∝ events · D · C_out), then is gathered at the n entries: on the CPU this
-beat a sampled product (SDDMM) at every sparsity measured, and it is the full gradient
-∂L/∂table that RigL regrowth scores dormant candidates with, handed out through ``sink``.
+RigL scores dormant candidates with the full table gradient ∂L/∂table; it costs as much as the
+dense layer's weight gradient, so the backward pass hands out a function computing it
+(``sink["table_grad"]``), called only when connections are regrown.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import torch
 
+from delaynir.nn import event_kernels
 from delaynir.nn.delay_conv import (
     DEFAULT_SPARSE_THRESHOLD,
     _Events,
@@ -36,12 +40,12 @@ from delaynir.nn.delay_conv import (
     _table_grad_events,
 )
 
-STRATEGIES = ("auto", "csr", "table")
+STRATEGIES = ("auto", "events", "csr", "table")
 
 #: Relative throughputs (multiply-adds per ns) of the kernels on the 2-core development CPU,
 #: measured at the anchor shape (benchmarks/sparse_delay.py). They only choose between exact
 #: strategies, so a different machine changes speed, never results.
-_RATE = {"csr": 25.0, "bag": 35.0, "gemm": 100.0}
+_RATE = {"events": 2.5, "csr": 25.0, "bag": 35.0, "gemm": 100.0}
 
 
 class TapList:
@@ -55,7 +59,7 @@ class TapList:
         self.tap, self.pre, self.post = tap.long(), pre.long(), post.long()
         self.n_in, self.n_out, self.n_taps = n_in, n_out, n_taps
         self.flat = (self.tap * n_in + self.pre) * n_out + self.post
-        self._plans: dict[bool, tuple] = {}
+        self._plans: dict[bool | str, tuple] = {}
 
     def __len__(self) -> int:
         return self.tap.numel()
@@ -74,6 +78,17 @@ class TapList:
             self._plans[transpose] = (order, crow, cols.index_select(0, order), bounds, (n_rows, n_cols))
         return self._plans[transpose]
 
+    def by_channel(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(order, ptr (n_in + 1,), off) for ``event_kernels``: entries sorted by (pre, tap, post),
+        entries ptr[i] … ptr[i+1] − 1 of channel i, off = tap · n_out + post (int32) in that order."""
+        if "channel" not in self._plans:
+            order = torch.argsort(self.pre * (self.n_taps * self.n_out) + self.tap * self.n_out + self.post)
+            ptr = torch.zeros(self.n_in + 1, dtype=torch.long, device=self.tap.device)
+            torch.cumsum(torch.bincount(self.pre, minlength=self.n_in), 0, out=ptr[1:])
+            off = (self.tap * self.n_out + self.post).index_select(0, order).to(torch.int32)
+            self._plans["channel"] = (order, ptr, off)
+        return self._plans["channel"]
+
     def matrices(self, values: torch.Tensor, transpose: bool) -> list[torch.Tensor | None]:
         """Per tap k, the CSR matrix A_k (n_out × n_in; its transpose when ``transpose``), None when empty."""
         order, crow, cols, bounds, size = self._plan_csr(transpose)
@@ -84,14 +99,30 @@ class TapList:
                     if b > a else None for k, (a, b) in enumerate(bounds)]
 
 
-def _plan(n: int, T: int, B: int, C_in: int, C_out: int, D: int, n_events: int | None, strategy: str):
-    """(forward by csr, input gradient by csr): whichever strategy's estimated cost is lower."""
+class _Plan(NamedTuple):
+    forward: str  # events | csr | table
+    values_grad: str  # events | table
+    input_grad: str  # csr | table
+
+
+def _plan(n: int, T: int, B: int, C_in: int, C_out: int, D: int, n_events: int, sparse_input: bool,
+          strategy: str, events_ok: bool = True) -> _Plan:
+    """The strategy of each part: ``strategy`` where forced, else whichever's estimated cost is lowest.
+
+    ``n_events``: nonzero inputs; ``sparse_input``: the table strategy would use its event kernels;
+    ``events_ok``: the compiled kernels can run (CPU, float32/float64).
+    """
+    if strategy == "events" and not events_ok:
+        raise ValueError("strategy 'events' runs on CPU float32/float64 tensors only")
     if strategy != "auto":
-        return strategy == "csr", strategy == "csr"
-    csr = n * T * B / _RATE["csr"]
+        return _Plan(strategy, "events" if strategy == "events" else "table",
+                     "table" if strategy == "table" else "csr")
+    events = n_events * n / C_in / _RATE["events"] if events_ok else float("inf")
     dense = T * B * C_in * D * C_out / _RATE["gemm"]
-    table_fwd = dense if n_events is None else n_events * D * C_out / _RATE["bag"]
-    return csr < table_fwd, csr < dense
+    table = n_events * D * C_out / _RATE["bag"] if sparse_input else dense
+    csr = n * T * B / _RATE["csr"]
+    forward = min((events, "events"), (csr, "csr"), (table, "table"))[1]
+    return _Plan(forward, "events" if events < table else "table", "csr" if csr < dense else "table")
 
 
 def _spmm_taps(mats, src_cm: torch.Tensor, n_rows: int, T: int, B: int, shift) -> torch.Tensor:
@@ -110,43 +141,50 @@ class _SparseDelayedSum(torch.autograd.Function):
     def forward(ctx, x, values, taps: TapList, sparse_threshold, strategy, sink):
         T, B, C_in = x.shape
         D, C_out = taps.n_taps, taps.n_out
-        x2d = x.reshape(T * B, C_in).to(values.dtype)
-        density = float((x2d != 0).sum()) / max(x2d.numel(), 1)
-        ev = _Events(x2d, D) if density <= sparse_threshold else None
-        fwd_csr, grad_csr = _plan(len(taps), T, B, C_in, C_out, D, None if ev is None else ev.cols.numel(), strategy)
+        x = x.to(values.dtype)
+        x2d = x.reshape(T * B, C_in)
+        n_events = int(torch.count_nonzero(x2d))
+        sparse_input = n_events <= sparse_threshold * x2d.numel()
+        events_ok = x.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
+        plan = _plan(len(taps), T, B, C_in, C_out, D, n_events, sparse_input, strategy, events_ok)
         table = None
-        if fwd_csr:
+        if plan.forward == "events":
+            order, ptr, off = taps.by_channel()
+            y = event_kernels.scatter(x, ptr, off, values.index_select(0, order), D, C_out)
+        elif plan.forward == "csr":
             x_cm = x2d.new_zeros(C_in, (D - 1 + T) * B)
             x_cm[:, (D - 1) * B:] = x2d.t()
             y_cm = _spmm_taps(taps.matrices(values, False), x_cm, C_out, T, B, lambda k: D - 1 - k)
             y = y_cm.t().contiguous()
         else:
             table = _scatter_table(values, taps)
-            y = _forward_dense(x2d, table, T, B) if ev is None else _forward_events(
-                ev, table.view(D * C_in, C_out), T, B, D, C_in)
-        ctx.taps, ctx.events, ctx.grad_csr, ctx.sink, ctx.shape = taps, ev, grad_csr, sink, (T, B, C_in)
-        ctx.save_for_backward(values, x2d if ev is None else None, table)
+            y = _forward_events(_Events(x2d, D), table.view(D * C_in, C_out), T, B, D, C_in) if sparse_input \
+                else _forward_dense(x2d, table, T, B)
+        ctx.taps, ctx.plan, ctx.sparse_input, ctx.sink = taps, plan, sparse_input, sink
+        ctx.save_for_backward(values, x, table)
         return y.view(T, B, C_out)
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, gy):
-        values, x2d, table = ctx.saved_tensors
-        taps, (T, B, C_in) = ctx.taps, ctx.shape
+        values, x, table = ctx.saved_tensors
+        taps, plan = ctx.taps, ctx.plan
+        T, B, C_in = x.shape
         D, C_out = taps.n_taps, taps.n_out
-        gy2d = gy.reshape(T * B, C_out).to(values.dtype)
+        gy = gy.to(values.dtype)
+        gy2d = gy.reshape(T * B, C_out)
         g_x = g_values = None
-        if ctx.needs_input_grad[1] or ctx.sink is not None:
-            if ctx.events is not None:
-                g_table = _table_grad_events(ctx.events, gy2d, T, B, D, C_in).view(D, C_in, C_out)
+        table_grad = _TableGrad(x, gy2d, D, ctx.sparse_input)
+        if ctx.sink is not None:
+            ctx.sink["table_grad"] = table_grad
+        if ctx.needs_input_grad[1]:
+            if plan.values_grad == "events":
+                order, ptr, off = taps.by_channel()
+                g_values = torch.empty_like(values).index_copy_(0, order, event_kernels.gather(x, ptr, off, gy, D))
             else:
-                g_table = _table_grad_dense(x2d, gy2d, T, B, D)
-            if ctx.sink is not None:
-                ctx.sink["table_grad"] = g_table
-            if ctx.needs_input_grad[1]:
-                g_values = g_table.view(-1).index_select(0, taps.flat)
+                g_values = table_grad().view(-1).index_select(0, taps.flat)
         if ctx.needs_input_grad[0]:
-            if ctx.grad_csr:
+            if plan.input_grad == "csr":
                 gy_cm = gy2d.new_zeros(C_out, (T + D - 1) * B)
                 gy_cm[:, :T * B] = gy2d.t()
                 gx_cm = _spmm_taps(taps.matrices(values, True), gy_cm, C_in, T, B, lambda k: k)
@@ -155,6 +193,24 @@ class _SparseDelayedSum(torch.autograd.Function):
                 table = table if table is not None else _scatter_table(values, taps)
                 g_x = _input_grad(gy2d, table, T, B).view(T, B, C_in)
         return g_x, g_values, None, None, None, None
+
+
+class _TableGrad:
+    """Calling it gives ∂L/∂table (D, C_in, C_out) of one backward pass, computed once, on first call."""
+
+    def __init__(self, x: torch.Tensor, gy2d: torch.Tensor, D: int, sparse_input: bool):
+        self._args, self._value = (x.detach(), gy2d.detach(), D, sparse_input), None
+
+    @torch.no_grad()
+    def __call__(self) -> torch.Tensor:
+        if self._value is None:
+            x, gy2d, D, sparse_input = self._args
+            T, B, C_in = x.shape
+            x2d = x.reshape(T * B, C_in)
+            g = _table_grad_events(_Events(x2d, D), gy2d, T, B, D, C_in) if sparse_input \
+                else _table_grad_dense(x2d, gy2d, T, B, D)
+            self._value, self._args = g.view(D, C_in, gy2d.shape[1]), None
+        return self._value
 
 
 def _scatter_table(values: torch.Tensor, taps: TapList) -> torch.Tensor:
@@ -169,8 +225,9 @@ def sparse_delayed_sum(x: torch.Tensor, values: torch.Tensor, taps: TapList, *,
     """y[t, b, j] = Σ_e values[e] · x[t − taps.tap[e], b, taps.pre[e]] summed into j = taps.post[e].
 
     x: (T, B, C_in); values: (n,), same order as ``taps``. Differentiable in x and values.
-    ``strategy``: ``auto`` (by estimated cost), or force ``csr`` / ``table`` (both exact).
-    ``sink``: a dict that receives ``table_grad`` = ∂L/∂table (D, C_in, C_out) in the backward pass.
+    ``strategy``: ``auto`` (by estimated cost), or force ``events`` (CPU) / ``csr`` / ``table`` (all exact).
+    ``sink``: a dict that receives, in the backward pass, ``table_grad``: a function returning
+    ∂L/∂table (D, C_in, C_out), computed on its first call.
     """
     if x.dim() != 3 or x.shape[2] != taps.n_in or values.shape != (len(taps),):
         raise ValueError(f"sparse_delayed_sum expects x (T, B, {taps.n_in}) and {len(taps)} values; "

@@ -242,6 +242,14 @@ class SparseDelayLinear(nn.Module):
         mask = torch.zeros(self.n_candidates, dtype=torch.bool, device=self.candidate.device)
         return mask.index_fill_(0, self.candidate[self.alive], True)
 
+    def table_gradient(self) -> torch.Tensor | None:
+        """∂L/∂table (D, C_in, C_out) of the last backward pass with ``capture_grad`` (None without one).
+
+        Computed on the first call (it costs as much as a dense layer's weight gradient), then kept.
+        """
+        grad = None if self._sink is None else self._sink.get("table_grad")
+        return None if grad is None else grad()
+
     @torch.no_grad()
     def candidate_gradient(self) -> torch.Tensor | None:
         """∂L/∂w_c of every candidate at the last backward pass with ``capture_grad`` (None without one).
@@ -249,7 +257,7 @@ class SparseDelayLinear(nn.Module):
         taps: the table gradient G[k, i, j]; pairs: Σ_k g(k − p[j, i]) · G[k, i, j] with the kernel of
         that pass (Gaussian of width σ, or one-hot at round(p)), i.e. the gradient at the pair's delay.
         """
-        g = None if self._sink is None else self._sink.get("table_grad")
+        g = self.table_gradient()
         if g is None or self.structure == "taps":
             return None if g is None else g.reshape(-1)
         p = self.positions.detach().t()
