@@ -1,7 +1,8 @@
 """Regenerate the Results section of README.md from fresh measurements.
 
 Runs ``delaynir demo --json`` (seed 0, CPU unless --device says otherwise) in a temporary
-directory, ``benchmarks/delay_layer.py --json`` and ``benchmarks/simulate.py --json``, then
+directory, ``benchmarks/delay_layer.py --json``, ``benchmarks/sparse_delay.py --json`` and
+``benchmarks/simulate.py --json``, then
 rewrites the text between the ``<!-- results:start -->`` and ``<!-- results:end -->`` markers.
 
     python benchmarks/readme_results.py [--device cpu] [--skip-benchmark] [--dry-run]
@@ -71,6 +72,26 @@ def benchmark_table(device: str) -> str:
     return "\n".join(lines)
 
 
+def sparse_table(device: str) -> str:
+    r = _json_of([sys.executable, "benchmarks/sparse_delay.py", "--device", device, "--json"])
+    s = r["shape"]
+    lines = [f"`python benchmarks/sparse_delay.py --device {device}` (pruned layers against the dense layer above, "
+             f"same shape, forward + backward, median of {r['repeats']}, fastest of {r['rounds']} rounds; "
+             "taps structure, random signs):", "",
+             "| sparsity | connections | first layer | speed-up | hidden layer (input gradient) | speed-up | "
+             "peak MB (first / hidden) |", "|---|---|---|---|---|---|---|"]
+    rows = {(x["structure"], x["sparsity"], x["input_grad"]): x for x in r["rows"]}
+    for (structure, sparsity, input_grad), first in rows.items():
+        if structure not in ("dense", "taps") or input_grad:
+            continue
+        hidden = rows[structure, sparsity, True]
+        label, unit = ("dense layer", "pairs") if structure == "dense" else (f"{sparsity:g}", "taps")
+        lines.append(f"| {label} | {first['connections']} {unit} | {first['median_s'] * 1e3:.1f} ms | "
+                     f"{first['speedup']:.1f}× | {hidden['median_s'] * 1e3:.1f} ms | {hidden['speedup']:.1f}× | "
+                     f"{first['peak_mb']:.0f} / {hidden['peak_mb']:.0f} |")
+    return "\n".join(lines)
+
+
 def simulator_table() -> str:
     r = _json_of([sys.executable, "benchmarks/simulate.py", "--json"])
     return (f"`python benchmarks/simulate.py` ({r['network']}, {r['density']:.0%} connection density, D = {r['D']}, "
@@ -89,7 +110,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     parts = [f"Measured {date.today().isoformat()} on {platform.machine()} ({args.device}).", "", demo_table(args.device)]
     if not args.skip_benchmark:
-        parts += ["", benchmark_table(args.device), "", simulator_table()]
+        parts += ["", benchmark_table(args.device), "", sparse_table(args.device), "", simulator_table()]
     section = "\n".join(parts)
     if args.dry_run:
         print(section)
