@@ -79,7 +79,7 @@ def sparse_table(device: str) -> str:
              f"same shape, forward + backward, median of {r['repeats']}, fastest of {r['rounds']} rounds; "
              "taps structure, random signs):", "",
              "| sparsity | connections | first layer | speed-up | hidden layer (input gradient) | speed-up | "
-             "peak MB (first / hidden) |", "|---|---|---|---|---|---|---|"]
+             "peak MB (first / hidden) | RigL step: all / pool of 10 per regrown |", "|---|---|---|---|---|---|---|---|"]
     rows = {(x["structure"], x["sparsity"], x["input_grad"]): x for x in r["rows"]}
     for (structure, sparsity, input_grad), first in rows.items():
         if structure not in ("dense", "taps") or input_grad:
@@ -88,7 +88,9 @@ def sparse_table(device: str) -> str:
         label, unit = ("dense layer", "pairs") if structure == "dense" else (f"{sparsity:g}", "taps")
         lines.append(f"| {label} | {first['connections']} {unit} | {first['median_s'] * 1e3:.1f} ms | "
                      f"{first['speedup']:.1f}× | {hidden['median_s'] * 1e3:.1f} ms | {hidden['speedup']:.1f}× | "
-                     f"{first['peak_mb']:.0f} / {hidden['peak_mb']:.0f} |")
+                     f"{first['peak_mb']:.0f} / {hidden['peak_mb']:.0f} | "
+                     + (f"{first['rewire_s'] * 1e3:.1f} / {first['rewire_pool_s'] * 1e3:.1f} ms |"
+                        if "rewire_s" in first else "– |"))
     return "\n".join(lines)
 
 

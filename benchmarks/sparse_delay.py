@@ -14,8 +14,9 @@ the input (hidden layers). The sparse layers pick their strategy per part by est
 input channel), per-tap CSR products (∝ connections × T × B, the input gradient), or the dense
 table (the dense layer's cost), so below the crossover they run at about the dense speed.
 ``rewire ms`` is one DEEP R + RigL rewiring step after such a call: remove 1 % of the budget,
-score every dormant candidate by its gradient (the full table gradient, as costly as the dense
-layer's weight gradient; computed only on steps that regrow), regrow. Every variant
+score the dormant candidates by their gradient, regrow. ``all`` scores every candidate (the full
+table gradient, as costly as the dense layer's weight gradient; computed only on steps that
+regrow); ``pool`` scores 10 random dormant candidates per regrown one (``regrow_pool = 10``). Every variant
 runs in its own subprocess so peak memory is its own (as benchmarks/delay_layer.py: peak resident
 set growth over the set-up on CPU, ``torch.cuda.max_memory_allocated`` on CUDA); times are
 medians over --repeats calls after warm-up, glibc's allocator tuned as the ``delaynir`` command does;
@@ -42,6 +43,7 @@ from tqdm import tqdm
 
 SPARSITIES = (0.0, 0.5, 0.875, 0.96875, 0.99)
 TARGET = (0.96875, 5.0)  # (sparsity, speed-up over the dense layer) asked of the sparse layers
+POOL = 10  # regrow_pool of the pooled RigL step: 10 random dormant candidates scored per regrown one
 
 
 def _measure(structure: str, sparsity: float, input_grad: bool, device: str, repeats: int) -> dict:
@@ -73,8 +75,8 @@ def _measure(structure: str, sparsity: float, input_grad: bool, device: str, rep
 
     result = time_and_peak(step, lambda: layer.zero_grad(set_to_none=True), device, repeats)
     result["connections"] = layer.budget if structure != "dense" else C_IN * C_OUT
-    if structure != "dense":
-        rewiring = Rewiring([layer], method="deepr-rigl")
+    for key, pool in (("rewire_s", 0), ("rewire_pool_s", POOL)) if structure != "dense" else ():
+        rewiring = Rewiring([layer], method="deepr-rigl", pool=pool)
         optimizer = torch.optim.SGD(layer.parameters(), lr=0.0)
         rewire_times = []
         for _ in range(5):
@@ -87,7 +89,7 @@ def _measure(structure: str, sparsity: float, input_grad: bool, device: str, rep
             rewiring.after_step(optimizer, 0)
             sync()
             rewire_times.append(time.perf_counter() - t0)
-        result["rewire_s"] = statistics.median(rewire_times)
+        result[key] = statistics.median(rewire_times)
     return result
 
 
@@ -121,8 +123,9 @@ def main(argv=None) -> int:
     rows = []
     for input_grad, structure, sparsity in variants:
         res = dict(min(runs[input_grad, structure, sparsity], key=lambda r: r["median_s"]))
-        if "rewire_s" in res:
-            res["rewire_s"] = min(r["rewire_s"] for r in runs[input_grad, structure, sparsity])
+        for key in ("rewire_s", "rewire_pool_s"):
+            if key in res:
+                res[key] = min(r[key] for r in runs[input_grad, structure, sparsity])
         rows.append({"structure": structure, "sparsity": sparsity, "input_grad": input_grad, **res})
     for row in rows:
         dense = next(r for r in rows if r["structure"] == "dense" and r["input_grad"] == row["input_grad"])
@@ -135,9 +138,9 @@ def main(argv=None) -> int:
     print(f"sparse delay layers vs dense DelayLinear (DCLS, training), {args.device}, B={B} {C_IN}->{C_OUT} "
           f"T={T} D={D} input density={DENSITY}, median of {args.repeats}, fastest of {args.rounds} rounds")
     print(f"{'layer':>6} {'sparsity':>8} {'connections':>11} {'input grad':>10} {'ms':>8} {'speedup':>8} "
-          f"{'peak MB':>8} {'rewire ms':>9}")
+          f"{'peak MB':>8} {'rewire ms (all / pool)':>22}")
     for r in rows:
-        rewire = f"{1e3 * r['rewire_s']:>9.2f}" if "rewire_s" in r else f"{'':>9}"
+        rewire = f"{1e3 * r['rewire_s']:>10.2f} / {1e3 * r['rewire_pool_s']:>9.2f}" if "rewire_s" in r else ""
         print(f"{r['structure']:>6} {r['sparsity']:>8.5g} {r['connections']:>11} {str(r['input_grad']):>10} "
               f"{1e3 * r['median_s']:>8.2f} {r['speedup']:>7.2f}x {r['peak_mb']:>8.0f} {rewire}")
     at_target = [r for r in rows if r["sparsity"] == TARGET[0] and r["structure"] != "dense"]

@@ -53,6 +53,7 @@ class TrainConfig:
     prune_temperature: float = 0.0  #: DEEP R Langevin noise temperature T (θ += √(2 lr T) ν); 0 = off
     regrow_magnitude: float = 1e-3  #: magnitude θ of a regrown connection
     rewire_interval: int = 1  #: regrow to the budget every this many batches (removal happens every batch)
+    regrow_pool: int = 0  #: RigL scores P · m dormant candidates drawn at random to regrow m (0: all of them)
     prune_readout: bool = False  #: make the readout layer sparse too (otherwise only hidden layers)
     # optimisation
     epochs: int = 150
@@ -94,6 +95,7 @@ class TrainConfig:
             (self.prune_l1 >= 0 and self.prune_temperature >= 0 and self.regrow_magnitude >= 0,
              "prune_l1, prune_temperature and regrow_magnitude must be >= 0"),
             (self.rewire_interval >= 1, f"rewire_interval must be >= 1 batch (got {self.rewire_interval})"),
+            (self.regrow_pool >= 0, f"regrow_pool must be >= 0 (0: score every candidate; got {self.regrow_pool})"),
         ]
         problems = [msg for ok, msg in checks if not ok]
         if problems:

@@ -114,7 +114,7 @@ def build_rewiring(model: DelaySNN, config: TrainConfig, ctx: distributed.DistCo
         return None
     return Rewiring(model.sparse_layers(), method=config.prune, l1=config.prune_l1,
                     temperature=config.prune_temperature, magnitude=config.regrow_magnitude,
-                    interval=config.rewire_interval, seed=config.seed,
+                    interval=config.rewire_interval, pool=config.regrow_pool, seed=config.seed,
                     average=ctx.average_ if ctx is not None and ctx.enabled else None)
 
 

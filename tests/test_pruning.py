@@ -61,7 +61,8 @@ def test_sparse_kernel_matches_the_dense_delayed_sum(T, B, C_in, C_out, D, n, de
     (y2 * gy).sum().backward()
     torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(v1.grad, t2.grad.reshape(-1)[flat], rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(sink["table_grad"](), t2.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(sink["grad"].at(taps), t2.grad.reshape(-1)[flat], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(sink["grad"].table(), t2.grad, rtol=1e-12, atol=1e-12)
 
 
 def test_event_kernels_in_float32_match_the_table_strategy_on_non_contiguous_input():
@@ -261,6 +262,40 @@ def test_pairs_regrowth_score_is_the_gradient_of_a_grown_synapse_at_its_delay():
     (layer(x) * gy).sum().backward()
     (dense(x) * gy).sum().backward()
     torch.testing.assert_close(layer.candidate_gradient(), dense.weight.grad.t().reshape(-1), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("structure,kernel", [("taps", "auto"), ("pairs", "gaussian"), ("pairs", "rounded")])
+def test_gradient_of_a_candidate_list_equals_the_full_candidate_gradient(structure, kernel):
+    torch.manual_seed(8)
+    layer = SparseDelayLinear(7, 6, 5, structure=structure, sparsity=0.7, signs="random", kernel=kernel,
+                              bias=False).double()
+    x = (torch.rand(12, 3, 7, dtype=torch.float64) < 0.3).double()
+    layer.capture_grad = True
+    (layer(x) * torch.randn(12, 3, 6, dtype=torch.float64)).sum().backward()
+    some = torch.randperm(layer.n_candidates)[:17]
+    pooled = layer.candidate_gradient(some)  # computed first: from the event kernels, not the full table
+    torch.testing.assert_close(pooled, layer.candidate_gradient()[some], rtol=1e-10, atol=1e-12)
+
+
+def test_pooled_rigl_regrows_the_best_candidates_of_its_random_pool():
+    torch.manual_seed(9)
+    layer = SparseDelayLinear(10, 8, 6, structure="taps", sparsity=0.9, signs="random", bias=False).double()
+    rewiring = Rewiring([layer], method="deepr-rigl", interval=1, pool=4, seed=3)
+    drawn = []
+    sample = layer.sample_dormant
+    layer.sample_dormant = lambda m: drawn.append(sample(m)) or drawn[-1]
+    rewiring.prepare(0)
+    (layer((torch.rand(15, 4, 10) < 0.3).double()) * torch.randn(15, 4, 8, dtype=torch.float64)).sum().backward()
+    every = torch.arange(layer.n_candidates)
+    full = layer.regrowth_scores(layer.candidate_gradient(), every)  # no mask: removed ones may be drawn
+    with torch.no_grad():
+        layer.theta[:5] = -1.0
+    rewiring.after_step(torch.optim.SGD([layer.theta], lr=0.0), 0)
+    (pool,) = drawn
+    assert pool.numel() == 4 * 5 and layer.active_count() == layer.budget
+    grown = layer.candidate[:5]
+    assert set(grown.tolist()) <= set(pool.tolist())
+    assert set(grown.tolist()) == set(pool[full[pool].topk(5).indices].tolist())
 
 
 def test_sparse_settings_are_validated():

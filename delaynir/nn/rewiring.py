@@ -10,13 +10,15 @@ For every sign-constrained ``SparseDelayLinear`` (w_s = σ_c θ_s, σ_c fixed), 
     regrowth:  every ``interval`` steps, m = budget − active dormant candidates become active at
                θ = ``magnitude`` with zeroed optimiser moments, chosen by
                  rigl:    the m largest −σ_c · ∂L/∂w_c, the gradient of this step's batch at w_c = 0:
-                          where growing c with its fixed sign lowers the loss fastest (Evci et al. 2020);
+                          where growing c with its fixed sign lowers the loss fastest (Evci et al. 2020),
+                          among all dormant candidates, or with ``pool`` = P > 0 among P · m of them
+                          drawn uniformly (cost ∝ P · m instead of a dense weight gradient);
                  random:  uniformly among the dormant candidates (Bellec et al. 2018).
 
 After every regrowth step each layer has exactly ``budget`` active connections. With a ``seed``, the
 noise and random choices of step s are drawn from a stream seeded by (seed, s), apart from the model's
 own randomness (dropout), so data-parallel processes make identical decisions; ``average`` (an in-place
-mean over processes) is applied to the captured candidate gradients before RigL ranks them. With ``taps``
+mean over processes) is applied to the candidate gradients before RigL ranks them. With ``taps``
 candidates, which (pre, post, delay) triples survive is the learned delay structure.
 """
 
@@ -65,15 +67,17 @@ class Rewiring:
     after the optimiser step. Counts since the last ``epoch_metrics()`` are reported there."""
 
     def __init__(self, layers: Iterable[SparseDelayLinear], *, method: str = "deepr-rigl", l1: float = 0.0,
-                 temperature: float = 0.0, magnitude: float = 1e-3, interval: int = 1, seed: int | None = None,
-                 average: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 temperature: float = 0.0, magnitude: float = 1e-3, interval: int = 1, pool: int = 0,
+                 seed: int | None = None, average: Callable[[torch.Tensor], torch.Tensor] | None = None):
         if method not in METHODS:
             raise ConfigError(f"prune method must be one of {', '.join(METHODS)}, got {method!r}")
         self.layers = list(layers)
         if not all(layer.constrained for layer in self.layers):
             raise ConfigError("pruning needs sign-constrained sparse layers (signs 'random' or 'dale')")
         self.regrowth, self.l1, self.temperature = METHODS[method], l1, temperature
-        self.magnitude, self.interval = magnitude, interval
+        if pool < 0:
+            raise ConfigError(f"regrow_pool must be >= 0 (0: score every dormant candidate), got {pool}")
+        self.magnitude, self.interval, self.pool = magnitude, interval, pool
         self.seed, self.average = seed, average
         self.removed = [0] * len(self.layers)
         self.regrown = [0] * len(self.layers)
@@ -122,9 +126,6 @@ class Rewiring:
             if rewire:
                 m = layer.budget - layer.active_count()  # the same on every process (θ and noise are)
                 if m:
-                    grad = layer.table_gradient() if self.regrowth == "rigl" and self.average is not None else None
-                    if grad is not None:
-                        self.average(grad)  # same on every process, so the same RigL choice
                     slots = layer.regrow_(self._choose(layer, m), self.magnitude)
                     _reset_moments(optimizer, layer.theta, slots)
                     self.regrown[k] += m
@@ -132,9 +133,14 @@ class Rewiring:
 
     def _choose(self, layer: SparseDelayLinear, m: int) -> torch.Tensor:
         if self.regrowth == "rigl":
-            scores = layer.regrowth_scores()
-            if scores is not None:
-                return scores.topk(m).indices
+            dormant = layer.n_candidates - layer.active_count()
+            pool = layer.sample_dormant(self.pool * m) if 0 < self.pool * m < dormant else None
+            grad = layer.candidate_gradient(pool)
+            if grad is not None:
+                if self.average is not None:
+                    self.average(grad)  # same on every process, so the same RigL choice
+                best = layer.regrowth_scores(grad, pool).topk(m).indices
+                return best if pool is None else pool[best]
             log.warning("no candidate gradients captured for (%s); regrowing at random this step", layer.extra_repr())
         return layer.sample_dormant(m)
 

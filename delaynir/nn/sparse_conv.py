@@ -17,9 +17,10 @@ estimated cost runs (``_plan``). With E input events (nonzero x) and n entries:
 * **table**: scatter the entries into the dense table and use ``delayed_sum``'s event or dense
   kernels. Cost ∝ E · D · C_out (sparse input) or T · B · C_in · D · C_out.
 
-RigL scores dormant candidates with the full table gradient ∂L/∂table; it costs as much as the
-dense layer's weight gradient, so the backward pass hands out a function computing it
-(``sink["table_grad"]``), called only when connections are regrown.
+RigL scores dormant candidates by their gradient, which the backward pass hands out as a
+``CapturedGrad`` (``sink["grad"]``): computed only when connections are regrown, either for
+every candidate (the full table gradient, as costly as the dense layer's weight gradient) or
+for a sampled pool of candidates (event kernels, cost ∝ pool size).
 """
 
 from __future__ import annotations
@@ -145,8 +146,7 @@ class _SparseDelayedSum(torch.autograd.Function):
         x2d = x.reshape(T * B, C_in)
         n_events = int(torch.count_nonzero(x2d))
         sparse_input = n_events <= sparse_threshold * x2d.numel()
-        events_ok = x.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
-        plan = _plan(len(taps), T, B, C_in, C_out, D, n_events, sparse_input, strategy, events_ok)
+        plan = _plan(len(taps), T, B, C_in, C_out, D, n_events, sparse_input, strategy, _events_ok(x, values.dtype))
         table = None
         if plan.forward == "events":
             order, ptr, off = taps.by_channel()
@@ -174,15 +174,13 @@ class _SparseDelayedSum(torch.autograd.Function):
         gy = gy.to(values.dtype)
         gy2d = gy.reshape(T * B, C_out)
         g_x = g_values = None
-        table_grad = _TableGrad(x, gy2d, D, ctx.sparse_input)
+        captured = CapturedGrad(x, gy2d, D, ctx.sparse_input)
         if ctx.sink is not None:
-            ctx.sink["table_grad"] = table_grad
+            ctx.sink["grad"] = captured
         if ctx.needs_input_grad[1]:
-            if plan.values_grad == "events":
-                order, ptr, off = taps.by_channel()
-                g_values = torch.empty_like(values).index_copy_(0, order, event_kernels.gather(x, ptr, off, gy, D))
-            else:
-                g_values = table_grad().view(-1).index_select(0, taps.flat)
+            if plan.values_grad == "table":
+                captured.table()
+            g_values = captured.at(taps)
         if ctx.needs_input_grad[0]:
             if plan.input_grad == "csr":
                 gy_cm = gy2d.new_zeros(C_out, (T + D - 1) * B)
@@ -195,22 +193,41 @@ class _SparseDelayedSum(torch.autograd.Function):
         return g_x, g_values, None, None, None, None
 
 
-class _TableGrad:
-    """Calling it gives ∂L/∂table (D, C_in, C_out) of one backward pass, computed once, on first call."""
+class CapturedGrad:
+    """∂L/∂table of one backward pass (x and gy kept), computed on demand.
+
+    ``table()``: the whole (D, C_in, C_out) gradient, costing as much as the dense layer's weight
+    gradient (computed once, then kept); ``at(taps)``: the gradient at chosen entries, with the
+    event kernels on the CPU (cost ∝ input events × entries per channel), else read from ``table()``.
+    """
 
     def __init__(self, x: torch.Tensor, gy2d: torch.Tensor, D: int, sparse_input: bool):
-        self._args, self._value = (x.detach(), gy2d.detach(), D, sparse_input), None
+        self.x, self.gy2d, self.n_taps, self.sparse_input = x.detach(), gy2d.detach(), D, sparse_input
+        self._table: torch.Tensor | None = None
 
     @torch.no_grad()
-    def __call__(self) -> torch.Tensor:
-        if self._value is None:
-            x, gy2d, D, sparse_input = self._args
-            T, B, C_in = x.shape
-            x2d = x.reshape(T * B, C_in)
-            g = _table_grad_events(_Events(x2d, D), gy2d, T, B, D, C_in) if sparse_input \
-                else _table_grad_dense(x2d, gy2d, T, B, D)
-            self._value, self._args = g.view(D, C_in, gy2d.shape[1]), None
-        return self._value
+    def table(self) -> torch.Tensor:
+        if self._table is None:
+            T, B, C_in = self.x.shape
+            D, x2d = self.n_taps, self.x.reshape(T * B, C_in)
+            g = _table_grad_events(_Events(x2d, D), self.gy2d, T, B, D, C_in) if self.sparse_input \
+                else _table_grad_dense(x2d, self.gy2d, T, B, D)
+            self._table = g.view(D, C_in, self.gy2d.shape[1])
+        return self._table
+
+    @torch.no_grad()
+    def at(self, taps: TapList) -> torch.Tensor:
+        """(len(taps),): ∂L/∂v_e of entries with these (tap, pre, post)."""
+        if self._table is None and _events_ok(self.x, self.gy2d.dtype):
+            order, ptr, off = taps.by_channel()
+            g = event_kernels.gather(self.x, ptr, off, self.gy2d.view(*self.x.shape[:2], -1), self.n_taps)
+            return torch.empty_like(g).index_copy_(0, order, g)
+        return self.table().view(-1).index_select(0, taps.flat)
+
+
+def _events_ok(x: torch.Tensor, dtype: torch.dtype) -> bool:
+    """The compiled event kernels can run: CPU tensors of float32 or float64."""
+    return x.device.type == "cpu" and dtype in (torch.float32, torch.float64)
 
 
 def _scatter_table(values: torch.Tensor, taps: TapList) -> torch.Tensor:
@@ -226,8 +243,8 @@ def sparse_delayed_sum(x: torch.Tensor, values: torch.Tensor, taps: TapList, *,
 
     x: (T, B, C_in); values: (n,), same order as ``taps``. Differentiable in x and values.
     ``strategy``: ``auto`` (by estimated cost), or force ``events`` (CPU) / ``csr`` / ``table`` (all exact).
-    ``sink``: a dict that receives, in the backward pass, ``table_grad``: a function returning
-    ∂L/∂table (D, C_in, C_out), computed on its first call.
+    ``sink``: a dict that receives, in the backward pass, ``grad``: a ``CapturedGrad`` giving
+    ∂L/∂table (D, C_in, C_out) or its value at chosen entries on demand.
     """
     if x.dim() != 3 or x.shape[2] != taps.n_in or values.shape != (len(taps),):
         raise ValueError(f"sparse_delayed_sum expects x (T, B, {taps.n_in}) and {len(taps)} values; "

@@ -242,35 +242,43 @@ class SparseDelayLinear(nn.Module):
         mask = torch.zeros(self.n_candidates, dtype=torch.bool, device=self.candidate.device)
         return mask.index_fill_(0, self.candidate[self.alive], True)
 
-    def table_gradient(self) -> torch.Tensor | None:
-        """∂L/∂table (D, C_in, C_out) of the last backward pass with ``capture_grad`` (None without one).
-
-        Computed on the first call (it costs as much as a dense layer's weight gradient), then kept.
-        """
-        grad = None if self._sink is None else self._sink.get("table_grad")
-        return None if grad is None else grad()
-
     @torch.no_grad()
-    def candidate_gradient(self) -> torch.Tensor | None:
-        """∂L/∂w_c of every candidate at the last backward pass with ``capture_grad`` (None without one).
+    def candidate_gradient(self, candidates: torch.Tensor | None = None) -> torch.Tensor | None:
+        """∂L/∂w_c at the last backward pass with ``capture_grad`` (None without one).
 
-        taps: the table gradient G[k, i, j]; pairs: Σ_k g(k − p[j, i]) · G[k, i, j] with the kernel of
-        that pass (Gaussian of width σ, or one-hot at round(p)), i.e. the gradient at the pair's delay.
+        For ``candidates`` (indices; all candidates when None). taps: the table gradient G[k, i, j];
+        pairs: Σ_k g(k − p[j, i]) · G[k, i, j] with the kernel of that pass (Gaussian of width σ, or
+        one-hot at round(p)), i.e. the gradient at the pair's delay. All candidates cost one full table
+        gradient (as the dense layer's weight gradient); a list costs ∝ its length on the CPU.
         """
-        g = self.table_gradient()
-        if g is None or self.structure == "taps":
-            return None if g is None else g.reshape(-1)
-        p = self.positions.detach().t()
-        if self.uses_gaussian():
-            return (gaussian_taps(p, self.sigma, self.max_delay) * g).sum(0).reshape(-1)
-        return g.gather(0, torch.round(p.clamp(0, self.max_delay - 1)).long().unsqueeze(0)).reshape(-1)
-
-    @torch.no_grad()
-    def regrowth_scores(self) -> torch.Tensor | None:
-        """−σ_c · ∂L/∂w_c (how much growing c with its sign lowers the loss); −inf where c is alive."""
-        grad = self.candidate_gradient()
-        if grad is None:
+        captured = None if self._sink is None else self._sink.get("grad")
+        if captured is None:
             return None
+        if candidates is None:
+            g = captured.table()
+            if self.structure == "taps":
+                return g.reshape(-1)
+            p = self.positions.detach().t()
+            if self.uses_gaussian():
+                return (gaussian_taps(p, self.sigma, self.max_delay) * g).sum(0).reshape(-1)
+            return g.gather(0, torch.round(p.clamp(0, self.max_delay - 1)).long().unsqueeze(0)).reshape(-1)
+        tap, pre, post = self.decode(candidates)
+        dims = (self.in_features, self.out_features, self.max_delay)
+        if tap is not None:
+            return captured.at(TapList(tap, pre, post, *dims))
+        p = self.positions.detach()[post, pre]
+        if not self.uses_gaussian():
+            return captured.at(TapList(torch.round(p.clamp(0, self.max_delay - 1)).long(), pre, post, *dims))
+        n, D = candidates.numel(), self.max_delay
+        taps = TapList(torch.arange(D, device=pre.device).repeat_interleave(n), pre.repeat(D), post.repeat(D), *dims)
+        return (gaussian_taps(p, self.sigma, D) * captured.at(taps).view(D, n)).sum(0)
+
+    @torch.no_grad()
+    def regrowth_scores(self, grad: torch.Tensor, candidates: torch.Tensor | None = None) -> torch.Tensor:
+        """−σ_c · ∂L/∂w_c: how much growing c with its sign lowers the loss, for ``grad`` from
+        ``candidate_gradient(candidates)``; over all candidates (None), −inf where c is alive."""
+        if candidates is not None:
+            return -self.candidate_sign.index_select(0, candidates).to(grad.dtype) * grad
         score = -self.candidate_sign.to(grad.dtype) * grad
         return score.masked_fill_(self.alive_candidates(), -math.inf)
 
