@@ -3,7 +3,7 @@
     python examples/sparsity_sweep.py [OUT_DIR] [--k 1 3 5 7] [--epochs 20] [--seeds 0 1]
 
 At each connection density 2^-k of all-to-all (sparsity 1 − 2^-k, as in Mészáros et al. 2024),
-three networks with the same number of connections in every hidden layer:
+four networks with the same number of connections in every hidden layer:
 
     dcls:       (pre, post) pairs under a fixed random mask, each with a weight and a DCLS-learned
                 delay (structure pairs, prune none, sparsity 1 − 2^-k);
@@ -11,7 +11,9 @@ three networks with the same number of connections in every hidden layer:
                 the gain of rewiring from that of delays-as-structure;
     taps:       (pre, post, delay) candidates pruned by DEEP R + RigL at a fixed budget, so that which
                 taps survive are the delays (structure taps, prune deepr-rigl; a pair may keep several
-                taps), sparsity 1 − 2^-k / D of its D× larger candidate set.
+                taps), sparsity 1 − 2^-k / D of its D× larger candidate set;
+    taps-pool:  the same, with RigL ranking only 10 random dormant candidates per regrown connection
+                (regrow_pool 10), whose scoring costs ∝ the pool instead of a dense weight gradient.
 
 The readout stays dense in both arms; a dense DCLS network (k = 0) is the reference. Settings:
 delaynir.demo.DEMO_SETTINGS with --epochs, one run per seed. Test accuracy is with rounded
@@ -35,11 +37,14 @@ ARMS = {
     "dcls": lambda k, D: {"structure": "pairs", "prune": "none", "sparsity": 1 - 2.0**-k},
     "dcls-rigl": lambda k, D: {"structure": "pairs", "prune": "deepr-rigl", "sparsity": 1 - 2.0**-k},
     "taps": lambda k, D: {"structure": "taps", "prune": "deepr-rigl", "sparsity": 1 - 2.0**-k / D},
+    "taps-pool": lambda k, D: {"structure": "taps", "prune": "deepr-rigl", "sparsity": 1 - 2.0**-k / D,
+                               "regrow_pool": 10},
 }
 
 
 LABELS = {"dcls": "DCLS delays, fixed random mask", "dcls-rigl": "DCLS delays, DEEP R + RigL",
-          "taps": "DEEP R + RigL over delay taps"}
+          "taps": "DEEP R + RigL over delay taps",
+          "taps-pool": "same, RigL over a random pool (regrow_pool 10)"}
 
 
 def mean_accuracy(rows: list[dict], arm: str, k: int) -> float:
