@@ -74,12 +74,12 @@ def benchmark_table(device: str) -> str:
 
 def sparse_table(device: str) -> str:
     r = _json_of([sys.executable, "benchmarks/sparse_delay.py", "--device", device, "--json"])
-    s = r["shape"]
     lines = [f"`python benchmarks/sparse_delay.py --device {device}` (pruned layers against the dense layer above, "
              f"same shape, forward + backward, median of {r['repeats']}, fastest of {r['rounds']} rounds; "
              "taps structure, random signs):", "",
              "| sparsity | connections | first layer | speed-up | hidden layer (input gradient) | speed-up | "
-             "peak MB (first / hidden) | RigL step: all / pool of 10 per regrown |", "|---|---|---|---|---|---|---|---|"]
+             f"peak MB (first / hidden) | RigL step: all / pool of {r['regrow_pool']} per regrown |",
+             "|---|---|---|---|---|---|---|---|"]
     rows = {(x["structure"], x["sparsity"], x["input_grad"]): x for x in r["rows"]}
     for (structure, sparsity, input_grad), first in rows.items():
         if structure not in ("dense", "taps") or input_grad:

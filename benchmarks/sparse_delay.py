@@ -131,7 +131,7 @@ def main(argv=None) -> int:
         dense = next(r for r in rows if r["structure"] == "dense" and r["input_grad"] == row["input_grad"])
         row["speedup"] = dense["median_s"] / row["median_s"]
     result = {"shape": {"T": T, "B": B, "C_in": C_IN, "C_out": C_OUT, "D": D, "density": DENSITY},
-              "device": args.device, "repeats": args.repeats, "rounds": args.rounds, "rows": rows}
+              "device": args.device, "repeats": args.repeats, "rounds": args.rounds, "regrow_pool": POOL, "rows": rows}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -147,7 +147,7 @@ class _SparseDelayedSum(torch.autograd.Function):
         n_events = int(torch.count_nonzero(x2d))
         sparse_input = n_events <= sparse_threshold * x2d.numel()
         plan = _plan(len(taps), T, B, C_in, C_out, D, n_events, sparse_input, strategy, _events_ok(x, values.dtype))
-        table = None
+        table = events = None
         if plan.forward == "events":
             order, ptr, off = taps.by_channel()
             y = event_kernels.scatter(x, ptr, off, values.index_select(0, order), D, C_out)
@@ -158,9 +158,12 @@ class _SparseDelayedSum(torch.autograd.Function):
             y = y_cm.t().contiguous()
         else:
             table = _scatter_table(values, taps)
-            y = _forward_events(_Events(x2d, D), table.view(D * C_in, C_out), T, B, D, C_in) if sparse_input \
-                else _forward_dense(x2d, table, T, B)
-        ctx.taps, ctx.plan, ctx.sparse_input, ctx.sink = taps, plan, sparse_input, sink
+            if sparse_input:
+                events = _Events(x2d, D)
+                y = _forward_events(events, table.view(D * C_in, C_out), T, B, D, C_in)
+            else:
+                y = _forward_dense(x2d, table, T, B)
+        ctx.taps, ctx.plan, ctx.sparse_input, ctx.events, ctx.sink = taps, plan, sparse_input, events, sink
         ctx.save_for_backward(values, x, table)
         return y.view(T, B, C_out)
 
@@ -174,7 +177,7 @@ class _SparseDelayedSum(torch.autograd.Function):
         gy = gy.to(values.dtype)
         gy2d = gy.reshape(T * B, C_out)
         g_x = g_values = None
-        captured = CapturedGrad(x, gy2d, D, ctx.sparse_input)
+        captured = CapturedGrad(x, gy2d, D, ctx.sparse_input, ctx.events)
         if ctx.sink is not None:
             ctx.sink["grad"] = captured
         if ctx.needs_input_grad[1]:
@@ -201,8 +204,11 @@ class CapturedGrad:
     event kernels on the CPU (cost ∝ input events × entries per channel), else read from ``table()``.
     """
 
-    def __init__(self, x: torch.Tensor, gy2d: torch.Tensor, D: int, sparse_input: bool):
+    def __init__(self, x: torch.Tensor, gy2d: torch.Tensor, D: int, sparse_input: bool,
+                 events: _Events | None = None):
+        """``events``: the input's ``_Events`` when the forward pass already listed them (sparse input)."""
         self.x, self.gy2d, self.n_taps, self.sparse_input = x.detach(), gy2d.detach(), D, sparse_input
+        self.events = events
         self._table: torch.Tensor | None = None
 
     @torch.no_grad()
@@ -210,8 +216,11 @@ class CapturedGrad:
         if self._table is None:
             T, B, C_in = self.x.shape
             D, x2d = self.n_taps, self.x.reshape(T * B, C_in)
-            g = _table_grad_events(_Events(x2d, D), self.gy2d, T, B, D, C_in) if self.sparse_input \
-                else _table_grad_dense(x2d, self.gy2d, T, B, D)
+            if self.sparse_input:
+                events = self.events if self.events is not None else _Events(x2d, D)
+                g = _table_grad_events(events, self.gy2d, T, B, D, C_in)
+            else:
+                g = _table_grad_dense(x2d, self.gy2d, T, B, D)
             self._table = g.view(D, C_in, self.gy2d.shape[1])
         return self._table
 

@@ -194,15 +194,20 @@ class SparseDelayLinear(nn.Module):
         if self.structure == "pairs" and not gaussian:
             key += (self.positions.data_ptr(), self.positions._version)
         if self._taps_cache is None or self._taps_cache[0] != key:
-            tap, pre, post = self.decode(self.candidate)
-            if gaussian:
-                n, D = self.budget, self.max_delay
-                tap = torch.arange(D, device=pre.device).repeat_interleave(n)
-                pre, post = pre.repeat(D), post.repeat(D)
-            elif tap is None:
-                tap = self.integer_delays()[post, pre]
-            self._taps_cache = (key, TapList(tap, pre, post, self.in_features, self.out_features, self.max_delay))
+            self._taps_cache = (key, self._entries(self.candidate, gaussian))
         return self._taps_cache[1]
+
+    def _entries(self, candidates: torch.Tensor, gaussian: bool) -> TapList:
+        """Kernel entries of ``candidates``: taps (k, i, j); pairs all D taps of each, ordered (D, n),
+        when ``gaussian``, else the one at round(p)."""
+        tap, pre, post = self.decode(candidates)
+        if gaussian:
+            n, D = candidates.numel(), self.max_delay
+            tap = torch.arange(D, device=pre.device).repeat_interleave(n)
+            pre, post = pre.repeat(D), post.repeat(D)
+        elif tap is None:
+            tap = self.integer_delays()[post, pre]
+        return TapList(tap, pre, post, self.in_features, self.out_features, self.max_delay)
 
     # ------------------------------------------------------------------ forward
 
@@ -258,29 +263,24 @@ class SparseDelayLinear(nn.Module):
             g = captured.table()
             if self.structure == "taps":
                 return g.reshape(-1)
-            p = self.positions.detach().t()
             if self.uses_gaussian():
-                return (gaussian_taps(p, self.sigma, self.max_delay) * g).sum(0).reshape(-1)
-            return g.gather(0, torch.round(p.clamp(0, self.max_delay - 1)).long().unsqueeze(0)).reshape(-1)
-        tap, pre, post = self.decode(candidates)
-        dims = (self.in_features, self.out_features, self.max_delay)
-        if tap is not None:
-            return captured.at(TapList(tap, pre, post, *dims))
+                return (gaussian_taps(self.positions.detach().t(), self.sigma, self.max_delay) * g).sum(0).reshape(-1)
+            return g.gather(0, self.integer_delays().t().unsqueeze(0)).reshape(-1)
+        gaussian = self.uses_gaussian()
+        g = captured.at(self._entries(candidates, gaussian))
+        if not gaussian:
+            return g
+        _, pre, post = self.decode(candidates)
         p = self.positions.detach()[post, pre]
-        if not self.uses_gaussian():
-            return captured.at(TapList(torch.round(p.clamp(0, self.max_delay - 1)).long(), pre, post, *dims))
-        n, D = candidates.numel(), self.max_delay
-        taps = TapList(torch.arange(D, device=pre.device).repeat_interleave(n), pre.repeat(D), post.repeat(D), *dims)
-        return (gaussian_taps(p, self.sigma, D) * captured.at(taps).view(D, n)).sum(0)
+        return (gaussian_taps(p, self.sigma, self.max_delay) * g.view(self.max_delay, -1)).sum(0)
 
     @torch.no_grad()
     def regrowth_scores(self, grad: torch.Tensor, candidates: torch.Tensor | None = None) -> torch.Tensor:
         """−σ_c · ∂L/∂w_c: how much growing c with its sign lowers the loss, for ``grad`` from
         ``candidate_gradient(candidates)``; over all candidates (None), −inf where c is alive."""
-        if candidates is not None:
-            return -self.candidate_sign.index_select(0, candidates).to(grad.dtype) * grad
-        score = -self.candidate_sign.to(grad.dtype) * grad
-        return score.masked_fill_(self.alive_candidates(), -math.inf)
+        sign = self.candidate_sign if candidates is None else self.candidate_sign.index_select(0, candidates)
+        score = -sign.to(grad.dtype) * grad
+        return score if candidates is not None else score.masked_fill_(self.alive_candidates(), -math.inf)
 
     @torch.no_grad()
     def sample_dormant(self, m: int) -> torch.Tensor:
