@@ -43,6 +43,34 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
+def _speaker_ids(text: str) -> tuple[int, ...]:
+    """'0,1,4' -> (0, 1, 4); an empty string -> ()."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated speaker ids such as 0,1,4, got {text!r}") from None
+
+
+def cmd_data_speech(args) -> int:
+    from delaynir.data.cochlea import CochleaConfig
+    from delaynir.data.speech import SpeechConfig, generate_speech
+
+    cochlea = {"n_channels": args.channels}
+    fields = {"trials": args.trials, "test_trials": args.test_trials, "speakers": args.speakers,
+              "test_speakers": args.test_speakers, "duration": args.duration, "seed": args.seed,
+              "workers": args.workers, "cochlea": CochleaConfig(**{k: v for k, v in cochlea.items() if v is not None})}
+    config = SpeechConfig(**{k: v for k, v in fields.items() if v is not None})
+    summary = generate_speech(args.out, config, overwrite=args.overwrite, progress=_progress())
+    if args.json:
+        _print_json(summary.as_dict())
+    else:
+        print(f"wrote {summary.audio} ({summary.n_train + summary.n_test} FLAC files, {summary.sample_rate} Hz), "
+              f"{summary.train} ({summary.n_train} samples, speakers {summary.train_speakers}) and {summary.test} "
+              f"({summary.n_test} samples, speakers {summary.test_speakers}): {summary.n_channels} channels, "
+              f"{summary.duration} s, {summary.mean_spikes:.0f} spikes per sample on average, {summary.seconds:.0f} s")
+    return 0
+
+
 def cmd_data_check(args) -> int:
     from delaynir.data import SpikeDataset
 
@@ -103,6 +131,10 @@ def cmd_evaluate(args) -> int:
         if "accuracy_gaussian" in result:
             line += f", {result['accuracy_gaussian']:.4f} with Gaussian kernels (σ = {result['sigma']:.2f} steps)"
         print(line + f" ({result['n']} samples)")
+        if "unseen_speakers" in result:
+            unseen = result["unseen_speakers"]
+            print(f"  speakers never seen in training ({', '.join(map(str, unseen['speakers']))}): accuracy "
+                  f"{unseen['accuracy']:.4f} ({unseen['n']} samples)")
     return 0
 
 
@@ -329,6 +361,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace existing train.h5/test.h5")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_data_synth)
+    sp = dsub.add_parser("speech", help="spoken digits from espeak-ng speakers: HD-layout audio (FLAC) and SHD-layout "
+                         "spikes from a cochlea model (train.h5, test.h5)")
+    sp.add_argument("--out", required=True, help="output directory")
+    sp.add_argument("--trials", type=int, help="utterances per speaker and class (default 12)")
+    sp.add_argument("--test-trials", type=int,
+                    help="trials of each training speaker and class put in the test split (default 1; 0 if --trials 1)")
+    sp.add_argument("--speakers", type=_speaker_ids, help="speaker ids 0-11 to use, comma-separated (default all)")
+    sp.add_argument("--test-speakers", type=_speaker_ids,
+                    help="speakers only in the test split, comma-separated (default 4,5; '' for none)")
+    sp.add_argument("--channels", type=int, help="cochlea channels (default 700)")
+    sp.add_argument("--duration", type=float, help="seconds per sample (default 1.0)")
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--workers", type=int, help="parallel espeak-ng processes and analysis threads (default 2; 0: "
+                    "one per CPU)")
+    sp.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_data_speech)
     c = dsub.add_parser("check", help="validate an SHD-layout file and summarise it")
     c.add_argument("file")
     c.add_argument("--channels", type=int, help="number of input channels (default: file attribute, else 700)")
