@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from delaynir import runs
 from delaynir.config import load_config, make_config
 from delaynir.data import make_loader
+from delaynir.data.shd import SPEAKER, spike_file
 from delaynir.errors import CheckpointError
 from delaynir.nn.model import DelaySNN, ModelConfig
 from delaynir.train import data_file, evaluate_model, open_dataset, prepare_model, resolve_device
@@ -47,7 +50,31 @@ def evaluate_run(run_dir: str | Path, data: str | Path, *, device: str = "auto",
     if config.delays == "learned" and not config.quantize_target:
         gaussian = evaluate_model(model, loader, dev, kernel="gaussian")
         result.update(accuracy_gaussian=gaussian["accuracy"], loss_gaussian=gaussian["loss"], sigma=payload["sigma"])
+    unseen = unseen_speaker_samples(dataset, info["train_file"])
+    if unseen is not None:
+        speakers, indices = unseen
+        held = evaluate_model(model, make_loader(dataset, indices, batch_size=batch_size, shuffle=False), dev,
+                              kernel="rounded")
+        result["unseen_speakers"] = {"speakers": speakers, "n": held["n"], "accuracy": held["accuracy"]}
     return result
+
+
+def unseen_speaker_samples(dataset, train_file: str | Path) -> tuple[list[int], list[int]] | None:
+    """(speaker ids, sample indices) of ``dataset``'s speakers that never occur in ``train_file``.
+
+    None when either file has no speaker ids, the training file is no longer there, or every
+    speaker was seen in training.
+    """
+    if dataset.speakers is None or not Path(train_file).is_file():
+        return None
+    with spike_file(train_file) as f:
+        if SPEAKER not in f:
+            return None
+        seen = np.unique(f[SPEAKER][()])
+    mask = ~np.isin(dataset.speakers, seen)
+    if not mask.any():
+        return None
+    return np.unique(dataset.speakers[mask]).tolist(), np.flatnonzero(mask).tolist()
 
 
 def graph_loader(graph, data: str | Path, *, batch_size: int = 256):

@@ -117,3 +117,26 @@ def test_evaluating_on_incompatible_data_is_an_error(tiny_data, tmp_path):
                                           spread=20, n_groups=3))
     with pytest.raises(CheckpointError, match="14 inputs"):
         evaluate_run(out, other)
+
+
+def test_evaluate_reports_the_speakers_never_seen_in_training(small_run, tmp_path):
+    """Test samples of speakers absent from the training file are scored on their own as well."""
+    import h5py
+
+    from delaynir.data import write_spike_file
+    from delaynir.evaluate import evaluate_run
+
+    with h5py.File(small_run.parent / "data" / "test.h5") as f:
+        times, units = list(f["spikes/times"][()]), list(f["spikes/units"][()])
+        labels, speakers = f["labels"][()], f["extra/speaker"][()].astype(int)
+        attrs = dict(f.attrs)
+    speakers[::3] = 99  # a speaker the training file does not have
+    both = write_spike_file(tmp_path / "both.h5", times, units, labels, speakers=speakers,
+                            n_channels=int(attrs["n_channels"]), duration=float(attrs["duration"]))
+    only = write_spike_file(tmp_path / "only.h5", times[::3], units[::3], labels[::3], speakers=speakers[::3],
+                            n_channels=int(attrs["n_channels"]), duration=float(attrs["duration"]))
+    result = evaluate_run(small_run, both, device="cpu")
+    unseen = result["unseen_speakers"]
+    assert unseen["speakers"] == [99] and unseen["n"] == len(times[::3])
+    assert unseen["accuracy"] == evaluate_run(small_run, only, device="cpu")["accuracy"]
+    assert "unseen_speakers" not in evaluate_run(small_run, small_run.parent / "data" / "test.h5", device="cpu")
