@@ -18,8 +18,19 @@ Two evaluation strategies give the same result up to float summation order:
 * **dense** (high input density): D shifted matrix products
   y[k:] += x[:T−k] @ K[k].
 
-The input gradient, needed by hidden layers, is dense in both cases:
-gx[t] = Σ_k gy[t + k] @ K[k]ᵀ, as D shifted matrix products.
+* **spectral** (training, when gradients are needed): the same linear convolution in the
+  frequency domain (``delaynir.nn.spectral``): a real DFT of length N = T + D − 1 (long enough
+  that nothing wraps around) turns the D-tap convolution into one complex matrix product per
+  frequency, about (N/2 + 1) · 3 real multiply-adds per (b, i, j) with Gauss's three-product
+  form instead of T · D, for the forward pass, the table gradient and the input gradient alike.
+  Exact up to float rounding (relative error ~1e-6 in float32), whatever σ.
+
+The input gradient, needed by hidden layers, is dense:
+gx[t] = Σ_k gy[t + k] @ K[k]ᵀ, as D shifted matrix products or spectrally.
+
+``strategy="auto"`` picks the cheapest by an estimated cost (``choose_strategy``); the spectral
+strategy is only chosen when a gradient is needed, so evaluation and deployment-side code keep
+the exact sums of the event and dense strategies.
 """
 
 from __future__ import annotations
@@ -27,9 +38,38 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from delaynir.nn.spectral import n_frequencies, spectral_delayed_sum
 
 #: Input density (fraction of nonzero entries) above which the dense strategy is used.
 DEFAULT_SPARSE_THRESHOLD = 0.15
+STRATEGIES = ("auto", "events", "dense", "spectral")
+#: Cost of one operation of each strategy in dense matrix-product multiply-adds (measured on CPU at
+#: the anchor shape, benchmarks/delay_layer.py): an event's table-row add, a spectral batched-product
+#: multiply-add (smaller matrices), a DFT multiply-add (a short inner dimension, memory-bound).
+EVENT_COST, SPECTRAL_COST, TRANSFORM_COST = 3.4, 1.0, 1.5
+
+
+def choose_strategy(T: int, B: int, C_in: int, C_out: int, D: int, n_events: int, *, sparse_threshold: float,
+                    x_grad: bool, table_grad: bool) -> str:
+    """The cheapest strategy by estimated cost; ``spectral`` only when a gradient is needed.
+
+    Without gradients the choice is the exact sum: ``events`` at input density ≤ ``sparse_threshold``,
+    else ``dense``. With gradients, the direct strategies cost a forward pass, a table-gradient pass
+    of the same kind and a dense input-gradient pass; the spectral one costs four real batched
+    products per frequency and pass (``delaynir.nn.spectral``) plus its transforms.
+    """
+    taps = min(D, T)
+    dense_pass = T * B * C_in * C_out * taps
+    direct = "events" if n_events <= sparse_threshold * T * B * C_in else "dense"
+    if not (x_grad or table_grad):
+        return direct
+    direct_pass = EVENT_COST * n_events * taps * C_out if direct == "events" else dense_pass
+    direct_cost = direct_pass * (1 + table_grad) + dense_pass * x_grad
+    freqs = n_frequencies(T, taps)
+    passes = 1 + x_grad + table_grad
+    transforms = 2 * freqs * (T * B * (C_in + C_out) * (1 + x_grad) + taps * C_in * C_out * (1 + table_grad))
+    spectral_cost = SPECTRAL_COST * 4 * freqs * B * C_in * C_out * passes + TRANSFORM_COST * transforms
+    return "spectral" if spectral_cost < direct_cost else direct
 
 
 class _Events:
@@ -124,12 +164,10 @@ def _input_grad(gy2d: torch.Tensor, table: torch.Tensor, T: int, B: int) -> torc
 
 class _DelayedSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, table, sparse_threshold):
+    def forward(ctx, x, table, use_events):
         T, B, C_in = x.shape
         D, _, C_out = table.shape
         x2d = x.reshape(T * B, C_in)
-        density = float((x2d != 0).sum()) / max(x2d.numel(), 1)
-        use_events = density <= sparse_threshold
         if use_events:
             ev = _Events(x2d, D)
             y = _forward_events(ev, table.reshape(D * C_in, C_out), T, B, D, C_in)
@@ -160,17 +198,30 @@ class _DelayedSum(torch.autograd.Function):
 
 
 def delayed_sum(
-    x: torch.Tensor, table: torch.Tensor, *, sparse_threshold: float = DEFAULT_SPARSE_THRESHOLD
+    x: torch.Tensor, table: torch.Tensor, *, sparse_threshold: float = DEFAULT_SPARSE_THRESHOLD,
+    strategy: str = "auto",
 ) -> torch.Tensor:
     """y[t, b, :] = Σ_{k, i} x[t − k, b, i] · table[k, i, :] (causal; zero before t = 0).
 
-    x: (T, B, C_in); table: (D, C_in, C_out), same dtype and device as x. Inputs with at
-    most ``sparse_threshold`` nonzero entries use the event strategy, others the dense
-    one. Differentiable in both arguments.
+    x: (T, B, C_in); table: (D, C_in, C_out), same dtype and device as x. ``strategy`` ``auto``
+    picks by ``choose_strategy`` (events up to ``sparse_threshold`` input density, else dense;
+    spectral when gradients are needed and it is cheaper); ``events``, ``dense`` or ``spectral``
+    force one. Differentiable in both arguments.
     """
     if x.dim() != 3 or table.dim() != 3 or x.shape[2] != table.shape[1]:
         raise ValueError(
             f"delayed_sum expects x (T, B, C_in) and table (D, C_in, C_out); got {tuple(x.shape)} and "
             f"{tuple(table.shape)}"
         )
-    return _DelayedSum.apply(x, table, sparse_threshold)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    T, B, C_in = x.shape
+    if strategy == "auto":
+        grad = torch.is_grad_enabled()
+        n_events = int((x != 0).sum())
+        strategy = choose_strategy(T, B, C_in, table.shape[2], table.shape[0], n_events,
+                                   sparse_threshold=sparse_threshold, x_grad=grad and x.requires_grad,
+                                   table_grad=grad and table.requires_grad)
+    if strategy == "spectral":
+        return spectral_delayed_sum(x, table)
+    return _DelayedSum.apply(x, table, strategy == "events")
