@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from delaynir.errors import ConfigError
+from delaynir.nn import neuron_kernels
 
 RESETS = ("hard", "subtract")
 
@@ -37,20 +38,11 @@ def atan_surrogate(v_minus_theta: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 class _LIFSequence(torch.autograd.Function):
+    """The LIF recurrence and its BPTT backward; compiled loops (``neuron_kernels``) on CPU."""
+
     @staticmethod
     def forward(ctx, current, beta, theta, hard_reset, alpha):
-        T = current.shape[0]
-        v = torch.zeros_like(current[0])
-        z = torch.zeros_like(current[0])
-        vs = torch.empty_like(current)
-        zs = torch.empty_like(current)
-        for t in range(T):
-            if hard_reset:
-                v = beta * v * (1 - z) + current[t]
-            else:
-                v = beta * v - theta * z + current[t]
-            z = (v > theta).to(current.dtype)
-            vs[t], zs[t] = v, z
+        vs, zs = _lif_forward(current, beta, theta, hard_reset)
         ctx.save_for_backward(vs, zs, beta, theta)
         ctx.hard_reset, ctx.alpha = hard_reset, alpha
         return zs, vs
@@ -58,6 +50,9 @@ class _LIFSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_spikes, g_mem):
         vs, zs, beta, theta = ctx.saved_tensors
+        if neuron_kernels.applicable(vs):
+            return neuron_kernels.lif_backward(g_spikes, g_mem, vs, zs, beta, theta, ctx.hard_reset,
+                                               ctx.alpha), None, None, None, None
         T = vs.shape[0]
         g_in = torch.empty_like(vs)
         gv_next = torch.zeros_like(vs[0])
@@ -71,26 +66,51 @@ class _LIFSequence(torch.autograd.Function):
         return g_in, None, None, None, None
 
 
+def _lif_forward(current, beta, theta, hard_reset):
+    """(membranes, spikes) of the LIF recurrence over (T, B, C) (module docstring)."""
+    if neuron_kernels.applicable(current):
+        zs, vs = neuron_kernels.lif_forward(current, beta, theta, hard_reset)
+        return vs, zs
+    v = torch.zeros_like(current[0])
+    z = torch.zeros_like(current[0])
+    vs = torch.empty_like(current)
+    zs = torch.empty_like(current)
+    for t in range(current.shape[0]):
+        if hard_reset:
+            v = beta * v * (1 - z) + current[t]
+        else:
+            v = beta * v - theta * z + current[t]
+        z = (v > theta).to(current.dtype)
+        vs[t], zs[t] = v, z
+    return vs, zs
+
+
+def _leaky_scan(values, beta, *, reverse: bool):
+    """v[t] = β v[t ∓ 1] + values[t] over (T, B, C), forward (``reverse`` False) or backward in time."""
+    if neuron_kernels.applicable(values):
+        return neuron_kernels.li_scan(values, beta, reverse=reverse)
+    out = torch.empty_like(values)
+    v = torch.zeros_like(values[0])
+    T = values.shape[0]
+    for s in range(T):
+        t = T - 1 - s if reverse else s
+        v = beta * v + values[t]
+        out[t] = v
+    return out
+
+
 class _LISequence(torch.autograd.Function):
+    """The leaky integrator v[t] = β v[t−1] + I[t]; its backward is the same scan reversed in time."""
+
     @staticmethod
     def forward(ctx, current, beta):
-        out = torch.empty_like(current)
-        v = torch.zeros_like(current[0])
-        for t in range(current.shape[0]):
-            v = beta * v + current[t]
-            out[t] = v
         ctx.save_for_backward(beta)
-        return out
+        return _leaky_scan(current, beta, reverse=False)
 
     @staticmethod
     def backward(ctx, g_out):
         (beta,) = ctx.saved_tensors
-        g_in = torch.empty_like(g_out)
-        g = torch.zeros_like(g_out[0])
-        for t in range(g_out.shape[0] - 1, -1, -1):
-            g = g_out[t] + beta * g
-            g_in[t] = g
-        return g_in, None
+        return _leaky_scan(g_out.contiguous(), beta, reverse=True), None
 
 
 def lif_sequence(current, beta, theta, *, reset="hard", alpha=5.0):
