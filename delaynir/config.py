@@ -25,6 +25,7 @@ else:  # pragma: no cover
 
 
 PRUNE_METHODS = ("none", "deepr-rigl", "deepr-random")
+LR_SCHEDULES = ("one-cycle", "cosine", "constant")
 
 
 @dataclass
@@ -61,7 +62,8 @@ class TrainConfig:
     lr: float = 1e-3  #: Adam learning rate of weights
     position_lr_factor: float = 100.0  #: delay positions learn this many times faster
     weight_decay: float = 1e-5
-    lr_schedule: str = "one-cycle"  #: one-cycle | cosine | constant
+    lr_schedule: str = "one-cycle"  #: weights: one-cycle | cosine | constant, per batch (delaynir.train.lr_factor)
+    position_lr_schedule: str = "one-cycle"  #: delay positions: one-cycle | cosine | constant
     sigma_init: float = 0.0  #: Gaussian width at the start, steps; 0 = max_delay / 2
     sigma_final: float = 0.5  #: width after the annealing phase, steps
     sigma_fraction: float = 0.25  #: fraction of training over which σ anneals (geometrically)
@@ -83,8 +85,10 @@ class TrainConfig:
             (self.epochs >= 1, f"epochs must be >= 1 (got {self.epochs})"),
             (self.batch_size >= 1, f"batch_size must be >= 1 (got {self.batch_size})"),
             (self.lr > 0, f"lr must be > 0 (got {self.lr})"),
-            (self.lr_schedule in ("one-cycle", "cosine", "constant"),
-             f"lr_schedule must be one-cycle, cosine or constant (got {self.lr_schedule!r})"),
+            (self.lr_schedule in LR_SCHEDULES,
+             f"lr_schedule must be one of {', '.join(LR_SCHEDULES)} (got {self.lr_schedule!r})"),
+            (self.position_lr_schedule in LR_SCHEDULES,
+             f"position_lr_schedule must be one of {', '.join(LR_SCHEDULES)} (got {self.position_lr_schedule!r})"),
             (self.sigma_init >= 0 and self.sigma_final > 0, "sigma_init must be >= 0 and sigma_final > 0"),
             (0 < self.sigma_fraction <= 1, f"sigma_fraction must be in (0, 1] (got {self.sigma_fraction})"),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda (got {self.device!r})"),

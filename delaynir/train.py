@@ -20,6 +20,7 @@ number of processes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -42,6 +43,8 @@ from delaynir.nn.rewiring import Rewiring, active_connections
 log = logging.getLogger(__name__)
 
 MAX_INPUTS = 140  #: pool=0 picks the smallest factor giving at most this many input channels
+#: one-cycle schedule: start at lr / DIV, peak at lr after PEAK of the steps, end at lr / (DIV · FINAL_DIV)
+ONE_CYCLE_DIV, ONE_CYCLE_FINAL_DIV, ONE_CYCLE_PEAK = 25.0, 1e4, 0.3
 
 
 def sigma_at(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -144,14 +147,32 @@ def _build_state(config: TrainConfig, n_inputs: int, n_outputs: int, steps_per_e
         groups.append({"params": positions, "lr": config.lr * config.position_lr_factor, "weight_decay": 0.0})
     optimizer = torch.optim.Adam(groups)
     total = config.epochs * steps_per_epoch
-    if config.lr_schedule == "one-cycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in groups], total_steps=total)
-    elif config.lr_schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    schedules = [config.lr_schedule, config.position_lr_schedule][:len(groups)]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, [functools.partial(lr_factor, name, total_steps=total) for name in schedules])
     return _State(model, optimizer, scheduler)
+
+
+def lr_factor(schedule: str, step: int, *, total_steps: int) -> float:
+    """Learning rate at batch ``step`` of ``total_steps`` as a fraction of the group's ``lr``.
+
+    one-cycle (torch's OneCycleLR curve, without its momentum cycling): cosine from 1/25 up to 1
+    over the first 30 % of the steps, then cosine down to 1/(25 · 10⁴); cosine: ½ (1 + cos(π s/S));
+    constant: 1.
+    """
+    progress = min(step / max(total_steps - 1, 1), 1.0)
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "constant":
+        return 1.0
+    start, end, peak = 1 / ONE_CYCLE_DIV, 1 / (ONE_CYCLE_DIV * ONE_CYCLE_FINAL_DIV), ONE_CYCLE_PEAK
+
+    def anneal(a: float, b: float, fraction: float) -> float:
+        return b + (a - b) * 0.5 * (1 + math.cos(math.pi * fraction))
+
+    if progress <= peak:
+        return anneal(start, 1.0, progress / peak)
+    return anneal(1.0, end, (progress - peak) / (1 - peak))
 
 
 def _autocast(device: torch.device, enabled: bool):
