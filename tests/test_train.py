@@ -140,3 +140,29 @@ def test_evaluate_reports_the_speakers_never_seen_in_training(small_run, tmp_pat
     assert unseen["speakers"] == [99] and unseen["n"] == len(times[::3])
     assert unseen["accuracy"] == evaluate_run(small_run, only, device="cpu")["accuracy"]
     assert "unseen_speakers" not in evaluate_run(small_run, small_run.parent / "data" / "test.h5", device="cpu")
+
+
+def test_learning_rate_schedules_per_group():
+    """Weights and delay positions follow their own schedule; one-cycle is torch's OneCycleLR curve."""
+    from delaynir.train import lr_factor
+
+    total = 101
+    one_cycle = [lr_factor("one-cycle", s, total_steps=total) for s in range(total)]
+    assert one_cycle[0] == pytest.approx(1 / 25) and one_cycle[30] == pytest.approx(1.0)
+    assert one_cycle[-1] == pytest.approx(1 / 25e4) and max(one_cycle) == pytest.approx(1.0)
+    assert one_cycle.index(max(one_cycle)) == 30  # the peak after 30 % of the steps
+    cosine = [lr_factor("cosine", s, total_steps=total) for s in range(total)]
+    assert cosine[0] == 1.0 and cosine[50] == pytest.approx(0.5) and cosine[-1] == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor("constant", 77, total_steps=total) == 1.0
+
+    from delaynir.train import _build_state
+
+    config = make_config(dict(TINY, epochs=4, lr_schedule="one-cycle", position_lr_schedule="cosine"))
+    state = _build_state(config, 5, 3, steps_per_epoch=10, device=torch.device("cpu"))
+    for _ in range(7):
+        state.optimizer.step()
+        state.scheduler.step()
+    weights, positions = (g["lr"] for g in state.optimizer.param_groups)
+    assert weights == pytest.approx(config.lr * lr_factor("one-cycle", 7, total_steps=40))
+    assert positions == pytest.approx(config.lr * config.position_lr_factor * lr_factor("cosine", 7, total_steps=40))
+    assert positions / config.position_lr_factor > weights  # cosine starts high, one-cycle warms up
