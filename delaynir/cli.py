@@ -298,6 +298,13 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _speech_summary(speech: dict) -> str:
+    if "skipped" in speech:
+        return "skipped (espeak-ng not installed)"
+    unseen = speech["unseen_speakers"]
+    return f"{speech['test_accuracy']:.4f} / " + ("–" if unseen is None else f"{unseen['accuracy']:.4f}")
+
+
 def cmd_demo(args) -> int:
     from delaynir.demo import run_demo
 
@@ -326,6 +333,7 @@ def cmd_demo(args) -> int:
     rows = [("learned delays, test accuracy", f"{result['runs']['learned']['test_accuracy']:.4f}"),
             ("no delays, test accuracy", f"{result['runs']['none']['test_accuracy']:.4f}"),
             ("pruned delay taps (2 % kept), test accuracy", f"{result['runs']['pruned']['test_accuracy']:.4f}"),
+            ("spoken digits (espeak-ng), test accuracy / unseen speaker", _speech_summary(result["speech"])),
             (f"compiled ({c['target']}), test accuracy", f"{c['test_accuracy']:.4f}"),
             ("exported files reproduce the reference",
              "yes" if all(r["prediction_agreement"] == 1.0 and set(r["spike_agreement"].values()) == {1.0}
@@ -334,7 +342,7 @@ def cmd_demo(args) -> int:
              f"{cl['same_sign_fraction']:.3f} vs {cl['shuffled_baseline']:.3f}"),
             (f"fits {fit['target']} (before quantisation)", "yes" if fit["fits"] else "no")]
     for name, value in rows:
-        print(f"  {name:<46} {value}")
+        print(f"  {name:<58} {value}")
     print(f"\nopen:\n  report  {rep['html']}\n  bundle  {b['out']}/README.md  (check it: delaynir bundle --check "
           f"{b['out']})")
     return 0

@@ -213,3 +213,20 @@ def test_config_errors_are_clear():
     assert hd_filename("english", 3, 0, 7) == "lang-english_speaker-03_trial-0_digit-7.flac"
     assert len(SPEAKERS) == 12 and all(s.english_voice.startswith("en") and s.german_voice.startswith("de")
                                        for s in SPEAKERS)
+
+
+def test_demo_trains_on_spoken_digits_and_skips_them_without_espeak(tmp_path, monkeypatch):
+    """The demo's speech leg reports test and unseen-speaker accuracy, or says why it was skipped."""
+    from delaynir import demo
+
+    settings = dict(demo.DEMO_SETTINGS, hidden=[8], epochs=1, device="cpu", val_fraction=0.5)
+    monkeypatch.setattr(demo, "DEMO_SPEECH", SpeechConfig(speakers=(0, 1, 4), test_speakers=(4,), trials=2))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    skipped = demo._speech_run(tmp_path / "without", settings, progress=False)
+    assert "espeak-ng" in skipped["skipped"] and not (tmp_path / "without" / "runs").exists()
+    monkeypatch.undo()
+    _need_espeak()
+    monkeypatch.setattr(demo, "DEMO_SPEECH", SpeechConfig(speakers=(0, 1, 4), test_speakers=(4,), trials=2))
+    result = demo._speech_run(tmp_path / "with", settings, progress=False)
+    assert result["unseen_speakers"]["speakers"] == [4] and result["unseen_speakers"]["n"] == 40
+    assert 0 <= result["test_accuracy"] <= 1 and (tmp_path / "with" / "runs" / "speech" / "model.pt").is_file()
