@@ -125,8 +125,8 @@ An epoch's ``seconds`` is wall time from building its loader to the end of its v
 model saving — the span delaynir's ``metrics.jsonl`` ``seconds`` covers (on CUDA the
 reference synchronises before reading the clock; delaynir's validation reads results back to
 the CPU every batch). Time to accuracy is the cumulative training time (sum of epoch seconds)
-until the validation accuracy first reaches ``--target-acc`` (default: the reference's best
-validation accuracy of the same seed); the ratio is reference time / delaynir time (> 1:
+until the validation accuracy first reaches ``--target-acc`` (default: the reference's final
+validation accuracy, that of its last epoch of the same seed); the ratio is reference time / delaynir time (> 1:
 delaynir gets there faster). Medians are taken over seeds, over the seeds where a figure
 exists.
 """
@@ -531,11 +531,12 @@ def run_seed(seed: int, order: tuple[str, str], args, data_dir: Path, out: Path)
             result["delaynir"] = {"epochs": metrics, "best_val_accuracy": max(m["val_accuracy"] for m in metrics),
                                   "best_epoch": tested.pop("best_epoch"), "test": tested,
                                   "run_dir": str(run_dir)}
-    target = args.target_acc if args.target_acc is not None else result["reference"]["best_val_accuracy"]
+    final = result["reference"]["epochs"][-1]["val_accuracy"]
+    target = args.target_acc if args.target_acc is not None else final
     tta = {name: time_to(result[name]["epochs"], target) for name in ("reference", "delaynir")}
     ratio = (tta["reference"]["seconds"] / tta["delaynir"]["seconds"]
              if tta["reference"]["seconds"] and tta["delaynir"]["seconds"] else None)
-    source = "--target-acc" if args.target_acc is not None else "reference best validation accuracy"
+    source = "--target-acc" if args.target_acc is not None else "reference final validation accuracy"
     result["time_to_accuracy"] = {"target": target, "target_source": source, **tta,
                                   "ratio_reference_over_delaynir": ratio}
     for name in ("reference", "delaynir"):
@@ -715,7 +716,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--target-acc", type=float, default=None,
-                    help="validation accuracy for time-to-accuracy (default: the reference's best, per seed)")
+                    help="validation accuracy for time-to-accuracy (default: the reference's final one, per seed)")
     ap.add_argument("--dropout", type=float, default=0.0,
                     help="reference dropout (default 0; SNN-delays' config.py uses 0.4)")
     ap.add_argument("--ref-tau-steps", type=float, default=SNN_DELAYS["tau_steps"],
