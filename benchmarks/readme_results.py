@@ -1,11 +1,13 @@
 """Regenerate the Results section of README.md from fresh measurements.
 
 Runs ``delaynir demo --json`` (seed 0, CPU unless --device says otherwise) in a temporary
-directory, ``benchmarks/delay_layer.py --json``, ``benchmarks/sparse_delay.py --json`` and
-``benchmarks/simulate.py --json``, then
-rewrites the text between the ``<!-- results:start -->`` and ``<!-- results:end -->`` markers.
+directory, ``benchmarks/train_step.py --json``, ``benchmarks/delay_layer.py --json``,
+``benchmarks/sparse_delay.py --json`` and ``benchmarks/simulate.py --json``, and reads a saved
+``benchmarks/vs_dcls.py --json`` result (``--vs-dcls FILE``: it trains for most of an hour, so it
+is run on its own), then rewrites the text between the ``<!-- results:start -->`` and
+``<!-- results:end -->`` markers.
 
-    python benchmarks/readme_results.py [--device cpu] [--skip-benchmark] [--dry-run]
+    python benchmarks/readme_results.py [--device cpu] [--skip-benchmark] [--vs-dcls FILE] [--dry-run]
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ def demo_table(device: str) -> str:
     for name, r in result["runs"].items():
         gauss = "–" if r["test_accuracy_gaussian"] is None else f"{r['test_accuracy_gaussian']:.3f}"
         lines.append(f"| {name} | {r['val_accuracy']:.3f} | {r['test_accuracy']:.3f} | {gauss} |")
+    speech = result["speech"]
+    if "skipped" not in speech:
+        unseen = speech["unseen_speakers"]
+        lines += ["", f"Spoken digits (the demo's small espeak-ng set: 4 training speakers, speaker "
+                  f"{', '.join(map(str, unseen['speakers']))} only in the test file), learned delays: validation "
+                  f"{speech['val_accuracy']:.3f}, test {speech['test_accuracy']:.3f}, unseen speaker "
+                  f"{unseen['accuracy']:.3f}."]
     c = result["compiled"]
     v = c["validation"]
     spikes = ", ".join(f"{k} {x:.2%}" for k, x in v["spike_agreement"].items())
@@ -54,6 +63,47 @@ def demo_table(device: str) -> str:
     for name, r in ver["simulators"].items():
         spikes = ", ".join(f"{k} {x:.2%}" for k, x in r["spike_agreement"].items())
         lines.append(f"| {name} | {r['accuracy']:.3f} | {r['prediction_agreement']:.1%} | {spikes} |")
+    return "\n".join(lines)
+
+
+def train_step_table(device: str) -> str:
+    r = _json_of([sys.executable, "benchmarks/train_step.py", "--device", device, "--json"])
+    s = r["shape"]
+    lines = [f"`python benchmarks/train_step.py --device {device}` (one full training step — forward, loss, "
+             f"backward, Adam — batch {s['B']}, {' → '.join(map(str, s['sizes']))}, T = {s['T']}, D = {s['D']}, "
+             f"{s['density']:.0%} input spikes; SNN-delays on Dcls1d as the reference; interleaved, median of "
+             f"{r['repeats']}):", "",
+             "| σ | SNN-delays (Dcls1d) | delaynir | speed-up | hidden spike rates delaynir / reference |",
+             "|---|---|---|---|---|"]
+    for row in r["rows"]:
+        rates = " / ".join("–".join(f"{x:.2f}" for x in row[k]) for k in ("delaynir_spike_rates",
+                                                                         "reference_spike_rates"))
+        lines.append(f"| {row['sigma']} ({row['delaynir_sigma_steps']:g} steps) | {row['reference_s'] * 1e3:.0f} ms | "
+                     f"{row['delaynir_s'] * 1e3:.0f} ms | {row['speedup']:.1f}× | {rates} |")
+    return "\n".join(lines)
+
+
+def vs_dcls_table(path: Path) -> str:
+    r = json.loads(path.read_text())
+    st, sm = r["settings"], r["summary"]
+    seeds = ", ".join(map(str, sm["seeds"]))
+    lines = [f"`python benchmarks/vs_dcls.py --data DIR --epochs {st['epochs']} --batch-size {st['batch_size']} "
+             f"--seeds {' '.join(map(str, sm['seeds']))}` on the spoken-digit set of `delaynir data speech` (seed 0: "
+             f"{r['runs'][0]['data']['n_train']} training, {r['runs'][0]['data']['n_val']} validation, "
+             f"{r['runs'][0]['data']['n_test']} test samples, {r['runs'][0]['data']['n_test_held_out_speakers']} of "
+             f"them from the two unseen speakers), {st['device']}, medians over seeds {seeds}; delaynir with its "
+             "defaults, SNN-delays as its code trains:", "",
+             "| | test acc. (rounded delays) | unseen speakers | best validation | s per epoch | "
+             "s to the reference's final validation acc. |", "|---|---|---|---|---|---|"]
+    for name, label in (("reference", "SNN-delays (Dcls1d)"), ("delaynir", "delaynir")):
+        m = sm[name]
+        tta = "–" if m["time_to_accuracy_seconds"] is None else f"{m['time_to_accuracy_seconds']:.0f}"
+        lines.append(f"| {label} | {m['test_accuracy']:.3f} | {m['test_accuracy_held_out_speakers']:.3f} | "
+                     f"{m['best_val_accuracy']:.3f} | {m['epoch_seconds']:.1f} | {tta} "
+                     f"(reached in {m['reached_target']} of {len(sm['seeds'])}) |")
+    ratio = sm["time_to_accuracy_ratio"]
+    lines += ["", f"Time to the reference's final validation accuracy: delaynir is "
+              + ("–" if ratio is None else f"{ratio:.1f}×") + f" faster; per epoch {sm['epoch_time_ratio']:.1f}×."]
     return "\n".join(lines)
 
 
@@ -108,11 +158,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--skip-benchmark", action="store_true", help="only rerun the demo")
+    ap.add_argument("--vs-dcls", type=Path, help="a saved `benchmarks/vs_dcls.py --json` result to tabulate")
     ap.add_argument("--dry-run", action="store_true", help="print the section instead of writing README.md")
     args = ap.parse_args(argv)
     parts = [f"Measured {date.today().isoformat()} on {platform.machine()} ({args.device}).", "", demo_table(args.device)]
+    if args.vs_dcls:
+        parts += ["", vs_dcls_table(args.vs_dcls)]
     if not args.skip_benchmark:
-        parts += ["", benchmark_table(args.device), "", sparse_table(args.device), "", simulator_table()]
+        parts += ["", train_step_table(args.device), "", benchmark_table(args.device), "", sparse_table(args.device),
+                  "", simulator_table()]
     section = "\n".join(parts)
     if args.dry_run:
         print(section)
