@@ -32,8 +32,11 @@ multi-threaded (seen with 1.32; microsoft/onnxruntime#18048). Then, in float64 a
 
     I = b + Σ_groups scale_g ⊙ Σ_{P in g} a_P        (one group per distinct scale vector)
 
-so integer weights with integer inputs give bit-identical results. docs/onnx-format.md documents
-every name, shape and metadata key.
+except for a lif or cubalif layer whose projections share one scale s (delaynir.graph.membrane_unit),
+which is computed in units of s as the simulator does: I' = b/s + Σ_P a_P, threshold θ/s (integers
+on the weight grid, delaynir.graph.in_units), state v.<L> = v/s. So integer weights with integer
+inputs give bit-identical results, and a membrane on an integer threshold is compared exactly.
+docs/onnx-format.md documents every name, shape and metadata key.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from delaynir import __version__
 from delaynir.errors import ExportError
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.graph_io import validate_graph
 from delaynir.runs import atomic_path
 from delaynir.simulate import SimulationResult, predictions_of
@@ -65,7 +68,8 @@ __all__ = ["ExportedModel", "OnnxRunResult", "export_onnx", "load", "load_onnx",
 OnnxRunResult = SimulationResult  #: what run_onnx returns: the simulator's result type
 OPSET, IR_VERSION = 21, 10  #: ONNX domain opset and IR version (ONNX Runtime ≥ 1.18)
 FORMATS = {"step": "delaynir.onnx.step", "sequence": "delaynir.onnx.sequence"}  #: metadata delaynir.format
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  #: 2: spiking layers computed in units of their scale (layers' "unit"); 1 is still read
+READABLE_VERSIONS = ("1", "2")
 BATCH, TIME = "B", "T"  #: the symbolic batch and time dimensions
 FRAME = "x"
 SCAN = "step."  #: prefix of the step names inside the sequence model's Scan body
@@ -74,9 +78,10 @@ META = {"format": "delaynir.format", "version": "delaynir.format_version", "io":
         "layers": "delaynir.layers", "dt": "delaynir.dt", "target": "delaynir.target",
         "n_inputs": "delaynir.n_inputs"}  #: metadata_props keys
 STATE_DOC = {  #: (doc of the state input, doc of its next.* output) per state kind
-    "v": ("membrane v[t-1] of layer {name}", "membrane v[t] of layer {name}"),
+    "v": ("membrane v[t-1] of layer {name}{units}", "membrane v[t] of layer {name}{units}"),
     "z": ("spikes z[t-1] of layer {name} (for the reset)", "spikes z[t] of layer {name}"),
-    "i": ("synaptic current i[t-1] of cubalif layer {name}", "synaptic current i[t] of cubalif layer {name}"),
+    "i": ("synaptic current i[t-1] of cubalif layer {name}{units}",
+          "synaptic current i[t] of cubalif layer {name}{units}"),
     "buf": ("delay buffer of source {name}: [k] = its output at step t-1-k, k = 0..{last}",
             "delay buffer of source {name}: [k] = its output at step t-k, k = 0..{last}"),
 }
@@ -124,16 +129,21 @@ def _state_kinds(layer: Layer) -> tuple[str, ...]:
     return {"lif": ("v", "z"), "cubalif": ("v", "z", "i"), "li": ("v",), "relay": ()}[layer.neuron]
 
 
-def _state(kind: str, name: str, shape: tuple[int | str, ...]) -> tuple[Port, Port]:
-    """(state input, its next.* output) of one state tensor."""
-    doc, next_doc = (text.format(name=name, last=shape[0] - 1) for text in STATE_DOC[kind])
+UNITS_DOC = " in units of the layer's scale (v / unit, delaynir.layers)"
+
+
+def _state(kind: str, name: str, shape: tuple[int | str, ...], scaled: bool = False) -> tuple[Port, Port]:
+    """(state input, its next.* output) of one state tensor; ``scaled``: kept in units of the layer's scale."""
+    units = UNITS_DOC if scaled else ""
+    doc, next_doc = (text.format(name=name, last=shape[0] - 1, units=units) for text in STATE_DOC[kind])
     state = Port(f"{kind}.{name}", shape, "state", f"{doc}; zeros at t = 0", f"next.{kind}.{name}")
     return state, Port(state.next, shape, "state", f"{next_doc}; feed back as {state.name}")
 
 
 def interface(graph: DelayGraph) -> tuple[list[Port], list[Port]]:
     """(inputs, outputs) of the step model, in order: frame, then state; layer outputs, then next state."""
-    pairs = [_state(kind, layer.name, (layer.size, BATCH)) for layer in graph.layers for kind in _state_kinds(layer)]
+    pairs = [_state(kind, layer.name, (layer.size, BATCH), membrane_unit(layer) is not None)
+             for layer in graph.layers for kind in _state_kinds(layer)]
     pairs += [_state("buf", source, (depth, graph.source_size(source), BATCH))
               for source, depth in buffer_depths(graph).items()]
     frame = Port(FRAME, (BATCH, graph.n_inputs), "frame", "input frame x[t] (real-valued counts per channel)")
@@ -156,12 +166,18 @@ def sequence_interface(graph: DelayGraph) -> tuple[list[Port], list[Port]]:
 
 
 def _metadata(graph: DelayGraph, kind: str, inputs: list[Port], outputs: list[Port]) -> dict[str, str]:
-    layers = [{"name": layer.name, "neuron": layer.neuron, "reset": layer.reset, "size": layer.size}
-              for layer in graph.layers]
+    layers = [{"name": layer.name, "neuron": layer.neuron, "reset": layer.reset, "size": layer.size,
+               "unit": _unit_list(layer)} for layer in graph.layers]
     io = {"inputs": [asdict(p) for p in inputs], "outputs": [asdict(p) for p in outputs], "dtype": "float64"}
     return {META["format"]: FORMATS[kind], META["version"]: str(FORMAT_VERSION), META["io"]: json.dumps(io),
             META["layers"]: json.dumps(layers), META["dt"]: repr(float(graph.dt)), META["target"]: str(graph.target),
             META["n_inputs"]: str(graph.n_inputs)}
+
+
+def _unit_list(layer: Layer) -> list[float] | None:
+    """The layer's membrane unit (its scale) as a JSON list, None for a layer computed in real units."""
+    unit = membrane_unit(layer)
+    return None if unit is None else [float(u) for u in unit]
 
 
 # ----------------------------------------------------------------------------- the step graph
@@ -254,7 +270,10 @@ class _Step:
         for layer in self.graph.layers:
             self._emitted(layer.name, self._neurons(layer, self._current(layer)))
             if membranes and "v" in _state_kinds(layer):
-                self.b.op("Transpose", self.io(f"next.v.{layer.name}"), perm=[1, 0], out=self.io(f"mem.{layer.name}"))
+                v, unit = self.io(f"next.v.{layer.name}"), membrane_unit(layer)
+                if unit is not None:  # report v = s · u; the comparison was made in units of s
+                    v = self.b.op("Mul", v, self.b.const(unit[:, None]))
+                self.b.op("Transpose", v, perm=[1, 0], out=self.io(f"mem.{layer.name}"))
 
     def _emitted(self, source: str, s: str) -> None:
         """s^source[t] (n, B) exists: shift its delay buffer, buf' = [s; buf][:D]; keep the gather table."""
@@ -307,16 +326,24 @@ class _Step:
         return b.op("Gather", stacked, b.const(row_of, np.int64), axis=0)
 
     def _current(self, layer: Layer) -> str:
-        """I (n, B) = b + Σ_groups scale_g ⊙ Σ_{P in g} a_P, with simulate's groups and summation order."""
+        """I (n, B) = b + Σ_groups scale_g ⊙ Σ_{P in g} a_P, with simulate's groups and summation order.
+
+        In units of the scale (membrane_unit) I' = b/s + Σ_P a_P, as the simulator computes it.
+        """
         b = self.b
-        groups: list[tuple[np.ndarray, list[Projection]]] = []
-        for proj in layer.projections:
-            match = next((members for scale, members in groups if np.array_equal(scale, proj.scale)), None)
-            if match is None:
-                groups.append((proj.scale, [proj]))
-            else:
-                match.append(proj)
-        total = b.const(layer.bias[:, None])
+        unit = membrane_unit(layer)
+        groups: list[tuple[np.ndarray | None, list[Projection]]] = []
+        if unit is not None:
+            groups.append((None, list(layer.projections)))
+        else:
+            for proj in layer.projections:
+                match = next((members for scale, members in groups if np.array_equal(scale, proj.scale)), None)
+                if match is None:
+                    groups.append((proj.scale, [proj]))
+                else:
+                    match.append(proj)
+        bias = layer.bias if unit is None else in_units(layer.bias, unit)
+        total = b.const(bias[:, None])
         summed = False
         for scale, members in groups:
             live = [self._synapses(p, layer) for p in members[1:] + members[:1] if not _silent(p, self.graph)]
@@ -325,7 +352,7 @@ class _Step:
             acc = live[0]
             for term in live[1:]:
                 acc = b.op("Add", acc, term)
-            total = b.op("Add", total, b.op("Mul", b.const(scale[:, None]), acc))
+            total = b.op("Add", total, acc if scale is None else b.op("Mul", b.const(scale[:, None]), acc))
             summed = True
         return total if summed else b.op("Expand", total, self.shape(layer.size))
 
@@ -345,15 +372,17 @@ class _Step:
             b.op("Transpose", v, perm=[1, 0], out=io("out"))
             return v
         drive = current
+        unit = membrane_unit(layer)
+        threshold = layer.threshold if unit is None else in_units(layer.threshold, unit)
         if layer.neuron == "cubalif":
             drive = b.op("Add", b.op("Mul", col(layer.alpha), io("i")), current, out=io("next.i"))
         decayed = b.op("Mul", col(layer.beta), io("v"))
         if layer.reset == "hard":  # β v (1 − z) + I
             kept = b.op("Mul", decayed, b.op("Sub", self.one, io("z")))
         else:  # β v − θ z + I
-            kept = b.op("Sub", decayed, b.op("Mul", col(layer.threshold), io("z")))
+            kept = b.op("Sub", decayed, b.op("Mul", col(threshold), io("z")))
         v = b.op("Add", kept, drive, out=io("next.v"))
-        z = b.op("Cast", b.op("Greater", v, col(layer.threshold)), to=TensorProto.DOUBLE, out=io("next.z"))
+        z = b.op("Cast", b.op("Greater", v, col(threshold)), to=TensorProto.DOUBLE, out=io("next.z"))
         b.op("Transpose", z, perm=[1, 0], out=io("out"))
         return z
 
@@ -501,6 +530,9 @@ class ExportedModel:
                 traces[f"out.{name}"][t] = values[f"out.{name}"]
                 if layer["neuron"] != "relay":
                     traces[f"v.{name}"][t] = values[f"next.v.{name}"].T
+        for layer in self.layers:  # state in units of the scale → membranes v = unit · u (as the simulator reports)
+            if layer.get("unit") is not None and layer["neuron"] != "relay":
+                traces[f"v.{layer['name']}"] *= np.asarray(layer["unit"], dtype=np.float64)
         return traces
 
 
@@ -521,9 +553,9 @@ def load_onnx(path: str | os.PathLike) -> ExportedModel:
     if kind is None:
         raise ExportError(f"{path}: metadata {META['format']!r} is {meta.get(META['format'])!r}, expected one of "
                           f"{sorted(FORMATS.values())}; this ONNX file was not exported by delaynir's export_onnx")
-    if meta.get(META["version"]) != str(FORMAT_VERSION):
-        raise ExportError(f"{path}: format version {meta.get(META['version'])!r}; this delaynir reads version "
-                          f"{FORMAT_VERSION}; re-export the graph with this delaynir")
+    if meta.get(META["version"]) not in READABLE_VERSIONS:
+        raise ExportError(f"{path}: format version {meta.get(META['version'])!r}; this delaynir reads versions "
+                          f"{', '.join(READABLE_VERSIONS)}; re-export the graph with this delaynir")
     try:
         io = json.loads(meta[META["io"]])
         inputs, outputs = ([Port(**{**p, "shape": tuple(p["shape"])}) for p in io[key]]

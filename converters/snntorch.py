@@ -4,7 +4,7 @@ snnTorch 1.0's ``import_from_nir`` rejects nir.Delay (and LI, Scale, I) with "Un
 type", so we wire the graph with nirtorch ourselves and take from snnTorch what it supports:
 its node importer ``_nir_to_snntorch_module`` for Affine/Linear and its ``snn.Leaky`` neuron
 (reset_mechanism="zero", reset_delay=False: membrane zeroed after a spike, then β·v + I —
-NIR's LIF exactly). Corrected explicitly (each pinned by a test in tests/test_converters.py):
+NIR's LIF exactly). Corrected explicitly (each pinned by a test in tests/test_nir.py):
 
 * the importer hard-codes dt = 1e-4 s in β = 1 − dt/τ: β is computed from the file's dt;
 * it requires one threshold per layer: per-neuron thresholds and β are set as tensors;
@@ -16,6 +16,12 @@ NIR's LIF exactly). Corrected explicitly (each pinned by a test in tests/test_co
 * snn.Synaptic does not follow NIR's CubaLIF (it drops the input of the step after a spike):
   CubaLIF runs as a synaptic-current Leaky (no threshold) feeding a membrane Leaky;
 * LI is a Leaky without threshold whose membrane is the output.
+
+β, α and the input gain come from ``delaynir.nir_io.step_coefficients``: for our files the
+exact per-step values of the node metadata, with gain exactly 1, so that Leaky's
+β·mem + input performs the reference simulator's operations (1 − dt/τ and r·dt/τ recomputed
+from τ and r are an ulp off for many decays, enough to move a membrane that lands on its
+threshold). A subtract-reset layer is an LI, a Threshold and a reset Linear (delaynir.nir_io).
 """
 
 from __future__ import annotations
@@ -26,15 +32,16 @@ import snntorch as snn
 import torch
 from snntorch.import_nir import _nir_to_snntorch_module
 
-from delaynir.converters._nirtorch import NIRModel, Recorded, exact_linear, quiet
+from delaynir.converters._nirtorch import NIRModel, Recorded, coefficients, exact_linear, quiet
 from delaynir.errors import NIRImportError
 
 
 def _leaky(beta, threshold) -> snn.Leaky:
-    cell = snn.Leaky(beta=torch.as_tensor(np.asarray(beta, dtype=np.float64)).ravel(), threshold=1.0,
+    beta, threshold = np.array(beta, dtype=np.float64).ravel(), np.array(threshold, dtype=np.float64).ravel()
+    cell = snn.Leaky(beta=torch.as_tensor(beta), threshold=1.0,
                      reset_mechanism="zero", reset_delay=False, init_hidden=False)
-    cell.threshold = torch.as_tensor(np.asarray(threshold, dtype=np.float64)).ravel()
-    cell.beta = torch.as_tensor(np.asarray(beta, dtype=np.float64)).ravel()
+    cell.threshold = torch.as_tensor(threshold)
+    cell.beta = torch.as_tensor(beta)
     return cell
 
 
@@ -79,29 +86,31 @@ def _lif(node: nir.LIF, dt: float) -> Recorded:
     _check_reset(node)
     if np.any(_f(node.v_leak) != 0):
         raise NIRImportError("snnTorch's Leaky has no v_leak; only v_leak = 0 can be run")
-    tau = _f(node.tau)
-    return Recorded(_Stateful(_leaky(1 - dt / tau, node.v_threshold)), lambda mem, out: mem,
-                    gain=_f(node.r) * dt / tau)
+    step = coefficients(node, dt)
+    return Recorded(_Stateful(_leaky(step["beta"], node.v_threshold)), lambda mem, out: mem, gain=step["gain"],
+                    unit=step["unit"])
 
 
 def _if(node: nir.IF, dt: float) -> Recorded:
     _check_reset(node)
     theta = _f(node.v_threshold)
-    return Recorded(_Stateful(_leaky(np.ones_like(theta), theta)), lambda mem, out: mem, gain=_f(node.r) * dt)
+    step = coefficients(node, dt)
+    return Recorded(_Stateful(_leaky(np.ones_like(theta), theta)), lambda mem, out: mem, gain=step["gain"],
+                    unit=step["unit"])
 
 
 def _li(node: nir.LI, dt: float) -> Recorded:
     tau = _f(node.tau)
-    return Recorded(_Stateful(_leaky(1 - dt / tau, np.full(tau.shape, np.inf))), lambda mem, out: mem,
-                    gain=_f(node.r) * dt / tau, output=lambda mem, out: mem)
+    step = coefficients(node, dt)
+    return Recorded(_Stateful(_leaky(np.broadcast_to(step["beta"], tau.shape), np.full(tau.shape, np.inf))),
+                    lambda mem, out: mem, gain=step["gain"], output=lambda mem, out: mem, unit=step["unit"])
 
 
 def _cubalif(node: nir.CubaLIF, dt: float) -> Recorded:
     _check_reset(node)
-    tau_syn, tau_mem = _f(node.tau_syn), _f(node.tau_mem)
-    gain = _f(node.w_in) * dt / tau_syn * _f(node.r) * dt / tau_mem
-    module = _CubaLIF(1 - dt / tau_syn, 1 - dt / tau_mem, node.v_threshold)
-    return Recorded(module, lambda state, out: state[1], gain=gain)
+    step = coefficients(node, dt)
+    module = _CubaLIF(step["alpha"], step["beta"], node.v_threshold)
+    return Recorded(module, lambda state, out: state[1], gain=step["gain"], unit=step["unit"])
 
 
 def _linear(node) -> torch.nn.Module:

@@ -251,7 +251,7 @@ def cmd_verify(args) -> int:
 
 def cmd_bundle(args) -> int:
     from delaynir.bundle import check_bundle, write_bundle
-    from delaynir.errors import ConfigError
+    from delaynir.errors import ConfigError, VerificationError
 
     if args.check:
         if args.run_dir or args.out:
@@ -260,17 +260,28 @@ def cmd_bundle(args) -> int:
         if args.json:
             _print_json(report)
         elif report["ok"]:
-            sims = ", ".join(report["simulators"])
-            print(f"bundle {args.check} passed: {len(report['files'])} files match manifest.json; {sims} reproduce "
-                  "the test vectors exactly")
+            exact = [k for k, r in report["simulators"].items() if r.get("status") == "exact"]
+            allowed = [k for k, r in report["simulators"].items() if r.get("allowed_mismatch")]
+            print(f"bundle {args.check} passed: {len(report['files'])} files match manifest.json; "
+                  f"{', '.join(exact)} reproduce the test vectors exactly"
+                  + (f"; {', '.join(allowed)} do not, as manifest.json records (--allow-mismatch)" if allowed else ""))
+            for note in report["notes"]:
+                print(f"  note: {note}")
         else:
             print(f"delaynir: bundle check FAILED for {args.check} ({len(report['problems'])} problems):\n  - "
                   + "\n  - ".join(report["problems"]), file=sys.stderr)
+            for note in report["notes"]:
+                print(f"  note: {note}", file=sys.stderr)
         return 0 if report["ok"] else 1
     if not (args.run_dir and args.target and args.out):
         raise ConfigError("`delaynir bundle` needs RUN_DIR, --target and --out (or --check DIR)")
-    manifest = write_bundle(args.run_dir, args.target, args.out, data=args.data, n_samples=args.samples,
-                            overwrite=args.overwrite, progress=_progress())
+    try:
+        manifest = write_bundle(args.run_dir, args.target, args.out, data=args.data, n_samples=args.samples,
+                                overwrite=args.overwrite, progress=_progress(), fit=args.fit,
+                                allow_mismatch=args.allow_mismatch)
+    except VerificationError as exc:  # a verification failure, as for `verify` and `bundle --check`: status 1
+        print(f"delaynir: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         _print_json(manifest)
         return 0
@@ -280,7 +291,9 @@ def cmd_bundle(args) -> int:
           f"{acc['trained_accuracy']:.4f}, compiled {acc['compiled_accuracy']:.4f}")
     for name, r in manifest["verification"].items():
         spikes = ", ".join(f"{k} {v:.2%}" for k, v in r["spike_agreement"].items())
-        print(f"  {name:<12} same prediction {r['prediction_agreement']:.2%}, identical spikes {spikes}")
+        status = "reproduces the test vectors exactly" if r["status"] == "exact" else \
+            "does NOT reproduce the test vectors (allowed: --allow-mismatch)"
+        print(f"  {name:<12} {status}: same prediction {r['prediction_agreement']:.2%}, identical spikes {spikes}")
     for name, entry in manifest["files"].items():
         print(f"  {name:<20} {entry['bytes']:>9} bytes  sha256 {entry['sha256'][:16]}…")
     return 0
@@ -492,6 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: test.h5 beside the run's training file)")
     b.add_argument("--samples", type=int, default=16, help="test-vector samples (default 16)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    b.add_argument("--fit", default="error", choices=["error", "clip-delays", "relay-neurons"],
+                   help="delays longer than the target allows, as for `delaynir compile` (default: error)")
+    b.add_argument("--allow-mismatch", metavar="SIM[,SIM]",
+                   help="write the bundle even if these simulators (norse, snntorch, onnxruntime) do not reproduce "
+                        "the test vectors, marked so in manifest.json; without it such a bundle is not written "
+                        "(exit 1)")
     b.add_argument("--check", metavar="DIR", help="re-verify a bundle from its files alone; exit 1 if anything fails")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bundle)

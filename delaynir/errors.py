@@ -39,3 +39,11 @@ class ExportError(DelayNIRError):
 
 class NIRImportError(DelayNIRError):
     """A NIR graph uses nodes or parameters delaynir cannot import."""
+
+
+class VerificationError(DelayNIRError):
+    """An exported file does not reproduce the reference simulator where it must (``delaynir bundle``).
+
+    Unlike the other errors, the command exits with status 1, as ``verify`` and ``bundle --check`` do
+    when a check fails.
+    """

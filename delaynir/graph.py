@@ -19,6 +19,20 @@ output z of another layer. A projection from the layer itself or from a layer la
 the list is recurrent and must have d ≥ 1. Layers run in list order at every step; the
 last layer is the output. Stored weights are ``weight`` (integers for quantised
 targets, stored as float64) times a per-output-neuron ``scale``.
+
+Units (exactness at threshold ties). Scaling a lif or cubalif neuron's input, bias, state
+and threshold by the same factor changes none of its spikes, so such a layer whose
+projections all share one scale vector s (every compiled layer: ``membrane_unit``) is
+computed in units of s: u = v / s, with the stored integer weights unscaled,
+
+    I'_j[t] = b_j / s_j + Σ_{synapse (i → j, d, w)} w · s_i[t − d],    spike when u_j[t] > θ_j / s_j,
+
+and v = s · u only where a membrane is reported. A bias or threshold stored as the float64
+nearest to k · s_j for an integer k (compile puts them on the weight grid for targets with
+integer thresholds and state) counts as exactly k (``in_units``). With integer weights,
+inputs, biases and thresholds every current is an exact integer, and a membrane that lands
+on its threshold equals it exactly, in every simulator. li and relay layers, and layers
+whose projections have different scales, are computed in real units (the sum above).
 """
 
 from __future__ import annotations
@@ -136,3 +150,32 @@ class DelayGraph:
     @property
     def max_delay(self) -> int:
         return max((p.max_delay for layer in self.layers for p in layer.projections), default=0)
+
+
+def membrane_unit(layer: Layer) -> np.ndarray | None:
+    """The scale (size,) in whose units a lif/cubalif layer's state is computed (module docstring).
+
+    That is the scale vector shared by every projection into the layer; None (real units) for li
+    and relay layers, a layer without projections, and one whose projections differ in scale.
+    """
+    if layer.neuron not in ("lif", "cubalif") or not layer.projections:
+        return None
+    unit = layer.projections[0].scale
+    if any(not np.array_equal(p.scale, unit) for p in layer.projections[1:]) or not np.all(unit > 0):
+        return None
+    return unit
+
+
+def in_units(values: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """values / unit, float64; a value stored as the float64 nearest to k · unit (k an integer) is exactly k.
+
+    Infinite values stay infinite. compile's thresholds and biases on the weight grid are
+    ``unit · round(value / unit)`` (delaynir.quantize.on_grid), so they come back as integers.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    unit = np.broadcast_to(np.asarray(unit, dtype=np.float64), values.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        quotient = values / unit
+        k = np.rint(quotient)
+        exact = np.isfinite(k) & (np.abs(k) < 2.0**53) & (k * unit == values)
+    return np.where(exact, k, quotient)

@@ -10,18 +10,35 @@ the distinct (pre, delay) pairs of its synapses:
            ──► L            nir.LIF | nir.CubaLIF | nir.LI | nir.Scale(1) (relay)
 
 A projection without delays skips select and delay (source ──► L.pK.weight, n_L × n_source).
-Sizes grow with |U| · (n_source + n_L), never with pre × post × D. Neurons use the forward-
-Euler map of DESIGN.md: β = 1 − dt/τ with r = τ/dt (so r·dt/τ = 1), v_leak = 0, v_reset = 0;
-CubaLIF likewise with α = 1 − dt/τ_syn, w_in = τ_syn/dt; a layer with β = 1 is nir.IF
-(r = 1/dt). A projection from the layer itself or a later layer closes a cycle, and an
+Sizes grow with |U| · (n_source + n_L), never with pre × post × D.
+
+Exact numbers: a lif or cubalif layer whose projections share one scale s (graph.membrane_unit,
+every compiled layer) is written in units of s, as the reference simulator computes it: one
+L.scale0 = nir.Affine(identity, b/s), thresholds θ/s (integers for quantised targets with
+integer thresholds; graph.in_units), the stored integer weights unscaled. The scale does not
+change a spike of such a layer, so it is kept out of the spiking path (in the metadata, for
+membranes and import). Every neuron node carries its exact per-step decay in node metadata
+(``delaynir.beta``, ``delaynir.alpha``; ``delaynir.unit``): 1 − dt/τ recomputed from τ is an ulp
+off for many decays (1 − dv/4096 among them), and an ulp decides a membrane on its threshold.
+
+Neurons use the forward-Euler map of DESIGN.md: β = 1 − dt/τ with r = τ/dt (so r·dt/τ = 1),
+v_leak = 0, v_reset = 0; CubaLIF likewise with α = 1 − dt/τ_syn, w_in = τ_syn/dt; a layer with
+β = 1 is nir.IF (r = 1/dt). A subtract-reset layer (v = β v − θ z[t−1] + I), which NIR's LIF
+cannot express, is its membrane as nir.LI (L), an nir.Threshold (L.spike, the layer's output)
+and an nir.Linear(−θ) (L.reset) fed back into L; a cubalif one has an nir.LI synaptic current
+(L.syn) before L. A projection from the layer itself or a later layer closes a cycle, and an
 executor that follows nirtorch reads a cycle's back edge one step late: such projections are
-exported with delay (d − 1)·dt. NIR has no subtractive reset: such graphs are refused.
+exported with delay (d − 1)·dt (the reset loop has no delay: it is the one step); a projection
+from a later layer that does not depend on this one is no cycle and keeps its delay d·dt. Such
+an executor must process the nodes in execution order (layer by layer, as our converters do),
+so that each cycle is broken at its back edge.
 
 dt, the discretisation, the layer list and the exact DelayGraph parameters are stored in the
 graph's metadata, so our own files import to an identical DelayGraph. Files from other
 tools are imported generically (``dt`` from the caller): Input, Output, Affine, Linear,
 Scale, Delay, LIF, CubaLIF, IF and LI (as the output) nodes, recurrent loops included;
-anything else is an error naming the node.
+anything else is an error naming the node (the subtract-reset pattern is read from our own
+files only).
 """
 
 from __future__ import annotations
@@ -36,15 +53,18 @@ import nir
 import numpy as np
 
 from delaynir.errors import ExportError, NIRImportError
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.graph_io import validate_graph
 from delaynir.runs import atomic_path
 
 log = logging.getLogger(__name__)
 
 META_KEY = "delaynir"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  #: 2: spiking layers in units of their scale, exact per-step coefficients, subtract reset
 DISCRETISATION = "forward Euler: beta = 1 - dt/tau, input scale r*dt/tau; alpha = 1 - dt/tau_syn"
+#: Node metadata of every neuron node we write: exact per-step decay (β; α of a CubaLIF) and, for a
+#: layer computed in units of its scale, that scale (membrane in the file × unit = the graph's membrane).
+STEP_BETA, STEP_ALPHA, STEP_UNIT = "delaynir.beta", "delaynir.alpha", "delaynir.unit"
 NEURON_NODES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI)
 LINEAR_NODES = (nir.Affine, nir.Linear, nir.Scale, nir.Delay)
 
@@ -57,33 +77,87 @@ def _node_name(name: str) -> str:
     return "layer_" + name.replace(".", "_")
 
 
-def _neuron_node(layer: Layer, dt: float) -> nir.NIRNode:
-    n = layer.size
+def _output_name(layer: Layer) -> str:
+    """The node whose output is the layer's: its Threshold for a subtract-reset layer, else its neuron node."""
+    me = _node_name(layer.name)
+    return f"{me}.spike" if _subtract(layer) else me
+
+
+def _subtract(layer: Layer) -> bool:
+    return layer.neuron in ("lif", "cubalif") and layer.reset == "subtract"
+
+
+def _step_metadata(beta: np.ndarray, unit: np.ndarray | None = None, alpha: np.ndarray | None = None) -> dict:
+    """Exact per-step coefficients of a neuron node (node metadata; docs/nir-export.md, "Exact numbers")."""
+    meta: dict[str, Any] = {STEP_BETA: np.array(beta, dtype=np.float64)}
+    if alpha is not None:
+        meta[STEP_ALPHA] = np.array(alpha, dtype=np.float64)
+    if unit is not None:
+        meta[STEP_UNIT] = np.array(unit, dtype=np.float64)
+    return meta
+
+
+def _leak(layer: Layer, values: np.ndarray, what: str) -> np.ndarray:
+    leak = 1.0 - values
+    if np.any(leak <= 0) and not np.all(leak == 0):
+        raise ExportError(f"layer {layer.name!r} mixes neurons with and without {what} (a decay of 1); "
+                          "NIR needs one node type")
+    return leak
+
+
+def _neuron_nodes(layer: Layer, dt: float) -> tuple[dict[str, nir.NIRNode], list[tuple[str, str]], str]:
+    """(nodes, internal edges, entry node) of one layer; the scale Affine feeds the entry node.
+
+    A lif or cubalif layer in units of its scale (membrane_unit) gets thresholds θ/s; a subtract-reset
+    layer is an LI membrane, a Threshold and a reset Linear(−θ) fed back into the membrane (one step
+    late, as every cycle), preceded by an LI synaptic current for cubalif.
+    """
+    n, me = layer.size, _node_name(layer.name)
     zeros = np.zeros(n)
     if layer.neuron == "relay":
-        return nir.Scale(scale=np.ones(n))
-    if layer.neuron != "li" and layer.reset != "hard":
-        raise ExportError(f"layer {layer.name!r} uses the subtract reset, which NIR's LIF (reset to v_reset) cannot "
-                          "express; retrain with reset = \"hard\" to export to NIR")
-    leak = 1.0 - layer.beta
-    if np.any(leak <= 0) and not np.all(leak == 0):
-        raise ExportError(f"layer {layer.name!r} mixes neurons with and without leak (β = 1); NIR needs one node type")
+        return {me: nir.Scale(scale=np.ones(n))}, [], me
+    unit = membrane_unit(layer)
+    leak = _leak(layer, layer.beta, "membrane leak")
     if layer.neuron == "li":
+        meta = _step_metadata(layer.beta)
         if np.all(leak == 0):
-            return nir.I(r=np.full(n, 1.0 / dt))
-        return nir.LI(tau=dt / leak, r=1.0 / leak, v_leak=zeros)
+            return {me: nir.I(r=np.full(n, 1.0 / dt), metadata=meta)}, [], me
+        return {me: nir.LI(tau=dt / leak, r=1.0 / leak, v_leak=zeros, metadata=meta)}, [], me
+    theta = layer.threshold if unit is None else in_units(layer.threshold, unit)
+    if layer.reset == "subtract":
+        if np.all(leak == 0) or (layer.neuron == "cubalif" and np.any(layer.alpha == 1)):
+            raise ExportError(f"layer {layer.name!r}: a subtract-reset layer without leak (a decay of 1) has no NIR "
+                              "form here (its membrane is an nir.LI)")
+        nodes: dict[str, nir.NIRNode] = {
+            me: nir.LI(tau=dt / leak, r=1.0 / leak, v_leak=zeros, metadata=_step_metadata(layer.beta, unit)),
+            f"{me}.spike": nir.Threshold(threshold=theta.copy()),
+            f"{me}.reset": nir.Linear(weight=np.diag(-theta)),
+        }
+        edges = [(me, f"{me}.spike"), (f"{me}.spike", f"{me}.reset"), (f"{me}.reset", me)]
+        if layer.neuron == "lif":
+            return nodes, edges, me
+        syn_leak = _leak(layer, layer.alpha, "synaptic leak")
+        nodes[f"{me}.syn"] = nir.LI(tau=dt / syn_leak, r=1.0 / syn_leak, v_leak=zeros,
+                                    metadata=_step_metadata(layer.alpha))
+        return nodes, edges + [(f"{me}.syn", me)], f"{me}.syn"
+    meta = _step_metadata(layer.beta, unit, layer.alpha if layer.neuron == "cubalif" else None)
     if np.all(leak == 0):
         if layer.neuron == "cubalif":
             raise ExportError(f"layer {layer.name!r}: a CubaLIF without membrane leak has no NIR form")
-        return nir.IF(r=np.full(n, 1.0 / dt), v_threshold=layer.threshold, v_reset=zeros)
+        return {me: nir.IF(r=np.full(n, 1.0 / dt), v_threshold=theta, v_reset=zeros, metadata=meta)}, [], me
     if layer.neuron == "cubalif":
         syn_leak = 1.0 - layer.alpha
-        return nir.CubaLIF(tau_syn=dt / syn_leak, tau_mem=dt / leak, r=1.0 / leak, v_leak=zeros,
-                           v_threshold=layer.threshold, v_reset=zeros, w_in=1.0 / syn_leak)
-    return nir.LIF(tau=dt / leak, r=1.0 / leak, v_leak=zeros, v_threshold=layer.threshold, v_reset=zeros)
+        return {me: nir.CubaLIF(tau_syn=dt / syn_leak, tau_mem=dt / leak, r=1.0 / leak, v_leak=zeros,
+                                v_threshold=theta, v_reset=zeros, w_in=1.0 / syn_leak, metadata=meta)}, [], me
+    return {me: nir.LIF(tau=dt / leak, r=1.0 / leak, v_leak=zeros, v_threshold=theta, v_reset=zeros,
+                        metadata=meta)}, [], me
 
 
 def _scale_groups(layer: Layer) -> list[tuple[np.ndarray, list[int]]]:
+    """(scale, projection indices) per Affine: one group in units of the scale (membrane_unit), else one per
+    distinct scale vector."""
+    if membrane_unit(layer) is not None:
+        return [(np.ones(layer.size), list(range(len(layer.projections))))]
     groups: list[tuple[np.ndarray, list[int]]] = []
     for k, proj in enumerate(layer.projections):
         for scale, members in groups:
@@ -102,23 +176,27 @@ def to_nir(graph: DelayGraph) -> nir.NIRGraph:
         raise ExportError("cannot export an invalid DelayGraph:\n  " + "\n  ".join(problems))
     dt = graph.dt
     order = {INPUT: -1, **{layer.name: k for k, layer in enumerate(graph.layers)}}
-    names = {INPUT: "input", **{layer.name: _node_name(layer.name) for layer in graph.layers}}
+    names = {INPUT: "input", **{layer.name: _output_name(layer) for layer in graph.layers}}
+    offsets = cycle_offsets(graph)
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array([graph.n_inputs])})}
     edges: list[tuple[str, str]] = []
     for layer in graph.layers:
-        me = names[layer.name]
-        nodes[me] = _neuron_node(layer, dt)
+        me = _node_name(layer.name)
+        own, internal, entry = _neuron_nodes(layer, dt)
+        nodes.update(own)
+        edges += internal
+        unit = membrane_unit(layer)
         for g, (scale, members) in enumerate(_scale_groups(layer)):
             scale_node = f"{me}.scale{g}"
-            bias = layer.bias if g == 0 else np.zeros(layer.size)
+            bias = (layer.bias if unit is None else in_units(layer.bias, unit)) if g == 0 else np.zeros(layer.size)
             nodes[scale_node] = nir.Affine(weight=np.diag(scale), bias=bias.copy())
-            edges.append((scale_node, me))
+            edges.append((scale_node, entry))
             for k in members:
                 proj = layer.projections[k]
                 if not len(proj):
                     continue
                 src, n_src = names[proj.source], graph.source_size(proj.source)
-                delay = proj.delay - (1 if order[proj.source] >= order[layer.name] else 0)
+                delay = proj.delay - offsets[layer.name][k]
                 prefix = f"{me}.p{k}"
                 if not delay.any():
                     weight = np.zeros((layer.size, n_src))
@@ -142,16 +220,52 @@ def to_nir(graph: DelayGraph) -> nir.NIRGraph:
     meta = {"format_version": FORMAT_VERSION, "dt": dt, "discretisation": DISCRETISATION,
             "cycle_delay_steps": 1, "target": graph.target, "input": graph.input,
             "quantization": graph.quantization, "provenance": graph.provenance,
-            "layers": [_layer_meta(layer, names) for layer in graph.layers]}
+            "layers": [_layer_meta(layer, offsets[layer.name]) for layer in graph.layers]}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META_KEY: json.dumps(meta), "dt": dt})
 
 
-def _layer_meta(layer: Layer, names: dict[str, str]) -> dict[str, Any]:
-    """Exact parameters, so that our importer restores them bit for bit (JSON floats round-trip)."""
-    meta = {"name": layer.name, "node": names[layer.name], "neuron": layer.neuron, "reset": layer.reset,
+def cycle_offsets(graph: DelayGraph) -> dict[str, list[int]]:
+    """Per layer and projection, the steps an executor following nirtorch adds by itself: 1 for a projection
+    that closes a cycle (its source is the layer itself or depends on it: the back edge is read one step
+    late), else 0 (also for a source later in the list that does not depend on the layer: it is read in
+    the same step, so the file carries its whole delay)."""
+    consumers: dict[str, set[str]] = defaultdict(set)
+    for layer in graph.layers:
+        for proj in layer.projections:
+            if len(proj) and proj.source != INPUT:
+                consumers[proj.source].add(layer.name)
+
+    def depends_on(source: str, layer: str) -> bool:
+        seen, todo = {layer}, [layer]
+        while todo:
+            for nxt in consumers[todo.pop()]:
+                if nxt == source:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    order = {INPUT: -1, **{layer.name: k for k, layer in enumerate(graph.layers)}}
+    return {layer.name: [int(order[p.source] >= order[layer.name]
+                             and (p.source == layer.name or depends_on(p.source, layer.name)))
+                         for p in layer.projections] for layer in graph.layers}
+
+
+def _layer_meta(layer: Layer, offsets: list[int]) -> dict[str, Any]:
+    """Exact parameters, so that our importer restores them bit for bit (JSON floats round-trip).
+
+    ``node`` is the layer's membrane (neuron) node, ``output_node`` the node whose output is the
+    layer's (a Threshold for the subtract reset), ``unit`` the scale its state is computed in units of;
+    per projection ``offset`` is the step left out of the file's delays (cycle_offsets).
+    """
+    unit = membrane_unit(layer)
+    meta = {"name": layer.name, "node": _node_name(layer.name), "output_node": _output_name(layer),
+            "neuron": layer.neuron, "reset": layer.reset,
             "size": layer.size, "beta": layer.beta.tolist(), "threshold": [_json_float(v) for v in layer.threshold],
-            "bias": layer.bias.tolist(),
-            "projections": [{"source": p.source, "n": len(p)} for p in layer.projections]}
+            "bias": layer.bias.tolist(), "unit": None if unit is None else unit.tolist(),
+            "projections": [{"source": p.source, "n": len(p), "offset": off}
+                            for p, off in zip(layer.projections, offsets)]}
     if layer.alpha is not None:
         meta["alpha"] = layer.alpha.tolist()
     return meta
@@ -223,11 +337,15 @@ def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
             affine = ngraph.nodes.get(f"{me}.scale{g}")
             if affine is not None:
                 scale_of[f"{me}.scale{g}"] = np.diag(affine.weight).astype(np.float64)
+        unit = lm.get("unit")
+        if unit is not None:  # computed in units of its scale: every projection has that scale (format 2)
+            scale_of = dict.fromkeys(scale_of, np.array(unit, dtype=np.float64))
         for k, pm in enumerate(lm["projections"]):
             weight_node = f"{me}.p{k}.weight"
             group = next((dst for src, dst in ngraph.edges if src == weight_node), None)
             if pm["n"] == 0 or weight_node not in ngraph.nodes:
-                scale = scale_of.get(group, next(iter(scale_of.values()), np.ones(lm["size"])))
+                scale = np.array(unit, dtype=np.float64) if unit is not None else \
+                    scale_of.get(group, next(iter(scale_of.values()), np.ones(lm["size"])))
                 empty = np.zeros(0, dtype=np.int64)
                 projections.append(Projection(pm["source"], empty, empty, empty, np.zeros(0), scale))
                 continue
@@ -242,7 +360,7 @@ def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
             else:
                 post, pre = np.nonzero(weight)
                 col, delay = pre, np.zeros(len(pre), dtype=np.int64)
-            delay = delay + (1 if recurrent else 0)
+            delay = delay + pm.get("offset", 1 if recurrent else 0)  # format 1: every recurrent projection
             order_syn = np.lexsort((delay, pre, post))
             projections.append(Projection(pm["source"], pre[order_syn], post[order_syn], delay[order_syn],
                                           weight[post, col][order_syn], scale_of[group]))
@@ -271,35 +389,84 @@ def _input_size(ngraph: nir.NIRGraph) -> tuple[str, int]:
     return inputs[0], int(shape.prod())
 
 
+#: How far exact per-step coefficients in node metadata may differ from those recomputed from τ and r.
+STEP_TOLERANCE = 1e-9
+
+
+def _arr(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64).ravel()
+
+
+def step_coefficients(name: str, node: nir.NIRNode, dt: float) -> dict[str, np.ndarray | None]:
+    """Per-step decays and input gain of a neuron node: v[t] = β v[t−1] + g · input (forward Euler).
+
+    From τ and r: LIF and LI β = 1 − dt/τ, g = r·dt/τ; IF and I β = 1, g = r·dt; CubaLIF i[t] =
+    α i[t−1] + g · input, v[t] = β v[t−1] + i[t] with α = 1 − dt/τ_syn, β = 1 − dt/τ_mem and
+    g = w_in·dt/τ_syn · r·dt/τ_mem. A node written by delaynir carries its exact β (and α) in
+    metadata (``delaynir.beta``, ``delaynir.alpha``) and has g = 1 exactly in real numbers; those
+    exact values are returned, after checking that they agree with τ and r up to rounding (a file
+    edited without its metadata is an error). ``unit`` is the node's ``delaynir.unit`` (the graph
+    membrane is the node's membrane times unit), or None. Returns arrays (or scalars as 0-d arrays).
+    """
+    if isinstance(node, (nir.IF, nir.I)):
+        beta, alpha, gain = np.ones_like(_arr(node.r)), None, _arr(node.r) * dt
+    elif isinstance(node, (nir.LIF, nir.LI)):
+        tau = _arr(node.tau)
+        beta, alpha, gain = 1 - dt / tau, None, _arr(node.r) * dt / tau
+    elif isinstance(node, nir.CubaLIF):
+        tau_syn, tau_mem = _arr(node.tau_syn), _arr(node.tau_mem)
+        beta, alpha = 1 - dt / tau_mem, 1 - dt / tau_syn
+        gain = _arr(node.w_in) * dt / tau_syn * _arr(node.r) * dt / tau_mem
+    else:
+        raise NIRImportError(f"node {name!r} of type {type(node).__name__} is not a neuron delaynir can import")
+    meta = node.metadata if isinstance(getattr(node, "metadata", None), dict) else {}
+    unit = _arr(meta[STEP_UNIT]) if STEP_UNIT in meta else None
+    if STEP_BETA not in meta:
+        return {"beta": beta, "alpha": alpha, "gain": gain, "unit": unit}
+    exact_beta = _arr(meta[STEP_BETA])
+    exact_alpha = _arr(meta[STEP_ALPHA]) if alpha is not None and STEP_ALPHA in meta else alpha
+    for what, found, recomputed in (("delaynir.beta", exact_beta, beta), ("delaynir.alpha", exact_alpha, alpha),
+                                    ("the input gain 1", np.ones_like(gain), gain)):
+        if recomputed is not None and not _agree(found, recomputed):
+            raise NIRImportError(f"node {name!r}: its metadata ({what}) disagrees with its parameters (τ, r) beyond "
+                                 "rounding; the file was edited without its metadata. Re-export it, or delete the "
+                                 f"node's {STEP_BETA!r} metadata to use τ and r")
+    return {"beta": exact_beta, "alpha": exact_alpha, "gain": np.ones_like(gain), "unit": unit}
+
+
+def _agree(found: np.ndarray, recomputed: np.ndarray) -> bool:
+    try:
+        return bool(np.allclose(found, recomputed, rtol=0, atol=STEP_TOLERANCE))
+    except ValueError:  # shapes that do not broadcast
+        return False
+
+
 def _neuron_params(name: str, node: nir.NIRNode, dt: float) -> dict[str, Any]:
     """β, θ, input gain g (applied to all incoming weights and biases), bias from v_leak, α."""
-    def arr(x):
-        return np.asarray(x, dtype=np.float64).ravel()
-
-    def check_reset(v_reset, size):
-        if v_reset is not None and np.any(arr(v_reset) != 0):
+    def check_reset(v_reset):
+        if v_reset is not None and np.any(_arr(v_reset) != 0):
             raise NIRImportError(f"node {name!r}: v_reset ≠ 0 is not supported (delaynir resets to 0)")
 
+    if isinstance(node, (nir.IF, nir.LIF, nir.CubaLIF, nir.LI)):
+        step = step_coefficients(name, node, dt)
     if isinstance(node, nir.IF):
-        check_reset(node.v_reset, None)
-        theta = arr(node.v_threshold)
-        return {"neuron": "lif", "beta": np.ones_like(theta), "threshold": theta, "gain": arr(node.r) * dt,
-                "leak_bias": np.zeros_like(theta)}
+        check_reset(node.v_reset)
+        theta = _arr(node.v_threshold)
+        return {"neuron": "lif", "beta": np.broadcast_to(step["beta"], theta.shape).copy(), "threshold": theta,
+                "gain": step["gain"], "leak_bias": np.zeros_like(theta)}
     if isinstance(node, nir.LIF):
-        check_reset(node.v_reset, None)
-        tau = arr(node.tau)
-        return {"neuron": "lif", "beta": 1 - dt / tau, "threshold": arr(node.v_threshold),
-                "gain": arr(node.r) * dt / tau, "leak_bias": arr(node.v_leak) * dt / tau}
+        check_reset(node.v_reset)
+        return {"neuron": "lif", "beta": step["beta"], "threshold": _arr(node.v_threshold),
+                "gain": step["gain"], "leak_bias": _arr(node.v_leak) * dt / _arr(node.tau)}
     if isinstance(node, nir.CubaLIF):
-        check_reset(node.v_reset, None)
-        tau_syn, tau_mem = arr(node.tau_syn), arr(node.tau_mem)
-        gain = arr(node.w_in) * dt / tau_syn * arr(node.r) * dt / tau_mem
-        return {"neuron": "cubalif", "beta": 1 - dt / tau_mem, "alpha": 1 - dt / tau_syn,
-                "threshold": arr(node.v_threshold), "gain": gain, "leak_bias": arr(node.v_leak) * dt / tau_mem}
+        check_reset(node.v_reset)
+        return {"neuron": "cubalif", "beta": step["beta"], "alpha": step["alpha"],
+                "threshold": _arr(node.v_threshold), "gain": step["gain"],
+                "leak_bias": _arr(node.v_leak) * dt / _arr(node.tau_mem)}
     if isinstance(node, nir.LI):
-        tau = arr(node.tau)
-        return {"neuron": "li", "beta": 1 - dt / tau, "threshold": np.full(tau.shape, np.inf),
-                "gain": arr(node.r) * dt / tau, "leak_bias": arr(node.v_leak) * dt / tau}
+        tau = _arr(node.tau)
+        return {"neuron": "li", "beta": step["beta"], "threshold": np.full(tau.shape, np.inf),
+                "gain": step["gain"], "leak_bias": _arr(node.v_leak) * dt / tau}
     raise NIRImportError(f"node {name!r} of type {type(node).__name__} is not a neuron delaynir can import")
 
 

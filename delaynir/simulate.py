@@ -1,21 +1,29 @@
 """The reference simulator: executes a DelayGraph, and so defines what a deployed model computes.
 
-Arithmetic is float64 (weights enter as stored weight times scale). Inputs are time-first
-frames x (T, B, n_inputs). Update order, for t = 0 … T − 1 and, within a step, for each
-layer L in the graph's list order:
+Arithmetic is float64. Inputs are time-first frames x (T, B, n_inputs). Update order, for
+t = 0 … T − 1 and, within a step, for each layer L in the graph's list order:
 
-1. I_L[t] = b_L + Σ_groups scale_g ⊙ Σ_{synapses (i → j, d, w) of the group} w · s_i[t − d],
-   where s is the network input or the output z of the source layer (zero before t = 0)
-   and the groups are the distinct scale vectors of the projections into L.
-2. The neuron update of graph.py (lif / cubalif / li / relay) turns I_L[t] into v_L[t]
-   and z_L[t]; the reset uses z_L[t − 1].
+1. The input current. For a lif or cubalif layer whose projections share one scale s
+   (graph.membrane_unit; every compiled layer), in units of s (graph.py, "Units"):
+   I'_L[t] = b_L / s + Σ_{synapses (i → j, d, w) into L} w · s_i[t − d], with b / s and θ / s
+   from graph.in_units (integers for values on the weight grid). Otherwise, in real units:
+   I_L[t] = b_L + Σ_groups scale_g ⊙ Σ_{synapses (i → j, d, w) of the group} w · s_i[t − d],
+   the groups being the distinct scale vectors of the projections into L. s is the network
+   input or the output z of the source layer (zero before t = 0).
+2. The neuron update of graph.py (lif / cubalif / li / relay) turns the current into v_L[t]
+   and z_L[t], each product rounded before the addition, in this order:
+   lif hard reset v = (β·v_prev)·(1 − z_prev) + I, subtract reset v = (β·v_prev − θ·z_prev) + I;
+   z = 1.0 if v > θ else 0.0; cubalif first i = α·i_prev + I and then the same with i for I;
+   li v = β·v_prev + I; relay z = I. The reset uses z_L[t − 1]. A layer computed in units
+   of s reports its membrane as s · u.
 
 Projections into L read sources that ran earlier in the same step (d ≥ 0) or at earlier
 steps (d ≥ 1 for a source that is L itself or later in the list).
 
-Summing stored weights before scaling makes the result independent of summation order
+Summing stored weights before any scaling makes the result independent of summation order
 for quantised graphs (integer weights, integer inputs: exact sums), so splitting a
-projection (relay neurons) changes nothing.
+projection (relay neurons) changes nothing; computing spiking layers in units of their
+scale keeps the comparison with the threshold exact as well.
 
 Synaptic input is computed per synapse (cost ∝ synapses × steps × batch, not
 pre × post × D): every population's output is kept channel-major, (neuron, step, sample),
@@ -34,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from delaynir.errors import ShapeError
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 
 
 @dataclass
@@ -95,11 +103,17 @@ class _Pull:
 
 
 class _Inputs:
-    """A layer's input current I = b + Σ_g scale_g ⊙ Σ_{P in g} pull_P, channel-major."""
+    """A layer's input current I = b + Σ_g scale_g ⊙ Σ_{P in g} pull_P, channel-major.
 
-    def __init__(self, layer: Layer, pulls: list[tuple[Projection, _Pull]]):
-        self.bias = torch.from_numpy(layer.bias)
-        self.groups: list[tuple[torch.Tensor, list[_Pull]]] = []
+    With ``unit`` (graph.membrane_unit) it is I' = b / unit + Σ_P pull_P, in units of the scale.
+    """
+
+    def __init__(self, layer: Layer, pulls: list[tuple[Projection, _Pull]], unit: np.ndarray | None = None):
+        self.bias = torch.from_numpy(layer.bias if unit is None else in_units(layer.bias, unit))
+        self.groups: list[tuple[torch.Tensor | None, list[_Pull]]] = []
+        if unit is not None:
+            self.groups.append((None, [pull for _, pull in pulls]))
+            return
         for proj, pull in pulls:
             scale = torch.from_numpy(proj.scale)
             for known, members in self.groups:
@@ -116,18 +130,19 @@ class _Inputs:
         total = bias.expand(shape).clone()
         for scale, pulls in self.groups:
             acc = sum(pull.pull(t) for pull in pulls[1:]) + pulls[0].pull(t) if len(pulls) > 1 else pulls[0].pull(t)
-            total += scale.view(bias.shape) * acc.view(shape)
+            total += acc.view(shape) if scale is None else scale.view(bias.shape) * acc.view(shape)
         return total
 
 
 class _Neurons:
     """A layer's neuron state (n, B) and its update (graph.py's equations)."""
 
-    def __init__(self, layer: Layer, B: int):
+    def __init__(self, layer: Layer, B: int, unit: np.ndarray | None = None):
         col = (-1, 1)
         self.kind, self.hard = layer.neuron, layer.reset == "hard"
         self.beta = torch.from_numpy(layer.beta).view(col)
-        self.theta = torch.from_numpy(layer.threshold).view(col)
+        theta = layer.threshold if unit is None else in_units(layer.threshold, unit)
+        self.theta = torch.from_numpy(theta).view(col)
         self.alpha = torch.from_numpy(layer.alpha).view(col) if layer.alpha is not None else None
         self.v = torch.zeros(layer.size, B, dtype=torch.float64)
         self.z = torch.zeros_like(self.v)
@@ -165,10 +180,12 @@ def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationRe
     sizes = {INPUT: graph.n_inputs, **{layer.name: layer.size for layer in graph.layers}}
     pops = {name: _Population(sizes[name], T, B, pad[name]) for name in order}
     pops[INPUT].grid.copy_(x.permute(2, 0, 1))
-    inputs_of = {layer.name: _Inputs(layer, [(p, _Pull(p, pops[p.source], layer.size)) for p in layer.projections])
+    units = {layer.name: membrane_unit(layer) for layer in graph.layers}
+    inputs_of = {layer.name: _Inputs(layer, [(p, _Pull(p, pops[p.source], layer.size)) for p in layer.projections],
+                                     units[layer.name])
                  for layer in graph.layers}
     membranes = {layer.name: torch.empty(layer.size, T, B, dtype=torch.float64) for layer in graph.layers}
-    neurons = {layer.name: _Neurons(layer, B) for layer in graph.layers}
+    neurons = {layer.name: _Neurons(layer, B, units[layer.name]) for layer in graph.layers}
     if any(order[p.source] >= order[layer.name] for layer in graph.layers for p in layer.projections):
         for t in range(T):  # recurrent: every layer's step t before any layer's step t + 1
             for layer in graph.layers:
@@ -180,6 +197,9 @@ def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationRe
             grid, mem = pops[layer.name].grid, membranes[layer.name]
             for t in range(T):  # the same update, operation for operation, as the step-by-step path
                 grid[:, t], mem[:, t] = cell.step(current[:, t])
+    for name, unit in units.items():
+        if unit is not None:  # v = s · u, reported only: every comparison has been made in units of s
+            membranes[name] *= torch.from_numpy(unit).view(-1, 1, 1)
     time_first = {name: m.permute(1, 2, 0) for name, m in membranes.items()}
     out_layer = graph.layers[-1]
     is_li = out_layer.neuron == "li"

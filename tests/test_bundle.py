@@ -49,6 +49,12 @@ def test_manifest_hashes_versions_target_sizes_accuracy_verification(bundle):
     assert set(m["verification"]) == {"norse", "snntorch", "onnxruntime"}
     for r in m["verification"].values():
         assert r["prediction_agreement"] == 1.0 and set(r["spike_agreement"].values()) == {1.0}
+        assert r["status"] == "exact" and r["allowed_mismatch"] is False
+    assert {k: (r["file"], r["reproduces"]) for k, r in m["verification"].items()} == {
+        "norse": ("model.nir", "float graph"), "snntorch": ("model.nir", "float graph"),
+        "onnxruntime": ("model.onnx", "target arithmetic")}
+    assert m["semantics"]["test_vectors"] == "target arithmetic" and m["semantics"]["identical"]
+    assert "fixed-point" in m["semantics"]["target arithmetic"]
     assert m["test_vectors"]["samples"] == 5 and m["test_vectors"]["source"].endswith("test.h5")
 
 
@@ -139,3 +145,89 @@ def _datasets(f):
     names = []
     f.visit(lambda k: names.append(k) if isinstance(f[k], h5py.Dataset) else None)
     return names
+
+
+def _norse_flips_a_spike(monkeypatch):
+    """norse, as the bundle runs it, gets one hidden1 spike wrong: a simulator that does not reproduce."""
+    real = bundle_mod._run
+
+    def run(path, sim, x):
+        result = real(path, sim, x)
+        if sim == "norse":
+            result.spikes["hidden1"][2, 1, 3] = 1 - result.spikes["hidden1"][2, 1, 3]
+        return result
+
+    monkeypatch.setattr(bundle_mod, "_run", run)
+
+
+def test_a_simulator_that_does_not_reproduce_stops_the_bundle_and_leaves_nothing(small_run, tmp_path, monkeypatch,
+                                                                                  capsys):
+    _norse_flips_a_spike(monkeypatch)
+    out = tmp_path / "b"
+    assert main(["-q", "bundle", str(small_run), "--target", "int8", "--out", str(out), "--samples", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "bundle NOT written" in err and "norse (model.nir): does not reproduce the test vectors" in err
+    assert "first divergence: layer hidden1, sample 1, neuron 3, step 2" in err and "--allow-mismatch norse" in err
+    assert "snntorch" not in err.split("Nothing was left")[0]  # only the simulator that differs is named
+    assert list(tmp_path.iterdir()) == []  # nothing at --out, no temporary sibling
+
+
+def test_allow_mismatch_writes_the_bundle_marked_and_check_reports_the_same(small_run, tmp_path, monkeypatch, capsys):
+    _norse_flips_a_spike(monkeypatch)
+    out = tmp_path / "b"
+    argv = ["-q", "bundle", str(small_run), "--target", "int8", "--out", str(out), "--samples", "3"]
+    assert main(argv + ["--allow-mismatch", "norse"]) == 0
+    assert "norse        does NOT reproduce the test vectors (allowed" in capsys.readouterr().out
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["verification"]["norse"]["status"] == "differs" and m["verification"]["norse"]["allowed_mismatch"]
+    assert m["verification"]["norse"]["first_divergence"]["step"] == 2
+    assert m["verification"]["snntorch"]["status"] == "exact"
+    assert "**does not reproduce** (written with --allow-mismatch)" in (out / "README.md").read_text()
+    report = check_bundle(out)
+    assert report["ok"] and report["simulators"]["norse"]["status"] == "differs"
+    assert [r["status"] for k, r in report["simulators"].items() if k != "norse"] == ["exact"] * 3
+    assert any("norse (model.nir): does not reproduce" in n and "--allow-mismatch norse" in n for n in report["notes"])
+    assert main(["bundle", "--check", str(out)]) == 0
+    assert "norse do not, as manifest.json records" in capsys.readouterr().out
+    monkeypatch.undo()  # norse reproduces after all: still passes, with a note
+    report = check_bundle(out)
+    assert report["ok"] and any("reproduces the test vectors exactly, although" in n for n in report["notes"])
+    assert main(argv + ["--allow-mismatch", "reference", "--overwrite"]) == 2  # the reference defines the vectors
+    assert "unknown simulator(s) reference" in capsys.readouterr().err
+
+
+def test_a_bundle_of_a_graph_without_a_run(tmp_path):
+    """write_graph_bundle: the same files and checks for a DelayGraph built elsewhere, with given inputs."""
+    from delaynir.bundle import write_graph_bundle
+    from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+
+    graph = DelayGraph(dt=0.001, n_inputs=2, target="loihi2", layers=[
+        Layer("h", 2, "lif", np.full(2, 0.75), np.full(2, 4.0), np.zeros(2),
+              [Projection(INPUT, [0, 1, 1], [0, 0, 1], [0, 3, 1], [2.0, 4.0, 6.0], np.ones(2))]),
+        Layer("output", 1, "li", np.full(1, 0.5), np.full(1, np.inf), np.zeros(1),
+              [Projection("h", [0, 1], [0, 0], [1, 2], [2.0, -2.0], np.ones(1))])])
+    x = np.zeros((10, 2, 2))
+    x[[0, 3, 4], 0, 0] = x[[1, 2], 1, 1] = 1.0
+    m = write_graph_bundle(graph, tmp_path / "g", x)
+    assert m["target"]["name"] == "loihi2" and m["accuracy"] is None and m["test_vectors"]["reference_accuracy"] is None
+    assert check_bundle(tmp_path / "g")["ok"]
+    assert {p.name for p in (tmp_path / "g").iterdir()} == FILES
+
+
+@pytest.mark.slow
+def test_the_demo_model_bundles_and_checks_for_loihi2_and_every_target_it_fits(tmp_path):
+    """The demo's learned-delay model (its settings, fewer epochs), bundled for every built-in target it fits
+    (loihi2 first: integer thresholds and state make membranes land on thresholds), each --check passing."""
+    from delaynir.config import make_config
+    from delaynir.data import SynthConfig, generate_synthetic
+    from delaynir.demo import DEMO_SETTINGS
+    from delaynir.train import train
+
+    generate_synthetic(tmp_path / "data", SynthConfig(seed=0))
+    train(make_config(dict(DEMO_SETTINGS, epochs=5, device="cpu", seed=0)), tmp_path / "data", tmp_path / "run")
+    for target, fit in (("loihi2", "error"), ("float", "error"), ("int8", "error"), ("spinnaker2", "relay-neurons")):
+        out = tmp_path / f"bundle-{target}"
+        assert main(["-q", "bundle", str(tmp_path / "run"), "--target", target, "--out", str(out), "--fit", fit]) == 0
+        assert main(["-q", "bundle", "--check", str(out)]) == 0, target
+        verification = json.loads((out / "manifest.json").read_text())["verification"]
+        assert all(r["status"] == "exact" for r in verification.values()), target

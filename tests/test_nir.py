@@ -17,11 +17,13 @@ from delaynir.errors import ExportError, NIRImportError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
 from delaynir.graph_io import load_graph, save_graph
 from delaynir.nir_io import export_nir, from_nir, to_nir
+from delaynir.quantize import on_grid
 from delaynir.simulate import simulate
 
 
-def random_graph(seed, *, recurrent, neuron, relay, max_delay):
-    """Input → [relay] → hidden (lif/cubalif, optional recurrence) → li readout; integer weights, per-neuron scales."""
+def random_graph(seed, *, recurrent, neuron, relay, max_delay, reset="hard"):
+    """Input → [relay] → hidden (lif/cubalif, hard or subtract reset, optional recurrence) → li readout; integer
+    weights, per-neuron scales."""
     rng = np.random.default_rng(seed)
     n_in, n_h, n_out = 4, 6, 3
 
@@ -42,7 +44,7 @@ def random_graph(seed, *, recurrent, neuron, relay, max_delay):
     if recurrent:
         projections.append(proj("h", n_h, n_h, 0.3, lo=1))
     layers.append(Layer("h", n_h, neuron, rng.uniform(0.5, 0.95, n_h), rng.uniform(0.3, 1.2, n_h),
-                        rng.normal(0, 0.05, n_h), projections,
+                        rng.normal(0, 0.05, n_h), projections, reset=reset,
                         alpha=rng.uniform(0.2, 0.8, n_h) if neuron == "cubalif" else None))
     layers.append(Layer("output", n_out, "li", rng.uniform(0.5, 0.95, n_out), np.full(n_out, np.inf),
                         np.zeros(n_out), [proj("h", n_h, n_out, 0.8)]))
@@ -51,7 +53,8 @@ def random_graph(seed, *, recurrent, neuron, relay, max_delay):
 
 
 graphs = st.builds(random_graph, seed=st.integers(0, 2**16), recurrent=st.booleans(),
-                   neuron=st.sampled_from(["lif", "cubalif"]), relay=st.booleans(), max_delay=st.integers(0, 7))
+                   neuron=st.sampled_from(["lif", "cubalif"]), relay=st.booleans(), max_delay=st.integers(0, 7),
+                   reset=st.sampled_from(["hard", "subtract"]))
 
 
 def _same_graph(a: DelayGraph, b: DelayGraph):
@@ -93,6 +96,44 @@ def test_norse_and_snntorch_reproduce_the_reference(graph, seed, tmp_path_factor
         assert torch.equal(out.predictions, ref.predictions)
 
 
+@pytest.mark.parametrize("reset", ["hard", "subtract"])
+def test_a_quantised_layer_is_written_in_units_of_its_scale_with_integers_in_the_spiking_path(reset):
+    """Thresholds and biases on the weight grid become the integers θ/s and b/s in the file; the Affine is
+    the identity (the scale is kept out of the spiking path, in the metadata); the layer imports back."""
+    graph = random_graph(11, recurrent=True, neuron="lif", relay=False, max_delay=3, reset=reset)
+    h = graph.layer("h")
+    h.projections[1].scale = h.projections[0].scale.copy()  # one scale for the layer: units of it
+    s = h.projections[0].scale
+    k, m = np.arange(5, 5 + h.size, dtype=float), -np.arange(h.size, dtype=float)
+    h.threshold, h.bias = on_grid(s * k, s), on_grid(s * m, s)
+    ngraph = to_nir(graph)
+    affine = ngraph.nodes["layer_h.scale0"]
+    assert np.array_equal(affine.weight, np.eye(h.size)) and np.array_equal(affine.bias, m)
+    for name in ("layer_h.p0.weight", "layer_h.p1.weight"):
+        weight = np.asarray(ngraph.nodes[name].weight)
+        assert np.array_equal(weight, np.rint(weight)), name
+    if reset == "hard":
+        assert isinstance(ngraph.nodes["layer_h"], nir.LIF)
+        assert np.array_equal(ngraph.nodes["layer_h"].v_threshold, k)
+    else:  # v = β v − θ z[t−1] + I: an LI membrane, a Threshold (the layer's output), a reset Linear fed back
+        assert isinstance(ngraph.nodes["layer_h"], nir.LI)
+        assert np.array_equal(ngraph.nodes["layer_h.spike"].threshold, k)
+        assert np.array_equal(ngraph.nodes["layer_h.reset"].weight, np.diag(-k))
+        assert {("layer_h", "layer_h.spike"), ("layer_h.spike", "layer_h.reset"),
+                ("layer_h.reset", "layer_h")} <= set(ngraph.edges)
+        assert {src for src, dst in ngraph.edges if dst.startswith("layer_output.p0")
+                and not src.startswith("layer_output")} == {"layer_h.spike"}  # the layer's output is its Threshold
+    assert np.array_equal(ngraph.nodes["layer_h"].metadata["delaynir.unit"], s)
+    _same_graph(graph, from_nir(ngraph))
+    x = (np.random.default_rng(1).random((30, 2, 4)) < 0.4) * 2.0
+    ref = simulate(graph, x, record=True)
+    for converter in (norse_conv, snntorch_conv):
+        out = converter.load(ngraph).run(x)
+        assert torch.equal(out.spikes["h"], ref.spikes["h"]), converter.__name__
+        quiet = ref.spikes["h"] == 0  # (norse and snnTorch keep the membrane after its reset)
+        torch.testing.assert_close(out.membranes["h"][quiet], ref.membranes["h"][quiet], rtol=1e-12, atol=1e-12)
+
+
 def test_general_import_of_a_file_without_our_metadata(tmp_path):
     graph = random_graph(3, recurrent=True, neuron="lif", relay=False, max_delay=5)
     foreign = to_nir(graph)
@@ -128,7 +169,12 @@ def test_single_lif_neuron_spikes_at_the_same_steps_everywhere():
 def test_unsupported_graphs_give_clear_errors(tmp_path):
     graph = random_graph(1, recurrent=False, neuron="lif", relay=False, max_delay=3)
     graph.layers[0].reset = "subtract"
-    with pytest.raises(ExportError, match="subtract reset"):
+    stripped = to_nir(graph)  # the subtract reset is exported (LI, Threshold, reset Linear) ...
+    stripped.metadata = {}  # ... and read back from our own files only
+    with pytest.raises(NIRImportError, match="layer_h.spike. has type Threshold"):
+        from_nir(stripped, dt=graph.dt)
+    graph.layers[0].beta[:] = 1.0
+    with pytest.raises(ExportError, match="subtract-reset layer without leak"):
         to_nir(graph)
     g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
                             "t": nir.Threshold(threshold=np.array([0.5, 0.5])),

@@ -193,7 +193,7 @@ def test_model_passes_the_checker_and_documents_every_input_and_output(tmp_path,
     onnx.checker.check_model(model, full_check=True)
     assert model.ir_version == IR_VERSION and [(o.domain, o.version) for o in model.opset_import] == [("", OPSET)]
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta["delaynir.format_version"] == "1" and meta["delaynir.target"] == "test"
+    assert meta["delaynir.format_version"] == "2" and meta["delaynir.target"] == "test"
     assert float(meta["delaynir.dt"]) == small_graph.dt
     assert [layer["name"] for layer in json.loads(meta["delaynir.layers"])] == [L.name for L in small_graph.layers]
     io = json.loads(meta["delaynir.io"])
