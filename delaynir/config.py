@@ -1,6 +1,6 @@
 """Training configuration: one flat, documented set of settings, readable from TOML.
 
-Every field has a default (the anchor setting of DESIGN.md where one exists). A TOML
+Every field has a default (the anchor setting of docs/design.md where one exists). A TOML
 file may set any of them at top level; command-line flags override the file. The
 effective configuration is written to ``config.toml`` in the run directory and can be
 passed back with ``--config``.

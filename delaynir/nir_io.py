@@ -21,7 +21,7 @@ membranes and import). Every neuron node carries its exact per-step decay in nod
 (``delaynir.beta``, ``delaynir.alpha``; ``delaynir.unit``): 1 − dt/τ recomputed from τ is an ulp
 off for many decays (1 − dv/4096 among them), and an ulp decides a membrane on its threshold.
 
-Neurons use the forward-Euler map of DESIGN.md: β = 1 − dt/τ with r = τ/dt (so r·dt/τ = 1),
+Neurons use the forward-Euler map of docs/design.md: β = 1 − dt/τ with r = τ/dt (so r·dt/τ = 1),
 v_leak = 0, v_reset = 0; CubaLIF likewise with α = 1 − dt/τ_syn, w_in = τ_syn/dt; a layer with
 β = 1 is nir.IF (r = 1/dt). A subtract-reset layer (v = β v − θ z[t−1] + I), which NIR's LIF
 cannot express, is its membrane as nir.LI (L), an nir.Threshold (L.spike, the layer's output)

@@ -26,7 +26,7 @@ class _Spike(torch.autograd.Function):
 
 
 def reference_lif(current, beta, theta, reset, alpha=5.0):
-    """DESIGN.md's equations step by step, differentiated by autograd (reset detached)."""
+    """The equations of docs/design.md step by step, differentiated by autograd (reset detached)."""
     v = torch.zeros_like(current[0])
     z = torch.zeros_like(current[0])
     spikes, mems = [], []

@@ -200,5 +200,5 @@ def summed_softmax(readout: torch.Tensor) -> torch.Tensor:
 
 
 def readout_loss(readout: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the summed softmax (DESIGN.md)."""
+    """Cross-entropy with the summed softmax as logits: −log softmax(Σ_t softmax(v[t]))_y (the anchor's loss)."""
     return F.cross_entropy(summed_softmax(readout), labels)

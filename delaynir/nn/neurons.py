@@ -1,4 +1,4 @@
-"""Discrete-time neurons (DESIGN.md, "Discrete-time semantics"), time-first (T, B, C).
+"""Discrete-time neurons (docs/design.md, "Discrete-time semantics"), time-first (T, B, C).
 
 LIF, per step t (v[−1] = 0, z[−1] = 0):
 
