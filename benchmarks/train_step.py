@@ -16,12 +16,7 @@ same process with the same thread count, so machine load hits both alike; the fi
 ratio of the medians (> 1: delaynir is faster). Hidden spike rates of both are reported: the
 reference's cost does not depend on them, delaynir's direct strategies do.
 
-    python benchmarks/train_step.py [--device cpu|cuda] [--repeats 15] [--amp] [--flush-denormals] [--json]
-
-On CPU the reference slows down at narrow σ: its Gaussian taps (SIG 0.23) underflow into
-denormal floats, whose multiplications are slow on x86. delaynir floors its exponent instead
-(``delaynir.nn.delay.gaussian_taps``). ``--flush-denormals`` removes that effect from both, to
-show how much of the narrow-σ ratio it accounts for.
+    python benchmarks/train_step.py [--device cpu|cuda] [--repeats 15] [--amp] [--json]
 
 Needs the ``bench`` extra (pip install -e ".[bench]") for DCLS.
 """
@@ -154,13 +149,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA for both (ignored on CPU)")
-    ap.add_argument("--flush-denormals", action="store_true",
-                    help="flush denormal floats to zero in both (torch.set_flush_denormal): on CPU the reference's "
-                         "narrow Gaussian taps underflow into denormals, whose arithmetic is slow")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
-    if args.flush_denormals and not torch.set_flush_denormal(True):
-        ap.error("--flush-denormals: this CPU cannot flush denormals")
     from delaynir.nn.allocator import tune_cpu_allocator
 
     tune_cpu_allocator()  # as the delaynir command does; the reference runs in the same process
@@ -168,13 +158,12 @@ def main(argv=None) -> int:
     rows = [measure(width, device, args.repeats, args.amp) for width in SIGMAS]
     result = {"shape": {"T": T, "B": B, "sizes": [C_IN, HIDDEN, HIDDEN, C_OUT], "D": D, "density": DENSITY},
               "device": args.device, "amp": args.amp and args.device == "cuda", "repeats": args.repeats,
-              "flush_denormals": args.flush_denormals, "threads": torch.get_num_threads(), "rows": rows}
+              "threads": torch.get_num_threads(), "rows": rows}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(f"full training step vs SNN-delays (Dcls1d), {args.device}, B={B} {C_IN}-{HIDDEN}-{HIDDEN}-{C_OUT} "
-          f"T={T} D={D} input density {DENSITY}, median of {args.repeats}, interleaved"
-          + (", denormals flushed" if args.flush_denormals else ""))
+          f"T={T} D={D} input density {DENSITY}, median of {args.repeats}, interleaved")
     print(f"{'sigma':>7} {'reference s':>12} {'delaynir s':>11} {'speedup':>8}  hidden spike rates (delaynir / reference)")
     for r in rows:
         rates = "/".join(f"{v:.3f}" for v in r["delaynir_spike_rates"])
