@@ -47,3 +47,7 @@ class VerificationError(DelayNIRError):
     Unlike the other errors, the command exits with status 1, as ``verify`` and ``bundle --check`` do
     when a check fails.
     """
+
+
+class ResourceError(DelayNIRError):
+    """An input asks for an allocation larger than this machine's memory (checked before allocating)."""
