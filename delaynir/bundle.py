@@ -39,6 +39,7 @@ import torch
 from delaynir import __version__
 from delaynir.errors import ConfigError, DelayNIRError, ExportError, VerificationError
 from delaynir.h5 import reading_hdf5
+from delaynir.inputs import read_text
 from delaynir.runs import atomic_dir
 from delaynir.simulate import SimulationResult, simulate
 
@@ -470,11 +471,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise ExportError(f"{path} is not a directory; `delaynir bundle --check` takes a bundle directory written "
                           "by `delaynir bundle`")
     manifest_path = path / MANIFEST
+    text = read_text(manifest_path, ExportError, f"the manifest of bundle {path},")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ExportError(f"{manifest_path}: missing; is {path} a bundle written by `delaynir bundle`?") from None
-    except (OSError, ValueError) as exc:
+        manifest = json.loads(text)
+    except ValueError as exc:
         raise ExportError(f"{manifest_path}: not readable as JSON ({exc}); the bundle is damaged") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from delaynir.errors import ConfigError
+from delaynir.inputs import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -170,12 +171,9 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
+        text = read_text(path, ConfigError, "config file")
         try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path} cannot be read as UTF-8 text ({exc}); pass a TOML file") from None
+            values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
