@@ -250,14 +250,18 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
     """Train a delay SNN on ``data`` into run directory ``out``; returns a summary dict.
 
     ``resume`` continues an interrupted run from ``out/checkpoint.pt`` with the
-    configuration stored there (``config`` is ignored); finished epochs are kept.
+    configuration stored there (``config`` is ignored); finished epochs are kept. A run interrupted before
+    its first epoch was committed starts again from its ``config.toml``.
     Under torchrun every process calls this with the same arguments (module docstring).
     """
     out = Path(out)
     ckpt = None
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"{out} is a file, not a run directory; choose another --out")
-    if resume:
+    if resume and not (out / runs.CHECKPOINT).exists() and (out / runs.CONFIG).is_file():
+        config = load_config(out / runs.CONFIG)  # interrupted before its first epoch was committed: start again
+        log.warning("%s: no epoch was finished; training it again from the start with its config.toml", out)
+    elif resume:
         ckpt = runs.load_pt(out / runs.CHECKPOINT, runs.CHECKPOINT_KEYS)
         config = make_config(ckpt["config"], source=str(out / runs.CHECKPOINT))
     elif out.exists() and any(out.iterdir()):
