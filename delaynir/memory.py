@@ -22,4 +22,4 @@ def check_memory(n_bytes: int, what: str, fix: str) -> None:
 
 
 def _gib(n_bytes: int) -> str:
-    return f"{n_bytes / 2**30:,.1f} GiB" if n_bytes < 2**50 else f"{n_bytes / 2**40:,.3g} TiB"
+    return f"{n_bytes / 2**30:,.1f} GiB" if n_bytes < 2**40 else f"{n_bytes / 2**40:,.1f} TiB"

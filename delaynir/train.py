@@ -256,8 +256,7 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
     """
     out = Path(out)
     ckpt = None
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"{out} is a file, not a run directory; choose another --out")
+    runs.check_output(out, overwrite=True, directory=True, error=CheckpointError)  # a directory, not under a file
     if resume and not (out / runs.CHECKPOINT).exists() and (out / runs.CONFIG).is_file():
         config = load_config(out / runs.CONFIG)  # interrupted before its first epoch was committed: start again
         log.warning("%s: no epoch was finished; training it again from the start with its config.toml", out)

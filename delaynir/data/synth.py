@@ -40,11 +40,13 @@ from delaynir.data.shd import (
     sample_problems,
 )
 from delaynir.errors import ConfigError
+from delaynir.memory import check_memory
 from delaynir.runs import atomic_path, check_output
 
 logger = logging.getLogger(__name__)
 
 TEMPO_SPREAD = 0.05  # speaker tempo factors are drawn from [1 - TEMPO_SPREAD, 1 + TEMPO_SPREAD]
+SPIKE_BYTES = 64  # memory per spike while samples are drawn (times, units, sample ids and their sort order)
 
 
 # ----------------------------------------------------------------------------- writer
@@ -287,13 +289,18 @@ def generate_synthetic(
     if existing and not overwrite:
         raise ConfigError(f"{', '.join(existing)} already exist(s); pass --overwrite (overwrite=True in Python) "
                           "to replace")
+    n, spikes = config.n_train + config.n_test, config.n_channels * (1 + config.noise_rate * config.duration)
+    check_memory(int(SPIKE_BYTES * n * spikes), f"the synthetic task ({n} samples of about {spikes:.3g} spikes)",
+                 "use fewer samples or channels, a shorter duration or a lower noise_rate")
     task_seed, train_seed, test_seed = np.random.SeedSequence(config.seed).spawn(3)
     task = _draw_task(config, np.random.default_rng(task_seed))
     keys = [f"class-{k}" for k in range(config.n_classes)]
     attrs = {"synth_config": json.dumps(asdict(config), sort_keys=True)}
+    drawn = {path: _draw_samples(config, task, n, np.random.default_rng(seed))
+             for path, n, seed in ((paths[0], config.n_train, train_seed), (paths[1], config.n_test, test_seed))}
     # test.h5 first: a run interrupted between the two leaves no train.h5 that training would take for complete
-    for path, n, seed in ((paths[1], config.n_test, test_seed), (paths[0], config.n_train, train_seed)):
-        times, units, labels, speakers = _draw_samples(config, task, n, np.random.default_rng(seed))
+    for path in (paths[1], paths[0]):
+        times, units, labels, speakers = drawn[path]
         write_spike_file(
             path, times, units, labels, speakers=speakers, keys=keys,
             n_channels=config.n_channels, duration=config.duration, overwrite=overwrite, attrs=attrs,

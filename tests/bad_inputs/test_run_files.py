@@ -131,9 +131,11 @@ def a_file(tmp_path) -> Path:
     return path
 
 
-def test_train_out_is_a_file(tiny_data, a_file):
-    refused(["train", "--data", tiny_data, "--out", a_file], names=a_file, says="is a file, not a run directory",
-            inputs=[a_file])
+@pytest.mark.parametrize("under", [False, True], ids=["a file", "under a file"])
+def test_train_out_is_a_file(tiny_data, a_file, under):
+    out = a_file / "run" if under else a_file
+    refused(["train", "--data", tiny_data, "--out", out], names=a_file, says="is a file" if under else
+            "is not a directory", inputs=[a_file])
 
 
 def test_compile_over_a_directory_with_overwrite(small_run, tmp_path):

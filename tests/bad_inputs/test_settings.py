@@ -52,6 +52,20 @@ def test_a_directory_or_nothing_as_config(tiny_data, tmp_path):
                 says=says, outputs=[tmp_path / "run"])
 
 
+# flags of `data synth` (no input file: the message names the setting), what it must name and say
+SYNTH = {"duration 1e9 s": (["--duration", "1e9"], "synthetic task", "would need"),
+         "10^12 samples": (["--train", "1000000000000"], "synthetic task", "would need"),
+         "100000 channels": (["--channels", "100000"], "n_channels", "must be at most 65536"),
+         "one class": (["--classes", "1"], "n_classes", "must be an integer >= 2")}
+
+
+@pytest.mark.parametrize("case", SYNTH, ids=list(SYNTH))
+def test_bad_synthetic_task_settings(tmp_path, case):
+    flags, names, says = SYNTH[case]
+    refused(["data", "synth", "--out", tmp_path / "data", *flags], names=names, says=says,
+            outputs=[tmp_path / "data"])
+
+
 def _int8() -> str:
     return resources.files("delaynir.targets").joinpath("int8.toml").read_text()
 

@@ -81,7 +81,7 @@ MUTATED = {
     "n_channels zero": (_attr("n_channels", 0), "root attribute n_channels=0 is not a positive integer"),
     "n_channels text": (_attr("n_channels", "many"), "root attribute n_channels="),
     "n_channels float": (_attr("n_channels", 12.5), "root attribute n_channels=12.5 is not a positive integer"),
-    "n_channels huge": (_attr("n_channels", 10**12), "would need 3,725.3 GiB of memory"),
+    "n_channels huge": (_attr("n_channels", 10**12), "would need 3.6 TiB of memory"),
     "duration negative": (_attr("duration", -1.0), "root attribute duration=-1.0 is not a positive number"),
     "duration nan": (_attr("duration", np.nan), "root attribute duration=nan is not a positive number"),
     "duration a list": (_attr("duration", [1.0, 2.0]), "root attribute duration="),
