@@ -25,6 +25,7 @@ from typing import Any, Iterator
 import torch
 
 from delaynir.errors import CheckpointError, ConfigError, DelayNIRError
+from delaynir.inputs import read_text
 
 CONFIG, METRICS, CHECKPOINT, MODEL = "config.toml", "metrics.jsonl", "checkpoint.pt", "model.pt"
 FORMAT_VERSION = 1
@@ -171,7 +172,16 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for k, line in enumerate(read_text(path, CheckpointError, "metrics file").splitlines(), 1):
+        try:
+            row = json.loads(line) if line.strip() else None
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: line {k} is not JSON ({exc}); the file is damaged") from None
+        if row is not None and not (isinstance(row, dict) and isinstance(row.get("epoch"), int)):
+            raise CheckpointError(f"{path}: line {k} is not an epoch's row (an object with an integer 'epoch')")
+        rows += [row] if row is not None else []
+    return rows
 
 
 def write_metrics(run_dir: str | Path, rows: list[dict[str, Any]]) -> None:

@@ -114,6 +114,15 @@ def test_bad_checkpoint(run_copy, small_run, case):
     assert not (run_copy.parent / "PWNED").exists()
 
 
+@pytest.mark.parametrize("content, says", [("{broken\n", "line 1 is not JSON"), ("[1]\n", "line 1 is not an epoch"),
+                                           (b"\xff\xfe", "cannot be read as UTF-8")], ids=["not JSON", "a list", "binary"])
+def test_bad_metrics_file(run_copy, tmp_path, content, says):
+    path = run_copy / runs.METRICS
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    refused(["report", run_copy, "--out", tmp_path / "report"], names=path, says=says, inputs=[run_copy],
+            outputs=[tmp_path / "report"])
+
+
 def test_a_directory_as_model_file(run_copy, small_run):
     (run_copy / runs.MODEL).unlink()
     (run_copy / runs.MODEL).mkdir()
