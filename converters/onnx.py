@@ -55,7 +55,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from delaynir import __version__
-from delaynir.errors import ExportError
+from delaynir.errors import ExportError, reason
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.graph_io import validate_graph
 from delaynir.runs import atomic_path, check_output
@@ -501,8 +501,7 @@ class ExportedModel:
                 spikes[name] = torch.zeros_like(out) if neuron == "li" else out
                 membranes[name] = out if neuron == "relay" else torch.from_numpy(traces[f"v.{name}"])
         except Exception as exc:  # onnxruntime's own types (an index out of range, ...), shapes unlike the metadata
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ExportError(f"{self.path}: the model fails to run ({first}); the file is malformed") from None
+            raise ExportError(f"{self.path}: the model fails to run ({reason(exc)}); the file is malformed") from None
         last = self.layers[-1]
         output = membranes[last["name"]] if last["neuron"] == "li" else spikes[last["name"]]
         readout = last["neuron"] == "li"
@@ -549,8 +548,8 @@ def load_onnx(path: str | os.PathLike) -> ExportedModel:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         meta = session.get_modelmeta().custom_metadata_map
     except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...), bad UTF-8 in metadata
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ExportError(f"{path}: not a loadable ONNX model; the file is malformed or truncated ({first})") from None
+        raise ExportError(f"{path}: not a loadable ONNX model; the file is malformed or truncated "
+                          f"({reason(exc)})") from None
     kind = next((k for k, name in FORMATS.items() if meta.get(META["format"]) == name), None)
     if kind is None:
         raise ExportError(f"{path}: metadata {META['format']!r} is {meta.get(META['format'])!r}, expected one of "

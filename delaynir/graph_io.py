@@ -381,8 +381,8 @@ def load_graph(path: str | os.PathLike) -> DelayGraph:
     _raise_if_any(problems, f"{path} is not a valid DelayGraph file")
     graph = _to_graph(draft)
     check_memory(graph.simulation_bytes(1, 1), f"{path}: running this DelayGraph (delays up to {graph.max_delay} "
-                 f"steps, {graph.n_neurons} neurons) for one step of one sample", "the file's delays or layer sizes are "
-                 "too large to be simulated; check how it was made")
+                 f"steps, {graph.n_neurons} neurons) for one step of one sample",
+                 "the file's delays or layer sizes are too large to be simulated; check how it was made")
     logger.info("read %s: %d layers, %d synapses", path, len(graph.layers), graph.n_synapses)
     return graph
 

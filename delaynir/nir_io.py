@@ -54,7 +54,7 @@ import h5py
 import nir
 import numpy as np
 
-from delaynir.errors import ExportError, NIRImportError
+from delaynir.errors import ExportError, NIRImportError, reason
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.graph_io import validate_graph
 from delaynir.runs import atomic_path, check_output
@@ -300,8 +300,7 @@ def read_nir(path: str | Path) -> nir.NIRGraph:
         return nir.read(path)
     except Exception as exc:  # nir raises many types for files that are not NIR
         unknown = _unknown_node_types(path)
-        why = (f"node(s) of a type NIR does not define: {', '.join(unknown)}" if unknown
-               else f"{type(exc).__name__}: {exc}" if str(exc).strip() else f"{type(exc).__name__}, no reason given")
+        why = f"node(s) of a type NIR does not define: {', '.join(unknown)}" if unknown else reason(exc)
         raise NIRImportError(f"{path}: cannot be read as NIR ({why})") from None
 
 

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import torch
 
-from delaynir.errors import CheckpointError, ConfigError, DelayNIRError
+from delaynir.errors import CheckpointError, ConfigError, DelayNIRError, reason
 from delaynir.inputs import read_text
 
 CONFIG, METRICS, CHECKPOINT, MODEL = "config.toml", "metrics.jsonl", "checkpoint.pt", "model.pt"
@@ -133,9 +133,8 @@ def load_pt(path: str | Path, keys: dict[str, type] | None = None) -> dict[str, 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        why = (str(exc).strip().splitlines() or ["no reason given"])[0]
         raise CheckpointError(
-            f"{path} cannot be loaded safely ({type(exc).__name__}: {why}); "
+            f"{path} cannot be loaded safely ({reason(exc)}); "
             "it is corrupt, truncated, or contains objects other than tensors and plain values"
         ) from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:

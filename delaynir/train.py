@@ -36,7 +36,7 @@ from delaynir.config import TrainConfig, dumps_toml, load_config, make_config
 from delaynir.data import SpikeDataset, make_loader, validation_split
 from delaynir.data.shd import read_duration, resolve_n_channels, spike_file
 from delaynir.data.split import shard_bounds
-from delaynir.errors import CheckpointError, ConfigError, DataFormatError
+from delaynir.errors import CheckpointError, ConfigError, DataFormatError, reason
 from delaynir.memory import check_memory
 from delaynir.nn.model import DelaySNN, readout_loss, summed_softmax
 from delaynir.nn.rewiring import Rewiring, active_connections
@@ -303,9 +303,8 @@ def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, 
             state.optimizer.load_state_dict(ckpt["optimizer"])
             state.scheduler.load_state_dict(ckpt["scheduler"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise CheckpointError(f"{out / runs.CHECKPOINT} does not match the model its configuration builds "
-                                  f"({why}); it is damaged or from another delaynir version") from None
+                                  f"({reason(exc)}); it is damaged or from another delaynir version") from None
         state.epoch, state.best_val = ckpt["epoch"], ckpt["best_val"]
         rngs = ckpt.get("rng_ranks", [ckpt["rng"]])
         if ctx.rank == 0 or len(rngs) == ctx.world_size:

@@ -115,7 +115,8 @@ def test_bad_checkpoint(run_copy, small_run, case):
 
 
 @pytest.mark.parametrize("content, says", [("{broken\n", "line 1 is not JSON"), ("[1]\n", "line 1 is not an epoch"),
-                                           (b"\xff\xfe", "cannot be read as UTF-8")], ids=["not JSON", "a list", "binary"])
+                                           (b"\xff\xfe", "cannot be read as UTF-8")],
+                         ids=["not JSON", "a list", "binary"])
 def test_bad_metrics_file(run_copy, tmp_path, content, says):
     path = run_copy / runs.METRICS
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
