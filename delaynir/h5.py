@@ -10,6 +10,7 @@ from typing import Iterator
 import h5py
 
 from delaynir.errors import DelayNIRError
+from delaynir.memory import check_memory
 
 #: What h5py raises when the bytes of an HDF5 file are damaged (bad checksums, heaps, object headers).
 HDF5_DAMAGE = (OSError, KeyError, RuntimeError)
@@ -30,12 +31,23 @@ def open_hdf5(path: str | os.PathLike, error: type[DelayNIRError], expected: str
 
 @contextmanager
 def reading_hdf5(path: str | os.PathLike, error: type[DelayNIRError], expected: str) -> Iterator[h5py.File]:
-    """``open_hdf5`` for a ``with`` block; what h5py raises in it on a damaged file becomes ``error`` too."""
+    """``open_hdf5`` for a ``with`` block; what h5py raises in it on a damaged file becomes ``error`` too.
+
+    Every dataset's declared size is checked against memory first: HDF5 lets a small file declare a
+    dataset of any shape, whose reading would then exhaust memory.
+    """
     with open_hdf5(path, error, expected) as f:
         try:
+            f.visititems(_check_size)
             yield f
         except HDF5_DAMAGE as exc:
             raise error(damaged(path, exc)) from None
+
+
+def _check_size(name: str, obj: h5py.HLObject) -> None:
+    if isinstance(obj, h5py.Dataset):
+        check_memory((obj.size or 0) * obj.dtype.itemsize, f"{obj.file.filename}: dataset {name} of shape {obj.shape}",
+                     "the file declares more data than it holds; it is damaged or made to exhaust memory")
 
 
 def damaged(path: str | os.PathLike, exc: BaseException) -> str:

@@ -57,6 +57,7 @@ import numpy as np
 from delaynir.errors import ExportError, NIRImportError, reason
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.graph_io import validate_graph
+from delaynir.h5 import reading_hdf5
 from delaynir.runs import atomic_path, check_output
 
 log = logging.getLogger(__name__)
@@ -293,9 +294,10 @@ def export_nir(graph: DelayGraph, path: str | Path, *, overwrite: bool = False) 
 
 
 def read_nir(path: str | Path) -> nir.NIRGraph:
+    """The NIR graph in ``path``; NIRImportError naming the file and why if it cannot be read."""
     path = Path(path)
-    if not path.is_file():
-        raise NIRImportError(f"{path}: no such file (expected a NIR file written by nir.write)")
+    with reading_hdf5(path, NIRImportError, "a NIR file written by nir.write"):
+        pass  # missing, not HDF5, damaged, or declaring more data than memory holds: refused before nir reads it
     try:
         return nir.read(path)
     except Exception as exc:  # nir raises many types for files that are not NIR

@@ -31,8 +31,15 @@ def _set_delay(path, value):
 
 
 # case id: (damage done to a copy of a compiled graph, text the message must contain)
+def _huge_weight(path):
+    with h5py.File(path, "r+") as f:
+        del f["layers/000/projections/000/weight"]
+        f.create_dataset("layers/000/projections/000/weight", shape=(10**13,), dtype="f8", chunks=(4096,))
+
+
 DAMAGED = {
     "delay of 4e9 steps": (lambda p: _set_delay(p, 4_000_000_000), "would need"),
+    "weights declared huge": (_huge_weight, "weight of shape (10000000000000,) would need"),
     "empty": (lambda p: p.write_bytes(b""), "not an HDF5 file"),
     "truncated": (lambda p: p.write_bytes(p.read_bytes()[:4096]), "cannot be opened as HDF5"),
     "a NIR file": (lambda p: p.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100)), "cannot be opened as HDF5"),

@@ -81,6 +81,12 @@ def test_edited_delaynir_file(nir_file, tmp_path, case):
             outputs=[tmp_path / "g.h5"])
 
 
+def _huge_dataset(path, key):
+    with h5py.File(path, "r+") as f:
+        del f[key]
+        f.create_dataset(key, shape=(10**7, 10**6), dtype="f8", chunks=(64, 64))
+
+
 def _set_type(path, node, kind):
     with h5py.File(path, "r+") as f:
         del f[f"node/nodes/{node}/type"]
@@ -91,9 +97,11 @@ def _set_type(path, node, kind):
 DAMAGED = {
     "unknown node type": (lambda p: _set_type(p, "layer_hidden1.scale0", b"Quantum"),
                           "layer_hidden1.scale0 (Quantum)"),
-    "empty": (lambda p: p.write_bytes(b""), "cannot be read as NIR"),
-    "text": (lambda p: p.write_text("nodes: input -> output"), "cannot be read as NIR"),
-    "truncated": (lambda p: p.write_bytes(p.read_bytes()[:2000]), "cannot be read as NIR"),
+    "empty": (lambda p: p.write_bytes(b""), "not an HDF5 file"),
+    "text": (lambda p: p.write_text("nodes: input -> output"), "not an HDF5 file"),
+    "truncated": (lambda p: p.write_bytes(p.read_bytes()[:2000]), "cannot be opened as HDF5"),
+    "a weight declared huge": (lambda p: _huge_dataset(p, "node/nodes/layer_hidden1.p0.weight/weight"),
+                               "would need"),
     "no nodes group": (lambda p: h5py.File(p, "r+").__delitem__("node/nodes"), "cannot be read as NIR"),
 }
 

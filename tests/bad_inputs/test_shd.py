@@ -64,6 +64,8 @@ MUTATED = {
     "label without a name": (_replace("labels", np.full(N, 7)), "label 7 has no name"),
     "speaker float": (_replace("extra/speaker", np.zeros(N)), "'extra/speaker' has dtype float64"),
     "speaker count differs": (_replace("extra/speaker", np.zeros(3, np.int64)), "number of samples differs"),
+    "labels declared huge": (_replace("labels", None, shape=(10**13,), dtype="i8", chunks=(1024,)),
+                             "dataset labels of shape (10000000000000,) would need"),
     "keys 2-D": (_replace("extra/keys", np.zeros((3, 2))), "'extra/keys' is not a one-dimensional dataset"),
     "negative time": (_sample("spikes/times", 4, [-1.0]), "sample 4: negative spike time"),
     "nan time": (_sample("spikes/times", 5, [np.nan]), "sample 5: spike time nan is not finite"),
