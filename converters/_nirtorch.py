@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from delaynir.errors import DelayNIRError, ExportError, NIRImportError
+from delaynir.errors import DelayNIRError, ExportError, NIRImportError, reason
 from delaynir.nir_io import own_metadata, read_nir, step_coefficients
 from delaynir.simulate import SimulationResult, predictions_of
 
@@ -216,8 +216,8 @@ class NIRModel:
         except DelayNIRError:
             raise
         except Exception as exc:  # nirtorch and the libraries' cells raise any type for a malformed node
-            raise NIRImportError(f"{self.source}: cannot be built into a model ({type(exc).__name__}: {exc}); "
-                                 "the file is malformed") from None
+            raise NIRImportError(f"{self.source}: cannot be built into a model ({reason(exc)}); the file is "
+                                 "malformed") from None
 
     def _build(self, node_map_for: Callable[[float], dict], dt: float | None) -> None:
         self.dt = graph_dt(self.graph, dt)
@@ -268,8 +268,7 @@ class NIRModel:
                 for t in range(x.shape[0]):
                     _, state = self.module(x[t], state) if state is not None else self.module(x[t])
         except (RuntimeError, ValueError, IndexError, KeyError) as exc:  # shapes or parameters that do not fit
-            raise ExportError(f"{self.source}: the model fails to run ({type(exc).__name__}: {exc}); the file is "
-                              "malformed") from None
+            raise ExportError(f"{self.source}: the model fails to run ({reason(exc)}); the file is malformed") from None
         if self.layers:  # our file: one entry per layer, spikes from its output node, membranes from its neuron
             spikes = {name: torch.stack(self.recorders[out].spikes) for name, _, out in self.layers}
             membranes = {name: torch.stack(self.recorders[node].membranes) for name, node, _ in self.layers}

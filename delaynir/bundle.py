@@ -404,7 +404,7 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
     reproduce the test vectors exactly (every spike of every layer, every prediction), each in
     the semantics the manifest says it reproduces. A simulator the manifest marks as not
     reproducing (written with ``--allow-mismatch``) is still run; that it differs is a note, not a
-    problem.
+    problem. A directory that is not a bundle raises ExportError (``read_manifest``).
     """
     from tqdm.auto import tqdm
 
