@@ -184,6 +184,12 @@ def test_synth_out_is_a_file(a_file, under):
     refused(["data", "synth", "--out", out, "--train", "4", "--test", "2"], names=a_file, says="is", inputs=[a_file])
 
 
+@pytest.mark.parametrize("under", [False, True], ids=["a file", "under a file"])
+def test_demo_out_is_a_file(a_file, under):
+    out = a_file / "demo" if under else a_file
+    refused(["demo", "--out", out, "--epochs", "1"], names=a_file, says="is", inputs=[a_file])
+
+
 @pytest.mark.parametrize("command", ["report", "bundle"])
 def test_directory_outputs_refuse_a_file(small_run, a_file, command):
     extra = ["--target", "int8"] if command == "bundle" else []
