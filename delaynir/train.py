@@ -291,7 +291,8 @@ def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, 
                       + config.max_delay * sum(a * b for a, b in zip(sizes, sizes[1:]))),
                  f"training on {path} (batch {config.batch_size} × {dataset.n_steps} steps, layers "
                  f"{' → '.join(map(str, sizes))}, {config.max_delay} delay taps)",
-                 "lower batch_size, n_steps, hidden or max_delay")
+                 f"lower batch_size, n_steps, hidden or max_delay (the readout has one neuron per class: the labels "
+                 f"in {path.name} give {dataset.n_classes})")
     state = _build_state(config, dataset.n_inputs, dataset.n_classes, steps_per_epoch, device)
     metrics: list[dict[str, Any]] = []
     if ckpt is not None:

@@ -125,7 +125,7 @@ def test_a_directory_or_nothing_is_no_spike_file(tmp_path):
     refused(["data", "check", tmp_path / "absent.h5"], names="absent.h5", says="no such file")
 
 
-@pytest.mark.parametrize("case", ["duration 1e9 s", "one sample", "nan time"])
+@pytest.mark.parametrize("case", ["duration 1e9 s", "one sample", "nan time", "label 10^12"])
 def test_training_on_a_bad_file_leaves_no_run_directory(spike_copy, tmp_path, case):
     """The file is refused before the run directory exists (no config.toml left behind)."""
     with h5py.File(spike_copy, "r+") as f:
@@ -136,9 +136,12 @@ def test_training_on_a_bad_file_leaves_no_run_directory(spike_copy, tmp_path, ca
                 data = f[key][()][:1]
                 del f[key]
                 f.create_dataset(key, data=data, dtype=h5py.vlen_dtype(data[0].dtype) if data.dtype == object else None)
-        else:
+        elif case == "nan time":
             _sample("spikes/times", 2, [np.nan])(f)
+        else:
+            del f["extra/keys"]
+            _replace("labels", np.r_[10**12, f["labels"][1:].astype(np.int64)])(f)
     says = {"duration 1e9 s": "one sample of 100000000000 steps", "one sample": "at least 2 samples",
-            "nan time": "sample 2: spike time nan"}[case]
+            "nan time": "sample 2: spike time nan", "label 10^12": "the labels in spikes.h5 give 1000000000001"}[case]
     argv = ["train", "--data", spike_copy, "--out", tmp_path / "run", *SMALL]
     refused(argv, names=spike_copy, says=says, inputs=[spike_copy], outputs=[tmp_path / "run"])
