@@ -71,19 +71,50 @@ def cmd_data_speech(args) -> int:
     return 0
 
 
+def cmd_data_audio(args) -> int:
+    from delaynir.data.audio import convert_audio
+    from delaynir.data.features import FeatureConfig
+
+    fields = {"n_bands": args.bands, "n_frames": args.frames, "hop": args.hop, "sample_rate": args.sample_rate}
+    config = FeatureConfig(**{k: v for k, v in fields.items() if v is not None})
+    summary = convert_audio(args.input, args.out, config, labels=args.labels, overwrite=args.overwrite,
+                            progress=_progress())
+    if args.json:
+        _print_json(summary)
+    else:
+        written = ", ".join(f"{summary[s]['path']} ({summary[s]['samples']} samples)" for s in ("train", "test")
+                            if s in summary)
+        print(f"wrote {written}: {config.n_bands} mel bands x {config.n_frames} frames of {config.hop} s "
+              f"({summary['layout']} layout), shifted by the training minimum {summary['features']['shift_db']:.1f} dB")
+    return 0
+
+
 def cmd_data_check(args) -> int:
     from delaynir.data import SpikeDataset
+    from delaynir.data.frames import FramesDataset, is_frames_file
 
-    ds = SpikeDataset(args.file, dt=args.dt, n_steps=1, pool=1, n_channels=args.channels, cache=False)
+    graded = is_frames_file(args.file)
+    if graded:
+        ds = FramesDataset(args.file, dt=args.dt if args.dt is not None else _frame_dt(args.file))
+    else:
+        ds = SpikeDataset(args.file, dt=args.dt or 0.01, n_steps=1, pool=1, n_channels=args.channels, cache=False)
     speakers = None if ds.speakers is None else sorted(set(int(s) for s in ds.speakers))
-    result = {"file": str(args.file), "samples": len(ds), "classes": ds.n_classes, "channels": ds.n_channels,
-              "speakers": speakers, "keys": ds.keys, "valid": True}
+    result = {"file": str(args.file), "layout": "frames" if graded else "shd", "samples": len(ds),
+              "classes": ds.n_classes, "channels": ds.n_channels, "speakers": speakers, "keys": ds.keys, "valid": True}
     if args.json:
         _print_json(result)
     else:
-        print(f"{args.file}: valid SHD layout, {len(ds)} samples, {ds.n_classes} classes, {ds.n_channels} channels"
-              + (f", {len(speakers)} speakers" if speakers else ""))
+        print(f"{args.file}: valid {'frames' if graded else 'SHD'} layout, {len(ds)} samples, {ds.n_classes} classes, "
+              f"{ds.n_channels} channels" + (f", {len(speakers)} speakers" if speakers else ""))
     return 0
+
+
+def _frame_dt(path) -> float:
+    from delaynir.data.frames import DT_ATTR
+    from delaynir.data.shd import spike_file
+
+    with spike_file(path) as f:
+        return float(f.attrs.get(DT_ATTR, 0.01))
 
 
 def cmd_train(args) -> int:
@@ -399,10 +430,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_data_speech)
-    c = dsub.add_parser("check", help="validate an SHD-layout file and summarise it")
+    au = dsub.add_parser("audio", help="mel-filterbank frames (graded input, frames layout) of Heidelberg Digits "
+                         "audio or of WAV/FLAC files with a labels CSV: OUT/train.h5, OUT/test.h5")
+    au.add_argument("--in", dest="input", required=True, help="audio directory: audio/*.flac with train_filenames.txt "
+                    "and test_filenames.txt, or audio files with labels.csv (file,label[,speaker][,split])")
+    au.add_argument("--out", required=True, help="output directory")
+    au.add_argument("--labels", help="labels CSV (default: DIR/labels.csv when DIR is not in the HD layout)")
+    au.add_argument("--bands", type=int, help="mel bands (default 40, the paper's)")
+    au.add_argument("--frames", type=int, help="frames per sample, cropped or zero-padded (default 100)")
+    au.add_argument("--hop", type=float, help="frame step in seconds, the time step dt of training (default 0.01)")
+    au.add_argument("--sample-rate", type=int, help="audio is resampled to this rate in Hz first (default 16000)")
+    au.add_argument("--overwrite", action="store_true", help="replace existing train.h5/test.h5")
+    au.add_argument("--json", action="store_true")
+    au.set_defaults(func=cmd_data_audio)
+    c = dsub.add_parser("check", help="validate an SHD-layout or frames-layout file and summarise it")
     c.add_argument("file")
     c.add_argument("--channels", type=int, help="number of input channels (default: file attribute, else 700)")
-    c.add_argument("--dt", type=float, default=0.01)
+    c.add_argument("--dt", type=float, help="time step in seconds (default: 0.01, a frames file's own)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_data_check)
 

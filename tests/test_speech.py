@@ -5,8 +5,6 @@ Tests that speak need espeak-ng: they skip without it, except under CI=true, whe
 """
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import h5py
@@ -29,15 +27,7 @@ from delaynir.data.speech import (
 )
 from delaynir.errors import ConfigError
 
-#: The fixture's set: speaker 4 only in test; speaker 0 in train (trial 0) and test (trial 1).
-TINY = ["--trials", "2", "--speakers", "0,4", "--test-speakers", "4"]
-
-
-def _need_espeak() -> None:
-    if shutil.which("espeak-ng") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("espeak-ng is not installed; .ci/run installs it (apt-get install -y espeak-ng)")
-        pytest.skip("espeak-ng is not installed (apt-get install -y espeak-ng)")
+from conftest import need_espeak as _need_espeak
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -45,13 +35,9 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """(directory, --json summary) of a tiny set made with the CLI: 2 speakers x 20 classes x 2 trials."""
-    _need_espeak()
-    out = tmp_path_factory.mktemp("speech") / "digits"
-    code = main(["-q", "data", "speech", "--out", str(out), *TINY, "--json"])
-    assert code == 0
-    return out
+def tiny(tiny_speech):
+    """The session's tiny set (tests/conftest.py: tiny_speech)."""
+    return tiny_speech
 
 
 def test_cli_json_summary(tmp_path, capsys):
