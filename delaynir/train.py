@@ -68,8 +68,9 @@ def data_file(data: str | Path, name: str = "train.h5") -> Path:
     data = Path(data)
     path = data / name if data.is_dir() else data
     if not path.is_file():
-        raise DataFormatError(f"no data at {path}; pass an SHD-layout or frames-layout .h5 file or a directory "
-                              f"with {name} (`delaynir data synth --out DIR` or `delaynir data audio` writes one)")
+        raise DataFormatError(f"no spike data at {path}; pass an SHD-layout (or frames-layout) .h5 file or a "
+                              f"directory with {name} (`delaynir data synth --out DIR` or `delaynir data audio` "
+                              "writes one)")
     return path
 
 
