@@ -117,15 +117,48 @@ def _frame_dt(path) -> float:
         return float(f.attrs.get(DT_ATTR, 0.01))
 
 
+def _print_dry_run(config, preset: str | None, file_values: dict, overrides: dict, as_json: bool) -> None:
+    """Every training setting, where its value comes from and (for a preset) why."""
+    from delaynir.presets import PRESET_NOTES, preset_note, preset_values
+
+    base = preset_values(preset)
+    rows = [{"setting": key, "value": value,
+             "from": "flag" if overrides.get(key) is not None else "config file" if key in file_values
+             else f"preset {preset}" if key in base else "default"}
+            for key, value in config.to_dict().items()]
+    for r in rows:
+        r["note"] = preset_note(preset, r["setting"]) if r["from"].startswith("preset") else ""
+    notes = PRESET_NOTES.get(preset or "", [])
+    if as_json:
+        _print_json({"preset": preset, "settings": rows, "notes": notes})
+        return
+    width = max(len(r["setting"]) for r in rows)
+    shown = [json.dumps(r["value"]) for r in rows]
+    vwidth = max(len(v) for v in shown)
+    print(f"training settings{f' (preset {preset})' if preset else ''}; override any with a flag or --config FILE.toml:")
+    for r, value in zip(rows, shown):
+        print(f"  {r['setting']:<{width}}  {value:<{vwidth}}  {r['from']:<18} {r['note']}".rstrip())
+    for note in notes:
+        print(f"note: {note}")
+
+
 def cmd_train(args) -> int:
-    from delaynir.config import load_config
+    from delaynir.config import load_config, read_config_file
+    from delaynir.errors import ConfigError
+    from delaynir.presets import preset_values
     from delaynir.train import train
 
     overrides = {"epochs": args.epochs, "delays": args.delays, "device": args.device, "seed": args.seed,
                  "batch_size": args.batch_size, "lr": args.lr, "max_delay": args.max_delay,
                  "hidden": args.hidden, "sparsity": args.sparsity, "prune": args.prune, "structure": args.structure,
                  "dale": args.dale or None}
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, overrides, base=preset_values(args.preset))
+    if args.dry_run:
+        file_values = read_config_file(args.config) if args.config else {}
+        _print_dry_run(config, args.preset, file_values, overrides, args.json)
+        return 0
+    if not (args.data and args.out):
+        raise ConfigError("`delaynir train` needs --data and --out (or --dry-run to print the settings)")
     summary = train(config, args.data, args.out, resume=args.resume, progress=_progress())
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports for the run
@@ -451,8 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_data_check)
 
     t = sub.add_parser("train", help="train a delay SNN (settings: see README or --config)")
-    t.add_argument("--data", required=True, help="SHD-layout .h5 file, or a directory with train.h5")
-    t.add_argument("--out", required=True, help="run directory (must not exist, unless --resume)")
+    t.add_argument("--data", help="SHD- or frames-layout .h5 file, or a directory with train.h5 (required to train)")
+    t.add_argument("--out", help="run directory (must not exist, unless --resume; required to train)")
+    t.add_argument("--preset", choices=["rawhd-paper"],
+                   help="start from a named set of settings (rawhd-paper: the paper's code on RawHD); "
+                        "--config and flags override it")
+    t.add_argument("--dry-run", action="store_true",
+                   help="print every setting (value, where it comes from, why) and exit without training")
     t.add_argument("--config", help="TOML file setting any training option")
     t.add_argument("--epochs", type=int)
     t.add_argument("--delays", choices=["learned", "fixed-random", "none"])

@@ -144,17 +144,24 @@ def make_config(values: dict[str, Any] | None = None, *, source: str = "settings
     return config
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a TOML file (optional) and apply ``overrides`` (e.g. from command-line flags)."""
-    values: dict[str, Any] = {}
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The settings of a TOML file (not yet validated)."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None, *,
+                base: dict[str, Any] | None = None) -> TrainConfig:
+    """``base`` (e.g. a preset, delaynir.presets), then a TOML file (optional), then ``overrides`` (e.g. from
+    command-line flags; None values are skipped), over the defaults."""
+    values: dict[str, Any] = dict(base or {})
     if path is not None:
-        path = Path(path)
-        try:
-            values = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        values.update(read_config_file(path))
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return make_config(values, source=str(path) if path else "settings")
 
