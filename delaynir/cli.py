@@ -283,6 +283,22 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_import_model(args) -> int:
+    from delaynir.import_model import import_model
+
+    summary = import_model(args.checkpoint, args.source, args.out, args.data, max_delay=args.max_delay,
+                           tau_steps=args.tau_steps, threshold=args.threshold, dt=args.dt, n_steps=args.n_steps,
+                           overwrite=args.overwrite)
+    if args.json:
+        _print_json(summary)
+    else:
+        shapes = " → ".join([str(summary["layers"][0]["inputs"])] + [str(la["outputs"]) for la in summary["layers"]])
+        print(f"imported {args.checkpoint} ({args.source}: {shapes}, D = {summary['max_delay']} taps, "
+              f"σ = {summary['sigma']:.3g} steps, τ = {summary['tau_steps']} steps) into {summary['run_dir']}; "
+              f"compile it with `delaynir compile {summary['run_dir']} --target TARGET --out FILE`")
+    return 0
+
+
 def _print_verification(report: dict[str, Any]) -> None:
     print(f"{report['model']} on {report['data']} ({report['n']} samples): reference simulator accuracy "
           f"{report['reference_accuracy']:.4f}")
@@ -566,6 +582,23 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--overwrite", action="store_true")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_import)
+
+    im = sub.add_parser("import-model", help="a PyTorch checkpoint of SNN-delays or the paper's code as a run "
+                        "directory (compile, export, verify it like a trained run)")
+    im.add_argument("checkpoint", help="state dict of tensors (torch.save(model.state_dict(), PATH))")
+    im.add_argument("--from", dest="source", required=True, choices=["snn-delays", "paper"])
+    im.add_argument("--out", required=True, help="run directory to create")
+    im.add_argument("--data", required=True, help="the data the model takes: SHD- or frames-layout .h5, or a "
+                    "directory with train.h5 (binning, classes, compile's validation split)")
+    im.add_argument("--max-delay", type=int, default=25, help="the Dcls1d's dilated_kernel_size D (default 25)")
+    im.add_argument("--tau-steps", type=float, help="LIF τ in steps (default: 1.005 for snn-delays, whose code "
+                    "divides 10.05 ms by its 10 ms step; 10.05 for paper)")
+    im.add_argument("--threshold", type=float, default=1.0, help="LIF threshold (default 1.0)")
+    im.add_argument("--dt", type=float, default=0.01, help="time step in seconds (default 0.01)")
+    im.add_argument("--n-steps", type=int, default=0, help="steps per sample (default: the data's)")
+    im.add_argument("--overwrite", action="store_true", help="write into an existing non-empty --out")
+    im.add_argument("--json", action="store_true")
+    im.set_defaults(func=cmd_import_model)
 
     v = sub.add_parser("verify", help="run a model in the reference simulator and other simulators, compare")
     v.add_argument("model", help="DelayGraph .h5, or a run directory (compiled in memory for --target)")
