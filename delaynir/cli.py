@@ -229,6 +229,11 @@ def cmd_compile(args) -> int:
         print(f"{r['layer']:<10} {r['synapses']:>9} {r['zero_weights_removed']:>14} {r['weights_clipped']:>10} "
               f"{r['delays_clipped']:>10} {r['max_delay']:>6}")
     agreement = ", ".join(f"{k} {v:.4%}" for k, v in val["spike_agreement"].items())
+    if "trained_accuracy_quantized_input" in val:
+        spec = report["input"]
+        print(f"graded input quantised to {spec['bits']}-bit codes (value = code x {spec['input_scale']:.4g}): "
+              f"trained model {val['trained_accuracy']:.4f} with float input, "
+              f"{val['trained_accuracy_quantized_input']:.4f} with the quantised input")
     print(f"validation ({val['n']} samples): trained {val['trained_accuracy']:.4f}, compiled "
           f"{val['compiled_accuracy']:.4f}, same prediction {val['prediction_agreement']:.4f}; "
           f"identical spikes: {agreement}")

@@ -79,12 +79,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for unsafe or corrupt files
-        raise CheckpointError(f"{path} cannot be loaded safely ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}); it holds objects other than "
-                              f"tensors or is corrupt: {RESAVE}") from None
+    state = runs.torch_load_safely(path, f": {RESAVE}")
     if isinstance(state, dict) and len(state) == 1 and isinstance(next(iter(state.values())), dict):
         state = next(iter(state.values()))  # {"state_dict": {...}} / {"model": {...}}
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):

@@ -58,18 +58,27 @@ def save_pt(path: str | Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
+def torch_load_safely(path: Path, advice: str = "") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain values, never unpickled code.
+
+    CheckpointError naming the file (and ``advice``, what to do) when it cannot be loaded that way.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or unsafe files
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise CheckpointError(
+            f"{path} cannot be loaded safely ({type(exc).__name__}: {first}); "
+            f"it is corrupt, truncated, or contains objects other than tensors and plain values{advice}"
+        ) from None
+
+
 def load_pt(path: str | Path) -> dict[str, Any]:
     """Load a .pt file written by ``save_pt`` without unpickling arbitrary objects."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; is this a run directory written by `delaynir train`?")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise CheckpointError(
-            f"{path} cannot be loaded safely ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-            "it is corrupt, truncated, or contains objects other than tensors and plain values"
-        ) from None
+    payload = torch_load_safely(path)
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path} is not a delaynir checkpoint of format version {FORMAT_VERSION}; retrain or use a matching version"
