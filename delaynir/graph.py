@@ -52,7 +52,6 @@ INPUT = "input"
 #: 2: the input spec may say "encoding": "graded" (with value_range, bits, input_scale, code_range);
 #: a version-1 file's input is spikes. Both are read.
 FORMAT_VERSION = 2
-INPUT_ENCODINGS = ("spikes", "graded")
 
 
 @dataclass
