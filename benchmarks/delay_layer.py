@@ -1,6 +1,6 @@
 """Delay layer speed and memory against DCLS's Dcls1d, at the anchor shape, in one run.
 
-Shape (anchor, DESIGN.md): batch 64, 140 → 256 channels, T = 100 steps, D = 25 taps,
+Shape (anchor, docs/design.md): batch 64, 140 → 256 channels, T = 100 steps, D = 25 taps,
 binary input spikes at 5 % density. Both layers compute the same causal Gaussian-kernel
 delayed sum; each timed call is forward + backward to weights and delay positions
 (first layer: the input needs no gradient), optionally also to the input (hidden layers).

@@ -1,6 +1,6 @@
 """Sparse delay layers against the dense delay layer, at the anchor shape, in one run.
 
-Shape (anchor, DESIGN.md): batch 64, 140 → 256 channels, T = 100 steps, D = 25 taps, binary
+Shape (anchor, docs/design.md): batch 64, 140 → 256 channels, T = 100 steps, D = 25 taps, binary
 input spikes at 5 % density. The dense reference is ``DelayLinear`` with learned DCLS delays in
 training mode (Gaussian kernels, σ = D/2). The sparse layers (``SparseDelayLinear``, random
 signs) keep 1 − sparsity of their candidates:

@@ -1,6 +1,6 @@
 """One full training step of delaynir against the SNN-delays reference (DCLS), side by side in one run.
 
-Shape (anchor, DESIGN.md): batch 64, T = 100 steps, 140 → 256 → 256 → 20, D = 25 taps, binary
+Shape (anchor, docs/design.md): batch 64, T = 100 steps, 140 → 256 → 256 → 20, D = 25 taps, binary
 input spikes at 5 % density. A step is what a training loop does per batch: forward, the
 summed-softmax cross-entropy, zero_grad, backward, the Adam step(s) and the position clamp.
 

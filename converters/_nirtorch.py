@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from typing import Callable
 
 import nir
@@ -24,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from delaynir.errors import ExportError
-from delaynir.nir_io import META_KEY, read_nir, step_coefficients
+from delaynir.errors import DelayNIRError, ExportError, NIRImportError, reason
+from delaynir.nir_io import own_metadata, read_nir, step_coefficients
 from delaynir.simulate import SimulationResult, predictions_of
 
 DTYPE = torch.float64
@@ -126,10 +125,9 @@ def layer_nodes(ngraph: nir.NIRGraph) -> list[tuple[str, str, str]]:
 
     The output node is the layer's nir.Threshold for a subtract-reset layer, else the neuron node.
     """
-    raw = ngraph.metadata.get(META_KEY) if isinstance(ngraph.metadata, dict) else None
-    if raw is None:
+    meta = own_metadata(ngraph)
+    if meta is None:
         return []
-    meta = json.loads(raw if isinstance(raw, str) else raw.decode())
     return [(lm["name"], lm["node"], lm.get("output_node", lm["node"])) for lm in meta["layers"]]
 
 
@@ -139,9 +137,9 @@ def coefficients(node: nir.NIRNode, dt: float) -> dict[str, np.ndarray | None]:
 
 
 def graph_dt(ngraph: nir.NIRGraph, dt: float | None) -> float:
-    raw = ngraph.metadata.get(META_KEY) if isinstance(ngraph.metadata, dict) else None
-    if raw is not None:
-        return float(json.loads(raw if isinstance(raw, str) else raw.decode())["dt"])
+    meta = own_metadata(ngraph)
+    if meta is not None:
+        return float(meta["dt"])
     if dt is None:
         raise ExportError("this NIR file carries no time step; pass dt (seconds)")
     return float(dt)
@@ -162,10 +160,9 @@ def in_execution_order(ngraph: nir.NIRGraph) -> nir.NIRGraph:
     reset loop of a subtract-reset layer): the nodes are put in topological order without those
     edges, layer by layer, so that nothing is put back and every cycle is broken at its back edge.
     """
-    raw = ngraph.metadata.get(META_KEY) if isinstance(ngraph.metadata, dict) else None
-    if raw is None:
+    meta = own_metadata(ngraph)
+    if meta is None:
         return ngraph
-    meta = json.loads(raw if isinstance(raw, str) else raw.decode())
     names = list(ngraph.nodes)
     rank = {name: (-1 if isinstance(node, nir.Input) else len(meta["layers"]), 0, 0, 0)
             for name, node in ngraph.nodes.items()}  # preference among nodes that are ready; the rest last
@@ -213,6 +210,16 @@ class NIRModel:
 
     def __init__(self, path_or_graph, node_map_for: Callable[[float], dict], dt: float | None = None):
         self.graph = read_nir(path_or_graph) if not isinstance(path_or_graph, nir.NIRGraph) else path_or_graph
+        self.source = "the NIR graph" if isinstance(path_or_graph, nir.NIRGraph) else str(path_or_graph)
+        try:
+            self._build(node_map_for, dt)
+        except DelayNIRError:
+            raise
+        except Exception as exc:  # nirtorch and the libraries' cells raise any type for a malformed node
+            raise NIRImportError(f"{self.source}: cannot be built into a model ({reason(exc)}); the file is "
+                                 "malformed") from None
+
+    def _build(self, node_map_for: Callable[[float], dict], dt: float | None) -> None:
         self.dt = graph_dt(self.graph, dt)
         self.layers = layer_nodes(self.graph)
         self.names = {node: name for name, node, _ in self.layers}
@@ -256,9 +263,12 @@ class NIRModel:
             rec.spikes.clear()
             rec.membranes.clear()
         state = None
-        with torch.no_grad():
-            for t in range(x.shape[0]):
-                _, state = self.module(x[t], state) if state is not None else self.module(x[t])
+        try:
+            with torch.no_grad():
+                for t in range(x.shape[0]):
+                    _, state = self.module(x[t], state) if state is not None else self.module(x[t])
+        except (RuntimeError, ValueError, IndexError, KeyError) as exc:  # shapes or parameters that do not fit
+            raise ExportError(f"{self.source}: the model fails to run ({reason(exc)}); the file is malformed") from None
         if self.layers:  # our file: one entry per layer, spikes from its output node, membranes from its neuron
             spikes = {name: torch.stack(self.recorders[out].spikes) for name, _, out in self.layers}
             membranes = {name: torch.stack(self.recorders[node].membranes) for name, node, _ in self.layers}

@@ -22,7 +22,7 @@ and correct, explicitly (each pinned by a test in tests/test_nir.py):
   1 − dv/4096 or 1 − 2^−k) every one of these operations is exact while the membrane's binary
   expansion fits in float64, so ties are decided exactly; recorded membranes are v / c.
 
-norse's LIFBoxCell resets to v_reset after a spike (strict v > θ), which is DESIGN.md's hard
+norse's LIFBoxCell resets to v_reset after a spike (strict v > θ), which is docs/design.md's hard
 reset. A subtract-reset layer is an LI (LIBoxCell, input × r; exact when 1/(1 − β) is a power
 of two, as for bit-shift decays), a Threshold and a reset Linear (see delaynir.nir_io).
 """

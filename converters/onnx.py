@@ -55,10 +55,10 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from delaynir import __version__
-from delaynir.errors import ExportError
+from delaynir.errors import ExportError, reason
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.graph_io import validate_graph
-from delaynir.runs import atomic_path
+from delaynir.runs import atomic_path, check_output
 from delaynir.simulate import SimulationResult, predictions_of
 
 logger = logging.getLogger(__name__)
@@ -450,9 +450,7 @@ def export_onnx(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool =
     The write is atomic. Raises ExportError (and writes nothing) if ``path`` exists and ``overwrite``
     is False, the graph is invalid, or the model fails ``onnx.checker.check_model(full_check=True)``.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ExportError(f"{path} already exists; pass overwrite=True to replace it")
+    path = check_output(path, overwrite=overwrite, error=ExportError)
     problems = validate_graph(graph)
     if problems:
         raise ExportError(f"refusing to write {path}: the DelayGraph is invalid:\n  " + "\n  ".join(problems))
@@ -463,7 +461,7 @@ def export_onnx(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool =
         raise ExportError(f"refusing to write {path}: the ONNX model fails the checker ({exc})") from None
     data = model.SerializeToString()
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, overwrite=overwrite, error=ExportError) as tmp:
             tmp.write_bytes(data)
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc}") from None
@@ -490,17 +488,20 @@ class ExportedModel:
     def run(self, inputs: Any) -> SimulationResult:
         """``inputs`` (T, B, n_inputs) through the model, from zero state; see ``run_onnx``."""
         x = self._frames(inputs)
-        if self.kind == "step":
-            traces = self._steps(x)
-        else:
-            names = [p.name for p in self.outputs]
-            traces = dict(zip(names, self.session.run(names, {FRAME: x})))
-        spikes, membranes = {}, {}
-        for layer in self.layers:
-            name, neuron = layer["name"], layer["neuron"]
-            out = torch.from_numpy(traces[f"out.{name}"])
-            spikes[name] = torch.zeros_like(out) if neuron == "li" else out
-            membranes[name] = out if neuron == "relay" else torch.from_numpy(traces[f"v.{name}"])
+        try:
+            if self.kind == "step":
+                traces = self._steps(x)
+            else:
+                names = [p.name for p in self.outputs]
+                traces = dict(zip(names, self.session.run(names, {FRAME: x})))
+            spikes, membranes = {}, {}
+            for layer in self.layers:
+                name, neuron = layer["name"], layer["neuron"]
+                out = torch.from_numpy(traces[f"out.{name}"])
+                spikes[name] = torch.zeros_like(out) if neuron == "li" else out
+                membranes[name] = out if neuron == "relay" else torch.from_numpy(traces[f"v.{name}"])
+        except Exception as exc:  # onnxruntime's own types (an index out of range, ...), shapes unlike the metadata
+            raise ExportError(f"{self.path}: the model fails to run ({reason(exc)}); the file is malformed") from None
         last = self.layers[-1]
         output = membranes[last["name"]] if last["neuron"] == "li" else spikes[last["name"]]
         readout = last["neuron"] == "li"
@@ -545,10 +546,10 @@ def load_onnx(path: str | os.PathLike) -> ExportedModel:
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ExportError(f"{path}: not a loadable ONNX model; the file is malformed or truncated ({first})") from None
-    meta = session.get_modelmeta().custom_metadata_map
+        meta = session.get_modelmeta().custom_metadata_map
+    except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...), bad UTF-8 in metadata
+        raise ExportError(f"{path}: not a loadable ONNX model; the file is malformed or truncated "
+                          f"({reason(exc)})") from None
     kind = next((k for k, name in FORMATS.items() if meta.get(META["format"]) == name), None)
     if kind is None:
         raise ExportError(f"{path}: metadata {META['format']!r} is {meta.get(META['format'])!r}, expected one of "

@@ -1,7 +1,7 @@
 """delaynir: spiking neural networks with learnable synaptic delays.
 
 Train (``delaynir.train``), with delay layers from ``delaynir.nn`` on spike data
-from ``delaynir.data``. See README.md for the pipeline and DESIGN notes.
+from ``delaynir.data``. See README.md for the pipeline and docs/design.md for the design.
 """
 
 import logging

@@ -37,7 +37,9 @@ import numpy as np
 import torch
 
 from delaynir import __version__
-from delaynir.errors import ConfigError, DelayNIRError, VerificationError
+from delaynir.errors import ConfigError, DelayNIRError, ExportError, VerificationError
+from delaynir.h5 import reading_hdf5
+from delaynir.inputs import read_text
 from delaynir.runs import atomic_dir
 from delaynir.simulate import SimulationResult, simulate
 
@@ -115,14 +117,20 @@ def write_test_vectors(path: Path, x: torch.Tensor, y: torch.Tensor, result: Sim
 
 
 def read_test_vectors(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, SimulationResult]:
-    """(inputs, labels, expected SimulationResult) from a test-vector file."""
-    with h5py.File(path, "r") as f:
-        x = torch.from_numpy(f["inputs"][()])
-        y = torch.from_numpy(f["labels"][()])
-        e = f["expected"]
-        spikes = {k: torch.from_numpy(v[()].astype(np.float64)) for k, v in e["spikes"].items()}
-        membranes = {k: torch.from_numpy(v[()]) for k, v in e["membranes"].items()}
-        preds = torch.from_numpy(e["predictions"][()])
+    """(inputs, labels, expected SimulationResult) from a test-vector file; ExportError if it is malformed."""
+    try:
+        with reading_hdf5(path, ExportError, "a test-vector file written by `delaynir bundle`") as f:
+            x = torch.from_numpy(np.asarray(f["inputs"][()], dtype=np.float64))
+            y = torch.from_numpy(f["labels"][()])
+            e = f["expected"]
+            spikes = {k: torch.from_numpy(v[()].astype(np.float64)) for k, v in e["spikes"].items()}
+            membranes = {k: torch.from_numpy(np.asarray(v[()], dtype=np.float64)) for k, v in e["membranes"].items()}
+            preds = torch.from_numpy(e["predictions"][()])
+    except (ValueError, TypeError, AttributeError) as exc:  # members of another kind or shape than written
+        raise ExportError(f"{path}: not a test-vector file written by `delaynir bundle` ({exc})") from None
+    if x.dim() != 3 or not membranes or any(v.dim() != 3 for v in (*spikes.values(), *membranes.values())):
+        raise ExportError(f"{path}: expected inputs and every layer's spikes and membranes as (step, sample, neuron) "
+                          "arrays; the file is malformed")
     last = list(membranes)[-1]
     return x, y, SimulationResult(output=membranes[last], predictions=preds, spikes=spikes, membranes=membranes)
 
@@ -407,27 +415,17 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
     reproduce the test vectors exactly (every spike of every layer, every prediction), each in
     the semantics the manifest says it reproduces. A simulator the manifest marks as not
     reproducing (written with ``--allow-mismatch``) is still run; that it differs is a note, not a
-    problem.
+    problem. A directory that is not a bundle raises ExportError (``read_manifest``).
     """
     from tqdm.auto import tqdm
 
     path = Path(path)
+    manifest = read_manifest(path)
+    files = manifest["files"]
     problems: list[str] = []
     notes: list[str] = []
     report: dict[str, Any] = {"bundle": str(path), "problems": problems, "notes": notes, "files": {},
                               "simulators": {}}
-    manifest_path = path / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        files = manifest["files"]
-    except FileNotFoundError:
-        problems.append(f"{manifest_path}: missing; is {path} a bundle written by `delaynir bundle`?")
-        report["ok"] = False
-        return report
-    except (ValueError, KeyError, TypeError) as exc:
-        problems.append(f"{manifest_path}: not a valid bundle manifest ({type(exc).__name__}: {exc})")
-        report["ok"] = False
-        return report
     for name, entry in files.items():
         file = path / name
         if not file.is_file():
@@ -443,13 +441,13 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
     if (path / VECTORS).is_file():
         try:
             x, _, expected = read_test_vectors(path / VECTORS)
-        except (OSError, KeyError, ValueError) as exc:
-            problems.append(f"{VECTORS}: unreadable ({type(exc).__name__}: {exc})")
+        except ExportError as exc:
+            problems.append(f"{VECTORS}: unreadable ({exc})")
         else:
-            recorded = manifest.get("verification") or {}
-            meaning = manifest.get("semantics") or {}
+            recorded = manifest["verification"]
+            meaning = manifest["semantics"]
             for sim in tqdm(("reference", *CHECK_SIMULATORS), desc="check", unit="sim", disable=not progress):
-                entry = recorded.get(sim) or {}
+                entry = recorded.get(sim) if isinstance(recorded.get(sim), dict) else {}
                 reproduces = entry.get("reproduces", REPRODUCES[sim])
                 vectors = meaning.get("test_vectors", TARGET_ARITHMETIC)
                 if reproduces != vectors and not meaning.get("identical", True):
@@ -472,6 +470,40 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
                 report["simulators"][sim] = result
     report["ok"] = not problems
     return report
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of bundle directory ``path``; ExportError if it is not a bundle or its manifest is malformed.
+
+    ``files`` maps plain file names (inside the bundle) to {"sha256": ...}; ``verification`` and
+    ``semantics`` are objects (empty if absent).
+    """
+    if not path.is_dir():
+        raise ExportError(f"{path} is not a directory; `delaynir bundle --check` takes a bundle directory written "
+                          "by `delaynir bundle`")
+    manifest_path = path / MANIFEST
+    text = read_text(manifest_path, ExportError, f"the manifest of bundle {path},")
+    try:
+        manifest = json.loads(text)
+    except ValueError as exc:
+        raise ExportError(f"{manifest_path}: not readable as JSON ({exc}); the bundle is damaged") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise ExportError(f"{manifest_path}: not a valid bundle manifest: 'files' must be an object of file name -> "
+                          f"entry, found {type(files).__name__}")
+    problems = []
+    for name, entry in files.items():
+        if Path(name).name != name or name in ("", ".", ".."):
+            problems.append(f"file name {name!r} is not a plain name inside the bundle")
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            problems.append(f"files[{name!r}] must be an object with a 'sha256' string")
+    for key in ("verification", "semantics"):
+        manifest[key] = manifest.get(key) or {}
+        if not isinstance(manifest[key], dict):
+            problems.append(f"{key!r} must be an object, found {type(manifest[key]).__name__}")
+    if problems:
+        raise ExportError(f"{manifest_path}: not a valid bundle manifest: {'; '.join(problems[:5])}")
+    return manifest
 
 
 def _run(path: Path, sim: str, x: torch.Tensor) -> SimulationResult:

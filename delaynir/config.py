@@ -1,6 +1,6 @@
 """Training configuration: one flat, documented set of settings, readable from TOML.
 
-Every field has a default (the anchor setting of DESIGN.md where one exists). A TOML
+Every field has a default (the anchor setting of docs/design.md where one exists). A TOML
 file may set any of them at top level; command-line flags override the file. The
 effective configuration is written to ``config.toml`` in the run directory and can be
 passed back with ``--config``.
@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from delaynir.errors import ConfigError
+from delaynir.inputs import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -100,10 +102,27 @@ class TrainConfig:
              "prune_l1, prune_temperature and regrow_magnitude must be >= 0"),
             (self.rewire_interval >= 1, f"rewire_interval must be >= 1 batch (got {self.rewire_interval})"),
             (self.regrow_pool >= 0, f"regrow_pool must be >= 0 (0: score every candidate; got {self.regrow_pool})"),
+            (self.weight_decay >= 0 and self.position_lr_factor >= 0,
+             "weight_decay and position_lr_factor must be >= 0"),
+            (self.num_workers >= 0, f"num_workers must be >= 0 (got {self.num_workers})"),
         ]
-        problems = [msg for ok, msg in checks if not ok]
+        checks += [(math.isfinite(value), f"{key} must be a finite number (got {value})")
+                   for key, value in self.to_dict().items() if isinstance(value, float)]
+        problems = [msg for ok, msg in checks if not ok] + self.model_config(1, 1).problems()
         if problems:
-            raise ConfigError("invalid training configuration:\n  " + "\n  ".join(problems))
+            raise ConfigError("invalid training configuration:\n  " + "\n  ".join(dict.fromkeys(problems)))
+
+    def model_config(self, n_inputs: int, n_outputs: int):
+        """The network these settings build for ``n_inputs`` inputs and ``n_outputs`` classes (a ModelConfig)."""
+        from delaynir.nn.model import ModelConfig
+
+        return ModelConfig(
+            n_inputs=n_inputs, n_outputs=n_outputs, hidden=list(self.hidden), max_delay=self.max_delay,
+            delays=self.delays, tau_steps=self.tau_steps, threshold=self.threshold, reset=self.reset,
+            surrogate_alpha=self.surrogate_alpha, batchnorm=self.batchnorm, dropout=self.dropout,
+            sparsity=self.sparsity, structure=self.structure, sparse_readout=self.prune_readout,
+            signs="free" if self.prune == "none" else "dale" if self.dale else "random",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -138,19 +157,21 @@ def make_config(values: dict[str, Any] | None = None, *, source: str = "settings
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}")
-    coerced = {k: _coerce(k, v, getattr(defaults, k)) for k, v in values.items()}
-    config = dataclasses.replace(defaults, **coerced)
-    config.validate()
+    try:
+        coerced = {k: _coerce(k, v, getattr(defaults, k)) for k, v in values.items()}
+        config = dataclasses.replace(defaults, **coerced)
+        config.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     return config
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The settings of a TOML file (not yet validated)."""
     path = Path(path)
+    text = read_text(path, ConfigError, "config file")
     try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -162,8 +183,10 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     values: dict[str, Any] = dict(base or {})
     if path is not None:
         values.update(read_config_file(path))
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return make_config(values, source=str(path) if path else "settings")
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values.update(flags)
+    source = "settings" if path is None else str(path) + (" with the command-line flags" if flags else "")
+    return make_config(values, source=source)
 
 
 def dumps_toml(values: dict[str, Any]) -> str:

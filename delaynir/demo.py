@@ -31,6 +31,7 @@ from delaynir.evaluate import evaluate_graph, evaluate_run
 from delaynir.graph_io import load_graph
 from delaynir.nir_io import export_nir
 from delaynir.report import write_report
+from delaynir.runs import check_output
 from delaynir.verify import verify_path
 from delaynir.train import train
 
@@ -64,6 +65,7 @@ DEMO_SPEECH = SpeechConfig(speakers=(0, 1, 2, 3, 4), test_speakers=(4,), trials=
 
 
 def _prepare_out(out: Path, force: bool) -> None:
+    check_output(out, overwrite=True, directory=True)  # a directory, not under a file
     if out.exists() and any(out.iterdir()):
         if not force:
             raise ConfigError(f"{out} already exists and is not empty; choose another --out, "

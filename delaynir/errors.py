@@ -9,6 +9,12 @@ class DelayNIRError(Exception):
     """Base class of every error delaynir raises on purpose."""
 
 
+def reason(exc: BaseException) -> str:
+    """``Type: first line`` of another library's exception, for a message of ours (some have no text)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else f"{type(exc).__name__}, no reason given"
+
+
 class DataFormatError(DelayNIRError):
     """A spike-data file does not follow the SHD layout (missing keys, bad values)."""
 
@@ -47,3 +53,7 @@ class VerificationError(DelayNIRError):
     Unlike the other errors, the command exits with status 1, as ``verify`` and ``bundle --check`` do
     when a check fails.
     """
+
+
+class ResourceError(DelayNIRError):
+    """An input asks for an allocation larger than this machine's memory (checked before allocating)."""

@@ -20,9 +20,11 @@ from delaynir.train import data_file, evaluate_model, input_encoding, open_datas
 
 def load_trained(run_dir: str | Path) -> tuple[DelaySNN, dict[str, Any]]:
     """The best-validation model of a run directory (eval mode, CPU) and its ``model.pt`` payload."""
-    payload = runs.load_pt(Path(run_dir) / runs.MODEL)
+    path = Path(run_dir) / runs.MODEL
+    payload = runs.load_pt(path, runs.MODEL_KEYS)
+    config = make_config(payload["config"], source=str(path))
     try:
-        model = prepare_model(DelaySNN(ModelConfig(**payload["model_config"])), load_config(None, payload["config"]))
+        model = prepare_model(DelaySNN(ModelConfig(**payload["model_config"])), config)
         model.load_state_dict(payload["model"])
     except (KeyError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{run_dir}/{runs.MODEL} does not match this delaynir version's model: {exc}") from None

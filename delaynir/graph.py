@@ -165,6 +165,16 @@ class DelayGraph:
     def max_delay(self) -> int:
         return max((p.max_delay for layer in self.layers for p in layer.projections), default=0)
 
+    def simulation_bytes(self, n_steps: int, batch: int) -> int:
+        """Memory the reference simulator allocates for ``batch`` samples of ``n_steps`` steps (float64):
+        every population's output with its delay history, and every layer's membranes."""
+        pad = {INPUT: 0, **{layer.name: 0 for layer in self.layers}}
+        for layer in self.layers:
+            for proj in layer.projections:
+                pad[proj.source] = max(pad.get(proj.source, 0), int(proj.max_delay))
+        outputs = sum(self.source_size(name) * (n_steps + depth) for name, depth in pad.items())
+        return 8 * batch * (outputs + n_steps * self.n_neurons + n_steps)
+
 
 def membrane_unit(layer: Layer) -> np.ndarray | None:
     """The scale (size,) in whose units a lif/cubalif layer's state is computed (module docstring).

@@ -28,7 +28,8 @@ import h5py
 import numpy as np
 
 from delaynir.errors import GraphFormatError
-from delaynir.h5 import open_hdf5
+from delaynir.h5 import reading_hdf5
+from delaynir.memory import check_memory
 from delaynir.graph import FORMAT_VERSION, INPUT, NEURON_TYPES, RESETS, DelayGraph, Layer, Projection
 from delaynir.runs import atomic_path
 
@@ -340,9 +341,8 @@ def save_graph(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool = 
     """
     path = Path(path)
     _raise_if_any(validate_graph(graph), f"refusing to write {path}: the DelayGraph is invalid")
-    if path.exists() and not overwrite:
-        raise GraphFormatError(f"{path} already exists; pass overwrite=True to replace it")
-    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as f:
+    with atomic_path(path, overwrite=overwrite, error=GraphFormatError) as tmp, \
+            h5py.File(tmp, "w", track_order=True) as f:
         _write_graph(f, graph)
     logger.info("wrote %s: %d layers, %d neurons, %d synapses", path, len(graph.layers), graph.n_neurons,
                 graph.n_synapses)
@@ -399,13 +399,16 @@ def load_graph(path: str | os.PathLike) -> DelayGraph:
     problems += validate_graph(draft)
     _raise_if_any(problems, f"{path} is not a valid DelayGraph file")
     graph = _to_graph(draft)
+    check_memory(graph.simulation_bytes(1, 1), f"{path}: running this DelayGraph (delays up to {graph.max_delay} "
+                 f"steps, {graph.n_neurons} neurons) for one step of one sample",
+                 "the file's delays or layer sizes are too large to be simulated; check how it was made")
     logger.info("read %s: %d layers, %d synapses", path, len(graph.layers), graph.n_synapses)
     return graph
 
 
-def _open(path: Path) -> h5py.File:
-    """``path`` opened read-only; GraphFormatError if it is missing or not HDF5."""
-    return open_hdf5(path, GraphFormatError, f"a DelayGraph HDF5 file, see {DOC}")
+def _open(path: Path):
+    """``path`` opened read-only for a ``with`` block; GraphFormatError if it is missing, not HDF5 or damaged."""
+    return reading_hdf5(path, GraphFormatError, f"a DelayGraph HDF5 file, see {DOC}")
 
 
 def _read_graph(f: h5py.File, path: Path) -> tuple[_Read, list[str]]:

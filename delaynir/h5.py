@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 
 from delaynir.errors import DelayNIRError
+from delaynir.memory import check_memory
+
+#: What h5py raises when the bytes of an HDF5 file are damaged (bad checksums, heaps, object headers).
+HDF5_DAMAGE = (OSError, KeyError, RuntimeError)
 
 
 def open_hdf5(path: str | os.PathLike, error: type[DelayNIRError], expected: str) -> h5py.File:
@@ -21,3 +27,29 @@ def open_hdf5(path: str | os.PathLike, error: type[DelayNIRError], expected: str
         return h5py.File(path, "r")
     except OSError as exc:
         raise error(f"{path}: cannot be opened as HDF5 ({exc})") from None
+
+
+@contextmanager
+def reading_hdf5(path: str | os.PathLike, error: type[DelayNIRError], expected: str) -> Iterator[h5py.File]:
+    """``open_hdf5`` for a ``with`` block; what h5py raises in it on a damaged file becomes ``error`` too.
+
+    Every dataset's declared size is checked against memory first: HDF5 lets a small file declare a
+    dataset of any shape, whose reading would then exhaust memory.
+    """
+    with open_hdf5(path, error, expected) as f:
+        try:
+            f.visititems(_check_size)
+            yield f
+        except HDF5_DAMAGE as exc:
+            raise error(damaged(path, exc)) from None
+
+
+def _check_size(name: str, obj: h5py.HLObject) -> None:
+    if isinstance(obj, h5py.Dataset):
+        check_memory((obj.size or 0) * obj.dtype.itemsize, f"{obj.file.filename}: dataset {name} of shape {obj.shape}",
+                     "the file declares more data than it holds; it is damaged or made to exhaust memory")
+
+
+def damaged(path: str | os.PathLike, exc: BaseException) -> str:
+    """The message for a file h5py cannot read although it opened."""
+    return f"{path}: damaged, part of it cannot be read ({type(exc).__name__}: {exc}); restore or regenerate the file"

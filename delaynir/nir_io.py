@@ -21,7 +21,7 @@ membranes and import). Every neuron node carries its exact per-step decay in nod
 (``delaynir.beta``, ``delaynir.alpha``; ``delaynir.unit``): 1 − dt/τ recomputed from τ is an ulp
 off for many decays (1 − dv/4096 among them), and an ulp decides a membrane on its threshold.
 
-Neurons use the forward-Euler map of DESIGN.md: β = 1 − dt/τ with r = τ/dt (so r·dt/τ = 1),
+Neurons use the forward-Euler map of docs/design.md: β = 1 − dt/τ with r = τ/dt (so r·dt/τ = 1),
 v_leak = 0, v_reset = 0; CubaLIF likewise with α = 1 − dt/τ_syn, w_in = τ_syn/dt; a layer with
 β = 1 is nir.IF (r = 1/dt). A subtract-reset layer (v = β v − θ z[t−1] + I), which NIR's LIF
 cannot express, is its membrane as nir.LI (L), an nir.Threshold (L.spike, the layer's output)
@@ -45,17 +45,20 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import h5py
 import nir
 import numpy as np
 
-from delaynir.errors import ExportError, NIRImportError
+from delaynir.errors import ExportError, NIRImportError, reason
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.graph_io import validate_graph
-from delaynir.runs import atomic_path
+from delaynir.h5 import reading_hdf5
+from delaynir.runs import atomic_path, check_output
 
 log = logging.getLogger(__name__)
 
@@ -277,11 +280,9 @@ def _json_float(value: float) -> float | str:
 
 def export_nir(graph: DelayGraph, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write ``graph`` as a NIR file (checked with nir.read(type_check=True) and validate_structure)."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ExportError(f"{path} already exists; pass --overwrite to replace it")
+    path = check_output(path, overwrite=overwrite, error=ExportError)
     ngraph = to_nir(graph)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite, error=ExportError) as tmp:
         nir.write(tmp, ngraph)
         check = nir.read(tmp, type_check=True)
         check.validate_structure()
@@ -293,41 +294,123 @@ def export_nir(graph: DelayGraph, path: str | Path, *, overwrite: bool = False) 
 
 
 def read_nir(path: str | Path) -> nir.NIRGraph:
+    """The NIR graph in ``path``; NIRImportError naming the file and why if it cannot be read."""
     path = Path(path)
-    if not path.is_file():
-        raise NIRImportError(f"{path}: no such file (expected a NIR file written by nir.write)")
+    with reading_hdf5(path, NIRImportError, "a NIR file written by nir.write"):
+        pass  # missing, not HDF5, damaged, or declaring more data than memory holds: refused before nir reads it
     try:
         return nir.read(path)
     except Exception as exc:  # nir raises many types for files that are not NIR
-        raise NIRImportError(f"{path}: cannot be read as NIR ({type(exc).__name__}: {exc})") from None
+        unknown = _unknown_node_types(path)
+        why = f"node(s) of a type NIR does not define: {', '.join(unknown)}" if unknown else reason(exc)
+        raise NIRImportError(f"{path}: cannot be read as NIR ({why})") from None
+
+
+def _unknown_node_types(path: Path) -> list[str]:
+    """'node (type)' for every node of the file whose type nir does not know (best effort: [] if unreadable)."""
+    known, todo = set(), [nir.NIRNode]
+    while todo:
+        cls = todo.pop()
+        known.add(cls.__name__)
+        todo += cls.__subclasses__()
+    found: list[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if name.endswith("/type") and isinstance(obj, h5py.Dataset):
+            kind = obj[()]
+            kind = kind.decode("utf-8", "replace") if isinstance(kind, bytes) else str(kind)
+            if kind not in known:
+                found.append(f"{name[:-len('/type')]} ({kind})")
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except Exception:  # an unreadable file: the caller reports nir's own error
+        return []
+    return found
 
 
 def from_nir(graph: nir.NIRGraph | str | Path, *, dt: float | None = None) -> DelayGraph:
-    """A DelayGraph from a NIR graph (or file). Our own files carry dt; others need ``dt`` (seconds)."""
+    """A DelayGraph from a NIR graph (or file). Our own files carry dt; others need ``dt`` (seconds).
+
+    Every failure is a NIRImportError naming the file; nothing in the file is dropped silently.
+    """
+    source = str(graph) if isinstance(graph, (str, Path)) else "the NIR graph"
+    if dt is not None and not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise NIRImportError(f"dt must be a positive number of seconds, got {dt!r}")
     ngraph = read_nir(graph) if isinstance(graph, (str, Path)) else graph
-    meta = _metadata(ngraph)
-    if meta is not None:
-        return _import_own(ngraph, meta)
-    if dt is None:
-        raise NIRImportError("this NIR graph carries no time step; pass dt (seconds), e.g. --dt 0.001")
-    return _import_general(ngraph, dt)
+    meta = own_metadata(ngraph, source)
+    try:
+        if meta is not None:
+            if dt is not None and dt != meta["dt"]:
+                raise NIRImportError(f"this is a delaynir file and carries dt = {meta['dt']} s; omit --dt (or pass "
+                                     "that value): its delays are whole steps of that dt")
+            return _import_own(ngraph, meta)
+        if dt is None:
+            raise NIRImportError("this NIR graph carries no time step; pass dt (seconds), e.g. --dt 0.001")
+        return _import_general(ngraph, dt)
+    except NIRImportError as exc:
+        raise NIRImportError(f"{source}: {exc}") from None
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:  # malformed node parameters
+        raise NIRImportError(f"{source}: its nodes are malformed or do not fit together ({type(exc).__name__}: "
+                             f"{exc}); fix or re-export the file") from None
 
 
-def _metadata(ngraph: nir.NIRGraph) -> dict[str, Any] | None:
+def own_metadata(ngraph: nir.NIRGraph, source: str = "the NIR graph") -> dict[str, Any] | None:
+    """The checked ``delaynir`` metadata of one of our files; None for a file without it (another tool's)."""
     raw = ngraph.metadata.get(META_KEY) if isinstance(ngraph.metadata, dict) else None
     if raw is None:
         return None
-    meta = json.loads(raw if isinstance(raw, str) else raw.decode())
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise NIRImportError(f"this NIR file was written by a newer delaynir (format {meta['format_version']}); "
+    try:
+        meta = json.loads(raw if isinstance(raw, str) else bytes(raw).decode("utf-8"))
+    except (TypeError, ValueError) as exc:
+        raise NIRImportError(f"{source}: its {META_KEY!r} metadata is not valid JSON ({exc}); the file was damaged "
+                             "after export: re-export it") from None
+    if isinstance(meta, dict) and isinstance(meta.get("format_version"), int) \
+            and meta["format_version"] > FORMAT_VERSION:
+        raise NIRImportError(f"{source} was written by a newer delaynir (format {meta['format_version']}); "
                              "upgrade delaynir")
+    problems = _own_metadata_problems(meta)
+    if problems:
+        raise NIRImportError(f"{source}: its {META_KEY!r} metadata is malformed ({'; '.join(problems[:5])}); the file "
+                             "was edited after export: re-export it")
     return meta
+
+
+#: Fields of our metadata (and of each of its layers and projections) that import and the converters read.
+_META_FIELDS = {"dt": (int, float), "layers": list}
+_LAYER_FIELDS = {"name": str, "node": str, "neuron": str, "reset": str, "size": int, "beta": list,
+                 "threshold": list, "bias": list, "projections": list}
+_PROJECTION_FIELDS = {"source": str, "n": int}
+
+
+def _own_metadata_problems(meta: Any) -> list[str]:
+    """What in our metadata is missing or of the wrong type (empty: it can be read)."""
+    def wrong(where: str, obj: Any, fields: dict[str, Any]) -> list[str]:
+        if not isinstance(obj, dict):
+            return [f"{where or 'the metadata'}: expected an object, found {type(obj).__name__}"]
+        return [f"{where}{key}: expected {getattr(kind, '__name__', 'a number')}, found {obj.get(key)!r:.40}"
+                for key, kind in fields.items()
+                if not isinstance(obj.get(key), kind) or isinstance(obj.get(key), bool)]
+
+    problems = wrong("", meta, _META_FIELDS)
+    if problems:
+        return problems
+    if not (math.isfinite(meta["dt"]) and meta["dt"] > 0) or not meta["layers"]:
+        return [f"expected dt > 0 and at least one layer, found dt {meta['dt']!r} and {len(meta['layers'])} layers"]
+    for k, lm in enumerate(meta["layers"]):
+        problems += wrong(f"layers[{k}].", lm, _LAYER_FIELDS)
+        for j, pm in enumerate(lm.get("projections", []) if isinstance(lm, dict) else []):
+            problems += wrong(f"layers[{k}].projections[{j}].", pm, _PROJECTION_FIELDS)
+    return problems
 
 
 def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
     """Restore the exact DelayGraph from our node naming and metadata."""
     dt = float(meta["dt"])
     order = {INPUT: -1, **{lm["name"]: k for k, lm in enumerate(meta["layers"])}}
+    n_inputs = int(np.asarray(ngraph.nodes["input"].input_type["input"]).prod())
+    sizes = {INPUT: n_inputs, **{lm["name"]: lm["size"] for lm in meta["layers"]}}
     layers = []
     for lm in meta["layers"]:
         me = lm["node"]
@@ -343,7 +426,10 @@ def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
         for k, pm in enumerate(lm["projections"]):
             weight_node = f"{me}.p{k}.weight"
             group = next((dst for src, dst in ngraph.edges if src == weight_node), None)
-            if pm["n"] == 0 or weight_node not in ngraph.nodes:
+            if pm["n"] and weight_node not in ngraph.nodes:
+                raise NIRImportError(f"layer {lm['name']!r}: node {weight_node!r} of its projection {k} ({pm['n']} "
+                                     "synapses) is missing; the file was edited after export: re-export it")
+            if pm["n"] == 0:
                 scale = np.array(unit, dtype=np.float64) if unit is not None else \
                     scale_of.get(group, next(iter(scale_of.values()), np.ones(lm["size"])))
                 empty = np.zeros(0, dtype=np.int64)
@@ -351,7 +437,12 @@ def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
                 continue
             weight = np.asarray(ngraph.nodes[weight_node].weight, dtype=np.float64)
             recurrent = order[pm["source"]] >= order[lm["name"]]
-            if f"{me}.p{k}.select" in ngraph.nodes:
+            chain = [f"{me}.p{k}.select", f"{me}.p{k}.delay"]
+            if chain[0] in ngraph.nodes or weight.shape[1] != sizes[pm["source"]]:  # a delayed projection
+                missing = [name for name in chain if name not in ngraph.nodes]
+                if missing:
+                    raise NIRImportError(f"layer {lm['name']!r}: node(s) {', '.join(missing)} of its projection {k} "
+                                         "are missing; the file was edited after export: re-export it")
                 select = np.asarray(ngraph.nodes[f"{me}.p{k}.select"].weight)
                 pair_pre = select.argmax(1)
                 pair_delay = np.rint(np.asarray(ngraph.nodes[f"{me}.p{k}.delay"].delay) / dt).astype(np.int64)
@@ -361,6 +452,9 @@ def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
                 post, pre = np.nonzero(weight)
                 col, delay = pre, np.zeros(len(pre), dtype=np.int64)
             delay = delay + pm.get("offset", 1 if recurrent else 0)  # format 1: every recurrent projection
+            if len(pre) != pm["n"]:
+                raise NIRImportError(f"layer {lm['name']!r}: projection {k} holds {len(pre)} synapses in its nodes, "
+                                     f"its metadata says {pm['n']}; the file was edited after export: re-export it")
             order_syn = np.lexsort((delay, pre, post))
             projections.append(Projection(pm["source"], pre[order_syn], post[order_syn], delay[order_syn],
                                           weight[post, col][order_syn], scale_of[group]))
@@ -368,9 +462,15 @@ def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
         layers.append(Layer(lm["name"], lm["size"], lm["neuron"], np.array(lm["beta"]), threshold,
                             np.array(lm["bias"]), projections, reset=lm["reset"],
                             alpha=np.array(lm["alpha"]) if "alpha" in lm else None))
-    graph = DelayGraph(dt=dt, n_inputs=int(np.asarray(ngraph.nodes["input"].input_type["input"]).prod()),
-                       layers=layers, target=meta.get("target", "float"), input=meta.get("input", {}),
-                       quantization=meta.get("quantization", {}), provenance=meta.get("provenance", {}))
+    owners = {"input", "output", *(lm["node"] for lm in meta["layers"])}
+    strays = [n for n in ngraph.nodes if n not in owners and n.rsplit(".", 1)[0] not in owners
+              and n.split(".p", 1)[0] not in owners]
+    if strays:
+        raise NIRImportError(f"node(s) {', '.join(strays[:5])} belong to no layer of the file's delaynir metadata; "
+                             "the file was edited after export: re-export it")
+    graph = DelayGraph(dt=dt, n_inputs=n_inputs, layers=layers, target=meta.get("target", "float"),
+                       input=meta.get("input", {}), quantization=meta.get("quantization", {}),
+                       provenance=meta.get("provenance", {}))
     _raise_if_invalid(graph)
     return graph
 

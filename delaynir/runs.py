@@ -13,6 +13,7 @@ A run directory holds:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,19 +24,44 @@ from typing import Any, Iterator
 
 import torch
 
-from delaynir.errors import CheckpointError, ConfigError
+from delaynir.errors import CheckpointError, ConfigError, DelayNIRError, reason
+from delaynir.inputs import read_text
 
 CONFIG, METRICS, CHECKPOINT, MODEL = "config.toml", "metrics.jsonl", "checkpoint.pt", "model.pt"
 FORMAT_VERSION = 1
 
 
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+def check_output(path: str | Path, *, overwrite: bool, directory: bool = False,
+                 error: type[DelayNIRError] = ConfigError) -> Path:
+    """``path`` if an output can be committed there; else ``error`` saying why and what to do.
 
-    On any error the temporary file is removed and ``path`` is left untouched.
+    Refused: an existing path without ``overwrite``, a directory where a file is written (or a file
+    where a directory is, with ``directory``), and a path under an existing regular file.
     """
     path = Path(path)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise error(f"cannot write {path}: {parent} is a file, not a directory; choose another output path")
+            break
+    if path.exists() or path.is_symlink():
+        if path.is_dir() != directory:
+            what, wanted = ("a directory", "a file") if path.is_dir() else ("not a directory", "a directory")
+            raise error(f"{path} exists and is {what}, but the output is {wanted}; choose another output path")
+        if not overwrite:
+            raise error(f"{path} already exists; pass --overwrite (overwrite=True in Python) to replace it")
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | Path, *, overwrite: bool = True,
+                error: type[DelayNIRError] = ConfigError) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    ``path`` is checked first (``check_output``). On any error the temporary file is removed and
+    ``path`` is left untouched. This is the one place where a file output is committed.
+    """
+    path = check_output(path, overwrite=overwrite, error=error)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -52,10 +78,47 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+DIGEST = "sha256"  #: the key of a .pt payload's content digest
+
+
 def save_pt(path: str | Path, payload: dict[str, Any]) -> None:
-    """torch.save ``payload`` atomically (tensors and plain values only)."""
+    """torch.save ``payload`` with its content digest, atomically (tensors and plain values only)."""
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        torch.save({**payload, DIGEST: content_digest(payload)}, tmp)
+
+
+def content_digest(value: Any) -> str:
+    """SHA-256 over every tensor's bytes and every plain value of ``value`` (dicts in key order)."""
+    digest = hashlib.sha256()
+
+    def feed(item: Any) -> None:
+        if isinstance(item, dict):
+            for key in sorted(item, key=str):
+                digest.update(repr(key).encode())
+                feed(item[key])
+        elif isinstance(item, (list, tuple)):
+            digest.update(b"[%d" % len(item))
+            for element in item:
+                feed(element)
+        elif isinstance(item, torch.Tensor):
+            t = item.detach().cpu().contiguous()
+            digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            digest.update(repr(item).encode())
+
+    feed(value)
+    return digest.hexdigest()
+
+
+#: What a checkpoint.pt and a model.pt must hold (key: type), checked when they are loaded.
+CHECKPOINT_KEYS = {"epoch": int, "best_val": float, "model": dict, "optimizer": dict, "scheduler": dict,
+                   "rng": torch.Tensor, "config": dict, "data": dict}
+MODEL_KEYS = {"model": dict, "model_config": dict, "config": dict, "data": dict, "sigma": float, "epoch": int,
+              "val_accuracy": float}
+#: What the ``data`` entry of both must hold (how the run binned its training file).
+DATA_KEYS = {"train_file": str, "dt": float, "n_steps": int, "pool": int, "n_channels": int, "n_inputs": int,
+             "n_classes": int}
 
 
 def torch_load_safely(path: Path, advice: str = "") -> Any:
@@ -66,15 +129,18 @@ def torch_load_safely(path: Path, advice: str = "") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        first = str(exc).splitlines()[0] if str(exc) else ""
         raise CheckpointError(
-            f"{path} cannot be loaded safely ({type(exc).__name__}: {first}); "
+            f"{path} cannot be loaded safely ({reason(exc)}); "
             f"it is corrupt, truncated, or contains objects other than tensors and plain values{advice}"
         ) from None
 
 
-def load_pt(path: str | Path) -> dict[str, Any]:
-    """Load a .pt file written by ``save_pt`` without unpickling arbitrary objects."""
+def load_pt(path: str | Path, keys: dict[str, type] | None = None) -> dict[str, Any]:
+    """Load a .pt file written by ``save_pt`` without unpickling arbitrary objects.
+
+    ``keys`` (CHECKPOINT_KEYS, MODEL_KEYS) are the entries it must hold, with their types; the
+    ``data`` entry is checked against DATA_KEYS. CheckpointError names the file and what is wrong.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; is this a run directory written by `delaynir train`?")
@@ -83,14 +149,46 @@ def load_pt(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} is not a delaynir checkpoint of format version {FORMAT_VERSION}; retrain or use a matching version"
         )
+    digest = payload.pop(DIGEST, None)  # absent in files written before digests were added
+    if digest is not None and digest != content_digest(payload):
+        raise CheckpointError(f"{path} is damaged: its content does not match its SHA-256; restore it from a copy "
+                              "or retrain")
+    problems = _entry_problems(payload, keys or {}, "")
+    if "data" in (keys or {}) and isinstance(payload.get("data"), dict):
+        problems += _entry_problems(payload["data"], DATA_KEYS, "data.")
+    if problems:
+        raise CheckpointError(f"{path} is incomplete or damaged: {'; '.join(problems)}; retrain the run "
+                              "(or resume it from an intact checkpoint)")
     return payload
+
+
+def _entry_problems(payload: dict[str, Any], keys: dict[str, type], prefix: str) -> list[str]:
+    """Entries of ``payload`` missing from or of another type than ``keys`` says (int counts as float)."""
+    problems = []
+    for key, kind in keys.items():
+        value = payload.get(key)
+        kinds = (int, float) if kind is float else kind
+        if value is None:
+            problems.append(f"{prefix}{key} is missing")
+        elif not isinstance(value, kinds) or (kind is not bool and isinstance(value, bool)):
+            problems.append(f"{prefix}{key} is a {type(value).__name__}, expected {kind.__name__}")
+    return problems
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for k, line in enumerate(read_text(path, CheckpointError, "metrics file").splitlines(), 1):
+        try:
+            row = json.loads(line) if line.strip() else None
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: line {k} is not JSON ({exc}); the file is damaged") from None
+        if row is not None and not (isinstance(row, dict) and isinstance(row.get("epoch"), int)):
+            raise CheckpointError(f"{path}: line {k} is not an epoch's row (an object with an integer 'epoch')")
+        rows += [row] if row is not None else []
+    return rows
 
 
 def write_metrics(run_dir: str | Path, rows: list[dict[str, Any]]) -> None:
@@ -103,8 +201,7 @@ def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
 
     On any error the temporary directory is removed and ``out`` is untouched.
     """
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} already exists; choose another --out or pass --overwrite to replace it")
+    check_output(out, overwrite=overwrite, directory=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from delaynir.errors import ShapeError
+from delaynir.memory import check_memory
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 
 
@@ -172,6 +173,8 @@ def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationRe
     if x.dim() != 3 or x.shape[2] != graph.n_inputs:
         raise ShapeError(f"the graph takes inputs (T, B, {graph.n_inputs}); got {tuple(x.shape)}")
     T, B, _ = x.shape
+    check_memory(graph.simulation_bytes(T, B), f"simulating {B} samples of {T} steps (delays up to "
+                 f"{graph.max_delay} steps, {graph.n_neurons} neurons)", "simulate fewer samples or steps at a time")
     order = {INPUT: -1, **{layer.name: k for k, layer in enumerate(graph.layers)}}
     pad = dict.fromkeys(order, 0)
     for layer in graph.layers:

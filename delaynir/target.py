@@ -37,6 +37,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from delaynir.errors import TargetError
+from delaynir.inputs import read_text
 from delaynir.graph import INPUT, NEURON_TYPES, RESETS, DelayGraph, Layer, Projection
 
 if sys.version_info >= (3, 11):
@@ -342,12 +343,7 @@ def load_target(name_or_path: str | Path) -> TargetProfile:
     """
     if isinstance(name_or_path, Path) or _looks_like_path(str(name_or_path)):
         path = Path(name_or_path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise TargetError(f"target profile {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TargetError(f"target profile {path} cannot be read: {exc}") from None
+        text = read_text(path, TargetError, "target profile")
         profile = parse_target(text, source=str(path))
         logger.debug("loaded target profile %s from %s", profile.name, path)
         return profile

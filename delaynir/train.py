@@ -32,13 +32,14 @@ import torch
 from tqdm.auto import tqdm
 
 from delaynir import __version__, distributed, runs
-from delaynir.config import TrainConfig, dumps_toml, load_config
+from delaynir.config import TrainConfig, dumps_toml, load_config, make_config
 from delaynir.data import SpikeDataset, make_loader, validation_split
 from delaynir.data.frames import FramesDataset, is_frames_file
 from delaynir.data.shd import read_duration, resolve_n_channels, spike_file
 from delaynir.data.split import shard_bounds
-from delaynir.errors import CheckpointError, ConfigError, DataFormatError
-from delaynir.nn.model import DelaySNN, ModelConfig, readout_loss, summed_softmax
+from delaynir.errors import CheckpointError, ConfigError, DataFormatError, reason
+from delaynir.memory import check_memory
+from delaynir.nn.model import DelaySNN, readout_loss, summed_softmax
 from delaynir.nn.rewiring import Rewiring, active_connections
 
 log = logging.getLogger(__name__)
@@ -108,14 +109,7 @@ class _State:
 
 
 def build_model(config: TrainConfig, n_inputs: int, n_outputs: int) -> DelaySNN:
-    mc = ModelConfig(
-        n_inputs=n_inputs, n_outputs=n_outputs, hidden=list(config.hidden), max_delay=config.max_delay,
-        delays=config.delays, tau_steps=config.tau_steps, threshold=config.threshold, reset=config.reset,
-        surrogate_alpha=config.surrogate_alpha, batchnorm=config.batchnorm, dropout=config.dropout,
-        sparsity=config.sparsity, structure=config.structure, sparse_readout=config.prune_readout,
-        signs="free" if config.prune == "none" else "dale" if config.dale else "random",
-    )
-    return DelaySNN(mc)
+    return DelaySNN(config.model_config(n_inputs, n_outputs))
 
 
 def build_rewiring(model: DelaySNN, config: TrainConfig, ctx: distributed.DistContext | None = None
@@ -147,7 +141,7 @@ def _build_state(config: TrainConfig, n_inputs: int, n_outputs: int, steps_per_e
                  device: torch.device) -> _State:
     model = prepare_model(build_model(config, n_inputs, n_outputs), config)
     if config.init_from:
-        model.load_state_dict(runs.load_pt(config.init_from)["model"])
+        model.load_state_dict(runs.load_pt(config.init_from, runs.MODEL_KEYS)["model"])
     model.to(device)
     weights, positions = model.parameter_groups()
     if config.quantize_target:  # delays stay at their rounded values
@@ -224,7 +218,7 @@ def evaluate_model(model: DelaySNN, loader, device: torch.device, *, kernel: str
 
 
 def _checkpoint_payload(state: _State, config: TrainConfig, data_info: dict[str, Any],
-                        rng_ranks: list[torch.Tensor]) -> dict[str, Any]:
+                        rng_ranks: list[torch.Tensor], metrics: list[dict[str, Any]]) -> dict[str, Any]:
     extra = {"rng_ranks": rng_ranks} if len(rng_ranks) > 1 else {}  # each process's dropout stream
     return {
         "format_version": runs.FORMAT_VERSION,
@@ -236,6 +230,7 @@ def _checkpoint_payload(state: _State, config: TrainConfig, data_info: dict[str,
         "rng": rng_ranks[0],
         "config": config.to_dict(),
         "data": data_info,
+        "metrics": metrics,
         **extra,
     }
 
@@ -267,14 +262,19 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
     """Train a delay SNN on ``data`` into run directory ``out``; returns a summary dict.
 
     ``resume`` continues an interrupted run from ``out/checkpoint.pt`` with the
-    configuration stored there (``config`` is ignored); finished epochs are kept.
+    configuration stored there (``config`` is ignored); finished epochs are kept. A run interrupted before
+    its first epoch was committed starts again from its ``config.toml``.
     Under torchrun every process calls this with the same arguments (module docstring).
     """
     out = Path(out)
     ckpt = None
-    if resume:
-        ckpt = runs.load_pt(out / runs.CHECKPOINT)
-        config = load_config(None, ckpt["config"])
+    runs.check_output(out, overwrite=True, directory=True, error=CheckpointError)  # a directory, not under a file
+    if resume and not (out / runs.CHECKPOINT).exists() and (out / runs.CONFIG).is_file():
+        config = load_config(out / runs.CONFIG)  # interrupted before its first epoch was committed: start again
+        log.warning("%s: no epoch was finished; training it again from the start with its config.toml", out)
+    elif resume:
+        ckpt = runs.load_pt(out / runs.CHECKPOINT, runs.CHECKPOINT_KEYS)
+        config = make_config(ckpt["config"], source=str(out / runs.CHECKPOINT))
     elif out.exists() and any(out.iterdir()):
         raise CheckpointError(f"run directory {out} already exists and is not empty; pass --resume to continue it "
                               "or choose a new --out (nothing there is overwritten)")
@@ -299,30 +299,41 @@ def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, 
                  "n_classes": dataset.n_classes, "n_train": len(train_idx), "n_val": len(val_idx),
                  **input_encoding(dataset)}
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
+    sizes = [dataset.n_inputs, *config.hidden, dataset.n_classes]
+    check_memory(4 * (config.batch_size * dataset.n_steps * sum(sizes)
+                      + config.max_delay * sum(a * b for a, b in zip(sizes, sizes[1:]))),
+                 f"training on {path} (batch {config.batch_size} × {dataset.n_steps} steps, layers "
+                 f"{' → '.join(map(str, sizes))}, {config.max_delay} delay taps)",
+                 f"lower batch_size, n_steps, hidden or max_delay (the readout has one neuron per class: the labels "
+                 f"in {path.name} give {dataset.n_classes})")
     state = _build_state(config, dataset.n_inputs, dataset.n_classes, steps_per_epoch, device)
     metrics: list[dict[str, Any]] = []
     if ckpt is not None:
         if ckpt["data"]["n_inputs"] != dataset.n_inputs or ckpt["data"]["n_classes"] != dataset.n_classes:
             raise CheckpointError(f"{out}: checkpoint was trained on {ckpt['data']['train_file']} with different "
                                   f"inputs/classes than {path}")
-        state.model.load_state_dict(ckpt["model"])
-        state.optimizer.load_state_dict(ckpt["optimizer"])
-        state.scheduler.load_state_dict(ckpt["scheduler"])
+        try:
+            state.model.load_state_dict(ckpt["model"])
+            state.optimizer.load_state_dict(ckpt["optimizer"])
+            state.scheduler.load_state_dict(ckpt["scheduler"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{out / runs.CHECKPOINT} does not match the model its configuration builds "
+                                  f"({reason(exc)}); it is damaged or from another delaynir version") from None
         state.epoch, state.best_val = ckpt["epoch"], ckpt["best_val"]
         rngs = ckpt.get("rng_ranks", [ckpt["rng"]])
         if ctx.rank == 0 or len(rngs) == ctx.world_size:
             torch.set_rng_state(rngs[ctx.rank])
         else:  # resumed with more processes than the run had
             torch.manual_seed(_rank_seed(config.seed, ctx.rank, state.epoch))
-        metrics = [m for m in runs.read_metrics(out) if m["epoch"] <= state.epoch]
+        metrics = ckpt["metrics"] if "metrics" in ckpt else \
+            [m for m in runs.read_metrics(out) if m["epoch"] <= state.epoch]  # a checkpoint without its metrics
         log.info("resuming %s after epoch %d", out, state.epoch)
-    else:
-        if ctx.rank:
-            torch.manual_seed(_rank_seed(config.seed, ctx.rank, 0))
-        if ctx.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-    if ctx.is_main:
+    elif ctx.rank:
+        torch.manual_seed(_rank_seed(config.seed, ctx.rank, 0))
+    if ctx.is_main:  # only now, with the data read and the model built: a failed start leaves no directory
+        out.mkdir(parents=True, exist_ok=True)
         runs.write_text_atomic(out / runs.CONFIG, dumps_toml(config.to_dict()))
+        runs.write_metrics(out, metrics)
     log.info("training on %s (%d train / %d validation samples, %d inputs, %d classes, T=%d) on %s%s",
              path, len(train_idx), len(val_idx), dataset.n_inputs, dataset.n_classes, dataset.n_steps, device,
              f" × {ctx.world_size} processes (global batch {config.batch_size})" if ctx.enabled else "")
@@ -375,10 +386,6 @@ def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, 
         if improved:
             state.best_val = val["accuracy"]
         rng_ranks = ctx.gather(torch.get_rng_state())
-        if ctx.is_main:
-            runs.save_pt(out / runs.CHECKPOINT, _checkpoint_payload(state, config, data_info, rng_ranks))
-            if improved:
-                runs.save_pt(out / runs.MODEL, model_payload(model, config, data_info, sigma, epoch, val["accuracy"]))
         row = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen,
                "val_accuracy": val["accuracy"], "val_loss": val["loss"], "sigma": sigma,
                "lr": state.optimizer.param_groups[0]["lr"], "spike_rates": val["spike_rates"],
@@ -390,8 +397,11 @@ def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, 
         elif model.sparse_layers():
             row.update(active_connections(model.sparse_layers()))
         metrics.append(row)
-        if ctx.is_main:
+        if ctx.is_main:  # model.pt and metrics.jsonl first; checkpoint.pt, which holds both, commits the epoch
+            if improved:
+                runs.save_pt(out / runs.MODEL, model_payload(model, config, data_info, sigma, epoch, val["accuracy"]))
             runs.write_metrics(out, metrics)
+            runs.save_pt(out / runs.CHECKPOINT, _checkpoint_payload(state, config, data_info, rng_ranks, metrics))
         log.info("epoch %d/%d loss %.4f train %.3f val %.3f sigma %.2f (%.1fs)", epoch, config.epochs,
                  row["loss"], row["train_accuracy"], row["val_accuracy"], sigma, row["seconds"])
     ctx.barrier()  # the run directory is complete when any rank returns
@@ -412,7 +422,7 @@ def finetune(run_dir: str | Path, target: str, out: str | Path | None = None, *,
     from delaynir.target import load_target
 
     profile = load_target(target)
-    source = runs.load_pt(Path(run_dir) / runs.MODEL)
+    source = runs.load_pt(Path(run_dir) / runs.MODEL, runs.MODEL_KEYS)
     values = dict(source["config"], epochs=epochs, init_from=str(Path(run_dir).resolve() / runs.MODEL),
                   quantize_target=str(profile.path) if Path(target).suffix == ".toml" else profile.name,
                   lr=lr if lr is not None else source["config"]["lr"] / 10, lr_schedule="cosine")

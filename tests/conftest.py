@@ -52,7 +52,7 @@ def small_run(tmp_path_factory):
 TINY_SPEECH = ["--trials", "2", "--speakers", "0,4", "--test-speakers", "4"]
 
 
-def need_espeak() -> None:
+def _need_espeak() -> None:
     """Skip without espeak-ng, except under CI=true, where it fails (.ci/run installs it)."""
     if shutil.which("espeak-ng") is None:
         if os.environ.get("CI", "").lower() == "true":
@@ -61,12 +61,18 @@ def need_espeak() -> None:
 
 
 @pytest.fixture(scope="session")
+def need_espeak():
+    """The check a test calls where it needs espeak-ng: skips (fails under CI=true) without it."""
+    return _need_espeak
+
+
+@pytest.fixture(scope="session")
 def tiny_speech(tmp_path_factory):
     """A tiny spoken-digit set made once with the CLI (HD-layout audio + SHD spikes): 2 speakers x 20 classes x
     2 trials; the speech tests and the audio-feature tests both read it; treat as read-only."""
     from delaynir.cli import main
 
-    need_espeak()
+    _need_espeak()
     out = tmp_path_factory.mktemp("speech") / "digits"
     assert main(["-q", "data", "speech", "--out", str(out), *TINY_SPEECH, "--json"]) == 0
     return out

@@ -135,7 +135,7 @@ def test_no_object_stores_a_timestamp(tmp_path):
 def test_existing_file_is_not_overwritten(tmp_path):
     path = save_graph(lif_li_graph(), tmp_path / "g.h5")
     before = path.read_bytes()
-    with pytest.raises(GraphFormatError, match=r"g\.h5 already exists; pass overwrite=True"):
+    with pytest.raises(GraphFormatError, match=r"g\.h5 already exists; pass --overwrite \(overwrite=True"):
         save_graph(all_kinds_graph(), path)
     assert path.read_bytes() == before
     save_graph(all_kinds_graph(), path, overwrite=True)

@@ -26,7 +26,7 @@ class _Spike(torch.autograd.Function):
 
 
 def reference_lif(current, beta, theta, reset, alpha=5.0):
-    """DESIGN.md's equations step by step, differentiated by autograd (reset detached)."""
+    """The equations of docs/design.md step by step, differentiated by autograd (reset detached)."""
     v = torch.zeros_like(current[0])
     z = torch.zeros_like(current[0])
     spikes, mems = [], []
@@ -120,3 +120,46 @@ def test_compiled_cpu_loops_equal_the_torch_loops(reset, monkeypatch):
     for a, b in zip(compiled[:3], looped[:3]):
         assert torch.equal(a, b)  # spikes, membranes, integrator: bit for bit
     torch.testing.assert_close(compiled[3], looped[3], rtol=1e-5, atol=1e-6)
+
+
+_TRITON_CHECK = """
+import torch
+from delaynir.nn import neuron_kernels as cpu, neuron_kernels_triton as gpu
+g = torch.Generator().manual_seed(5)
+for dtype in (torch.float64, torch.float32):
+    for hard in (True, False):
+        cur = torch.randn(25, 2, 70, generator=g, dtype=dtype) * 0.7 + 0.3  # 140 neurons: two programs
+        beta = torch.rand(70, generator=g, dtype=dtype) * 0.5 + 0.45
+        theta = torch.rand(70, generator=g, dtype=dtype) + 0.5
+        z, v = cpu.lif_forward(cur, beta, theta, hard)
+        zt, vt = gpu.lif_forward(cur, beta, theta, hard)
+        assert 0 < float(z.mean()) < 1 and torch.equal(z, zt) and torch.equal(v, vt), (dtype, hard)
+        gz, gm = torch.randn_like(cur), torch.randn_like(cur)
+        for mem in (None, gm):
+            torch.testing.assert_close(gpu.lif_backward(gz, mem, v, z, beta, theta, hard, 5.0),
+                                       cpu.lif_backward(gz, mem, v, z, beta, theta, hard, 5.0),
+                                       rtol=1e-12 if dtype == torch.float64 else 1e-5, atol=1e-6)
+        for reverse in (False, True):
+            assert torch.equal(gpu.li_scan(cur, beta, reverse=reverse), cpu.li_scan(cur, beta, reverse=reverse))
+print("ok")
+"""
+
+
+def test_triton_gpu_loops_equal_the_compiled_cpu_loops():
+    """The CUDA kernels, run on the CPU by Triton's interpreter (no FMA there), compute the numba loops' numbers."""
+    pytest.importorskip("triton")
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1")  # read when the kernels are decorated: a fresh process
+    done = subprocess.run([sys.executable, "-c", _TRITON_CHECK], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_the_triton_kernels_are_chosen_for_cuda_tensors_only():
+    from delaynir.nn import neuron_kernels, neuron_kernels_triton
+
+    cpu = torch.zeros(2, 1, 3)
+    assert neuron_kernels.applicable(cpu) and not neuron_kernels_triton.applicable(cpu)
+    assert not neuron_kernels.applicable(cpu.to(torch.bfloat16))

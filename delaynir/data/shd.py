@@ -10,11 +10,11 @@ optional root attribute ``duration`` gives the sample length in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import h5py
 import numpy as np
@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from delaynir.data.binning import bin_events, check_grid, n_pooled
 from delaynir.errors import ConfigError, DataFormatError
-from delaynir.h5 import open_hdf5
+from delaynir.h5 import HDF5_DAMAGE, damaged, open_hdf5, reading_hdf5
+from delaynir.memory import check_memory
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +55,17 @@ CACHE_LIMIT_BYTES = 1 << 30  # cache="auto" caches when the uint8 binned set is 
 # ----------------------------------------------------------------------------- opening files
 
 
+EXPECTED_FILE = "an HDF5 spike file in the SHD layout, see docs/data-format.md"
+
+
 def open_h5(path: str | os.PathLike) -> h5py.File:
     """Open ``path`` read-only; DataFormatError if it does not exist or is not HDF5."""
-    return open_hdf5(path, DataFormatError, "an HDF5 spike file in the SHD layout, see docs/data-format.md")
+    return open_hdf5(path, DataFormatError, EXPECTED_FILE)
 
 
-@contextmanager
-def spike_file(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """Context manager around :func:`open_h5`."""
-    f = open_h5(path)
-    try:
-        yield f
-    finally:
-        f.close()
+def spike_file(path: str | os.PathLike) -> contextlib.AbstractContextManager[h5py.File]:
+    """:func:`open_h5` for a ``with`` block; a damaged file's read errors become DataFormatError."""
+    return reading_hdf5(path, DataFormatError, EXPECTED_FILE)
 
 
 def _root_attr(f: h5py.File, name: str, *, integer: bool) -> tuple[int | float | None, str | None]:
@@ -75,7 +74,9 @@ def _root_attr(f: h5py.File, name: str, *, integer: bool) -> tuple[int | float |
         return None, None
     value = np.asarray(f.attrs[name])
     if value.shape != () or value.dtype.kind not in ("iu" if integer else "iuf") or not 0 < value < np.inf:
-        return None, f"root attribute {name}={value!r} is not a positive {'integer' if integer else 'number'}"
+        shown = repr(value.tolist())
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        return None, f"root attribute {name}={shown} is not a positive {'integer' if integer else 'number'}"
     return (int(value) if integer else float(value)), None
 
 
@@ -323,8 +324,13 @@ class SpikeDataset(Dataset):
         self.pool = int(pool)
         self.n_inputs = n_pooled(self.n_channels, self.pool)
         self.n_classes = len(self.keys) if self.keys else int(self.labels.max()) + 1
+        fix = "use fewer steps (n_steps, or fix the file's `duration` attribute), a larger dt or a larger pool"
+        check_memory(4 * self.n_steps * self.n_inputs, f"{self.path}: one sample of {self.n_steps} steps of {dt} s × "
+                     f"{self.n_inputs} inputs", fix)
         cached_bytes = len(self) * self.n_steps * self.n_inputs
         use_cache = cached_bytes < CACHE_LIMIT_BYTES if cache == "auto" else cache
+        if use_cache:
+            check_memory(cached_bytes, f"{self.path}: caching {len(self)} binned samples", fix + ", or cache=False")
         self._cache = np.zeros((len(self), self.n_steps, self.n_inputs), np.uint8) if use_cache else None
         self._cached = np.zeros(len(self), dtype=bool)
         self._warned_saturation = False
@@ -406,6 +412,8 @@ class SpikeDataset(Dataset):
             )
         except DataFormatError as exc:
             raise DataFormatError(f"{self.path}: sample {i}: {exc}") from None
+        except HDF5_DAMAGE as exc:
+            raise DataFormatError(damaged(f"{self.path}: sample {i}", exc)) from None
 
     def _store(self, i: int, frames: np.ndarray) -> None:
         if not self._warned_saturation and frames.size and frames.max() > 255:

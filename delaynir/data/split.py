@@ -56,7 +56,9 @@ def validation_split(dataset: Any, *, fraction: float = 0.1, seed: int = 0) -> t
     _check_fraction(fraction)
     labels = np.asarray(dataset.labels)
     if len(labels) < 2:
-        raise ConfigError(f"cannot split a dataset of {len(labels)} sample(s) into training and validation")
+        where = getattr(dataset, "path", "the dataset")
+        raise ConfigError(f"{where}: {len(labels)} sample(s) cannot be split into training and validation; "
+                          "training needs a file with at least 2 samples")
     rng = np.random.default_rng(seed)
     speakers = getattr(dataset, "speakers", None)
     if speakers is not None and len(np.unique(speakers)) >= 2:

@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import os
-import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,10 +40,13 @@ from delaynir.data.shd import (
     sample_problems,
 )
 from delaynir.errors import ConfigError
+from delaynir.memory import check_memory
+from delaynir.runs import atomic_path, check_output
 
 logger = logging.getLogger(__name__)
 
 TEMPO_SPREAD = 0.05  # speaker tempo factors are drawn from [1 - TEMPO_SPREAD, 1 + TEMPO_SPREAD]
+SPIKE_BYTES = 64  # memory per spike while samples are drawn (times, units, sample ids and their sort order)
 
 
 # ----------------------------------------------------------------------------- writer
@@ -52,21 +54,12 @@ TEMPO_SPREAD = 0.05  # speaker tempo factors are drawn from [1 - TEMPO_SPREAD, 1
 
 @contextmanager
 def atomic_h5(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[h5py.File]:
-    """Yield a new HDF5 file that appears at ``path`` only once complete (temp file + os.replace).
+    """Yield a new HDF5 file that appears at ``path`` only once complete (``runs.atomic_path``).
 
     Raises ConfigError if ``path`` exists and ``overwrite`` is False.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ConfigError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with h5py.File(tmp, "x") as f:
-            yield f
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
+        yield f
 
 
 def _vlen(arrays: Sequence[np.ndarray], dtype: type) -> np.ndarray:
@@ -290,17 +283,24 @@ def generate_synthetic(
     config = SynthConfig() if config is None else config
     if not isinstance(config, SynthConfig):
         raise ConfigError(f"config must be a SynthConfig, got {type(config).__name__}")
-    out_dir = Path(out_dir)
+    out_dir = check_output(out_dir, overwrite=True, directory=True)
     paths = (out_dir / "train.h5", out_dir / "test.h5")
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
-        raise ConfigError(f"{', '.join(existing)} already exist(s); pass overwrite=True (CLI: --overwrite) to replace")
+        raise ConfigError(f"{', '.join(existing)} already exist(s); pass --overwrite (overwrite=True in Python) "
+                          "to replace")
+    n, spikes = config.n_train + config.n_test, config.n_channels * (1 + config.noise_rate * config.duration)
+    check_memory(int(SPIKE_BYTES * n * spikes), f"the synthetic task ({n} samples of about {spikes:.3g} spikes)",
+                 "use fewer samples or channels, a shorter duration or a lower noise_rate")
     task_seed, train_seed, test_seed = np.random.SeedSequence(config.seed).spawn(3)
     task = _draw_task(config, np.random.default_rng(task_seed))
     keys = [f"class-{k}" for k in range(config.n_classes)]
     attrs = {"synth_config": json.dumps(asdict(config), sort_keys=True)}
-    for path, n, seed in ((paths[0], config.n_train, train_seed), (paths[1], config.n_test, test_seed)):
-        times, units, labels, speakers = _draw_samples(config, task, n, np.random.default_rng(seed))
+    drawn = {path: _draw_samples(config, task, n, np.random.default_rng(seed))
+             for path, n, seed in ((paths[0], config.n_train, train_seed), (paths[1], config.n_test, test_seed))}
+    # test.h5 first: a run interrupted between the two leaves no train.h5 that training would take for complete
+    for path in (paths[1], paths[0]):
+        times, units, labels, speakers = drawn[path]
         write_spike_file(
             path, times, units, labels, speakers=speakers, keys=keys,
             n_channels=config.n_channels, duration=config.duration, overwrite=overwrite, attrs=attrs,

@@ -47,6 +47,12 @@ class ModelConfig:
         return self.sparsity > 0 or self.structure == "taps" or self.signs != "free"
 
     def validate(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ConfigError("invalid model configuration:\n  " + "\n  ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Every invalid setting, one line each (empty: valid)."""
         problems = []
         if self.n_inputs < 1 or self.n_outputs < 1:
             problems.append(f"n_inputs and n_outputs must be >= 1 (got {self.n_inputs}, {self.n_outputs})")
@@ -68,8 +74,7 @@ class ModelConfig:
             problems.append(f"structure must be one of {STRUCTURES} (got {self.structure!r})")
         if self.signs not in SIGNS:
             problems.append(f"signs must be one of {SIGNS} (got {self.signs!r})")
-        if problems:
-            raise ConfigError("invalid model configuration:\n  " + "\n  ".join(problems))
+        return problems
 
 
 class TimeDropout(nn.Module):
@@ -200,5 +205,5 @@ def summed_softmax(readout: torch.Tensor) -> torch.Tensor:
 
 
 def readout_loss(readout: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the summed softmax (DESIGN.md)."""
+    """Cross-entropy with the summed softmax as logits: −log softmax(Σ_t softmax(v[t]))_y (the anchor's loss)."""
     return F.cross_entropy(summed_softmax(readout), labels)

@@ -1,4 +1,4 @@
-"""Discrete-time neurons (DESIGN.md, "Discrete-time semantics"), time-first (T, B, C).
+"""Discrete-time neurons (docs/design.md, "Discrete-time semantics"), time-first (T, B, C).
 
 LIF, per step t (v[−1] = 0, z[−1] = 0):
 
@@ -27,9 +27,14 @@ import torch
 from torch import nn
 
 from delaynir.errors import ConfigError
-from delaynir.nn import neuron_kernels
+from delaynir.nn import neuron_kernels, neuron_kernels_triton
 
 RESETS = ("hard", "subtract")
+
+
+def _kernels(*tensors: torch.Tensor):
+    """The compiled loops for these tensors (numba on CPU, Triton on CUDA), or None: the torch loop runs."""
+    return next((k for k in (neuron_kernels, neuron_kernels_triton) if k.applicable(*tensors)), None)
 
 
 def atan_surrogate(v_minus_theta: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -38,7 +43,7 @@ def atan_surrogate(v_minus_theta: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 class _LIFSequence(torch.autograd.Function):
-    """The LIF recurrence and its BPTT backward; compiled loops (``neuron_kernels``) on CPU."""
+    """The LIF recurrence and its BPTT backward; compiled loops on CPU (numba) and CUDA (Triton)."""
 
     @staticmethod
     def forward(ctx, current, beta, theta, hard_reset, alpha):
@@ -50,9 +55,10 @@ class _LIFSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_spikes, g_mem):
         vs, zs, beta, theta = ctx.saved_tensors
-        if neuron_kernels.applicable(vs):
-            return neuron_kernels.lif_backward(g_spikes, g_mem, vs, zs, beta, theta, ctx.hard_reset,
-                                               ctx.alpha), None, None, None, None
+        kernels = _kernels(vs)
+        if kernels is not None:
+            return kernels.lif_backward(g_spikes, g_mem, vs, zs, beta, theta, ctx.hard_reset,
+                                        ctx.alpha), None, None, None, None
         T = vs.shape[0]
         g_in = torch.empty_like(vs)
         gv_next = torch.zeros_like(vs[0])
@@ -68,8 +74,9 @@ class _LIFSequence(torch.autograd.Function):
 
 def _lif_forward(current, beta, theta, hard_reset):
     """(membranes, spikes) of the LIF recurrence over (T, B, C) (module docstring)."""
-    if neuron_kernels.applicable(current):
-        zs, vs = neuron_kernels.lif_forward(current, beta, theta, hard_reset)
+    kernels = _kernels(current)
+    if kernels is not None:
+        zs, vs = kernels.lif_forward(current, beta, theta, hard_reset)
         return vs, zs
     v = torch.zeros_like(current[0])
     z = torch.zeros_like(current[0])
@@ -87,8 +94,9 @@ def _lif_forward(current, beta, theta, hard_reset):
 
 def _leaky_scan(values, beta, *, reverse: bool):
     """v[t] = β v[t ∓ 1] + values[t] over (T, B, C), forward (``reverse`` False) or backward in time."""
-    if neuron_kernels.applicable(values):
-        return neuron_kernels.li_scan(values, beta, reverse=reverse)
+    kernels = _kernels(values)
+    if kernels is not None:
+        return kernels.li_scan(values, beta, reverse=reverse)
     out = torch.empty_like(values)
     v = torch.zeros_like(values[0])
     T = values.shape[0]

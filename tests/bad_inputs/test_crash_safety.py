@@ -1,0 +1,109 @@
+"""SIGKILL at every write point: a child process runs the real command and kills itself just before or just
+after a chosen file is committed (os.replace onto its final name), deterministically. Afterwards nothing
+complete-looking is partial, and `train --resume` gives the run an uninterrupted one gives.
+
+Children are forked from a fork server that has imported delaynir but never run it: forking a process that
+has used OpenMP (torch, numba) is unsafe, and a fresh interpreter per child would import torch each time."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+
+import pytest
+import torch
+
+from delaynir import runs
+from delaynir.cli import main
+
+FORK_SERVER = multiprocessing.get_context("forkserver")
+FORK_SERVER.set_forkserver_preload(["torch", "delaynir.cli", "delaynir.train", "delaynir.compile", "delaynir.bundle",
+                                    "delaynir.report", "delaynir.nir_io", "delaynir.converters.onnx"])
+TRAIN = ["--hidden", "8", "--max-delay", "4", "--epochs", "3", "--batch-size", "16", "--device", "cpu",
+         "--seed", "2"]
+
+
+def _run_and_die(argv: list[str], name: str, nth: int, when: str) -> None:
+    torch.set_num_threads(1)
+    real, seen = os.replace, {"n": 0}
+
+    def replace(src, dst, *args, **kwargs):
+        hit = os.path.basename(os.fspath(dst)) == name
+        seen["n"] += hit
+        if hit and seen["n"] == nth and when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        real(src, dst, *args, **kwargs)
+        if hit and seen["n"] == nth and when == "after":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    os.replace = replace
+    os._exit(main(["-q", *map(str, argv)]))
+
+
+def killed(argv: list[str], name: str, nth: int = 1, when: str = "before") -> None:
+    """Run ``delaynir ARGV`` in a forked process killed at the ``nth`` commit of a file called ``name``."""
+    process = FORK_SERVER.Process(target=_run_and_die, args=(argv, name, nth, when))
+    process.start()
+    process.join(300)
+    assert process.exitcode == -signal.SIGKILL, f"never reached the {when} point of {name} #{nth}"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full") / "run"
+    assert main(["-q", "train", "--data", str(tiny_data), "--out", str(out), *TRAIN]) == 0
+    return out
+
+
+def _same_run(a, b):
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(runs.read_metrics(a)) == strip(runs.read_metrics(b))
+    for name in (runs.CHECKPOINT, runs.MODEL):
+        x, y = runs.load_pt(a / name), runs.load_pt(b / name)
+        assert x["epoch"] == y["epoch"] and x["model"].keys() == y["model"].keys()
+        assert all(torch.equal(x["model"][k], y["model"][k]) for k in x["model"]), name
+
+
+# (file, its nth commit, killed before or after it): config.toml, then per epoch model.pt (if it improved),
+# metrics.jsonl (the first commit is the empty file at the start), checkpoint.pt
+TRAIN_POINTS = [(runs.MODEL, 1, "after"), (runs.METRICS, 2, "after"), (runs.CHECKPOINT, 1, "after"),
+                (runs.CHECKPOINT, 2, "before")]
+
+
+@pytest.mark.parametrize("name, nth, when", TRAIN_POINTS, ids=[f"{w} {n} #{k}" for n, k, w in TRAIN_POINTS])
+def test_train_killed_then_resumed_equals_an_uninterrupted_run(tiny_data, uninterrupted, tmp_path, name, nth, when):
+    out = tmp_path / "run"
+    argv = ["train", "--data", tiny_data, "--out", out, *TRAIN]
+    killed(argv, name, nth, when)
+    committed = runs.load_pt(out / runs.CHECKPOINT)["epoch"] if (out / runs.CHECKPOINT).exists() else 0
+    assert [m["epoch"] for m in runs.read_metrics(out)] in ([*range(1, committed + 1)],
+                                                            [*range(1, committed + 2)])  # one ahead, not committed
+    assert main(["-q", "train", "--data", str(tiny_data), "--out", str(out), "--resume"]) == 0
+    _same_run(uninterrupted, out)
+
+
+def test_compile_and_export_killed_leave_nothing_at_the_final_path(small_run, tmp_path):
+    killed(["compile", small_run, "--target", "int8", "--out", tmp_path / "m.h5"], "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+    assert main(["-q", "compile", str(small_run), "--target", "int8", "--out", str(tmp_path / "m.h5")]) == 0
+    for fmt in ("nir", "onnx"):
+        out = tmp_path / f"m.{fmt}"
+        killed(["export", tmp_path / "m.h5", "--format", fmt, "-o", out], out.name)
+        assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["bundle", "report"])
+def test_directory_outputs_killed_before_the_rename_leave_nothing(small_run, tmp_path, command):
+    out = tmp_path / command
+    extra = ["--target", "int8", "--samples", "2"] if command == "bundle" else ["--target", "int8"]
+    killed([command, small_run, *extra, "--out", out], out.name)
+    assert not out.exists()
+
+
+def test_data_synth_killed_between_its_files_leaves_no_training_file(tmp_path):
+    out = tmp_path / "data"
+    killed(["data", "synth", "--out", out, "--train", "6", "--test", "3"], "test.h5", when="after")
+    assert (out / "test.h5").exists() and not (out / "train.h5").exists()
+    assert main(["-q", "train", "--data", str(out), "--out", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
