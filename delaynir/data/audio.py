@@ -36,6 +36,7 @@ from delaynir.data.frames import write_frames_file
 from delaynir.data.speech import KEYS as HD_KEYS
 from delaynir.data.speech import parse_hd_filename
 from delaynir.errors import ConfigError, DataFormatError
+from delaynir.inputs import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +63,8 @@ def hd_recordings(root: Path) -> list[Recording]:
     """The recordings of a Heidelberg Digits audio directory, in the order of its split files."""
     out = []
     for split, listing in zip(SPLITS, HD_SPLITS):
-        try:
-            lines = [line.strip() for line in (root / listing).read_text("utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AudioFormatError(f"{root / listing}: cannot be read ({exc}); the Heidelberg Digits layout needs "
-                                   f"{' and '.join(HD_SPLITS)} beside audio/") from None
+        text = read_text(root / listing, AudioFormatError, "the Heidelberg Digits split file")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
         for number, line in enumerate(lines, 1):
             try:
                 name = parse_hd_filename(line)
@@ -78,10 +76,10 @@ def hd_recordings(root: Path) -> list[Recording]:
 
 def csv_recordings(root: Path, labels: Path) -> list[Recording]:
     """The recordings listed in a labels CSV (module docstring), paths relative to ``root``."""
+    text = read_text(labels, AudioFormatError, "the labels CSV")
     try:
-        with open(labels, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        rows = list(csv.DictReader(text.splitlines()))
+    except csv.Error as exc:
         raise AudioFormatError(f"{labels}: cannot be read as a CSV file ({exc})") from None
     columns = set(rows[0]) if rows else set()
     if not {"file", "label"} <= columns:
