@@ -303,6 +303,17 @@ def _equations() -> str:
     return (graph_module.__doc__ or "").strip() + "\n\n" + (simulate_module.__doc__ or "").strip()
 
 
+
+def _input_text(spec: dict[str, Any]) -> str:
+    """What the test vectors' inputs hold, for the bundle's README."""
+    if spec.get("encoding") != "graded":
+        return "spike counts per channel and step"
+    if spec.get("bits") is None:
+        return "graded real values per channel and step"
+    lo, hi = spec["code_range"]
+    return (f"graded input as {spec['bits']}-bit integer codes q in [{lo}, {hi}] per channel and step; a code stands "
+            f"for the value q · {spec['input_scale']!r} (input_scale), which the first layer's weights already include")
+
 def bundle_readme(manifest: dict[str, Any]) -> str:
     """The bundle's README.md for the receiving team; the equations are graph.py's and simulate.py's docstrings."""
     s, tv, acc = manifest["sizes"], manifest["test_vectors"], manifest["accuracy"]
@@ -346,7 +357,7 @@ delaynir bundle --check THIS_DIRECTORY
 {tv['samples']} samples of {tv['steps']} steps from `{Path(tv['source']).name}`, all arrays time-first
 (step, sample, neuron):
 
-- `inputs` (T, B, {s['inputs']}) float64: input frames (spike counts per channel and step), fed as s_input[t];
+- `inputs` (T, B, {s['inputs']}) float64: input frames ({_input_text(manifest['input'])}), fed as s_input[t];
 - `labels` (B,): the true classes;
 - `expected/spikes/<layer>` (T, B, size) uint8: z[t] of every spiking layer (not the `li` readout);
 - `expected/membranes/<layer>` (T, B, size) float64: v[t] after step t's update, before the reset of step t + 1;

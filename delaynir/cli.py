@@ -71,30 +71,94 @@ def cmd_data_speech(args) -> int:
     return 0
 
 
-def cmd_data_check(args) -> int:
-    from delaynir.data import SpikeDataset
+def cmd_data_audio(args) -> int:
+    from delaynir.data.audio import convert_audio
+    from delaynir.data.features import FeatureConfig
 
-    ds = SpikeDataset(args.file, dt=args.dt, n_steps=1, pool=1, n_channels=args.channels, cache=False)
-    speakers = None if ds.speakers is None else sorted(set(int(s) for s in ds.speakers))
-    result = {"file": str(args.file), "samples": len(ds), "classes": ds.n_classes, "channels": ds.n_channels,
-              "speakers": speakers, "keys": ds.keys, "valid": True}
+    fields = {"n_bands": args.bands, "n_frames": args.frames, "hop": args.hop, "sample_rate": args.sample_rate}
+    config = FeatureConfig(**{k: v for k, v in fields.items() if v is not None})
+    summary = convert_audio(args.input, args.out, config, labels=args.labels, overwrite=args.overwrite,
+                            progress=_progress())
     if args.json:
-        _print_json(result)
+        _print_json(summary)
     else:
-        print(f"{args.file}: valid SHD layout, {len(ds)} samples, {ds.n_classes} classes, {ds.n_channels} channels"
-              + (f", {len(speakers)} speakers" if speakers else ""))
+        written = ", ".join(f"{summary[s]['path']} ({summary[s]['samples']} samples)" for s in ("train", "test")
+                            if s in summary)
+        print(f"wrote {written}: {config.n_bands} mel bands x {config.n_frames} frames of {config.hop} s "
+              f"({summary['layout']} layout), shifted by the training minimum {summary['features']['shift_db']:.1f} dB")
     return 0
 
 
+def cmd_data_check(args) -> int:
+    from delaynir.data import SpikeDataset
+    from delaynir.data.frames import FramesDataset, is_frames_file
+
+    graded = is_frames_file(args.file)
+    if graded:
+        ds = FramesDataset(args.file, dt=args.dt if args.dt is not None else _frame_dt(args.file))
+    else:
+        ds = SpikeDataset(args.file, dt=args.dt or 0.01, n_steps=1, pool=1, n_channels=args.channels, cache=False)
+    speakers = None if ds.speakers is None else sorted(set(int(s) for s in ds.speakers))
+    result = {"file": str(args.file), "layout": "frames" if graded else "shd", "samples": len(ds),
+              "classes": ds.n_classes, "channels": ds.n_channels, "speakers": speakers, "keys": ds.keys, "valid": True}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{args.file}: valid {'frames' if graded else 'SHD'} layout, {len(ds)} samples, {ds.n_classes} classes, "
+              f"{ds.n_channels} channels" + (f", {len(speakers)} speakers" if speakers else ""))
+    return 0
+
+
+def _frame_dt(path) -> float:
+    from delaynir.data.frames import DT_ATTR
+    from delaynir.data.shd import spike_file
+
+    with spike_file(path) as f:
+        return float(f.attrs.get(DT_ATTR, 0.01))
+
+
+def _print_dry_run(config, preset: str | None, file_values: dict, overrides: dict, as_json: bool) -> None:
+    """Every training setting, where its value comes from and (for a preset) why."""
+    from delaynir.presets import PRESET_NOTES, preset_note, preset_values
+
+    base = preset_values(preset)
+    rows = [{"setting": key, "value": value,
+             "from": "flag" if overrides.get(key) is not None else "config file" if key in file_values
+             else f"preset {preset}" if key in base else "default"}
+            for key, value in config.to_dict().items()]
+    for r in rows:
+        r["note"] = preset_note(preset, r["setting"]) if r["from"].startswith("preset") else ""
+    notes = PRESET_NOTES.get(preset or "", [])
+    if as_json:
+        _print_json({"preset": preset, "settings": rows, "notes": notes})
+        return
+    width = max(len(r["setting"]) for r in rows)
+    shown = [json.dumps(r["value"]) for r in rows]
+    vwidth = max(len(v) for v in shown)
+    print(f"training settings{f' (preset {preset})' if preset else ''}; override any with a flag or --config FILE.toml:")
+    for r, value in zip(rows, shown):
+        print(f"  {r['setting']:<{width}}  {value:<{vwidth}}  {r['from']:<18} {r['note']}".rstrip())
+    for note in notes:
+        print(f"note: {note}")
+
+
 def cmd_train(args) -> int:
-    from delaynir.config import load_config
+    from delaynir.config import load_config, read_config_file
+    from delaynir.errors import ConfigError
+    from delaynir.presets import preset_values
     from delaynir.train import train
 
     overrides = {"epochs": args.epochs, "delays": args.delays, "device": args.device, "seed": args.seed,
                  "batch_size": args.batch_size, "lr": args.lr, "max_delay": args.max_delay,
                  "hidden": args.hidden, "sparsity": args.sparsity, "prune": args.prune, "structure": args.structure,
                  "dale": args.dale or None}
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, overrides, base=preset_values(args.preset))
+    if args.dry_run:
+        file_values = read_config_file(args.config) if args.config else {}
+        _print_dry_run(config, args.preset, file_values, overrides, args.json)
+        return 0
+    if not (args.data and args.out):
+        raise ConfigError("`delaynir train` needs --data and --out (or --dry-run to print the settings)")
     summary = train(config, args.data, args.out, resume=args.resume, progress=_progress())
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports for the run
@@ -165,6 +229,11 @@ def cmd_compile(args) -> int:
         print(f"{r['layer']:<10} {r['synapses']:>9} {r['zero_weights_removed']:>14} {r['weights_clipped']:>10} "
               f"{r['delays_clipped']:>10} {r['max_delay']:>6}")
     agreement = ", ".join(f"{k} {v:.4%}" for k, v in val["spike_agreement"].items())
+    if "trained_accuracy_quantized_input" in val:
+        spec = report["input"]
+        print(f"graded input quantised to {spec['bits']}-bit codes (value = code x {spec['input_scale']:.4g}): "
+              f"trained model {val['trained_accuracy']:.4f} with float input, "
+              f"{val['trained_accuracy_quantized_input']:.4f} with the quantised input")
     print(f"validation ({val['n']} samples): trained {val['trained_accuracy']:.4f}, compiled "
           f"{val['compiled_accuracy']:.4f}, same prediction {val['prediction_agreement']:.4f}; "
           f"identical spikes: {agreement}")
@@ -216,6 +285,22 @@ def cmd_import(args) -> int:
     else:
         print(f"imported {args.file} (dt = {graph.dt} s) into {path}: layers {', '.join(result['layers'])}, "
               f"{graph.n_synapses} synapses, delays up to {graph.max_delay} steps")
+    return 0
+
+
+def cmd_import_model(args) -> int:
+    from delaynir.import_model import import_model
+
+    summary = import_model(args.checkpoint, args.source, args.out, args.data, max_delay=args.max_delay,
+                           tau_steps=args.tau_steps, threshold=args.threshold, dt=args.dt, n_steps=args.n_steps,
+                           overwrite=args.overwrite)
+    if args.json:
+        _print_json(summary)
+    else:
+        shapes = " → ".join([str(summary["layers"][0]["inputs"])] + [str(la["outputs"]) for la in summary["layers"]])
+        print(f"imported {args.checkpoint} ({args.source}: {shapes}, D = {summary['max_delay']} taps, "
+              f"σ = {summary['sigma']:.3g} steps, τ = {summary['tau_steps']} steps) into {summary['run_dir']}; "
+              f"compile it with `delaynir compile {summary['run_dir']} --target TARGET --out FILE`")
     return 0
 
 
@@ -399,16 +484,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_data_speech)
-    c = dsub.add_parser("check", help="validate an SHD-layout file and summarise it")
+    au = dsub.add_parser("audio", help="mel-filterbank frames (graded input, frames layout) of Heidelberg Digits "
+                         "audio or of WAV/FLAC files with a labels CSV: OUT/train.h5, OUT/test.h5")
+    au.add_argument("--in", dest="input", required=True, help="audio directory: audio/*.flac with train_filenames.txt "
+                    "and test_filenames.txt, or audio files with labels.csv (file,label[,speaker][,split])")
+    au.add_argument("--out", required=True, help="output directory")
+    au.add_argument("--labels", help="labels CSV (default: DIR/labels.csv when DIR is not in the HD layout)")
+    au.add_argument("--bands", type=int, help="mel bands (default 40, the paper's)")
+    au.add_argument("--frames", type=int, help="frames per sample, cropped or zero-padded (default 100)")
+    au.add_argument("--hop", type=float, help="frame step in seconds, the time step dt of training (default 0.01)")
+    au.add_argument("--sample-rate", type=int, help="audio is resampled to this rate in Hz first (default 16000)")
+    au.add_argument("--overwrite", action="store_true", help="replace existing train.h5/test.h5")
+    au.add_argument("--json", action="store_true")
+    au.set_defaults(func=cmd_data_audio)
+    c = dsub.add_parser("check", help="validate an SHD-layout or frames-layout file and summarise it")
     c.add_argument("file")
     c.add_argument("--channels", type=int, help="number of input channels (default: file attribute, else 700)")
-    c.add_argument("--dt", type=float, default=0.01)
+    c.add_argument("--dt", type=float, help="time step in seconds (default: 0.01, a frames file's own)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_data_check)
 
     t = sub.add_parser("train", help="train a delay SNN (settings: see README or --config)")
-    t.add_argument("--data", required=True, help="SHD-layout .h5 file, or a directory with train.h5")
-    t.add_argument("--out", required=True, help="run directory (must not exist, unless --resume)")
+    t.add_argument("--data", help="SHD- or frames-layout .h5 file, or a directory with train.h5 (required to train)")
+    t.add_argument("--out", help="run directory (must not exist, unless --resume; required to train)")
+    t.add_argument("--preset", choices=["rawhd-paper"],
+                   help="start from a named set of settings (rawhd-paper: the paper's code on RawHD); "
+                        "--config and flags override it")
+    t.add_argument("--dry-run", action="store_true",
+                   help="print every setting (value, where it comes from, why) and exit without training")
     t.add_argument("--config", help="TOML file setting any training option")
     t.add_argument("--epochs", type=int)
     t.add_argument("--delays", choices=["learned", "fixed-random", "none"])
@@ -484,6 +587,23 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--overwrite", action="store_true")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_import)
+
+    im = sub.add_parser("import-model", help="a PyTorch checkpoint of SNN-delays or the paper's code as a run "
+                        "directory (compile, export, verify it like a trained run)")
+    im.add_argument("checkpoint", help="state dict of tensors (torch.save(model.state_dict(), PATH))")
+    im.add_argument("--from", dest="source", required=True, choices=["snn-delays", "paper"])
+    im.add_argument("--out", required=True, help="run directory to create")
+    im.add_argument("--data", required=True, help="the data the model takes: SHD- or frames-layout .h5, or a "
+                    "directory with train.h5 (binning, classes, compile's validation split)")
+    im.add_argument("--max-delay", type=int, default=25, help="the Dcls1d's dilated_kernel_size D (default 25)")
+    im.add_argument("--tau-steps", type=float, help="LIF τ in steps (default: 1.005 for snn-delays, whose code "
+                    "divides 10.05 ms by its 10 ms step; 10.05 for paper)")
+    im.add_argument("--threshold", type=float, default=1.0, help="LIF threshold (default 1.0)")
+    im.add_argument("--dt", type=float, default=0.01, help="time step in seconds (default 0.01)")
+    im.add_argument("--n-steps", type=int, default=0, help="steps per sample (default: the data's)")
+    im.add_argument("--overwrite", action="store_true", help="write into an existing non-empty --out")
+    im.add_argument("--json", action="store_true")
+    im.set_defaults(func=cmd_import_model)
 
     v = sub.add_parser("verify", help="run a model in the reference simulator and other simulators, compare")
     v.add_argument("model", help="DelayGraph .h5, or a run directory (compiled in memory for --target)")

@@ -13,6 +13,13 @@ the target allows are handled by the fit policy:
     clip-delays    clip to the target's maximum delay (reported, changes the model);
     relay-neurons  chains of relay neurons (delaynir.relay; exact, costs neurons).
 
+Graded (real-valued) input, on a target whose profile allows it with finite ``input_bits``, is
+quantised to integer codes q = clip(round(v / s_in), q_min, q_max) (delaynir.quantize.input_grid,
+s_in from the training data's value range) and s_in is folded into the first layer's weights before
+they are quantised: W' = s_in · W. The input spec of the graph records bits, s_in and the code range,
+and every consumer feeds codes (delaynir.graph.encode_input). A target that takes spikes only refuses
+graded input (check_fit: ``graded_input``).
+
 Finally the graph is checked against every limit of the profile.
 """
 
@@ -28,9 +35,9 @@ import torch
 from delaynir import __version__
 from delaynir.config import load_config
 from delaynir.errors import TargetError
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.graph import INPUT, DelayGraph, Layer, Projection, decode_input, encode_input
 from delaynir.nn.model import DelaySNN, summed_softmax
-from delaynir.quantize import grid_for, on_grid, quantize_decay, quantize_weight
+from delaynir.quantize import grid_for, input_grid, on_grid, quantize_decay, quantize_weight
 from delaynir.relay import expand_relays
 from delaynir.simulate import simulate
 from delaynir.target import TargetProfile, raise_if_misfit
@@ -69,6 +76,24 @@ def _neuron_params(model: DelaySNN, k: int, n: int) -> tuple[str, np.ndarray, np
     return "li", model.readout.beta.double().numpy(), np.full(n, np.inf), "hard"
 
 
+def input_spec(data_info: dict[str, Any]) -> dict[str, Any]:
+    """The DelayGraph input spec of a run's ``data`` record (model.pt): binning, encoding, value range."""
+    keys = ("n_channels", "pool", "n_steps", "dt", "encoding", "value_range")
+    return {key: data_info[key] for key in keys if key in data_info}
+
+
+def _quantized_input(spec: dict[str, Any], profile: TargetProfile) -> dict[str, Any]:
+    """``spec`` with bits, input_scale and code_range when graded input is quantised for ``profile``."""
+    if spec.get("encoding") != "graded" or not profile.graded_input or not np.isfinite(profile.input_bits):
+        return spec
+    if "value_range" not in spec:
+        raise TargetError("graded input without a value range cannot be quantised; retrain with this delaynir "
+                          "version (the run records the training data's value range)")
+    bits = int(profile.input_bits)
+    scale, q_min, q_max = input_grid(spec["value_range"], bits)
+    return {**spec, "bits": bits, "input_scale": scale, "code_range": [q_min, q_max]}
+
+
 def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error",
                   input_info: dict[str, Any] | None = None, dt: float = 0.01,
                   provenance: dict[str, Any] | None = None) -> tuple[DelayGraph, dict[str, Any]]:
@@ -76,11 +101,14 @@ def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error"
     if fit not in FIT_POLICIES:
         raise TargetError(f"unknown fit policy {fit!r}; choose one of {', '.join(FIT_POLICIES)}")
     grid = grid_for(profile)
+    spec = _quantized_input(dict(input_info or {}), profile)
     names = layer_names(len(model.neurons))
     layers, report_layers = [], []
     source = INPUT
     for k, name in enumerate(names):
         w, b, d = folded_layer(model, k)
+        if k == 0 and "input_scale" in spec:
+            w = w * spec["input_scale"]  # the layer receives codes q = v / s_in
         n_out = w.shape[0]
         kind, beta, threshold, reset = _neuron_params(model, k, n_out)
         clipped_w = 0
@@ -111,7 +139,7 @@ def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error"
         })
         source = name
     graph = DelayGraph(
-        dt=dt, n_inputs=model.config.n_inputs, layers=layers, target=profile.name, input=dict(input_info or {}),
+        dt=dt, n_inputs=model.config.n_inputs, layers=layers, target=profile.name, input=spec,
         quantization={"weight_bits": profile.weight_bits, "weight_step": profile.weight_step,
                       "scale": profile.weight_scale if grid else "none", "decay": profile.decay},
         provenance={"delaynir_version": __version__, **(provenance or {})},
@@ -122,7 +150,9 @@ def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error"
         log.info("relay neurons: %d added for delays above %d steps", relays, int(profile.max_delay))
     raise_if_misfit(graph, profile)
     report = {"target": profile.name, "fit": fit, "layers": report_layers, "relay_neurons": relays,
-              "neurons": graph.n_neurons, "synapses": graph.n_synapses, "max_delay": graph.max_delay}
+              "neurons": graph.n_neurons, "synapses": graph.n_synapses, "max_delay": graph.max_delay,
+              "input": {key: spec[key] for key in ("encoding", "bits", "input_scale", "code_range", "value_range")
+                        if key in spec}}
     return graph, report
 
 
@@ -131,18 +161,25 @@ def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
     """Trained model (eval, rounded delays) vs the compiled graph in the reference simulator.
 
     Returns both accuracies, the fraction of samples with the same prediction, and per
-    hidden layer the fraction of identical (neuron, step) spike entries.
+    hidden layer the fraction of identical (neuron, step) spike entries. The graph receives the
+    codes of quantised graded input (graph.encode_input); the trained model then also runs on the
+    values the codes stand for, so that ``trained_accuracy_quantized_input`` isolates what input
+    quantisation costs.
     """
     model.eval()
     model.record = True
     names = layer_names(len(model.neurons))[:-1]
     same = dict.fromkeys(names, 0)
     entries = dict.fromkeys(names, 0)
-    correct_model = correct_graph = agree = total = 0
+    correct_model = correct_graph = agree = total = correct_quantized = 0
+    quantized = graph.input.get("bits") is not None and graph.encoding == "graded"
     try:
         for x, y in loader:
+            if quantized:
+                codes = encode_input(graph, x)
+                correct_quantized += int((summed_softmax(model(decode_input(graph, codes).float())).argmax(1) == y).sum())
             pred_model = summed_softmax(model(x)).argmax(1)
-            result = simulate(graph, x, record=True)
+            result = simulate(graph, encode_input(graph, x), record=True)
             for name, spikes in zip(names, model.recorded):
                 same[name] += int((result.spikes[name] == spikes.double()).sum())
                 entries[name] += spikes.numel()
@@ -152,9 +189,12 @@ def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
             total += len(y)
     finally:
         model.record = False
-    return {"n": total, "trained_accuracy": correct_model / max(total, 1),
-            "compiled_accuracy": correct_graph / max(total, 1), "prediction_agreement": agree / max(total, 1),
-            "spike_agreement": {n: same[n] / max(entries[n], 1) for n in names}}
+    out = {"n": total, "trained_accuracy": correct_model / max(total, 1),
+           "compiled_accuracy": correct_graph / max(total, 1), "prediction_agreement": agree / max(total, 1),
+           "spike_agreement": {n: same[n] / max(entries[n], 1) for n in names}}
+    if quantized:
+        out["trained_accuracy_quantized_input"] = correct_quantized / max(total, 1)
+    return out
 
 
 def compile_run(run_dir: str | Path, target: str, out: str | Path, *, fit: str = "error", overwrite: bool = False,
@@ -173,8 +213,8 @@ def compile_run(run_dir: str | Path, target: str, out: str | Path, *, fit: str =
     info = payload["data"]
     provenance = {"source_run": str(Path(run_dir).resolve()), "config_digest": payload.get("config_digest"),
                   "epoch": payload.get("epoch")}
-    input_info = {key: info[key] for key in ("n_channels", "pool", "n_steps", "dt") if key in info}
-    graph, report = compile_model(model, profile, fit=fit, input_info=input_info, dt=config.dt, provenance=provenance)
+    graph, report = compile_model(model, profile, fit=fit, input_info=input_spec(info), dt=config.dt,
+                                  provenance=provenance)
     dataset = open_dataset(info["train_file"], config, n_steps=info["n_steps"], pool=info["pool"])
     _, val_idx = validation_split(dataset, fraction=config.val_fraction, seed=config.seed)
     report["validation"] = compare(model, graph, make_loader(dataset, val_idx, batch_size=batch_size, shuffle=False))

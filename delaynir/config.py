@@ -166,16 +166,23 @@ def make_config(values: dict[str, Any] | None = None, *, source: str = "settings
     return config
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a TOML file (optional) and apply ``overrides`` (e.g. from command-line flags)."""
-    values: dict[str, Any] = {}
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The settings of a TOML file (not yet validated)."""
+    path = Path(path)
+    text = read_text(path, ConfigError, "config file")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None, *,
+                base: dict[str, Any] | None = None) -> TrainConfig:
+    """``base`` (e.g. a preset, delaynir.presets), then a TOML file (optional), then ``overrides`` (e.g. from
+    command-line flags; None values are skipped), over the defaults."""
+    values: dict[str, Any] = dict(base or {})
     if path is not None:
-        path = Path(path)
-        text = read_text(path, ConfigError, "config file")
-        try:
-            values = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        values.update(read_config_file(path))
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     values.update(flags)
     source = "settings" if path is None else str(path) + (" with the command-line flags" if flags else "")

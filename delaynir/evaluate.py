@@ -13,8 +13,9 @@ from delaynir.config import load_config, make_config
 from delaynir.data import make_loader
 from delaynir.data.shd import SPEAKER, spike_file
 from delaynir.errors import CheckpointError
+from delaynir.graph import encode_input
 from delaynir.nn.model import DelaySNN, ModelConfig
-from delaynir.train import data_file, evaluate_model, open_dataset, prepare_model, resolve_device
+from delaynir.train import data_file, evaluate_model, input_encoding, open_dataset, prepare_model, resolve_device
 
 
 def load_trained(run_dir: str | Path) -> tuple[DelaySNN, dict[str, Any]]:
@@ -79,8 +80,24 @@ def unseen_speaker_samples(dataset, train_file: str | Path) -> tuple[list[int], 
     return np.unique(dataset.speakers[mask]).tolist(), np.flatnonzero(mask).tolist()
 
 
+class EncodedLoader:
+    """Batches (x, y) of a loader with x as the graph's input receives it (graph.encode_input: the codes of
+    quantised graded input)."""
+
+    def __init__(self, loader, graph):
+        self.loader, self.graph = loader, graph
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for x, y in self.loader:
+            yield encode_input(self.graph, x), y
+
+
 def graph_loader(graph, data: str | Path, *, batch_size: int = 256):
-    """(loader over ``data`` binned as the graph's input says, the data file); a file or a directory's test.h5."""
+    """(loader over ``data`` binned and encoded as the graph's input says, the data file); a file or a
+    directory's test.h5. Spike counts and graded values must match the graph's input encoding."""
     path = data_file(data, "test.h5")
     info = graph.input
     config = make_config({"dt": float(info.get("dt", graph.dt))})
@@ -88,7 +105,12 @@ def graph_loader(graph, data: str | Path, *, batch_size: int = 256):
     if dataset.n_inputs != graph.n_inputs:
         raise CheckpointError(f"{path} gives {dataset.n_inputs} inputs after pooling by {dataset.pool}; "
                               f"the graph takes {graph.n_inputs}")
-    return make_loader(dataset, list(range(len(dataset))), batch_size=batch_size, shuffle=False), path
+    encoding = input_encoding(dataset)["encoding"]
+    if encoding != graph.encoding:
+        raise CheckpointError(f"{path} holds {encoding} input but the graph takes {graph.encoding} input; pass data "
+                              "made the way the model's training data was")
+    loader = make_loader(dataset, list(range(len(dataset))), batch_size=batch_size, shuffle=False)
+    return EncodedLoader(loader, graph), path
 
 
 def evaluate_graph(graph_path: str | Path, data: str | Path, *, batch_size: int = 256) -> dict[str, Any]:

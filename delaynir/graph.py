@@ -14,8 +14,12 @@ then, by the layer's neuron type,
     relay:    z[t] = I[t]  (emits its input unchanged in the same step; chains of relays
               realise delays longer than a target allows)
 
-``s^{src}`` is the network input (source ``"input"``, real-valued counts per step) or the
-output z of another layer. A projection from the layer itself or from a layer later in
+``s^{src}`` is the network input (source ``"input"``) or the output z of another layer. The
+input spec (``DelayGraph.input``, "encoding") says what the input holds: ``spikes`` (spike counts
+per step and channel) or ``graded`` (real values, e.g. filterbank features). Graded input with
+``bits`` is sent as integer codes q = clip(round(v / input_scale), q_min, q_max) of the value v
+(``encode_input``; compile folds input_scale into the first layer's weights), so a graph with
+integer weights computes on integers; graded input without ``bits`` is the real value itself. A projection from the layer itself or from a layer later in
 the list is recurrent and must have d ≥ 1. Layers run in list order at every step; the
 last layer is the output. Stored weights are ``weight`` (integers for quantised
 targets, stored as float64) times a per-output-neuron ``scale``.
@@ -45,7 +49,9 @@ import numpy as np
 NEURON_TYPES = ("lif", "cubalif", "li", "relay")
 RESETS = ("hard", "subtract")
 INPUT = "input"
-FORMAT_VERSION = 1
+#: 2: the input spec may say "encoding": "graded" (with value_range, bits, input_scale, code_range);
+#: a version-1 file's input is spikes. Both are read.
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -113,7 +119,9 @@ class Layer:
 class DelayGraph:
     """Layers in execution order (the last one is the output), dt in seconds, and metadata.
 
-    input: how frames are made from events (n_channels, pool, n_steps, dt, encoding).
+    input: how frames are made (n_channels, pool, n_steps, dt) and what they hold: "encoding" spikes or
+    graded; graded adds "value_range" [lo, hi] of the values and, when quantised, "bits",
+    "input_scale" and "code_range" [q_min, q_max] (module docstring; docs/delaygraph-format.md).
     quantization: what compile did (weight bits, scheme, scales are in the projections).
     provenance: delaynir version, source run, config digest, creation time.
     """
@@ -134,6 +142,12 @@ class DelayGraph:
 
     def source_size(self, source: str) -> int:
         return self.n_inputs if source == INPUT else self.layer(source).size
+
+    @property
+    def encoding(self) -> str:
+        """``graded`` when the input spec says so, else ``spikes`` (also for a version-1 file's free-form
+        encoding such as "counts")."""
+        return "graded" if self.input.get("encoding") == "graded" else "spikes"
 
     @property
     def n_outputs(self) -> int:
@@ -189,3 +203,23 @@ def in_units(values: np.ndarray, unit: np.ndarray) -> np.ndarray:
         k = np.rint(quotient)
         exact = np.isfinite(k) & (np.abs(k) < 2.0**53) & (k * unit == values)
     return np.where(exact, k, quotient)
+
+
+def encode_input(graph: DelayGraph, x):
+    """What the graph's input receives for frames ``x`` (T, B, n_inputs): the integer codes of quantised
+    graded input (delaynir.quantize.quantize_input), otherwise ``x`` itself."""
+    from delaynir.quantize import quantize_input
+
+    spec = graph.input
+    if spec.get("encoding") != "graded" or spec.get("bits") is None:
+        return x
+    q_min, q_max = spec["code_range"]
+    return quantize_input(x, spec["input_scale"], q_min, q_max)
+
+
+def decode_input(graph: DelayGraph, codes):
+    """The values the graph's input codes stand for (q · input_scale); the input itself when not quantised."""
+    spec = graph.input
+    if spec.get("encoding") != "graded" or spec.get("bits") is None:
+        return codes
+    return codes * spec["input_scale"]

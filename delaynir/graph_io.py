@@ -87,6 +87,8 @@ def _header_problems(graph: DelayGraph) -> list[str]:
     problems += _optional([_count_problem("n_inputs", graph.n_inputs), _string_problem("target", graph.target)])
     for key in METADATA:
         problems += _metadata_problems(key, getattr(graph, key))
+    if isinstance(graph.input, dict):
+        problems += _input_spec_problems(graph.input)
     if not isinstance(graph.layers, list) or not graph.layers:
         expected = "a non-empty list of layers (the last is the output)"
         problems.append(f"layers: expected {expected}, found {_found(graph.layers)}")
@@ -195,6 +197,23 @@ def _delay_check(recurrent: bool) -> tuple[Any, str]:
     low = int(recurrent)
     why = " (the projection is recurrent: its source is this layer or a later one)" if recurrent else ""
     return (lambda a: (a >= low) & (a <= INDEX_MAX)), f"delays in {low}..{INDEX_MAX} steps{why}"
+
+
+def _input_spec_problems(spec: dict) -> list[str]:
+    """The input spec (graph.py): quantised graded input needs bits, input_scale and code_range. Any other
+    encoding (absent, "spikes", or what a version-1 file says, e.g. "counts") is spike input."""
+    if spec.get("encoding") != "graded" or spec.get("bits") is None:
+        return []
+    bits, scale, codes = spec.get("bits"), spec.get("input_scale"), spec.get("code_range")
+    problems = []
+    if _valid_count(bits) is None:
+        problems.append(f"input: bits: expected an integer >= 1 (bits of a graded input code), found {_found(bits)}")
+    if not (_is_real(scale) and math.isfinite(scale) and scale > 0):
+        problems.append(f"input: input_scale: expected a finite number > 0 (value per code), found {_found(scale)}")
+    if not (isinstance(codes, list) and len(codes) == 2 and all(isinstance(c, int) for c in codes)
+            and codes[0] <= codes[1]):
+        problems.append(f"input: code_range: expected [q_min, q_max], two integers, found {_found(codes)}")
+    return problems
 
 
 def _metadata_problems(key: str, value: Any) -> list[str]:

@@ -9,6 +9,11 @@ representable positive multiple). Deployed weight = W_int · scale_j. Thresholds
 biases are put on the same grid (θ → scale_j · round(θ / scale_j)) so that, with integer
 inputs, membranes stay integer multiples of the scale.
 
+Graded input (``input_grid``, ``quantize_input``): a real value v is sent as the integer code
+q = clip(round(v / s_in), q_min, q_max) of the target's input bits, and compile multiplies the first
+layer's weights by s_in before quantising them, so that the graph computes on codes what the
+model computes on q · s_in.
+
 Decays: ``fixed12``: β → 1 − round(4096 (1 − β)) / 4096;  ``bitshift``: β → 1 − 2^−k with
 k = round(−log2(1 − β)) clipped to 0 … max_shift;  ``float``: unchanged.
 """
@@ -90,3 +95,22 @@ def quantize_decay(beta: np.ndarray, kind: str, max_shift: int = 15) -> np.ndarr
             k = np.round(-np.log2(np.clip(1.0 - beta, 2.0**-max_shift, 1.0)))
         return 1.0 - 2.0 ** -np.clip(k, 0, max_shift)
     raise ValueError(f"unknown decay representation {kind!r}")
+
+
+def input_grid(value_range: tuple[float, float], bits: int) -> tuple[float, int, int]:
+    """(scale s, q_min, q_max) of ``bits``-bit graded input codes covering ``value_range`` = (lo, hi).
+
+    Non-negative values (lo >= 0) use unsigned codes 0 … 2^bits − 1 with s = hi / (2^bits − 1);
+    otherwise signed codes ±(2^(bits−1) − 1) with s = max(|lo|, |hi|) / (2^(bits−1) − 1).
+    A value v is sent as the code q = clip(round(v / s), q_min, q_max) and stands for q · s.
+    """
+    lo, hi = float(value_range[0]), float(value_range[1])
+    q_max = 2**bits - 1 if lo >= 0 else 2 ** (bits - 1) - 1
+    q_min = 0 if lo >= 0 else -q_max
+    peak = max(abs(lo), abs(hi))
+    return (peak / q_max if peak > 0 else 1.0), q_min, q_max
+
+
+def quantize_input(x: torch.Tensor, scale: float, q_min: int, q_max: int) -> torch.Tensor:
+    """Graded input codes clip(round(x / scale), q_min, q_max), float64 (``input_grid``)."""
+    return torch.clamp(torch.round(torch.as_tensor(x, dtype=torch.float64) / scale), q_min, q_max)

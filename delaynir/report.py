@@ -63,7 +63,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, target: 
     """
     from delaynir import report_plots as plots
     from delaynir.bundle import run_test_data
-    from delaynir.compile import compile_model
+    from delaynir.compile import compile_model, input_spec
     from delaynir.evaluate import graph_loader, load_trained
     from delaynir.target import load_target
     from delaynir.verify import verify
@@ -73,8 +73,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, target: 
     profile = load_target(target)  # fail early on an unknown target
     model, payload = load_trained(run_dir)
     info = payload["data"]
-    input_info = {key: info[key] for key in ("n_channels", "pool", "n_steps", "dt") if key in info}
-    graph, _ = compile_model(model, load_target("float"), input_info=input_info, dt=info["dt"])
+    graph, _ = compile_model(model, load_target("float"), input_info=input_spec(info), dt=info["dt"])
     test_file = run_test_data(run_dir, data)
     loader, _ = graph_loader(graph, test_file, batch_size=256)
     n_classes = max(graph.n_outputs, int(info.get("n_classes", 0)))
@@ -98,7 +97,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, target: 
         images = {
             "training": plots.training_curves(runs.read_metrics(run_dir), tmp / "training.png"),
             "rasters": plots.spike_rasters(x[:, :r], {n: result.spikes[n][:, :r] for n in hidden}, y[:r],
-                                           result.predictions[:r], tmp / "rasters.png"),
+                                           result.predictions[:r], tmp / "rasters.png",
+                                           graded=graph.encoding == "graded"),
             "delays": plots.delay_histograms(graph, tmp / "delays.png"),
             "weight_delay": plots.weight_vs_delay(graph, tmp / "weight_delay.png"),
             "structure": plots.structure_plot(graph, tmp / "structure.png"),
@@ -110,7 +110,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, target: 
                   "verification": verification, "hardware_fit": fit, "out": str(out),
                   "images": {name: str(out / p.name) for name, p in images.items()}, "image_size": list(PIXELS),
                   "sizes": {"neurons": graph.n_neurons, "synapses": graph.n_synapses,
-                            "max_delay": graph.max_delay}}
+                            "max_delay": graph.max_delay}, "input_encoding": graph.encoding}
         (tmp / "report.html").write_text(render_html(report, images))
     html_path = out / "report.html"
     report["html"] = str(html_path)
@@ -166,6 +166,8 @@ def render_html(report: dict[str, Any], images: dict[str, Path]) -> str:
     c = report["clustering"]
     dc, dd = NEIGHBOURHOOD
     s = report["sizes"]
+    input_note = (" (the graded input drawn as an image of its values, channel by step)"
+                  if report.get("input_encoding") == "graded" else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>delaynir report: {e(report['run_dir'])}</title>
 <style>{CSS}</style><script>{SCRIPT}</script></head>
@@ -180,7 +182,7 @@ test accuracy <b>{report['test_accuracy']:.4f}</b> on {report['n_test']} samples
 {_img('training', images['training'], 'training curves')}
 
 <h2>Spike rasters</h2>
-<p>Input and hidden-layer spikes of the first {RASTER_SAMPLES} test samples.</p>
+<p>Input and hidden-layer spikes of the first {RASTER_SAMPLES} test samples{input_note}.</p>
 {_img('rasters', images['rasters'], 'spike rasters')}
 
 <h2>Learned delays</h2>

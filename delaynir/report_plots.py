@@ -58,16 +58,21 @@ def training_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
 
 
 def spike_rasters(x: torch.Tensor, spikes: dict[str, torch.Tensor], labels: torch.Tensor, preds: torch.Tensor,
-                  path: Path) -> Path:
-    """Input and hidden-layer rasters (rows: populations, columns: samples), time on x."""
+                  path: Path, *, graded: bool = False) -> Path:
+    """Input and hidden-layer rasters (rows: populations, columns: samples), time on x; ``graded`` input
+    (real values or their codes) is drawn as an image of the values (channel × step) instead of dots."""
     rows = [(INPUT, x)] + list(spikes.items())
     n = x.shape[1]
     fig, ax = _figure(len(rows), n, sharex=True)
     for c in range(n):
         for r, (name, z) in enumerate(rows):
-            t, j = np.nonzero(z[:, c].numpy())
             a = ax[r, c]
-            a.scatter(t, j, s=2, marker="|", c="k", linewidths=0.8)
+            if graded and r == 0:
+                a.imshow(z[:, c].numpy().T, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
+                         extent=(-0.5, z.shape[0] - 0.5, -0.5, z.shape[2] - 0.5))
+            else:
+                t, j = np.nonzero(z[:, c].numpy())
+                a.scatter(t, j, s=2, marker="|", c="k", linewidths=0.8)
             a.set_xlim(-0.5, z.shape[0] - 0.5)
             a.set_ylim(-0.5, z.shape[2] - 0.5)
             if c == 0:

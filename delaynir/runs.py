@@ -121,6 +121,20 @@ DATA_KEYS = {"train_file": str, "dt": float, "n_steps": int, "pool": int, "n_cha
              "n_classes": int}
 
 
+def torch_load_safely(path: Path, advice: str = "") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors and plain values, never unpickled code.
+
+    CheckpointError naming the file (and ``advice``, what to do) when it cannot be loaded that way.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or unsafe files
+        raise CheckpointError(
+            f"{path} cannot be loaded safely ({reason(exc)}); "
+            f"it is corrupt, truncated, or contains objects other than tensors and plain values{advice}"
+        ) from None
+
+
 def load_pt(path: str | Path, keys: dict[str, type] | None = None) -> dict[str, Any]:
     """Load a .pt file written by ``save_pt`` without unpickling arbitrary objects.
 
@@ -130,13 +144,7 @@ def load_pt(path: str | Path, keys: dict[str, type] | None = None) -> dict[str, 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist; is this a run directory written by `delaynir train`?")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise CheckpointError(
-            f"{path} cannot be loaded safely ({reason(exc)}); "
-            "it is corrupt, truncated, or contains objects other than tensors and plain values"
-        ) from None
+    payload = torch_load_safely(path)
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path} is not a delaynir checkpoint of format version {FORMAT_VERSION}; retrain or use a matching version"

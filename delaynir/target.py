@@ -111,6 +111,10 @@ _SPECS: dict[str, _Spec] = {
                              default=INF),
     "state_bits": _Spec("int", "bits of the neuron state", minimum=1, allow_inf=True, default=INF),
     "threshold_bits": _Spec("int", "bits of the threshold", minimum=1, allow_inf=True, default=INF),
+    "graded_input": _Spec("bool", "the network input may be real-valued (graded values of input_bits bits) "
+                          "instead of spikes", default=False),
+    "input_bits": _Spec("int", "bits of one graded input value (unsigned codes for non-negative input), or inf",
+                        minimum=1, allow_inf=True, default=INF),
     "neuron_types": _Spec("list", "neuron types the target runs", choices=NEURON_TYPES, default=NEURON_TYPES),
     "resets": _Spec("list", "reset modes the target runs", choices=RESETS, default=RESETS),
 }
@@ -218,6 +222,15 @@ class TargetProfile:
     @property
     def max_outputs(self) -> int | float:
         return self.get("max_outputs")
+
+    # --- input
+    @property
+    def graded_input(self) -> bool:
+        return self.get("graded_input")
+
+    @property
+    def input_bits(self) -> int | float:
+        return self.get("input_bits")
 
     # --- neurons
     @property
@@ -598,6 +611,7 @@ def check_fit(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
             f"{graph.n_outputs - profile.max_outputs} more than the {profile.max_outputs} outputs of {name}; "
             "reduce the number of classes or outputs"))
 
+    out.extend(_check_input(graph, profile))
     for layer in graph.layers:
         out.extend(_check_layer(graph, layer, profile))
         for projection in layer.projections:
@@ -605,6 +619,26 @@ def check_fit(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
             if profile.quantises_weights:
                 out.extend(_check_weights(layer, projection, profile))
     return out
+
+
+def _check_input(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
+    """Graded input on a target that takes spikes only, or with more bits than it takes."""
+    if graph.encoding != "graded":
+        return []
+    if not profile.graded_input:
+        return [FitViolation(
+            None, "graded_input", True, False,
+            f"the model's input is graded (real values) but {profile.name} takes spikes only; train on spike input "
+            "(an encoder in front of the network, e.g. `delaynir data speech` makes cochlea spikes from audio) or run "
+            "the first layer on the host and deploy the layers after it")]
+    bits = graph.input.get("bits")
+    if profile.input_bits < INF and (bits is None or bits > profile.input_bits):
+        return [FitViolation(
+            None, "input_bits", bits if bits is not None else INF, profile.input_bits,
+            f"the model's graded input has {'unquantised float' if bits is None else f'{bits}-bit'} values but "
+            f"{profile.name} takes {profile.input_bits}-bit graded input; compile quantises the input to the "
+            "profile's input_bits (recompile from the run directory)")]
+    return []
 
 
 def _check_layer(graph: DelayGraph, layer: Layer, profile: TargetProfile) -> list[FitViolation]:
@@ -819,13 +853,16 @@ def _columns(p: TargetProfile) -> list[str]:
     if decay == "bitshift" and not math.isinf(p.max_decay_shift):
         decay += f" k<={p.max_decay_shift}"
     decay = _cell(p, ("decay", "max_decay_shift"), decay)
-    return [p.name, weights, delays, fan_in, neurons, decay]
+    graded = "spikes" if not p.graded_input else "graded " + (
+        "float" if math.isinf(p.input_bits) else f"{p.input_bits}-bit")
+    graded = _cell(p, ("graded_input", "input_bits"), graded)
+    return [p.name, weights, delays, fan_in, neurons, decay, graded]
 
 
 def format_targets_table(profiles: Iterable[TargetProfile]) -> str:
     """The human table of ``delaynir targets``: one row per profile; '?' marks a value whose
     source does not confirm it, '-' means no limit."""
-    header = ["name", "weights", "delays (steps)", "fan-in", "neurons", "decay"]
+    header = ["name", "weights", "delays (steps)", "fan-in", "neurons", "decay", "input"]
     rows = [_columns(p) for p in profiles]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 

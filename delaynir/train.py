@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from delaynir import __version__, distributed, runs
 from delaynir.config import TrainConfig, dumps_toml, load_config, make_config
 from delaynir.data import SpikeDataset, make_loader, validation_split
+from delaynir.data.frames import FramesDataset, is_frames_file
 from delaynir.data.shd import read_duration, resolve_n_channels, spike_file
 from delaynir.data.split import shard_bounds
 from delaynir.errors import CheckpointError, ConfigError, DataFormatError, reason
@@ -68,16 +69,20 @@ def data_file(data: str | Path, name: str = "train.h5") -> Path:
     data = Path(data)
     path = data / name if data.is_dir() else data
     if not path.is_file():
-        raise DataFormatError(f"no spike data at {path}; pass an SHD-layout .h5 file or a directory with {name} "
-                              "(`delaynir data synth --out DIR` writes one)")
+        raise DataFormatError(f"no spike data at {path}; pass an SHD-layout (or frames-layout) .h5 file or a "
+                              f"directory with {name} (`delaynir data synth --out DIR` or `delaynir data audio` "
+                              "writes one)")
     return path
 
 
 def open_dataset(path: str | Path, config: TrainConfig, *, n_steps: int | None = None,
-                 pool: int | None = None) -> SpikeDataset:
-    """Open a spike file with the run's binning; n_steps/pool default to the config (0 = automatic)."""
+                 pool: int | None = None) -> SpikeDataset | FramesDataset:
+    """Open a spike file with the run's binning, or a frames file (graded input) at the run's dt;
+    n_steps/pool default to the config (0 = automatic: a frames file's own frame count, no pooling)."""
     n_steps = n_steps or config.n_steps
     pool = pool or config.pool
+    if is_frames_file(path):
+        return FramesDataset(path, dt=config.dt, n_steps=n_steps or None, pool=pool)
     with spike_file(path) as f:  # only the header: the file is validated when the dataset opens it
         n_channels, duration = resolve_n_channels(f), read_duration(f)
     if not n_steps:
@@ -85,6 +90,13 @@ def open_dataset(path: str | Path, config: TrainConfig, *, n_steps: int | None =
     if not pool:
         pool = math.ceil(n_channels / MAX_INPUTS)
     return SpikeDataset(path, dt=config.dt, n_steps=n_steps, pool=pool)
+
+
+def input_encoding(dataset: SpikeDataset | FramesDataset) -> dict[str, Any]:
+    """How the network input is made: ``spikes`` (counts per bin) or ``graded`` (real values, with their range)."""
+    if getattr(dataset, "graded", False):
+        return {"encoding": "graded", "value_range": list(dataset.value_range())}
+    return {"encoding": "spikes"}
 
 
 @dataclass
@@ -284,7 +296,8 @@ def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, 
     train_idx, val_idx = validation_split(dataset, fraction=config.val_fraction, seed=config.seed)
     data_info = {"train_file": str(path.resolve()), "dt": config.dt, "n_steps": dataset.n_steps,
                  "pool": dataset.pool, "n_channels": dataset.n_channels, "n_inputs": dataset.n_inputs,
-                 "n_classes": dataset.n_classes, "n_train": len(train_idx), "n_val": len(val_idx)}
+                 "n_classes": dataset.n_classes, "n_train": len(train_idx), "n_val": len(val_idx),
+                 **input_encoding(dataset)}
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
     sizes = [dataset.n_inputs, *config.hidden, dataset.n_classes]
     check_memory(4 * (config.batch_size * dataset.n_steps * sum(sizes)

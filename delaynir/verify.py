@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from delaynir.errors import ConfigError
-from delaynir.graph import DelayGraph
+from delaynir.graph import DelayGraph, decode_input
 from delaynir.simulate import SimulationResult, simulate
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,10 @@ def _first_divergence(ref: SimulationResult, other: SimulationResult, offset: in
 
 
 def verify(graph: DelayGraph, loader, *, sims: list[str], model=None, progress: bool = False) -> dict[str, Any]:
-    """Compare every simulator in ``sims`` (and ``model``, a DelaySNN, when given) with the reference."""
+    """Compare every simulator in ``sims`` (and ``model``, a DelaySNN, when given) with the reference.
+
+    ``loader`` yields x as the graph's input receives it (evaluate.graph_loader: codes of quantised graded
+    input); the model gets the values they stand for (graph.decode_input)."""
     unknown = [s for s in sims if s not in SIMULATORS]
     if unknown:
         raise ConfigError(f"unknown simulator(s) {', '.join(unknown)}; choose from {', '.join(SIMULATORS)}")
@@ -108,8 +111,8 @@ def verify(graph: DelayGraph, loader, *, sims: list[str], model=None, progress: 
             reference.add(ref, ref, y, offset)
             for name, run in runners.items():
                 tallies[name].add(ref, run(x), y, offset)
-            if model is not None:
-                tallies["trained"].add(ref, _model_result(model, x, hidden), y, offset)
+            if model is not None:  # the trained model takes the values the input codes stand for
+                tallies["trained"].add(ref, _model_result(model, decode_input(graph, x).float(), hidden), y, offset)
             offset += len(y)
     report = {"n": reference.n, "reference_accuracy": reference.summary()["accuracy"],
               "simulators": {name: t.summary() for name, t in tallies.items()}}
@@ -151,14 +154,13 @@ def verify_path(model: str | Path, data: str | Path, *, sims: list[str], target:
 
     model_path, trained = Path(model), None
     if model_path.is_dir():
-        from delaynir.compile import compile_model
+        from delaynir.compile import compile_model, input_spec
         from delaynir.evaluate import load_trained
         from delaynir.target import load_target
 
         trained, payload = load_trained(model_path)
         info = payload["data"]
-        input_info = {key: info[key] for key in ("n_channels", "pool", "n_steps", "dt") if key in info}
-        graph, _ = compile_model(trained, load_target(target), input_info=input_info, dt=info["dt"])
+        graph, _ = compile_model(trained, load_target(target), input_info=input_spec(info), dt=info["dt"])
     else:
         from delaynir.graph_io import load_graph
 

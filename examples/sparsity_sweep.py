@@ -1,6 +1,8 @@
-"""Accuracy vs sparsity: per-synapse DCLS delays vs delays learned as structure, on the synthetic task.
+"""Accuracy vs sparsity: per-synapse DCLS delays vs delays learned as structure, on the synthetic task
+or any data set.
 
     python examples/sparsity_sweep.py [OUT_DIR] [--k 1 3 5 7] [--epochs 20] [--seeds 0 1]
+    python examples/sparsity_sweep.py OUT --data frames/ --preset rawhd-paper --dale --arms dcls dcls-rigl taps
 
 At each connection density 2^-k of all-to-all (sparsity 1 − 2^-k, as in Mészáros et al. 2024),
 four networks with the same number of connections in every hidden layer:
@@ -16,7 +18,9 @@ four networks with the same number of connections in every hidden layer:
                 (regrow_pool 10), whose scoring costs ∝ the pool instead of a dense weight gradient.
 
 The readout stays dense in both arms; a dense DCLS network (k = 0) is the reference. Settings:
-delaynir.demo.DEMO_SETTINGS with --epochs, one run per seed. Test accuracy is with rounded
+delaynir.demo.DEMO_SETTINGS, or a training preset (--preset, e.g. rawhd-paper: the paper's one-layer
+network), with --epochs, one run per seed; --dale gives the pruned arms one sign per presynaptic neuron
+(the paper's setting); --data takes a directory with train.h5 and test.h5 instead of the synthetic task. Test accuracy is with rounded
 integer delays (the deployed model). Writes sweep.csv and sweep.json (one row per run) and
 sweep.png (mean over seeds; needs matplotlib) to OUT_DIR; finished runs are reused.
 """
@@ -31,6 +35,7 @@ from delaynir.config import make_config
 from delaynir.data import SynthConfig, generate_synthetic
 from delaynir.demo import DEMO_SETTINGS
 from delaynir.evaluate import evaluate_run
+from delaynir.presets import preset_values
 from delaynir.train import train
 
 ARMS = {
@@ -52,7 +57,7 @@ def mean_accuracy(rows: list[dict], arm: str, k: int) -> float:
     return sum(accs) / len(accs)
 
 
-def plot(rows: list[dict], ks: list[int], path: Path) -> bool:
+def plot(rows: list[dict], ks: list[int], path: Path, arms: dict) -> bool:
     try:
         import matplotlib
 
@@ -62,7 +67,8 @@ def plot(rows: list[dict], ks: list[int], path: Path) -> bool:
         logging.warning("matplotlib is not installed: no plot (pip install matplotlib)")
         return False
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for arm, label in LABELS.items():
+    for arm in arms:
+        label = LABELS[arm]
         ax.plot(ks, [mean_accuracy(rows, arm, k) for k in ks], "o-", label=label)
         seeds = [(r["k"], r["test_accuracy"]) for r in rows if r["arm"] == arm]
         ax.plot([p[0] for p in seeds], [p[1] for p in seeds], ".", color=ax.lines[-1].get_color(), alpha=0.5)
@@ -83,19 +89,26 @@ def main() -> None:
     ap.add_argument("--k", type=int, nargs="+", default=[1, 3, 5, 7], help="densities 2^-k")
     ap.add_argument("--epochs", type=int, default=DEMO_SETTINGS["epochs"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--data", help="directory with train.h5 and test.h5 (default: the synthetic task in OUT/data)")
+    ap.add_argument("--preset", help="training preset as base settings (default: the demo's settings)")
+    ap.add_argument("--dale", action="store_true", help="one sign per presynaptic neuron in the pruned arms")
+    ap.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out)
-    data = out / "data"
-    if not (data / "test.h5").exists():
+    data = Path(args.data) if args.data else out / "data"
+    if not args.data and not (data / "test.h5").exists():
         generate_synthetic(data, SynthConfig(seed=0), overwrite=True)
-    D = DEMO_SETTINGS["max_delay"]
+    base = preset_values(args.preset) if args.preset else DEMO_SETTINGS
+    D = base["max_delay"]
+    arms = {arm: ARMS[arm] for arm in args.arms}
     rows = []
-    runs = [("dense", 0, {})] + [(arm, k, settings(k, D)) for k in args.k for arm, settings in ARMS.items()]
+    runs = [("dense", 0, {})] + [(arm, k, settings(k, D)) for k in args.k for arm, settings in arms.items()]
     for seed in args.seeds:
         for arm, k, settings in runs:
             run_dir = out / "runs" / f"{arm}-k{k}-seed{seed}"
-            config = make_config(dict(DEMO_SETTINGS, epochs=args.epochs, seed=seed, **settings))
+            dale = {"dale": True} if args.dale and settings.get("prune", "none") != "none" else {}
+            config = make_config(dict(base, epochs=args.epochs, seed=seed, **settings, **dale))
             if not (run_dir / "model.pt").exists():
                 train(config, data, run_dir)
             test = evaluate_run(run_dir, data / "test.h5")
@@ -111,12 +124,12 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     (out / "sweep.json").write_text(json.dumps(rows, indent=2))
-    plotted = plot(rows, args.k, out / "sweep.png")
+    plotted = plot(rows, args.k, out / "sweep.png", arms)
     print(f"test accuracy, mean of seeds {args.seeds}; dense DCLS: {mean_accuracy(rows, 'dense', 0):.3f}")
-    print(f"{'k':>3} {'connections':>14} " + " ".join(f"{arm:>10}" for arm in ARMS))
+    print(f"{'k':>3} {'connections':>14} " + " ".join(f"{arm:>10}" for arm in arms))
     for k in args.k:
         conns = next(r["connections_per_hidden_layer"] for r in rows if r["k"] == k)
-        print(f"{k:>3} {str(conns):>14} " + " ".join(f"{mean_accuracy(rows, arm, k):>10.3f}" for arm in ARMS))
+        print(f"{k:>3} {str(conns):>14} " + " ".join(f"{mean_accuracy(rows, arm, k):>10.3f}" for arm in arms))
     print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.json'}" + (f", {out / 'sweep.png'}" if plotted else ""))
 
 

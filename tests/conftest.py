@@ -1,4 +1,7 @@
-"""Shared fixtures: small synthetic spike files generated once per test session."""
+"""Shared fixtures: small synthetic spike files and a tiny spoken-digit set generated once per test session."""
+
+import os
+import shutil
 
 import pytest
 
@@ -43,3 +46,33 @@ def small_run(tmp_path_factory):
                                                   spread=20, n_groups=3, seed=1))
     train(make_config(SMALL_RUN_SETTINGS), root / "data", root / "run")
     return root / "run"
+
+
+#: The tiny spoken-digit set: speaker 4 only in test; speaker 0 in train (trial 0) and test (trial 1).
+TINY_SPEECH = ["--trials", "2", "--speakers", "0,4", "--test-speakers", "4"]
+
+
+def _need_espeak() -> None:
+    """Skip without espeak-ng, except under CI=true, where it fails (.ci/run installs it)."""
+    if shutil.which("espeak-ng") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("espeak-ng is not installed; .ci/run installs it (apt-get install -y espeak-ng)")
+        pytest.skip("espeak-ng is not installed (apt-get install -y espeak-ng)")
+
+
+@pytest.fixture(scope="session")
+def need_espeak():
+    """The check a test calls where it needs espeak-ng: skips (fails under CI=true) without it."""
+    return _need_espeak
+
+
+@pytest.fixture(scope="session")
+def tiny_speech(tmp_path_factory):
+    """A tiny spoken-digit set made once with the CLI (HD-layout audio + SHD spikes): 2 speakers x 20 classes x
+    2 trials; the speech tests and the audio-feature tests both read it; treat as read-only."""
+    from delaynir.cli import main
+
+    _need_espeak()
+    out = tmp_path_factory.mktemp("speech") / "digits"
+    assert main(["-q", "data", "speech", "--out", str(out), *TINY_SPEECH, "--json"]) == 0
+    return out

@@ -104,7 +104,7 @@ def test_round_trip_is_exact(tmp_path, make):
 def test_layout_is_as_documented(tmp_path):
     path = save_graph(all_kinds_graph(), tmp_path / "g.h5")
     with h5py.File(path, "r") as f:
-        assert f.attrs["format"] == "delaynir.DelayGraph" and f.attrs["format_version"] == 1
+        assert f.attrs["format"] == "delaynir.DelayGraph" and f.attrs["format_version"] == 2
         assert list(f.attrs) == ["format", "format_version", "dt", "n_inputs", "target", "input", "quantization",
                                  "provenance"]
         assert list(f["layers"]) == ["000", "001", "002", "003"]
@@ -283,7 +283,7 @@ def _beta_is_group(spec):
 # case id: (mutation of raw_spec(), [text the message must contain, ...])
 MALFORMED = {
     "no format_version": (_drop("/", "format_version"),
-                          ["root attribute 'format_version': expected an integer 1..1, found nothing (missing)"]),
+                          ["root attribute 'format_version': expected an integer 1..2, found nothing (missing)"]),
     "wrong format": (_set_attr("/", "format", "nir"),
                      ["root attribute 'format': expected 'delaynir.DelayGraph', found 'nir'"]),
     "no layers group": (_drop("layers"), ["layers: expected a non-empty list of layers", "found nothing (missing)"]),
@@ -378,8 +378,8 @@ def test_every_problem_is_reported_at_once(tmp_path):
 
 def test_newer_format_version_is_refused(tmp_path):
     spec = raw_spec()
-    spec["/"]["attrs"]["format_version"] = 2
-    assert "format_version 2 is newer than this delaynir reads (1); upgrade delaynir" in load_problems(tmp_path, spec)
+    spec["/"]["attrs"]["format_version"] = 3
+    assert "format_version 3 is newer than this delaynir reads (2); upgrade delaynir" in load_problems(tmp_path, spec)
 
 
 def test_missing_and_non_hdf5_files(tmp_path):

@@ -5,8 +5,6 @@ Tests that speak need espeak-ng: they skip without it, except under CI=true, whe
 """
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import h5py
@@ -29,33 +27,19 @@ from delaynir.data.speech import (
 )
 from delaynir.errors import ConfigError
 
-#: The fixture's set: speaker 4 only in test; speaker 0 in train (trial 0) and test (trial 1).
-TINY = ["--trials", "2", "--speakers", "0,4", "--test-speakers", "4"]
-
-
-def _need_espeak() -> None:
-    if shutil.which("espeak-ng") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("espeak-ng is not installed; .ci/run installs it (apt-get install -y espeak-ng)")
-        pytest.skip("espeak-ng is not installed (apt-get install -y espeak-ng)")
-
 
 def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """(directory, --json summary) of a tiny set made with the CLI: 2 speakers x 20 classes x 2 trials."""
-    _need_espeak()
-    out = tmp_path_factory.mktemp("speech") / "digits"
-    code = main(["-q", "data", "speech", "--out", str(out), *TINY, "--json"])
-    assert code == 0
-    return out
+def tiny(tiny_speech):
+    """The session's tiny set (tests/conftest.py: tiny_speech)."""
+    return tiny_speech
 
 
-def test_cli_json_summary(tmp_path, capsys):
-    _need_espeak()
+def test_cli_json_summary(tmp_path, capsys, need_espeak):
+    need_espeak()
     code = main(["-q", "data", "speech", "--out", str(tmp_path / "d"), "--trials", "1", "--speakers", "3,5",
                  "--test-speakers", "5", "--channels", "100", "--json"])
     assert code == 0
@@ -126,9 +110,9 @@ def test_flac_re_encodes_to_the_stored_spikes(tiny):
             np.testing.assert_array_equal(units, f["spikes/units"][i])
 
 
-def test_same_seed_same_bytes_and_overwrite_replaces_outputs(tmp_path):
+def test_same_seed_same_bytes_and_overwrite_replaces_outputs(tmp_path, need_espeak):
     """Regenerating with --overwrite (and another worker count) gives byte-identical files; other files stay."""
-    _need_espeak()
+    need_espeak()
     out = tmp_path / "d"
     config = dict(trials=1, speakers=(1, 5), test_speakers=(5,))
     generate_speech(out, SpeechConfig(**config, workers=2))
@@ -215,7 +199,7 @@ def test_config_errors_are_clear():
                                        for s in SPEAKERS)
 
 
-def test_demo_trains_on_spoken_digits_and_skips_them_without_espeak(tmp_path, monkeypatch):
+def test_demo_trains_on_spoken_digits_and_skips_them_without_espeak(tmp_path, monkeypatch, need_espeak):
     """The demo's speech leg reports test and unseen-speaker accuracy, or says why it was skipped."""
     from delaynir import demo
 
@@ -225,7 +209,7 @@ def test_demo_trains_on_spoken_digits_and_skips_them_without_espeak(tmp_path, mo
     skipped = demo._speech_run(tmp_path / "without", settings, progress=False)
     assert "espeak-ng" in skipped["skipped"] and not (tmp_path / "without" / "runs").exists()
     monkeypatch.undo()
-    _need_espeak()
+    need_espeak()
     monkeypatch.setattr(demo, "DEMO_SPEECH", SpeechConfig(speakers=(0, 1, 4), test_speakers=(4,), trials=2))
     result = demo._speech_run(tmp_path / "with", settings, progress=False)
     assert result["unseen_speakers"]["speakers"] == [4] and result["unseen_speakers"]["n"] == 40

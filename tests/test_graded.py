@@ -1,0 +1,146 @@
+"""Graded (real-valued) input through the pipeline: input spec, quantisation for a target, every simulator."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from delaynir.cli import main
+from delaynir.compile import compile_run
+from delaynir.config import make_config
+from delaynir.data.frames import write_frames_file
+from delaynir.errors import GraphFormatError, TargetError
+from delaynir.evaluate import load_trained
+from delaynir.graph import decode_input, encode_input
+from delaynir.graph_io import load_graph, save_graph, validate_graph
+from delaynir.quantize import input_grid, quantize_input
+from delaynir.target import check_fit, load_target
+from delaynir.train import train
+from delaynir.verify import verify_path, worst_agreement
+
+SETTINGS = {"hidden": [16], "max_delay": 8, "epochs": 2, "batch_size": 16, "dropout": 0.1, "val_fraction": 0.25,
+            "threshold": 0.5, "seed": 1}
+
+
+def _frames(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes of 8-band, 30-frame graded samples: a rising or a falling sweep of energy, plus noise."""
+    labels = np.arange(n) % 2
+    t = np.arange(30)[:, None]
+    bands = np.arange(8)[None, :]
+    x = np.stack([np.exp(-0.5 * ((bands - (t / 4 if y == 0 else 7 - t / 4)) / 1.2) ** 2) for y in labels])
+    return (1.5 * x + 0.2 * rng.random(x.shape)).astype(np.float32), labels
+
+
+@pytest.fixture(scope="module")
+def graded_run(tmp_path_factory):
+    """A run trained on graded frames (data beside it); treat as read-only."""
+    root = tmp_path_factory.mktemp("graded")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 48), ("test", 16)):
+        x, y = _frames(n, rng)
+        write_frames_file(root / "data" / f"{split}.h5", x, y, dt=0.01, speakers=np.arange(n) % 4)
+    train(make_config(SETTINGS), root / "data", root / "run")
+    return root / "run"
+
+
+def test_input_grid_and_codes():
+    assert input_grid((0.0, 2.55), 8) == (pytest.approx(0.01), 0, 255)
+    scale, q_min, q_max = input_grid((-1.0, 0.5), 4)
+    assert (q_min, q_max) == (-7, 7) and scale == pytest.approx(1 / 7)
+    codes = quantize_input(torch.tensor([-0.1, 0.004, 0.006, 1.0, 9.0]), 0.01, 0, 255)
+    assert codes.tolist() == [0, 0, 1, 100, 255] and codes.dtype == torch.float64
+
+
+def test_a_graded_run_records_its_input(graded_run):
+    _, payload = load_trained(graded_run)
+    info = payload["data"]
+    assert info["encoding"] == "graded" and info["n_inputs"] == 8 and info["n_steps"] == 30
+    lo, hi = info["value_range"]
+    assert lo >= 0 and 1.5 < hi < 1.8
+
+
+def test_compile_quantises_graded_input_and_reports_its_cost(graded_run, tmp_path):
+    report = compile_run(graded_run, "int8", tmp_path / "g.h5")
+    graph = load_graph(tmp_path / "g.h5")
+    spec = graph.input
+    assert graph.encoding == "graded" and spec["bits"] == 8 and spec["code_range"] == [0, 255]
+    assert spec["input_scale"] == pytest.approx(spec["value_range"][1] / 255)
+    assert report["input"]["bits"] == 8
+    val = report["validation"]
+    assert set(val) >= {"trained_accuracy", "trained_accuracy_quantized_input", "compiled_accuracy"}
+    x = torch.rand(5, 2, 8) * 1.6
+    codes = encode_input(graph, x)
+    assert torch.equal(codes, torch.round(codes)) and codes.max() <= 255
+    assert torch.allclose(decode_input(graph, codes), x.double(), atol=spec["input_scale"] / 2 + 1e-12)
+    float_graph = load_graph(compile_run(graded_run, "float", tmp_path / "f.h5")["out"])
+    assert float_graph.encoding == "graded" and "bits" not in float_graph.input  # float input: unquantised
+    assert torch.equal(encode_input(float_graph, x), x)
+
+
+@pytest.mark.parametrize("target", ["int8", "float"])
+def test_verify_is_spike_exact_with_graded_input_in_every_simulator(graded_run, target):
+    report = verify_path(graded_run, graded_run.parent / "data", sims=["norse", "snntorch", "onnxruntime"],
+                         target=target, batch_size=16)
+    assert worst_agreement(report) == 1.0
+    for name in ("norse", "snntorch", "onnxruntime"):
+        assert set(report["simulators"][name]["spike_agreement"].values()) == {1.0}
+
+
+def test_graded_input_on_a_spikes_only_target_is_refused(graded_run, tmp_path, capsys):
+    out = tmp_path / "s2.h5"
+    code = main(["compile", str(graded_run), "--target", "spinnaker2", "--fit", "relay-neurons", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "graded" in err and "spikes only" in err and "first layer on the host" in err
+    float_graph = load_graph(compile_run(graded_run, "float", tmp_path / "f.h5")["out"])
+    limits = {v.limit for v in check_fit(float_graph, load_target("int8"))}
+    assert "input_bits" in limits  # float input on an 8-bit-input target
+
+
+def test_graded_spec_round_trips_and_is_validated(graded_run, tmp_path):
+    compile_run(graded_run, "int8", tmp_path / "g.h5")
+    graph = load_graph(tmp_path / "g.h5")
+    again = load_graph(save_graph(graph, tmp_path / "again.h5"))
+    assert again.input == graph.input
+    graph.input = {**graph.input, "bits": 0, "input_scale": -1.0}
+    problems = validate_graph(graph)
+    assert any("input: bits" in p for p in problems) and any("input: input_scale" in p for p in problems)
+    with pytest.raises(GraphFormatError, match="input_scale"):
+        save_graph(graph, tmp_path / "bad.h5")
+
+
+def test_a_version_1_file_reads_as_spike_input(graded_run, tmp_path):
+    compile_run(graded_run, "int8", tmp_path / "g.h5")
+    with h5py.File(tmp_path / "g.h5", "r+") as f:
+        f.attrs["format_version"] = np.int64(1)
+        f.attrs["input"] = json.dumps({"n_channels": 8, "encoding": "counts"})
+    graph = load_graph(tmp_path / "g.h5")
+    assert graph.encoding == "spikes" and graph.input["encoding"] == "counts"
+
+
+def test_bundle_and_report_with_graded_input(graded_run, tmp_path):
+    assert main(["-q", "bundle", str(graded_run), "--target", "int8", "--out", str(tmp_path / "b"), "--samples",
+                 "4"]) == 0
+    with h5py.File(tmp_path / "b" / "test_vectors.h5") as f:
+        inputs = f["inputs"][()]
+    assert np.array_equal(inputs, np.round(inputs)) and inputs.max() <= 255 and inputs.max() > 1
+    assert "8-bit integer codes" in (tmp_path / "b" / "README.md").read_text()
+    assert main(["-q", "bundle", "--check", str(tmp_path / "b")]) == 0
+    with pytest.raises(TargetError):
+        compile_run(graded_run, "seneca", tmp_path / "x.h5")
+
+
+def test_the_report_draws_graded_input_as_an_image(graded_run, tmp_path):
+    from delaynir.report import write_report
+
+    report = write_report(graded_run, tmp_path / "rep", target="int8")
+    assert report["input_encoding"] == "graded"
+    assert "graded input drawn as an image" in (tmp_path / "rep" / "report.html").read_text()
+    assert report["verification"]["simulators"]["onnxruntime"]["prediction_agreement"] == 1.0
+
+
+def test_the_hidden_layer_spikes(graded_run):
+    metrics = [json.loads(line) for line in (graded_run / "metrics.jsonl").read_text().splitlines()]
+    assert 0.01 < metrics[-1]["spike_rates"][0] < 0.9  # verification compares real spikes, not silence
