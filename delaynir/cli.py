@@ -403,6 +403,19 @@ def _speech_summary(speech: dict) -> str:
     return f"{speech['test_accuracy']:.4f} / " + ("–" if unseen is None else f"{unseen['accuracy']:.4f}")
 
 
+def _reproduces(verification: dict) -> str:
+    """'yes' when every simulator of a verification has identical spikes and predictions."""
+    return "yes" if all(r["prediction_agreement"] == 1.0 and set(r["spike_agreement"].values()) == {1.0}
+                        for r in verification["simulators"].values()) else "NO"
+
+
+def _graded_summary(graded: dict) -> str:
+    if "skipped" in graded:
+        return "skipped (espeak-ng not installed)"
+    return (f"{graded['test_accuracy']:.4f} / {graded['compiled']['test_accuracy']:.4f} / "
+            f"{_reproduces(graded['verification'])}")
+
+
 def cmd_demo(args) -> int:
     from delaynir.demo import run_demo
 
@@ -433,9 +446,8 @@ def cmd_demo(args) -> int:
             ("pruned delay taps (2 % kept), test accuracy", f"{result['runs']['pruned']['test_accuracy']:.4f}"),
             ("spoken digits (espeak-ng), test accuracy / unseen speaker", _speech_summary(result["speech"])),
             (f"compiled ({c['target']}), test accuracy", f"{c['test_accuracy']:.4f}"),
-            ("exported files reproduce the reference",
-             "yes" if all(r["prediction_agreement"] == 1.0 and set(r["spike_agreement"].values()) == {1.0}
-                          for r in result["verification"]["simulators"].values()) else "NO"),
+            ("mel frames, graded (paper's net): test / compiled / exact", _graded_summary(result["graded"])),
+            ("exported files reproduce the reference", _reproduces(result["verification"])),
             ("E/I clustering (same-sign share vs shuffled)",
              f"{cl['same_sign_fraction']:.3f} vs {cl['shuffled_baseline']:.3f}"),
             (f"fits {fit['target']} (before quantisation)", "yes" if fit["fits"] else "no")]

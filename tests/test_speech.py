@@ -203,7 +203,7 @@ def test_demo_trains_on_spoken_digits_and_skips_them_without_espeak(tmp_path, mo
     """The demo's speech leg reports test and unseen-speaker accuracy, or says why it was skipped."""
     from delaynir import demo
 
-    settings = dict(demo.DEMO_SETTINGS, hidden=[8], epochs=1, device="cpu", val_fraction=0.5)
+    settings = dict(demo.DEMO_SETTINGS, hidden=[8], epochs=1, device="cpu", val_fraction=0.5, seed=0)
     monkeypatch.setattr(demo, "DEMO_SPEECH", SpeechConfig(speakers=(0, 1, 4), test_speakers=(4,), trials=2))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     skipped = demo._speech_run(tmp_path / "without", settings, progress=False)
@@ -214,3 +214,9 @@ def test_demo_trains_on_spoken_digits_and_skips_them_without_espeak(tmp_path, mo
     result = demo._speech_run(tmp_path / "with", settings, progress=False)
     assert result["unseen_speakers"]["speakers"] == [4] and result["unseen_speakers"]["n"] == 40
     assert 0 <= result["test_accuracy"] <= 1 and (tmp_path / "with" / "runs" / "speech" / "model.pt").is_file()
+    graded = demo._graded_run(tmp_path / "with", settings, "int8", progress=False)  # the same recordings as frames
+    assert graded["unseen_speakers"]["n"] == 40 and 0 <= graded["compiled"]["test_accuracy"] <= 1
+    assert (tmp_path / "with" / "frames" / "test.h5").is_file() and (tmp_path / "with" / "runs" / "graded").is_dir()
+    assert set(graded["verification"]["simulators"]) == set(demo.DEMO_SIMULATORS)
+    for sim in graded["verification"]["simulators"].values():  # graded input, 8-bit codes: spike-exact everywhere
+        assert sim["prediction_agreement"] == 1.0 and set(sim["spike_agreement"].values()) == {1.0}
