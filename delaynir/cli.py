@@ -405,8 +405,9 @@ def _speech_summary(speech: dict) -> str:
 
 def _reproduces(verification: dict) -> str:
     """'yes' when every simulator of a verification has identical spikes and predictions."""
-    return "yes" if all(r["prediction_agreement"] == 1.0 and set(r["spike_agreement"].values()) == {1.0}
-                        for r in verification["simulators"].values()) else "NO"
+    from delaynir.verify import worst_agreement
+
+    return "yes" if worst_agreement(verification) == 1.0 else "NO"
 
 
 def _graded_summary(graded: dict) -> str:

@@ -87,13 +87,22 @@ def _blocks(n: int) -> int:
     return max(1, min(numba.get_num_threads(), torch.get_num_threads(), n // 256 or 1))
 
 
+def flat(x: torch.Tensor) -> torch.Tensor:
+    """(T, B, C) as a contiguous (T, N) tensor, N = B · C, detached (the kernels' layout)."""
+    return x.detach().reshape(x.shape[0], -1).contiguous()
+
+
+def per_neuron(p: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    """A parameter broadcastable to (B, C) as one contiguous value per neuron (B · C,)."""
+    return p.detach().to(dtype).expand(shape).reshape(-1).contiguous()
+
+
 def _flat(x: torch.Tensor) -> np.ndarray:
-    return x.detach().reshape(x.shape[0], -1).contiguous().numpy()
+    return flat(x).numpy()
 
 
 def _per_neuron(p: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> np.ndarray:
-    """A parameter broadcastable to (B, C) as one value per neuron (B · C,)."""
-    return p.detach().to(dtype).expand(shape).reshape(-1).contiguous().numpy()
+    return per_neuron(p, shape, dtype).numpy()
 
 
 def lif_forward(current: torch.Tensor, beta: torch.Tensor, theta: torch.Tensor, hard: bool):

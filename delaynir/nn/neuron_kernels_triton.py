@@ -23,6 +23,8 @@ import math
 
 import torch
 
+from delaynir.nn.neuron_kernels import flat, per_neuron
+
 try:
     import triton
     import triton.language as tl
@@ -103,15 +105,6 @@ def applicable(*tensors: torch.Tensor) -> bool:
     return triton is not None and all(t.is_cuda and t.dtype in (torch.float32, torch.float64) for t in tensors)
 
 
-def _flat(x: torch.Tensor) -> torch.Tensor:
-    return x.detach().reshape(x.shape[0], -1).contiguous()
-
-
-def _per_neuron(p: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
-    """A parameter broadcastable to (B, C) as one value per neuron (B · C,)."""
-    return p.detach().to(dtype).expand(shape).reshape(-1).contiguous()
-
-
 def _grid(n: int) -> tuple[int]:
     return (triton.cdiv(n, BLOCK),)
 
@@ -122,8 +115,8 @@ def lif_forward(current: torch.Tensor, beta: torch.Tensor, theta: torch.Tensor, 
     n = shape.numel()
     zs, vs = torch.empty_like(current), torch.empty_like(current)
     if T and n:
-        _lif_forward[_grid(n)](_flat(current), _per_neuron(beta, shape, current.dtype),
-                               _per_neuron(theta, shape, current.dtype), zs, vs, T, n, HARD=hard, BLOCK=BLOCK)
+        _lif_forward[_grid(n)](flat(current), per_neuron(beta, shape, current.dtype),
+                               per_neuron(theta, shape, current.dtype), zs, vs, T, n, HARD=hard, BLOCK=BLOCK)
     return zs, vs
 
 
@@ -134,9 +127,9 @@ def lif_backward(g_spikes, g_mem, vs, zs, beta, theta, hard: bool, alpha: float)
     g_in = torch.empty_like(vs)
     if T and n:
         surrogate = torch.tensor([alpha / 2, math.pi / 2 * alpha], dtype=vs.dtype, device=vs.device)
-        gm = _flat(g_mem) if g_mem is not None else vs  # not read without HAS_MEM
-        _lif_backward[_grid(n)](_flat(g_spikes), gm, _flat(vs), _flat(zs), _per_neuron(beta, shape, vs.dtype),
-                                _per_neuron(theta, shape, vs.dtype), surrogate, g_in, T, n, (T - 1) * n, HARD=hard,
+        gm = flat(g_mem) if g_mem is not None else vs  # not read without HAS_MEM
+        _lif_backward[_grid(n)](flat(g_spikes), gm, flat(vs), flat(zs), per_neuron(beta, shape, vs.dtype),
+                                per_neuron(theta, shape, vs.dtype), surrogate, g_in, T, n, (T - 1) * n, HARD=hard,
                                 HAS_MEM=g_mem is not None, BLOCK=BLOCK)
     return g_in
 
@@ -148,5 +141,5 @@ def li_scan(values: torch.Tensor, beta: torch.Tensor, *, reverse: bool = False) 
     out = torch.empty_like(values)
     if T and n:
         start, step = ((T - 1) * n, -n) if reverse else (0, n)
-        _li_scan[_grid(n)](_flat(values), _per_neuron(beta, shape, values.dtype), out, T, n, start, step, BLOCK=BLOCK)
+        _li_scan[_grid(n)](flat(values), per_neuron(beta, shape, values.dtype), out, T, n, start, step, BLOCK=BLOCK)
     return out
