@@ -35,7 +35,7 @@ import torch
 from delaynir import __version__
 from delaynir.config import load_config
 from delaynir.errors import TargetError
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection, decode_input, encode_input
+from delaynir.graph import INPUT, DelayGraph, Layer, Projection, decode_input, encode_input, quantized_input
 from delaynir.nn.model import DelaySNN, summed_softmax
 from delaynir.quantize import grid_for, input_grid, on_grid, quantize_decay, quantize_weight
 from delaynir.relay import expand_relays
@@ -172,14 +172,14 @@ def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
     same = dict.fromkeys(names, 0)
     entries = dict.fromkeys(names, 0)
     correct_model = correct_graph = agree = total = correct_quantized = 0
-    quantized = graph.input.get("bits") is not None and graph.encoding == "graded"
+    quantized = quantized_input(graph.input)
     try:
         for x, y in loader:
+            codes = encode_input(graph, x)
             if quantized:
-                codes = encode_input(graph, x)
                 correct_quantized += int((summed_softmax(model(decode_input(graph, codes).float())).argmax(1) == y).sum())
             pred_model = summed_softmax(model(x)).argmax(1)
-            result = simulate(graph, encode_input(graph, x), record=True)
+            result = simulate(graph, codes, record=True)
             for name, spikes in zip(names, model.recorded):
                 same[name] += int((result.spikes[name] == spikes.double()).sum())
                 entries[name] += spikes.numel()

@@ -205,13 +205,18 @@ def in_units(values: np.ndarray, unit: np.ndarray) -> np.ndarray:
     return np.where(exact, k, quotient)
 
 
+def quantized_input(spec: dict) -> bool:
+    """Whether an input spec says the input is graded and sent as integer codes (it has ``bits``)."""
+    return spec.get("encoding") == "graded" and spec.get("bits") is not None
+
+
 def encode_input(graph: DelayGraph, x):
     """What the graph's input receives for frames ``x`` (T, B, n_inputs): the integer codes of quantised
     graded input (delaynir.quantize.quantize_input), otherwise ``x`` itself."""
     from delaynir.quantize import quantize_input
 
     spec = graph.input
-    if spec.get("encoding") != "graded" or spec.get("bits") is None:
+    if not quantized_input(spec):
         return x
     q_min, q_max = spec["code_range"]
     return quantize_input(x, spec["input_scale"], q_min, q_max)
@@ -219,7 +224,4 @@ def encode_input(graph: DelayGraph, x):
 
 def decode_input(graph: DelayGraph, codes):
     """The values the graph's input codes stand for (q · input_scale); the input itself when not quantised."""
-    spec = graph.input
-    if spec.get("encoding") != "graded" or spec.get("bits") is None:
-        return codes
-    return codes * spec["input_scale"]
+    return codes * graph.input["input_scale"] if quantized_input(graph.input) else codes

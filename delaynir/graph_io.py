@@ -30,7 +30,8 @@ import numpy as np
 from delaynir.errors import GraphFormatError
 from delaynir.h5 import reading_hdf5
 from delaynir.memory import check_memory
-from delaynir.graph import FORMAT_VERSION, INPUT, NEURON_TYPES, RESETS, DelayGraph, Layer, Projection
+from delaynir.graph import (FORMAT_VERSION, INPUT, NEURON_TYPES, RESETS, DelayGraph, Layer, Projection,
+                            quantized_input)
 from delaynir.runs import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ def _delay_check(recurrent: bool) -> tuple[Any, str]:
 def _input_spec_problems(spec: dict) -> list[str]:
     """The input spec (graph.py): quantised graded input needs bits, input_scale and code_range. Any other
     encoding (absent, "spikes", or what a version-1 file says, e.g. "counts") is spike input."""
-    if spec.get("encoding") != "graded" or spec.get("bits") is None:
+    if not quantized_input(spec):
         return []
     bits, scale, codes = spec.get("bits"), spec.get("input_scale"), spec.get("code_range")
     problems = []
