@@ -298,9 +298,13 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
 
 
 def _equations() -> str:
+    """graph.py's and simulate.py's docstrings with every neuron kind's equations (delaynir.neuron_kinds)."""
     from delaynir import graph as graph_module, simulate as simulate_module
+    from delaynir.neuron_kinds import KINDS
 
-    return (graph_module.__doc__ or "").strip() + "\n\n" + (simulate_module.__doc__ or "").strip()
+    kinds = "\n".join(f"    {kind.name + ':':10}" + ("\n" + " " * 14).join(kind.equations) for kind in KINDS.values())
+    return ((graph_module.__doc__ or "").strip() + "\n\nThe neuron kinds (delaynir.neuron_kinds):\n\n" + kinds
+            + "\n\n" + (simulate_module.__doc__ or "").strip())
 
 
 

@@ -2,11 +2,10 @@
 
 Per delay layer, in order: round delays (d = round(p)); fold BatchNorm (eval statistics)
 into weights and biases, W' = a ⊙ W, b' = a · b + c with a = γ / √(var + ε), c = β_bn − a · μ;
-quantise weights to the target's integer grid with a per-output-neuron scale and put
-thresholds and biases on the same grid (delaynir.quantise); convert decays to the target's
-representation; drop synapses whose (quantised) weight is zero. Thresholds (and biases)
-go on the weight grid only for targets with integer thresholds (and state): the profile's
-threshold_bits (state_bits) are finite. Then delays longer than
+quantise weights to the target's integer grid with a per-output-neuron scale (delaynir.quantize);
+round thresholds, biases and decays as the target's number format says (delaynir.number_formats:
+thresholds and biases on the weight grid for targets with integer thresholds and state, i.e. finite
+threshold_bits and state_bits); drop synapses whose (quantised) weight is zero. Then delays longer than
 the target allows are handled by the fit policy:
 
     error          (default) the model must fit: one error lists every violation;
@@ -37,7 +36,8 @@ from delaynir.config import load_config
 from delaynir.errors import TargetError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, decode_input, encode_input, quantized_input
 from delaynir.nn.model import DelaySNN, summed_softmax
-from delaynir.quantize import grid_for, input_grid, on_grid, quantize_decay, quantize_weight
+from delaynir.number_formats import NumberFormat
+from delaynir.quantize import grid_for, input_grid, quantize_weight
 from delaynir.relay import expand_relays
 from delaynir.simulate import simulate
 from delaynir.target import TargetProfile, raise_if_misfit
@@ -60,12 +60,9 @@ def folded_layer(model: DelaySNN, k: int) -> tuple[torch.Tensor, torch.Tensor, t
     delay = model.delays[k]
     w, d = delay.synapse_table()
     w = w.double()
-    b = delay.bias.detach().double() if delay.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
-    if k < len(model.norms) and isinstance(model.norms[k], torch.nn.BatchNorm1d):
-        bn = model.norms[k]
-        a = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        c = bn.bias.detach().double() - a * bn.running_mean.double()
-        w, b = a[:, None] * w, a * b + c
+    a, b = model.folding(k)
+    if a is not None:
+        w = a[:, None] * w
     return w, b, d
 
 
@@ -100,7 +97,7 @@ def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error"
     """Compile ``model`` (its eval-mode, rounded-delay form) for ``profile``; returns (graph, report)."""
     if fit not in FIT_POLICIES:
         raise TargetError(f"unknown fit policy {fit!r}; choose one of {', '.join(FIT_POLICIES)}")
-    grid = grid_for(profile)
+    grid, number_format = grid_for(profile), NumberFormat.of(profile)
     spec = _quantized_input(dict(input_info or {}), profile)
     names = layer_names(len(model.neurons))
     layers, report_layers = [], []
@@ -117,10 +114,8 @@ def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error"
         if grid is not None:
             w, scale_t, clipped_w = quantize_weight(w, grid)
             scale = scale_t.numpy()
-            if np.isfinite(profile.threshold_bits):  # integer thresholds: put θ on the weight grid
-                threshold = np.where(np.isfinite(threshold), on_grid(threshold, scale), threshold)
-            if np.isfinite(profile.state_bits):  # integer state: biases on the grid too
-                b_np = on_grid(b_np, scale)
+        threshold = number_format.threshold.quantize(threshold, scale)
+        b_np = number_format.bias.quantize(b_np, scale)
         w_np, d_np = w.numpy(), d.numpy()
         post, col = np.nonzero(w_np)
         pre, delays = col % model.delays[k].in_features, d_np[post, col]
@@ -128,7 +123,7 @@ def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error"
         if fit == "clip-delays" and np.isfinite(profile.max_delay):
             clipped_d = int((delays > profile.max_delay).sum())
             delays = np.minimum(delays, int(profile.max_delay))
-        new_beta = quantize_decay(beta, profile.decay, profile.max_decay_shift)
+        new_beta = number_format.decay.quantize(beta)
         proj = Projection(source, pre, post, delays, w_np[post, col], scale)
         layers.append(Layer(name=name, size=n_out, neuron=kind, beta=new_beta, threshold=threshold, bias=b_np,
                             projections=[proj], reset=reset))

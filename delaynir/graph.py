@@ -5,22 +5,17 @@ delays. Time is in integer steps of ``dt`` seconds. For layer L with neurons j, 
 
     I_j[t] = b_j + Σ_{projections P into L} Σ_{synapse (i → j, d, w) in P} w · scale_P[j] · s_i^{src(P)}[t − d]
 
-then, by the layer's neuron type,
-
-    lif:      v[t] = β v[t−1] (1 − z[t−1]) + I[t]  (hard reset)   or  β v[t−1] − θ z[t−1] + I[t]  (subtract)
-              z[t] = 1 if v[t] > θ else 0
-    cubalif:  i[t] = α i[t−1] + I[t];  v, z as lif with i[t] in place of I[t]
-    li:       v[t] = β v[t−1] + I[t]  (no spikes; the readout)
-    relay:    z[t] = I[t]  (emits its input unchanged in the same step; chains of relays
-              realise delays longer than a target allows)
+then the layer's neuron kind (lif, cubalif, li or relay) turns I[t] into the state at t and the
+layer's output; each kind's equations and its one step function live in ``delaynir.neuron_kinds``.
 
 ``s^{src}`` is the network input (source ``"input"``) or the output z of another layer. The
 input spec (``DelayGraph.input``, "encoding") says what the input holds: ``spikes`` (spike counts
 per step and channel) or ``graded`` (real values, e.g. filterbank features). Graded input with
 ``bits`` is sent as integer codes q = clip(round(v / input_scale), q_min, q_max) of the value v
 (``encode_input``; compile folds input_scale into the first layer's weights), so a graph with
-integer weights computes on integers; graded input without ``bits`` is the real value itself. A projection from the layer itself or from a layer later in
-the list is recurrent and must have d ≥ 1. Layers run in list order at every step; the
+integer weights computes on integers; graded input without ``bits`` is the real value itself. A
+projection from the layer itself or from a layer later in the list is recurrent
+(``DelayGraph.is_recurrent``) and must have d ≥ 1. Layers run in list order at every step; the
 last layer is the output. Stored weights are ``weight`` (integers for quantised
 targets, stored as float64) times a per-output-neuron ``scale``.
 
@@ -46,8 +41,6 @@ from typing import Any
 
 import numpy as np
 
-NEURON_TYPES = ("lif", "cubalif", "li", "relay")
-RESETS = ("hard", "subtract")
 INPUT = "input"
 #: 2: the input spec may say "encoding": "graded" (with value_range, bits, input_scale, code_range);
 #: a version-1 file's input is spikes. Both are read.
@@ -114,6 +107,24 @@ class Layer:
     def n_synapses(self) -> int:
         return sum(len(p) for p in self.projections)
 
+    def scale_groups(self) -> list[tuple[np.ndarray | None, list[int]]]:
+        """How the input current sums its projections: (scale, projection indices) per group.
+
+        One group (None, all) for a layer computed in units of its scale (``membrane_unit``), else
+        one group per distinct scale vector, in order of first appearance:
+        I = b + Σ_groups scale_g ⊙ Σ_{P in g} Σ_synapses w · s[t − d].
+        """
+        if membrane_unit(self) is not None:
+            return [(None, list(range(len(self.projections))))]
+        groups: list[tuple[np.ndarray | None, list[int]]] = []
+        for k, proj in enumerate(self.projections):
+            match = next((members for scale, members in groups if np.array_equal(scale, proj.scale)), None)
+            if match is None:
+                groups.append((proj.scale, [k]))
+            else:
+                match.append(k)
+        return groups
+
 
 @dataclass
 class DelayGraph:
@@ -142,6 +153,25 @@ class DelayGraph:
 
     def source_size(self, source: str) -> int:
         return self.n_inputs if source == INPUT else self.layer(source).size
+
+    def position(self, source: str) -> int:
+        """A source's place in the execution order: −1 for the input, k for the k-th layer."""
+        if source == INPUT:
+            return -1
+        for k, layer in enumerate(self.layers):
+            if layer.name == source:
+                return k
+        raise KeyError(source)
+
+    def is_recurrent(self, layer: Layer, projection: Projection) -> bool:
+        """Whether ``projection`` into ``layer`` is recurrent: its source is the layer itself or a later layer
+        (it reads the source's previous steps only, so its delays are ≥ 1)."""
+        return self.position(projection.source) >= self.position(layer.name)
+
+    @property
+    def has_recurrence(self) -> bool:
+        """Whether any projection is recurrent (the simulator then runs every layer step by step)."""
+        return any(self.is_recurrent(layer, p) for layer in self.layers for p in layer.projections)
 
     @property
     def encoding(self) -> str:
@@ -194,7 +224,7 @@ def in_units(values: np.ndarray, unit: np.ndarray) -> np.ndarray:
     """values / unit, float64; a value stored as the float64 nearest to k · unit (k an integer) is exactly k.
 
     Infinite values stay infinite. compile's thresholds and biases on the weight grid are
-    ``unit · round(value / unit)`` (delaynir.quantize.on_grid), so they come back as integers.
+    ``unit · round(value / unit)`` (delaynir.number_formats.IntegerState), so they come back as integers.
     """
     values = np.asarray(values, dtype=np.float64)
     unit = np.broadcast_to(np.asarray(unit, dtype=np.float64), values.shape)

@@ -30,8 +30,8 @@ import numpy as np
 from delaynir.errors import GraphFormatError
 from delaynir.h5 import reading_hdf5
 from delaynir.memory import check_memory
-from delaynir.graph import (FORMAT_VERSION, INPUT, NEURON_TYPES, RESETS, DelayGraph, Layer, Projection,
-                            quantized_input)
+from delaynir.graph import FORMAT_VERSION, INPUT, DelayGraph, Layer, Projection, quantized_input
+from delaynir.neuron_kinds import NEURON_TYPES, RESETS
 from delaynir.runs import atomic_path
 
 logger = logging.getLogger(__name__)

@@ -156,29 +156,12 @@ def _neuron_nodes(layer: Layer, dt: float) -> tuple[dict[str, nir.NIRNode], list
                         metadata=meta)}, [], me
 
 
-def _scale_groups(layer: Layer) -> list[tuple[np.ndarray, list[int]]]:
-    """(scale, projection indices) per Affine: one group in units of the scale (membrane_unit), else one per
-    distinct scale vector."""
-    if membrane_unit(layer) is not None:
-        return [(np.ones(layer.size), list(range(len(layer.projections))))]
-    groups: list[tuple[np.ndarray, list[int]]] = []
-    for k, proj in enumerate(layer.projections):
-        for scale, members in groups:
-            if np.array_equal(scale, proj.scale):
-                members.append(k)
-                break
-        else:
-            groups.append((proj.scale, [k]))
-    return groups
-
-
 def to_nir(graph: DelayGraph) -> nir.NIRGraph:
     """The NIR graph of ``graph`` (see the module docstring for the expansion)."""
     problems = validate_graph(graph)
     if problems:
         raise ExportError("cannot export an invalid DelayGraph:\n  " + "\n  ".join(problems))
     dt = graph.dt
-    order = {INPUT: -1, **{layer.name: k for k, layer in enumerate(graph.layers)}}
     names = {INPUT: "input", **{layer.name: _output_name(layer) for layer in graph.layers}}
     offsets = cycle_offsets(graph)
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array([graph.n_inputs])})}
@@ -189,7 +172,8 @@ def to_nir(graph: DelayGraph) -> nir.NIRGraph:
         nodes.update(own)
         edges += internal
         unit = membrane_unit(layer)
-        for g, (scale, members) in enumerate(_scale_groups(layer)):
+        for g, (scale, members) in enumerate(layer.scale_groups()):
+            scale = np.ones(layer.size) if scale is None else scale  # in units of the layer's scale
             scale_node = f"{me}.scale{g}"
             bias = (layer.bias if unit is None else in_units(layer.bias, unit)) if g == 0 else np.zeros(layer.size)
             nodes[scale_node] = nir.Affine(weight=np.diag(scale), bias=bias.copy())
@@ -249,8 +233,7 @@ def cycle_offsets(graph: DelayGraph) -> dict[str, list[int]]:
                     todo.append(nxt)
         return False
 
-    order = {INPUT: -1, **{layer.name: k for k, layer in enumerate(graph.layers)}}
-    return {layer.name: [int(order[p.source] >= order[layer.name]
+    return {layer.name: [int(graph.is_recurrent(layer, p)
                              and (p.source == layer.name or depends_on(p.source, layer.name)))
                          for p in layer.projections] for layer in graph.layers}
 

@@ -1,28 +1,23 @@
-"""Weight and decay quantisation: the one definition shared by compile and fine-tuning.
+"""Weight and input quantisation: the one definition shared by compile and fine-tuning.
 
 Weights, symmetric with one float scale per output neuron (or per layer):
 
     scale_j = max_i |W_ji| / q_max,    W_int = clip(step · round(W / (scale_j · step)), q_min, q_max)
 
 with the target's integer grid q_min … q_max in multiples of ``step`` (q_max the largest
-representable positive multiple). Deployed weight = W_int · scale_j. Thresholds and
-biases are put on the same grid (θ → scale_j · round(θ / scale_j)) so that, with integer
-inputs, membranes stay integer multiples of the scale.
+representable positive multiple). Deployed weight = W_int · scale_j. Thresholds, biases and
+decays are rounded by the target's number format (delaynir.number_formats).
 
 Graded input (``input_grid``, ``quantize_input``): a real value v is sent as the integer code
 q = clip(round(v / s_in), q_min, q_max) of the target's input bits, and compile multiplies the first
 layer's weights by s_in before quantising them, so that the graph computes on codes what the
 model computes on q · s_in.
-
-Decays: ``fixed12``: β → 1 − round(4096 (1 − β)) / 4096;  ``bitshift``: β → 1 − 2^−k with
-k = round(−log2(1 − β)) clipped to 0 … max_shift;  ``float``: unchanged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 
@@ -76,25 +71,6 @@ class _FakeQuantize(torch.autograd.Function):
 def fake_quantize(weight: torch.Tensor, grid: WeightGrid) -> torch.Tensor:
     """W_int · scale in the forward pass, identity gradient (for quantisation-aware training)."""
     return _FakeQuantize.apply(weight, grid)
-
-
-def on_grid(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """scale · round(values / scale): thresholds and biases on the weight grid."""
-    return scale * np.round(values / scale)
-
-
-def quantize_decay(beta: np.ndarray, kind: str, max_shift: int = 15) -> np.ndarray:
-    """β in the target's decay representation (see module docstring); float64."""
-    beta = np.asarray(beta, dtype=np.float64)
-    if kind == "float":
-        return beta.copy()
-    if kind == "fixed12":
-        return 1.0 - np.round(4096 * (1.0 - beta)) / 4096
-    if kind == "bitshift":
-        with np.errstate(divide="ignore"):
-            k = np.round(-np.log2(np.clip(1.0 - beta, 2.0**-max_shift, 1.0)))
-        return 1.0 - 2.0 ** -np.clip(k, 0, max_shift)
-    raise ValueError(f"unknown decay representation {kind!r}")
 
 
 def input_grid(value_range: tuple[float, float], bits: int) -> tuple[float, int, int]:

@@ -1,7 +1,8 @@
 """The reference simulator: executes a DelayGraph, and so defines what a deployed model computes.
 
-Arithmetic is float64. Inputs are time-first frames x (T, B, n_inputs). Update order, for
-t = 0 … T − 1 and, within a step, for each layer L in the graph's list order:
+Arithmetic is float64 (or the one the graph names, item 2). Inputs are time-first frames
+x (T, B, n_inputs). Update order, for t = 0 … T − 1 and, within a step, for each layer L in the
+graph's list order:
 
 1. The input current. For a lif or cubalif layer whose projections share one scale s
    (graph.membrane_unit; every compiled layer), in units of s (graph.py, "Units"):
@@ -10,12 +11,10 @@ t = 0 … T − 1 and, within a step, for each layer L in the graph's list order
    I_L[t] = b_L + Σ_groups scale_g ⊙ Σ_{synapses (i → j, d, w) of the group} w · s_i[t − d],
    the groups being the distinct scale vectors of the projections into L. s is the network
    input or the output z of the source layer (zero before t = 0).
-2. The neuron update of graph.py (lif / cubalif / li / relay) turns the current into v_L[t]
-   and z_L[t], each product rounded before the addition, in this order:
-   lif hard reset v = (β·v_prev)·(1 − z_prev) + I, subtract reset v = (β·v_prev − θ·z_prev) + I;
-   z = 1.0 if v > θ else 0.0; cubalif first i = α·i_prev + I and then the same with i for I;
-   li v = β·v_prev + I; relay z = I. The reset uses z_L[t − 1]. A layer computed in units
-   of s reports its membrane as s · u.
+2. The layer's neuron kind (delaynir.neuron_kinds, its step function evaluated with the graph's
+   arithmetic, delaynir.number_formats.arithmetic_of: float64 tensors unless the graph names another) turns the current into the state at t and the layer's output, each operation
+   rounded before the next in the order the step is written. A layer computed in units of s
+   reports its membrane as s · u. An li readout's output is its membrane; it feeds no layer.
 
 Projections into L read sources that ran earlier in the same step (d ≥ 0) or at earlier
 steps (d ≥ 1 for a source that is L itself or later in the list).
@@ -44,6 +43,8 @@ import torch.nn.functional as F
 from delaynir.errors import ShapeError
 from delaynir.memory import check_memory
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
+from delaynir.neuron_kinds import KINDS, predictions_of
+from delaynir.number_formats import arithmetic_of
 
 
 @dataclass
@@ -57,11 +58,6 @@ class SimulationResult:
     predictions: torch.Tensor
     spikes: dict[str, torch.Tensor] = field(default_factory=dict)
     membranes: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def predictions_of(output: torch.Tensor, *, readout: bool) -> torch.Tensor:
-    """(B,) classes from the output (T, B, n): argmax Σ_t softmax(v[t]) for a leaky readout, else the spike count."""
-    return torch.softmax(output, dim=-1).sum(0).argmax(1) if readout else output.sum(0).argmax(1)
 
 
 class _Population:
@@ -104,25 +100,15 @@ class _Pull:
 
 
 class _Inputs:
-    """A layer's input current I = b + Σ_g scale_g ⊙ Σ_{P in g} pull_P, channel-major.
+    """A layer's input current I = b + Σ_g scale_g ⊙ Σ_{P in g} pull_P (Layer.scale_groups), channel-major.
 
     With ``unit`` (graph.membrane_unit) it is I' = b / unit + Σ_P pull_P, in units of the scale.
     """
 
-    def __init__(self, layer: Layer, pulls: list[tuple[Projection, _Pull]], unit: np.ndarray | None = None):
+    def __init__(self, layer: Layer, pulls: list[_Pull], unit: np.ndarray | None = None):
         self.bias = torch.from_numpy(layer.bias if unit is None else in_units(layer.bias, unit))
-        self.groups: list[tuple[torch.Tensor | None, list[_Pull]]] = []
-        if unit is not None:
-            self.groups.append((None, [pull for _, pull in pulls]))
-            return
-        for proj, pull in pulls:
-            scale = torch.from_numpy(proj.scale)
-            for known, members in self.groups:
-                if torch.equal(known, scale):
-                    members.append(pull)
-                    break
-            else:
-                self.groups.append((scale, [pull]))
+        self.groups = [(None if scale is None else torch.from_numpy(scale), [pulls[k] for k in members])
+                       for scale, members in layer.scale_groups()]
 
     def current(self, T: int, B: int, t: int | None = None) -> torch.Tensor:
         """I as (n, T, B) for all steps, or (n, B) at step t."""
@@ -136,35 +122,23 @@ class _Inputs:
 
 
 class _Neurons:
-    """A layer's neuron state (n, B) and its update (graph.py's equations)."""
+    """A layer's neuron state (n, B) and its update: the kind's step (delaynir.neuron_kinds) on float64 tensors."""
 
-    def __init__(self, layer: Layer, B: int, unit: np.ndarray | None = None):
+    def __init__(self, layer: Layer, B: int, ops, unit: np.ndarray | None = None):
         col = (-1, 1)
-        self.kind, self.hard = layer.neuron, layer.reset == "hard"
-        self.beta = torch.from_numpy(layer.beta).view(col)
+        self.kind, self.ops = KINDS[layer.neuron], ops
         theta = layer.threshold if unit is None else in_units(layer.threshold, unit)
-        self.theta = torch.from_numpy(theta).view(col)
-        self.alpha = torch.from_numpy(layer.alpha).view(col) if layer.alpha is not None else None
-        self.v = torch.zeros(layer.size, B, dtype=torch.float64)
-        self.z = torch.zeros_like(self.v)
-        self.i = torch.zeros_like(self.v)
+        self.params = {"beta": torch.from_numpy(layer.beta).view(col), "theta": torch.from_numpy(theta).view(col),
+                       "alpha": torch.from_numpy(layer.alpha).view(col) if layer.alpha is not None else None,
+                       "hard": layer.reset == "hard"}
+        self.state = self.kind.zero_state(torch.zeros(layer.size, B, dtype=torch.float64))
+        self.silent = torch.zeros(layer.size, B, dtype=torch.float64)
 
     def step(self, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(z[t], v[t]) from I[t], both (n, B)."""
-        if self.kind == "relay":
-            return current, current
-        if self.kind == "li":
-            self.v = self.beta * self.v + current
-            return self.z, self.v
-        if self.kind == "cubalif":
-            self.i = self.alpha * self.i + current
-            current = self.i
-        if self.hard:
-            self.v = self.beta * self.v * (1 - self.z) + current
-        else:
-            self.v = self.beta * self.v - self.theta * self.z + current
-        self.z = (self.v > self.theta).to(torch.float64)
-        return self.z, self.v
+        """(s[t], v[t]) from I[t], both (n, B): what the layer emits (zeros for the li readout) and its membrane
+        (the relayed current for a relay)."""
+        self.state, out = self.kind.step(self.ops, self.params, self.state, current)
+        return (out if self.kind.emits else self.silent), self.state.get("v", out)
 
 
 def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationResult:
@@ -175,21 +149,22 @@ def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationRe
     T, B, _ = x.shape
     check_memory(graph.simulation_bytes(T, B), f"simulating {B} samples of {T} steps (delays up to "
                  f"{graph.max_delay} steps, {graph.n_neurons} neurons)", "simulate fewer samples or steps at a time")
-    order = {INPUT: -1, **{layer.name: k for k, layer in enumerate(graph.layers)}}
-    pad = dict.fromkeys(order, 0)
+    sources = [INPUT, *(layer.name for layer in graph.layers)]
+    pad = dict.fromkeys(sources, 0)
     for layer in graph.layers:
         for proj in layer.projections:
             pad[proj.source] = max(pad[proj.source], proj.max_delay)
     sizes = {INPUT: graph.n_inputs, **{layer.name: layer.size for layer in graph.layers}}
-    pops = {name: _Population(sizes[name], T, B, pad[name]) for name in order}
+    pops = {name: _Population(sizes[name], T, B, pad[name]) for name in sources}
     pops[INPUT].grid.copy_(x.permute(2, 0, 1))
     units = {layer.name: membrane_unit(layer) for layer in graph.layers}
-    inputs_of = {layer.name: _Inputs(layer, [(p, _Pull(p, pops[p.source], layer.size)) for p in layer.projections],
+    inputs_of = {layer.name: _Inputs(layer, [_Pull(p, pops[p.source], layer.size) for p in layer.projections],
                                      units[layer.name])
                  for layer in graph.layers}
     membranes = {layer.name: torch.empty(layer.size, T, B, dtype=torch.float64) for layer in graph.layers}
-    neurons = {layer.name: _Neurons(layer, B, units[layer.name]) for layer in graph.layers}
-    if any(order[p.source] >= order[layer.name] for layer in graph.layers for p in layer.projections):
+    ops = arithmetic_of(graph).ops
+    neurons = {layer.name: _Neurons(layer, B, ops, units[layer.name]) for layer in graph.layers}
+    if graph.has_recurrence:
         for t in range(T):  # recurrent: every layer's step t before any layer's step t + 1
             for layer in graph.layers:
                 z, v = neurons[layer.name].step(inputs_of[layer.name].current(T, B, t))

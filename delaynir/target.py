@@ -38,7 +38,9 @@ import numpy as np
 
 from delaynir.errors import TargetError
 from delaynir.inputs import read_text
-from delaynir.graph import INPUT, NEURON_TYPES, RESETS, DelayGraph, Layer, Projection
+from delaynir.graph import DelayGraph, Layer, Projection
+from delaynir.neuron_kinds import NEURON_TYPES, RESETS
+from delaynir.number_formats import DECAY_KINDS, decay_format
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,7 +58,6 @@ __all__ = [
     "builtin_target_names",
     "check_fit",
     "format_targets_table",
-    "is_recurrent",
     "list_targets",
     "load_target",
     "max_model_delay",
@@ -65,10 +66,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-DECAY_KINDS = ("float", "fixed12", "bitshift")
 WEIGHT_SCALES = ("per-layer", "per-output-channel")
-FIXED12_ONE = 4096  #: fixed12 decay: β = 1 − dv / 4096, dv integer in 0..4096
-_DECAY_TOL = 1e-9  #: a decay β counts as representable within this absolute distance
 
 INF = math.inf
 
@@ -548,16 +546,6 @@ class FitViolation:
                 "projection": self.projection, "count": self.count}
 
 
-def is_recurrent(graph: DelayGraph, layer: Layer, projection: Projection) -> bool:
-    """True when ``projection`` comes from ``layer`` itself or from a later layer."""
-    if projection.source == INPUT:
-        return False
-    order = {lay.name: i for i, lay in enumerate(graph.layers)}
-    here = order.get(layer.name)
-    there = order.get(projection.source)
-    return here is not None and there is not None and there >= here
-
-
 def max_model_delay(profile: TargetProfile, recurrent: bool = False) -> int | float:
     """The largest delay (steps) a projection may carry on ``profile``: max_delay for a
     feed-forward projection, max_delay + 1 for a recurrent one (the recurrence itself is
@@ -676,38 +664,21 @@ def _check_layer(graph: DelayGraph, layer: Layer, profile: TargetProfile) -> lis
                 "(a lower connection budget) or with fewer inputs per neuron", count=over))
 
     if layer.neuron in ("lif", "cubalif", "li") and profile.decay != "float":
+        decay = decay_format(profile.decay, profile.max_decay_shift)
         factors = [("beta", "membrane decay β", layer.beta)]
         if layer.neuron == "cubalif" and layer.alpha is not None:
             factors.append(("alpha", "synaptic decay α", layer.alpha))
         for _, label, values in factors:
-            bad, example = _unrepresentable_decays(values, profile)
-            if bad:
-                if profile.decay == "fixed12":
-                    form = f"1 − dv/{FIXED12_ONE} with integer dv in 0..{FIXED12_ONE}"
-                else:
-                    form = f"1 − 2^−k with integer k in 0..{_fmt(profile.max_decay_shift)}"
+            values = np.asarray(values, dtype=np.float64).ravel()
+            bad = decay.unrepresentable(values)
+            if bad.any():
+                example, form = float(values[bad][0]), decay.form
                 out.append(FitViolation(
                     layer.name, "decay", example, form,
-                    f"{_where(layer)}: {bad} of {values.size} neurons have a {label} that {name} cannot represent "
-                    f"as {form} (e.g. {example:.6g}); compile for {name} so decays are rounded to its format",
-                    count=bad))
+                    f"{_where(layer)}: {int(bad.sum())} of {values.size} neurons have a {label} that {name} cannot "
+                    f"represent as {form} (e.g. {example:.6g}); compile for {name} so decays are rounded to its "
+                    "format", count=int(bad.sum())))
     return out
-
-
-def _unrepresentable_decays(values: np.ndarray, profile: TargetProfile) -> tuple[int, float]:
-    values = np.asarray(values, dtype=np.float64).ravel()
-    if profile.decay == "fixed12":
-        dv = (1.0 - values) * FIXED12_ONE
-        ok = (np.abs(dv - np.round(dv)) <= _DECAY_TOL * FIXED12_ONE) & (dv >= -_DECAY_TOL) \
-            & (dv <= FIXED12_ONE + _DECAY_TOL)
-    else:  # bitshift: β = 1 − 2^−k
-        kmax = profile.max_decay_shift
-        kmax = 62 if math.isinf(kmax) else int(kmax)
-        allowed = 1.0 - 2.0 ** -np.arange(0, kmax + 1, dtype=np.float64)
-        ok = np.isclose(values[:, None], allowed[None, :], rtol=0.0, atol=_DECAY_TOL).any(axis=1)
-    bad = ~ok
-    n_bad = int(np.count_nonzero(bad))
-    return n_bad, (float(values[bad][0]) if n_bad else 0.0)
 
 
 def _check_delays(graph: DelayGraph, layer: Layer, projection: Projection,
@@ -716,7 +687,7 @@ def _check_delays(graph: DelayGraph, layer: Layer, projection: Projection,
     if not len(projection):
         return out
     name = profile.name
-    recurrent = is_recurrent(graph, layer, projection)
+    recurrent = graph.is_recurrent(layer, projection)
     allowed = max_model_delay(profile, recurrent)
     delay = projection.delay
     over = delay > allowed

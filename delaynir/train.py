@@ -130,10 +130,12 @@ def build_rewiring(model: DelaySNN, config: TrainConfig, ctx: distributed.DistCo
 def prepare_model(model: DelaySNN, config: TrainConfig) -> DelaySNN:
     """Apply the fine-tuning settings of ``config`` to a freshly built model (before loading a state)."""
     if config.quantize_target:
+        from delaynir.number_formats import NumberFormat
         from delaynir.quantize import grid_for
         from delaynir.target import load_target
 
-        model.quantize_weights_as(grid_for(load_target(config.quantize_target)))
+        profile = load_target(config.quantize_target)
+        model.quantize_as(grid_for(profile), NumberFormat.of(profile))
     return model
 
 

@@ -14,7 +14,7 @@ from delaynir.data import SpikeDataset, SynthConfig, generate_synthetic, make_lo
 from delaynir.errors import TargetError
 from delaynir.evaluate import load_trained
 from delaynir.graph_io import load_graph
-from delaynir.quantize import quantize_decay
+from delaynir.number_formats import decay_format
 from delaynir.simulate import simulate
 from delaynir.target import load_target, parse_target
 from delaynir.train import train
@@ -97,9 +97,9 @@ def test_int8_and_loihi2_weights_lie_on_the_grid(run):
 
 def test_decay_representations():
     beta = np.array([0.9, 0.5, 0.99])
-    np.testing.assert_allclose(quantize_decay(beta, "fixed12"), 1 - np.round(4096 * (1 - beta)) / 4096)
-    np.testing.assert_allclose(quantize_decay(beta, "bitshift", 15), [1 - 2**-3, 0.5, 1 - 2**-7])
-    np.testing.assert_allclose(quantize_decay(beta, "bitshift", 4), [1 - 2**-3, 0.5, 1 - 2**-4])
+    np.testing.assert_allclose(decay_format("fixed12").quantize(beta), 1 - np.round(4096 * (1 - beta)) / 4096)
+    np.testing.assert_allclose(decay_format("bitshift", 15).quantize(beta), [1 - 2**-3, 0.5, 1 - 2**-7])
+    np.testing.assert_allclose(decay_format("bitshift", 4).quantize(beta), [1 - 2**-3, 0.5, 1 - 2**-4])
 
 
 def test_delays_beyond_the_target_are_an_error_unless_a_policy_is_chosen(run, data):

@@ -25,7 +25,7 @@ from delaynir.errors import NIRImportError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.nir_io import STEP_BETA, export_nir, to_nir
 from delaynir.nn.model import DelaySNN, ModelConfig
-from delaynir.quantize import on_grid, quantize_decay
+from delaynir.number_formats import IntegerState, decay_format
 from delaynir.simulate import simulate
 from delaynir.target import builtin_target_names, load_target, max_model_delay, raise_if_misfit
 
@@ -54,8 +54,8 @@ def test_a_membrane_exactly_on_its_integer_threshold_does_not_spike_in_any_simul
     layers = []
     for k, (s, w, theta, bias) in enumerate(cases):
         grid = np.array([s])  # θ and b on the weight grid, as compile puts them for loihi2
-        layers.append(Layer(f"hidden{k + 1}", 1, "lif", beta, on_grid(s * np.array([theta]), grid),
-                            on_grid(s * np.array([bias]), grid),
+        layers.append(Layer(f"hidden{k + 1}", 1, "lif", beta, IntegerState().quantize(s * np.array([theta]), grid),
+                            IntegerState().quantize(s * np.array([bias]), grid),
                             [Projection(INPUT, np.arange(len(w)), np.zeros(len(w), int), np.zeros(len(w), int),
                                         w, np.array([s]))]))
     layers.append(Layer("output", 1, "li", beta, np.array([np.inf]), np.zeros(1),
@@ -81,7 +81,7 @@ def test_a_membrane_exactly_on_its_integer_threshold_does_not_spike_in_any_simul
 def test_units_thresholds_and_biases_on_the_grid_are_exact_integers():
     s = np.array([0.005009782183681072, 0.1, 1 / 3, 1.0])
     k = np.array([200.0, -7.0, 12345.0, 3.0])
-    assert np.array_equal(in_units(on_grid(k * s, s), s), k)  # compile's θ = s·round(θ/s) comes back as k
+    assert np.array_equal(in_units(IntegerState().quantize(k * s, s), s), k)  # compile's θ = s·round(θ/s) comes back as k
     assert np.array_equal(in_units(np.array([np.inf, 0.5, 0.5, 0.5]), s)[[0, 3]], [np.inf, 0.5])
     assert not float(in_units(np.array([0.5]), np.array([0.3]))[0]).is_integer()  # off the grid: the quotient
     layer = Layer("h", 4, "lif", np.full(4, 0.9), k * s, np.zeros(4),
@@ -187,7 +187,7 @@ def target_graph(target: str, seed: int, *, reset: str, recurrent: bool, cubalif
         first.projections.append(Projection(relays.name, pre, post, np.ones(len(pre), int), weights(len(pre)), scale))
     if cubalif and "cubalif" in profile.neuron_types:
         first.neuron = "cubalif"
-        first.alpha = quantize_decay(rng.uniform(0.2, 0.9, first.size), profile.decay, profile.max_decay_shift)
+        first.alpha = decay_format(profile.decay, profile.max_decay_shift).quantize(rng.uniform(0.2, 0.9, first.size))
     x = random_inputs(seed, graph)
     for layer in graph.layers if integer_state(profile) else []:  # ties: θ at sample 0's step-0 membrane
         if layer.neuron in ("lif", "cubalif"):

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from delaynir.errors import DelayNIRError, GraphFormatError
-from delaynir.graph import INPUT, NEURON_TYPES, RESETS, DelayGraph, Layer, Projection
+from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.neuron_kinds import NEURON_TYPES, RESETS
 from delaynir.graph_io import load_graph, save_graph, validate_graph
 
 INF = math.inf

@@ -17,7 +17,7 @@ from delaynir.errors import ExportError, NIRImportError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
 from delaynir.graph_io import load_graph, save_graph
 from delaynir.nir_io import export_nir, from_nir, to_nir
-from delaynir.quantize import on_grid
+from delaynir.number_formats import IntegerState
 from delaynir.simulate import simulate
 
 
@@ -105,7 +105,7 @@ def test_a_quantised_layer_is_written_in_units_of_its_scale_with_integers_in_the
     h.projections[1].scale = h.projections[0].scale.copy()  # one scale for the layer: units of it
     s = h.projections[0].scale
     k, m = np.arange(5, 5 + h.size, dtype=float), -np.arange(h.size, dtype=float)
-    h.threshold, h.bias = on_grid(s * k, s), on_grid(s * m, s)
+    h.threshold, h.bias = IntegerState().quantize(s * k, s), IntegerState().quantize(s * m, s)
     ngraph = to_nir(graph)
     affine = ngraph.nodes["layer_h.scale0"]
     assert np.array_equal(affine.weight, np.eye(h.size)) and np.array_equal(affine.bias, m)

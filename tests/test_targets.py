@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from delaynir.errors import DelayNIRError, TargetError
-from delaynir.graph import NEURON_TYPES, RESETS, DelayGraph, Layer, Projection
+from delaynir.graph import DelayGraph, Layer, Projection
+from delaynir.neuron_kinds import NEURON_TYPES, RESETS
 from delaynir.target import (
     LIMIT_KEYS,
     FitViolation,

@@ -15,10 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from delaynir.errors import ConfigError
+from delaynir.neuron_kinds import RESETS, summed_softmax
 from delaynir.nn.delay import DELAY_MODES, DelayLinear
-from delaynir.nn.neurons import LIF, RESETS, LeakyReadout
+from delaynir.nn.neurons import LIF, LeakyReadout
 from delaynir.nn.sparse_delay import SIGNS, STRUCTURES, SparseDelayLinear
-from delaynir.quantize import WeightGrid, fake_quantize
+from delaynir.quantize import WeightGrid, fake_quantize, weight_scale
 
 
 @dataclass
@@ -114,6 +115,8 @@ class DelaySNN(nn.Module):
         self.readout = LeakyReadout(config.n_outputs, tau_steps=config.tau_steps)
         self.spike_rates: list[float] = []
         self.frozen_batchnorm = False
+        self.number_format = None  #: thresholds and biases rounded as compile rounds them (quantize_as)
+        self.register_load_state_dict_post_hook(self._round_decays)
         self.record = False  #: keep each hidden layer's spikes of the last forward in ``recorded``
         self.recorded: list[torch.Tensor] = []
 
@@ -130,17 +133,46 @@ class DelaySNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         rates, recorded = [], []
-        for delay, norm, lif, drop in zip(self.delays, self.norms, self.neurons, self.dropouts):
+        for k, (delay, norm, lif, drop) in enumerate(zip(self.delays, self.norms, self.neurons, self.dropouts)):
             current = delay(h)
             T, B, C = current.shape
             current = norm(current.reshape(T * B, C)).view(T, B, C)
-            spikes = lif(current)
+            threshold = None
+            if self.number_format is not None:
+                current, threshold = self._as_deployed(k, current, lif.threshold)
+            spikes = lif(current, threshold)
             rates.append(float(spikes.detach().mean()))
             if self.record:
                 recorded.append(spikes.detach())
             h = drop(spikes)
         self.spike_rates, self.recorded = rates, recorded
-        return self.readout(self.delays[-1](h))
+        current = self.delays[-1](h)
+        if self.number_format is not None:
+            current, _ = self._as_deployed(len(self.delays) - 1, current, None)
+        return self.readout(current)
+
+    def folding(self, k: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(a, b') of layer k, float64 (out,): its BatchNorm (eval statistics) folded into weights a ⊙ W and
+        bias b' = a · b + c, a = γ / √(var + ε), c = β_bn − a · μ; a is None without BatchNorm (b' = b,
+        and b = 0 without a bias)."""
+        delay = self.delays[k]
+        b = delay.bias.detach().double() if delay.bias is not None else torch.zeros(delay.out_features,
+                                                                                     dtype=torch.float64)
+        bn = self.norms[k] if k < len(self.norms) else None
+        if not isinstance(bn, nn.BatchNorm1d):
+            return None, b
+        a = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        return a, a * b + (bn.bias.detach().double() - a * bn.running_mean.double())
+
+    def _as_deployed(self, k: int, current: torch.Tensor, threshold: torch.Tensor | None):
+        """Layer k's current and threshold with the bias and θ rounded as compile rounds them (number_format)
+        on the scale of its fake-quantised weights: I + (q(b') − b') with b' the folded bias, and q(θ)."""
+        scale = self.delays[k].weight_transform.scale.double()
+        bias = self.folding(k)[1].to(scale.device)
+        shift = (self.number_format.bias.quantize(bias, scale) - bias).to(current.dtype)
+        if threshold is not None:
+            threshold = self.number_format.threshold.quantize(threshold.double(), scale).to(threshold.dtype)
+        return current + shift, threshold
 
     def set_sigma(self, sigma: float) -> None:
         """Set the Gaussian kernel width (steps) of every learned delay layer."""
@@ -163,19 +195,31 @@ class DelaySNN(nn.Module):
             self.norms.eval()  # running statistics stay as they are (quantisation-aware fine-tuning)
         return self
 
-    def quantize_weights_as(self, grid: "WeightGrid | None") -> None:
-        """Fake-quantise every layer's weight as compile will (after folding BatchNorm), or stop (None).
+    def quantize_as(self, grid: "WeightGrid | None", number_format=None) -> None:
+        """Compute as compile will for a target (``grid`` and its ``NumberFormat``), or stop (None).
 
-        Layer k uses W ↦ fake_quantize(a ⊙ W) / a with a = γ / √(var + ε) of its BatchNorm
-        (a = 1 without), so the forward pass computes what the compiled graph computes. Also
-        freezes BatchNorm statistics and switches to rounded delays while set.
+        Weights: layer k uses W ↦ fake_quantize(a ⊙ W) / a with a = γ / √(var + ε) of its BatchNorm
+        (a = 1 without). Thresholds and biases are rounded on that weight scale and decays to the
+        format's representation (delaynir.number_formats), so the forward pass computes what the
+        compiled graph computes. Also freezes BatchNorm statistics and switches to rounded delays while set.
         """
         self.frozen_batchnorm = grid is not None
         self.set_kernel("rounded" if grid is not None else "auto")
         for k, layer in enumerate(self.delays):
             norm = self.norms[k] if k < len(self.norms) else None
             layer.weight_transform = None if grid is None else _FoldedFakeQuantize(grid, norm)
+        self.number_format = number_format if grid is not None else None
+        self._round_decays()
         self.train(self.training)
+
+    def _round_decays(self, *_) -> None:
+        """Every β in the number format's representation (also after loading a state: a load_state_dict hook)."""
+        if self.number_format is None:
+            return
+        with torch.no_grad():
+            for cell in [*self.neurons, self.readout]:
+                beta = self.number_format.decay.quantize(cell.beta.double().cpu().numpy())
+                cell.beta.copy_(torch.as_tensor(beta, dtype=cell.beta.dtype))
 
     def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
         """(weights and everything else, delay positions): positions get their own learning rate."""
@@ -190,18 +234,16 @@ class _FoldedFakeQuantize:
     def __init__(self, grid: WeightGrid, norm: nn.Module | None):
         self.grid = grid
         self.norm = norm if isinstance(norm, nn.BatchNorm1d) else None
+        self.scale: torch.Tensor | None = None  #: the per-neuron weight scale of the last call (out,)
 
     def __call__(self, weight: torch.Tensor) -> torch.Tensor:
         if self.norm is None:
+            self.scale = weight_scale(weight, self.grid)
             return fake_quantize(weight, self.grid)
         gain = (self.norm.weight / torch.sqrt(self.norm.running_var + self.norm.eps)).detach()
         safe = torch.where(gain.abs() > 1e-12, gain, torch.ones_like(gain))[:, None]
+        self.scale = weight_scale(weight * safe, self.grid)
         return fake_quantize(weight * safe, self.grid) / safe
-
-
-def summed_softmax(readout: torch.Tensor) -> torch.Tensor:
-    """logits[b, k] = Σ_t softmax(v[t, b, :])[k] (the anchor's readout statistic)."""
-    return F.softmax(readout, dim=-1).sum(0)
 
 
 def readout_loss(readout: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,8 @@
-"""Discrete-time neurons (docs/design.md, "Discrete-time semantics"), time-first (T, B, C).
+"""Discrete-time neurons for training, time-first (T, B, C).
 
-LIF, per step t (v[−1] = 0, z[−1] = 0):
-
-    hard reset:      v[t] = β · v[t−1] · (1 − z[t−1]) + I[t]
-    subtract reset:  v[t] = β · v[t−1] − θ · z[t−1] + I[t]
-    spike:           z[t] = 1 if v[t] > θ else 0        (strict >)
-
-Leaky integrator readout (no spikes): v[t] = β · v[t−1] + I[t].
+The forward updates are the lif and li steps of ``delaynir.neuron_kinds`` (the one definition of
+each kind's equations), from zero state: the torch loops below call those steps, the numba
+(``neuron_kernels``) and Triton (``neuron_kernels_triton``) loops lower them.
 
 Training uses a surrogate gradient for the spike: dz/dv = (α/2) / (1 + (π α (v − θ)/2)²)
 (ATan, α = 5 by default). The reset term is detached (no gradient flows through
@@ -27,9 +23,8 @@ import torch
 from torch import nn
 
 from delaynir.errors import ConfigError
+from delaynir.neuron_kinds import KINDS, RESETS, TORCH
 from delaynir.nn import neuron_kernels, neuron_kernels_triton
-
-RESETS = ("hard", "subtract")
 
 
 def _kernels(*tensors: torch.Tensor):
@@ -78,17 +73,14 @@ def _lif_forward(current, beta, theta, hard_reset):
     if kernels is not None:
         zs, vs = kernels.lif_forward(current, beta, theta, hard_reset)
         return vs, zs
-    v = torch.zeros_like(current[0])
-    z = torch.zeros_like(current[0])
+    params = {"beta": beta, "theta": theta, "hard": hard_reset}
+    lif = KINDS["lif"]
+    state = lif.zero_state(current[0])
     vs = torch.empty_like(current)
     zs = torch.empty_like(current)
     for t in range(current.shape[0]):
-        if hard_reset:
-            v = beta * v * (1 - z) + current[t]
-        else:
-            v = beta * v - theta * z + current[t]
-        z = (v > theta).to(current.dtype)
-        vs[t], zs[t] = v, z
+        state, zs[t] = lif.step(TORCH, params, state, current[t])
+        vs[t] = state["v"]
     return vs, zs
 
 
@@ -97,13 +89,14 @@ def _leaky_scan(values, beta, *, reverse: bool):
     kernels = _kernels(values)
     if kernels is not None:
         return kernels.li_scan(values, beta, reverse=reverse)
+    params = {"beta": beta}
     out = torch.empty_like(values)
-    v = torch.zeros_like(values[0])
+    li = KINDS["li"]
+    state = li.zero_state(values[0])
     T = values.shape[0]
     for s in range(T):
         t = T - 1 - s if reverse else s
-        v = beta * v + values[t]
-        out[t] = v
+        state, out[t] = li.step(TORCH, params, state, values[t])
     return out
 
 
@@ -160,8 +153,10 @@ class LIF(nn.Module):
         self.register_buffer("threshold", torch.full((n,), float(threshold)))
         self.last_membrane: torch.Tensor | None = None
 
-    def forward(self, current: torch.Tensor) -> torch.Tensor:
-        spikes, membrane = lif_sequence(current, self.beta, self.threshold, reset=self.reset, alpha=self.alpha)
+    def forward(self, current: torch.Tensor, threshold: torch.Tensor | None = None) -> torch.Tensor:
+        """Spikes for ``current``; ``threshold`` (C,) replaces θ for this call (a deployed, rounded θ)."""
+        theta = self.threshold if threshold is None else threshold
+        spikes, membrane = lif_sequence(current, self.beta, theta, reset=self.reset, alpha=self.alpha)
         self.last_membrane = membrane.detach()
         return spikes
 

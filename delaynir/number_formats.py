@@ -1,0 +1,188 @@
+"""Number formats: how a deployed graph represents decays, thresholds, biases and state, and in which
+arithmetic the reference simulator executes it.
+
+Each format is one object with its quantiser (used by compile *and* by quantisation-aware
+fine-tuning, so both round the same quantities), its "representable?" test (used by the fit check)
+and, for the arithmetic as a whole, the step operations the simulator evaluates the neuron kinds
+with (``delaynir.neuron_kinds``).
+
+Decays β (and α of cubalif):
+
+    FloatDecay        β unchanged
+    FixedDecay(n)     β = 1 − k / 2^n, integer k in 0 … 2^n        (quantiser k = round(2^n (1 − β)))
+    ShiftDecay(K)     β = 1 − 2^−k, integer k in 0 … K              (quantiser k = round(−log2(1 − β)))
+
+Thresholds and biases (per neuron j, with the weight scale s_j of the neuron's projections):
+
+    FloatState        unchanged
+    IntegerState(n)   on the weight grid: x ↦ s_j · round(x / s_j) (round half to even), so that with
+                      integer inputs the state is an integer multiple of s_j (delaynir.graph, "Units")
+
+Arithmetic: a graph is executed in the arithmetic named by ``graph.quantization["arithmetic"]``;
+without that key, float64 (``FLOAT64``): the neuron kinds' steps on float64 tensors, exact for the
+integer states above up to 2^53. Another arithmetic (a chip's fixed-point update) registers itself
+with ``register_arithmetic`` from its target's package; the core names no target.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from delaynir.neuron_kinds import TORCH
+
+DECAY_TOL = 1e-9  #: a decay counts as representable within this absolute distance
+
+
+@dataclass(frozen=True)
+class FloatDecay:
+    """Decays as real numbers."""
+
+    def quantize(self, beta: np.ndarray) -> np.ndarray:
+        return np.asarray(beta, dtype=np.float64).copy()
+
+    def unrepresentable(self, values: np.ndarray) -> np.ndarray:
+        return np.zeros(np.shape(values), dtype=bool)
+
+    @property
+    def form(self) -> str:
+        return "a real number"
+
+
+@dataclass(frozen=True)
+class FixedDecay:
+    """β = 1 − k / 2^bits with an integer k in 0 … 2^bits (a fixed-point decrement)."""
+
+    bits: int = 12
+
+    @property
+    def one(self) -> int:
+        return 2**self.bits
+
+    def quantize(self, beta: np.ndarray) -> np.ndarray:
+        return 1.0 - np.round(self.one * (1.0 - np.asarray(beta, dtype=np.float64))) / self.one
+
+    def unrepresentable(self, values: np.ndarray) -> np.ndarray:
+        k = (1.0 - np.asarray(values, dtype=np.float64)) * self.one
+        ok = (np.abs(k - np.round(k)) <= DECAY_TOL * self.one) & (k >= -DECAY_TOL) & (k <= self.one + DECAY_TOL)
+        return ~ok
+
+    @property
+    def form(self) -> str:
+        return f"1 − dv/{self.one} with integer dv in 0..{self.one}"
+
+
+@dataclass(frozen=True)
+class ShiftDecay:
+    """β = 1 − 2^−k with an integer k in 0 … max_shift (a decay by bit shift)."""
+
+    max_shift: int | float = 15
+
+    def _kmax(self) -> int:
+        return 62 if math.isinf(self.max_shift) else int(self.max_shift)
+
+    def quantize(self, beta: np.ndarray) -> np.ndarray:
+        kmax = self._kmax()
+        with np.errstate(divide="ignore"):
+            k = np.round(-np.log2(np.clip(1.0 - np.asarray(beta, dtype=np.float64), 2.0**-kmax, 1.0)))
+        return 1.0 - 2.0 ** -np.clip(k, 0, kmax)
+
+    def unrepresentable(self, values: np.ndarray) -> np.ndarray:
+        allowed = 1.0 - 2.0 ** -np.arange(0, self._kmax() + 1, dtype=np.float64)
+        values = np.asarray(values, dtype=np.float64).ravel()
+        return ~np.isclose(values[:, None], allowed[None, :], rtol=0.0, atol=DECAY_TOL).any(axis=1)
+
+    @property
+    def form(self) -> str:
+        kmax = "unlimited" if math.isinf(self.max_shift) else str(int(self.max_shift))
+        return f"1 − 2^−k with integer k in 0..{kmax}"
+
+
+@dataclass(frozen=True)
+class FloatState:
+    """Thresholds, biases and state as real numbers."""
+
+    def quantize(self, values, scale):
+        return values
+
+
+@dataclass(frozen=True)
+class IntegerState:
+    """Integer values in units of the neuron's weight scale: x ↦ s · round(x / s) (half to even).
+
+    ``bits`` is the width the chip stores them in (documented; the fit check does not test it).
+    Works on numpy arrays and torch tensors alike; infinite values (a readout's θ) stay infinite.
+    """
+
+    bits: int | float = math.inf
+
+    def quantize(self, values, scale):
+        if isinstance(values, np.ndarray):
+            return np.where(np.isfinite(values), scale * np.round(values / scale), values)
+        import torch
+
+        return torch.where(torch.isfinite(values), scale * torch.round(values / scale), values)
+
+
+def decay_format(kind: str, max_shift: int | float = 15):
+    """The decay format a profile's ``decay`` names: ``float``, ``fixed12`` or ``bitshift``."""
+    if kind == "float":
+        return FloatDecay()
+    if kind == "fixed12":
+        return FixedDecay(12)
+    if kind == "bitshift":
+        return ShiftDecay(max_shift)
+    raise ValueError(f"unknown decay representation {kind!r}")
+
+
+DECAY_KINDS = ("float", "fixed12", "bitshift")
+
+
+@dataclass(frozen=True)
+class NumberFormat:
+    """What a target stores: its decay format, and how thresholds and biases are put on the weight grid."""
+
+    decay: Any
+    threshold: Any
+    bias: Any
+
+    @classmethod
+    def of(cls, profile) -> "NumberFormat":
+        """The format of a target profile: integer thresholds (biases) when its threshold_bits (state_bits) are
+        finite and its weights are quantised; decays as its ``decay`` says."""
+        integer = profile.quantises_weights
+        return cls(decay_format(profile.decay, profile.max_decay_shift),
+                   IntegerState(profile.threshold_bits) if integer and np.isfinite(profile.threshold_bits)
+                   else FloatState(),
+                   IntegerState(profile.state_bits) if integer and np.isfinite(profile.state_bits) else FloatState())
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """How the reference simulator computes a neuron step: ``ops`` for ``neuron_kinds`` steps."""
+
+    name: str
+    ops: Any
+
+
+FLOAT64 = Arithmetic("float64", TORCH)
+_ARITHMETICS: dict[str, Callable[[], Arithmetic]] = {"float64": lambda: FLOAT64}
+
+
+def register_arithmetic(name: str, factory: Callable[[], Arithmetic]) -> None:
+    """Make an arithmetic available to graphs whose quantization record names it (a target's plug-in)."""
+    _ARITHMETICS[name] = factory
+
+
+def arithmetic_of(graph) -> Arithmetic:
+    """The arithmetic ``graph`` is executed in (its quantization record's "arithmetic", float64 by default)."""
+    name = graph.quantization.get("arithmetic", "float64")
+    if name not in _ARITHMETICS:
+        from delaynir.errors import GraphFormatError
+
+        raise GraphFormatError(f"the graph is computed in the {name!r} arithmetic, which no installed target "
+                               f"provides (known: {', '.join(sorted(_ARITHMETICS))}); install the target's package")
+    return _ARITHMETICS[name]()

@@ -1,0 +1,133 @@
+"""Number formats: one quantiser for compile and fine-tuning, one representability test for the fit check,
+and the arithmetic the simulator takes from the graph."""
+
+import numpy as np
+import pytest
+import torch
+
+from delaynir.compile import compare, compile_model
+from delaynir.config import make_config
+from delaynir.data import SpikeDataset, SynthConfig, generate_synthetic, make_loader, validation_split
+from delaynir.errors import GraphFormatError
+from delaynir.evaluate import load_trained
+from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.number_formats import (FLOAT64, Arithmetic, FixedDecay, FloatState, IntegerState, NumberFormat,
+                                     ShiftDecay, arithmetic_of, register_arithmetic)
+from delaynir.neuron_kinds import TORCH
+from delaynir.simulate import simulate
+from delaynir.target import check_fit, load_target
+from delaynir.train import finetune, train
+
+
+def test_fixed_decay_rounds_to_multiples_of_2_to_the_minus_bits_and_tests_them():
+    fmt = FixedDecay(12)
+    beta = np.array([0.95, 0.9, 0.0, 1.0])
+    q = fmt.quantize(beta)
+    np.testing.assert_array_equal(q, [1 - 205 / 4096, 1 - 410 / 4096, 0.0, 1.0])  # 0.05·4096 = 204.8 → 205
+    assert not fmt.unrepresentable(q).any()
+    np.testing.assert_array_equal(fmt.unrepresentable(beta), [True, True, False, False])
+    assert FixedDecay(4).quantize(np.array([0.9]))[0] == 1 - 2 / 16  # 0.1·16 = 1.6 → 2
+
+
+def test_shift_decay_picks_the_nearest_shift_within_its_limit():
+    fmt = ShiftDecay(4)
+    np.testing.assert_array_equal(fmt.quantize(np.array([0.9, 0.5, 0.999])), [1 - 2**-3, 0.5, 1 - 2**-4])
+    np.testing.assert_array_equal(fmt.unrepresentable(np.array([0.875, 1 - 2**-5, 0.7])), [False, True, True])
+
+
+def test_integer_state_puts_values_on_the_weight_grid_for_numpy_and_torch_alike():
+    scale = np.array([0.25, 0.1])
+    values = np.array([1.13, np.inf])
+    np.testing.assert_array_equal(IntegerState(16).quantize(values, scale), [1.25, np.inf])
+    t = IntegerState(16).quantize(torch.tensor([1.13, 0.26], dtype=torch.float64), torch.tensor(scale))
+    np.testing.assert_allclose(t.numpy(), [1.25, 0.3])
+    assert FloatState().quantize(values, scale) is values
+
+
+def test_a_profile_names_its_format():
+    loihi = NumberFormat.of(load_target("loihi2"))
+    assert loihi.decay == FixedDecay(12) and loihi.threshold == IntegerState(17) and loihi.bias == IntegerState(24)
+    int8 = NumberFormat.of(load_target("int8"))
+    assert int8.threshold == FloatState() and int8.bias == FloatState()
+    assert isinstance(NumberFormat.of(load_target("xylo-audio2")).decay, ShiftDecay)
+
+
+def test_the_fit_check_uses_the_formats_representability_test():
+    layer = Layer("h", 2, "lif", np.array([0.9, 1 - 205 / 4096]), np.ones(2), np.zeros(2),
+                  [Projection(INPUT, [0, 1], [0, 1], [0, 0], [1.0, 1.0], np.ones(2))])
+    graph = DelayGraph(dt=1e-3, n_inputs=2, layers=[layer])
+    [violation] = [v for v in check_fit(graph, load_target("loihi2")) if v.limit == "decay"]
+    assert violation.count == 1 and violation.found == 0.9 and "1 − dv/4096" in violation.message
+
+
+def _one_neuron(quantization=None):
+    layer = Layer("h", 1, "lif", [0.5], [1.5], [0.0], [Projection(INPUT, [0], [0], [0], [1.0], [1.0])])
+    return DelayGraph(dt=1e-3, n_inputs=1, layers=[layer], quantization=quantization or {})
+
+
+def test_the_simulator_takes_its_arithmetic_from_the_graph():
+    assert arithmetic_of(_one_neuron()) is FLOAT64
+    with pytest.raises(GraphFormatError, match="'nonesuch' arithmetic"):
+        simulate(_one_neuron({"arithmetic": "nonesuch"}), torch.ones(3, 1, 1))
+
+    class Doubling(type(TORCH)):  # an arithmetic whose every addition counts twice
+        @staticmethod
+        def add(a, b, out=None):
+            return 2 * (a + b)
+
+    register_arithmetic("test-doubling", lambda: Arithmetic("test-doubling", Doubling()))
+    x = torch.ones(3, 1, 1)
+    plain = simulate(_one_neuron(), x, record=True).membranes["h"].flatten().tolist()
+    doubled = simulate(_one_neuron({"arithmetic": "test-doubling"}), x, record=True).membranes["h"].flatten().tolist()
+    assert plain == [1.0, 1.5, 1.75]  # v = 0.5·v·(1 − z) + 1; 1.5 is not above θ = 1.5, so no reset
+    assert doubled == [2.0, 2.0, 2.0]  # v = 2·(0.5·v·(1 − z) + 1): 2 > 1.5 spikes, so every step resets
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("formats")
+    generate_synthetic(root / "data", SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=16, duration=0.4,
+                                                  spread=20, n_groups=3, seed=5))
+    settings = {"hidden": [16, 12], "max_delay": 10, "epochs": 2, "batch_size": 16, "lr": 5e-3, "threshold": 0.5,
+                "val_fraction": 0.25, "n_steps": 40}
+    train(make_config(settings), root / "data", root / "run")
+    return root
+
+
+def _validation(root, config):
+    dataset = SpikeDataset(root / "data" / "train.h5", n_steps=config["n_steps"])
+    _, val_idx = validation_split(dataset, fraction=config["val_fraction"], seed=config["seed"])
+    return make_loader(dataset, val_idx, batch_size=64, shuffle=False)
+
+
+@pytest.mark.parametrize("target", ["int8", "loihi2"])
+def test_finetuning_rounds_what_compile_rounds(source_run, tmp_path, target):
+    """After ``finetune --target``, compile changes no threshold, bias or decay the model computes with, and
+    for int8 the model (float64) and the compiled graph give identical spikes and predictions on validation."""
+    finetune(source_run / "run", target, tmp_path / "ft", epochs=1)
+    model, payload = load_trained(tmp_path / "ft")
+    profile = load_target(target)
+    graph, _ = compile_model(model.double(), profile)
+    loader = _validation(source_run, payload["config"])
+    x, _ = next(iter(loader))
+    model(x.double())  # sets each layer's weight scale
+    for k, layer in enumerate(graph.layers):
+        scale = model.delays[k].weight_transform.scale.numpy()
+        np.testing.assert_allclose(layer.projections[0].scale, scale, rtol=1e-12)
+        cell = model.neurons[k] if k < len(model.neurons) else model.readout
+        np.testing.assert_array_equal(layer.beta, cell.beta.numpy())  # decays rounded by fine-tuning already
+        bias = model.folding(k)[1]
+        rounded = model.number_format.bias.quantize(bias, model.delays[k].weight_transform.scale)
+        np.testing.assert_allclose(layer.bias, rounded.numpy(), rtol=1e-12, atol=1e-12)
+        if k < len(model.neurons):
+            theta = model.number_format.threshold.quantize(cell.threshold, model.delays[k].weight_transform.scale)
+            np.testing.assert_allclose(layer.threshold, theta.numpy(), rtol=1e-12)
+    if target == "loihi2":
+        assert isinstance(model.number_format.threshold, IntegerState)
+        assert not np.array_equal(graph.layers[0].threshold, model.neurons[0].threshold.numpy())  # θ was rounded
+    result = compare(model, graph, loader)
+    assert result["prediction_agreement"] == 1.0
+    if target == "int8":
+        assert all(v == 1.0 for v in result["spike_agreement"].values()), result["spike_agreement"]
+    else:  # integer thresholds: a float64 model may still land on the other side of an exact tie
+        assert all(v >= 0.999 for v in result["spike_agreement"].values()), result["spike_agreement"]
