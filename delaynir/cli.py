@@ -203,7 +203,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_targets(args) -> int:
-    from delaynir.target import format_targets_table, list_targets, load_target
+    from delaynir.target import list_targets, load_target
+    from delaynir.target_table import format_targets_table
 
     profiles = [load_target(args.profile)] if args.profile else list_targets()
     if args.json:

@@ -40,7 +40,8 @@ from delaynir.number_formats import NumberFormat
 from delaynir.quantize import grid_for, input_grid, quantize_weight
 from delaynir.relay import expand_relays
 from delaynir.simulate import simulate
-from delaynir.target import TargetProfile, raise_if_misfit
+from delaynir.fit import raise_if_misfit
+from delaynir.target import TargetProfile
 
 log = logging.getLogger(__name__)
 

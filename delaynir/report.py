@@ -34,7 +34,7 @@ QUANTISED_LIMITS = ("weight_bits", "weight_step", "weight_scale", "decay")
 
 def hardware_fit(graph, profile) -> dict[str, Any]:
     """Neurons, fan-in, delays, inputs and outputs used vs ``profile``'s limits, and what does not fit."""
-    from delaynir.target import check_fit
+    from delaynir.fit import check_fit
 
     fan_in = max((int(np.bincount(np.concatenate([p.post for p in la.projections]), minlength=la.size).max())
                   for la in graph.layers if la.n_synapses), default=0)

@@ -1,4 +1,4 @@
-"""Hardware target profiles: the schema, loading, validation and the fit check.
+"""Hardware target profiles: the schema, loading and validation (the fit check is ``delaynir.fit``).
 
 A target profile is data, not code: one TOML file per platform, each limit with its
 public source and whether that source confirms it (see docs/targets.md). Built-in
@@ -14,14 +14,7 @@ accepted.
     weight_bits = { value = 9, source = "lava-dl ...", confirmed = true }
     max_delay   = { value = 62, source = "lava-dl netx/hdf5.py ...", confirmed = true }
 
-``check_fit`` compares a compiled :class:`~delaynir.graph.DelayGraph` with a profile
-and returns every violation; ``raise_if_misfit`` turns them into one ``TargetError``.
-
-Delay convention. A feed-forward synapse with delay d needs a programmable delay of
-d steps. A recurrent synapse (from its own layer or a later one) always spans at least
-one step — that step is the recurrence itself, which every target provides — so it
-needs a programmable delay of d − 1. ``max_delay`` bounds the programmable part;
-:func:`max_model_delay` gives the largest model delay a projection may carry.
+``max_delay`` bounds a target's programmable delay (``delaynir.fit``, "Delay convention").
 """
 
 from __future__ import annotations
@@ -32,15 +25,13 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-import numpy as np
 
 from delaynir.errors import TargetError
 from delaynir.inputs import read_text
-from delaynir.graph import DelayGraph, Layer, Projection
 from delaynir.neuron_kinds import NEURON_TYPES, RESETS
-from delaynir.number_formats import DECAY_KINDS, decay_format
+from delaynir.number_formats import DECAY_KINDS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,17 +43,13 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "FORMAT_VERSION",
     "LIMIT_KEYS",
-    "FitViolation",
     "Limit",
     "TargetProfile",
     "builtin_target_names",
-    "check_fit",
-    "format_targets_table",
+    "json_value",
     "list_targets",
     "load_target",
-    "max_model_delay",
     "parse_target",
-    "raise_if_misfit",
 ]
 
 FORMAT_VERSION = 1
@@ -131,7 +118,7 @@ class Limit:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": _json_value(self.value), "source": self.source, "confirmed": self.confirmed,
+        return {"value": json_value(self.value), "source": self.source, "confirmed": self.confirmed,
                 "note": self.note}
 
 
@@ -258,9 +245,9 @@ class TargetProfile:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the limits as written (with sources) and every effective value (defaults
         applied). Unlimited numbers are ``null``."""
-        effective = {key: _json_value(self.get(key)) for key in LIMIT_KEYS}
+        effective = {key: json_value(self.get(key)) for key in LIMIT_KEYS}
         rng = self.weight_range()
-        effective["weight_range"] = [_json_value(rng[0]), _json_value(rng[1])]
+        effective["weight_range"] = [json_value(rng[0]), json_value(rng[1])]
         return {
             "name": self.name,
             "description": self.description,
@@ -271,7 +258,7 @@ class TargetProfile:
         }
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     if isinstance(value, float) and math.isinf(value):
         return None
     if isinstance(value, tuple):
@@ -516,334 +503,3 @@ def _cross_check(limits: dict[str, Limit], raw: dict[str, Any], problems: list[s
     if (limits.get("per_synapse_delays") is not None and limits["per_synapse_delays"].value
             and "max_delay" in limits and limits["max_delay"].value == 0):
         problems.append("limits.per_synapse_delays is true but max_delay is 0 (no programmable delays)")
-
-
-# --------------------------------------------------------------------------- fit check
-
-
-@dataclass
-class FitViolation:
-    """One way a graph does not fit a target.
-
-    layer: the layer's name, or None for a graph-level limit; limit: the profile key;
-    found / allowed: the offending and the allowed value (largest delay vs max_delay,
-    largest fan-in vs max_fan_in, ...); message: for a person — which layer, which limit,
-    by how much, what to do. projection: the source of the offending projection, if any;
-    count: how many synapses / neurons / source neurons are affected.
-    """
-
-    layer: str | None
-    limit: str
-    found: Any
-    allowed: Any
-    message: str
-    projection: str | None = None
-    count: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"layer": self.layer, "limit": self.limit, "found": _json_value(self.found),
-                "allowed": _json_value(self.allowed), "message": self.message,
-                "projection": self.projection, "count": self.count}
-
-
-def max_model_delay(profile: TargetProfile, recurrent: bool = False) -> int | float:
-    """The largest delay (steps) a projection may carry on ``profile``: max_delay for a
-    feed-forward projection, max_delay + 1 for a recurrent one (the recurrence itself is
-    one step)."""
-    return profile.max_delay + (1 if recurrent else 0)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float) and math.isinf(value):
-        return "unlimited"
-    if isinstance(value, (tuple, list)):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
-def _where(layer: Layer, projection: Projection | None = None) -> str:
-    if projection is None:
-        return f"layer {layer.name!r}"
-    return f"layer {layer.name!r}, projection from {projection.source!r}"
-
-
-def check_fit(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
-    """Every way ``graph`` violates ``profile``'s limits; an empty list when it fits.
-
-    Checked: total neurons, inputs, outputs; per layer: neuron type, reset, size, fan-in
-    (synapses into one neuron, all projections together), decay representability (β, and α
-    of cubalif, for fixed12 / bitshift targets); per projection: delays above the allowed
-    maximum (see :func:`max_model_delay`), differing delays from one source neuron on a
-    target without per-synapse delays, and — for integer targets — weights that are not
-    integers, not multiples of weight_step, out of range, or (per-layer scale) a scale that
-    varies across output neurons. state_bits and threshold_bits are not checked (they
-    describe the neuron arithmetic the compiler must target).
-    """
-    out: list[FitViolation] = []
-    name = profile.name
-
-    if graph.n_neurons > profile.max_neurons:
-        out.append(FitViolation(
-            None, "max_neurons", graph.n_neurons, profile.max_neurons,
-            f"the model has {graph.n_neurons} neurons in total, {graph.n_neurons - profile.max_neurons} more than "
-            f"the {profile.max_neurons} that {name} holds; use smaller layers (relay neurons count too)"))
-    if graph.n_inputs > profile.max_inputs:
-        out.append(FitViolation(
-            None, "max_inputs", graph.n_inputs, profile.max_inputs,
-            f"the model has {graph.n_inputs} input channels, {graph.n_inputs - profile.max_inputs} more than "
-            f"the {profile.max_inputs} that {name} accepts; pool the input channels further"))
-    if graph.layers and graph.n_outputs > profile.max_outputs:
-        out.append(FitViolation(
-            None, "max_outputs", graph.n_outputs, profile.max_outputs,
-            f"the output layer {graph.layers[-1].name!r} has {graph.n_outputs} neurons, "
-            f"{graph.n_outputs - profile.max_outputs} more than the {profile.max_outputs} outputs of {name}; "
-            "reduce the number of classes or outputs"))
-
-    out.extend(_check_input(graph, profile))
-    for layer in graph.layers:
-        out.extend(_check_layer(graph, layer, profile))
-        for projection in layer.projections:
-            out.extend(_check_delays(graph, layer, projection, profile))
-            if profile.quantises_weights:
-                out.extend(_check_weights(layer, projection, profile))
-    return out
-
-
-def _check_input(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
-    """Graded input on a target that takes spikes only, or with more bits than it takes."""
-    if graph.encoding != "graded":
-        return []
-    if not profile.graded_input:
-        return [FitViolation(
-            None, "graded_input", True, False,
-            f"the model's input is graded (real values) but {profile.name} takes spikes only; train on spike input "
-            "(an encoder in front of the network, e.g. `delaynir data speech` makes cochlea spikes from audio) or run "
-            "the first layer on the host and deploy the layers after it")]
-    bits = graph.input.get("bits")
-    if profile.input_bits < INF and (bits is None or bits > profile.input_bits):
-        return [FitViolation(
-            None, "input_bits", bits if bits is not None else INF, profile.input_bits,
-            f"the model's graded input has {'unquantised float' if bits is None else f'{bits}-bit'} values but "
-            f"{profile.name} takes {profile.input_bits}-bit graded input; compile quantises the input to the "
-            "profile's input_bits (recompile from the run directory)")]
-    return []
-
-
-def _check_layer(graph: DelayGraph, layer: Layer, profile: TargetProfile) -> list[FitViolation]:
-    out: list[FitViolation] = []
-    name = profile.name
-    if layer.neuron not in profile.neuron_types:
-        out.append(FitViolation(
-            layer.name, "neuron_types", layer.neuron, profile.neuron_types,
-            f"{_where(layer)} uses {layer.neuron!r} neurons, which {name} does not run "
-            f"(it runs: {_fmt(profile.neuron_types)}); train with a supported neuron type"))
-    if layer.neuron in ("lif", "cubalif") and layer.reset not in profile.resets:
-        out.append(FitViolation(
-            layer.name, "resets", layer.reset, profile.resets,
-            f"{_where(layer)} uses the {layer.reset!r} reset, which {name} does not support "
-            f"(it supports: {_fmt(profile.resets)}); train with a supported reset"))
-    if layer.size > profile.max_neurons_per_layer:
-        out.append(FitViolation(
-            layer.name, "max_neurons_per_layer", layer.size, profile.max_neurons_per_layer,
-            f"{_where(layer)} has {layer.size} neurons, {layer.size - profile.max_neurons_per_layer} more than "
-            f"the {profile.max_neurons_per_layer} per layer of {name}; use a smaller layer or split it"))
-
-    if profile.max_fan_in < INF and layer.projections:
-        fan_in = np.zeros(layer.size, dtype=np.int64)
-        for projection in layer.projections:
-            counts = np.bincount(projection.post[(projection.post >= 0) & (projection.post < layer.size)],
-                                 minlength=layer.size)
-            fan_in += counts[: layer.size]
-        over = int(np.count_nonzero(fan_in > profile.max_fan_in))
-        if over:
-            largest = int(fan_in.max())
-            out.append(FitViolation(
-                layer.name, "max_fan_in", largest, profile.max_fan_in,
-                f"{_where(layer)}: {over} of {layer.size} neurons receive more than {profile.max_fan_in} synapses "
-                f"(largest fan-in {largest}, {largest - profile.max_fan_in} too many); train sparser "
-                "(a lower connection budget) or with fewer inputs per neuron", count=over))
-
-    if layer.neuron in ("lif", "cubalif", "li") and profile.decay != "float":
-        decay = decay_format(profile.decay, profile.max_decay_shift)
-        factors = [("beta", "membrane decay β", layer.beta)]
-        if layer.neuron == "cubalif" and layer.alpha is not None:
-            factors.append(("alpha", "synaptic decay α", layer.alpha))
-        for _, label, values in factors:
-            values = np.asarray(values, dtype=np.float64).ravel()
-            bad = decay.unrepresentable(values)
-            if bad.any():
-                example, form = float(values[bad][0]), decay.form
-                out.append(FitViolation(
-                    layer.name, "decay", example, form,
-                    f"{_where(layer)}: {int(bad.sum())} of {values.size} neurons have a {label} that {name} cannot "
-                    f"represent as {form} (e.g. {example:.6g}); compile for {name} so decays are rounded to its "
-                    "format", count=int(bad.sum())))
-    return out
-
-
-def _check_delays(graph: DelayGraph, layer: Layer, projection: Projection,
-                  profile: TargetProfile) -> list[FitViolation]:
-    out: list[FitViolation] = []
-    if not len(projection):
-        return out
-    name = profile.name
-    recurrent = graph.is_recurrent(layer, projection)
-    allowed = max_model_delay(profile, recurrent)
-    delay = projection.delay
-    over = delay > allowed
-    n_over = int(np.count_nonzero(over))
-    if n_over:
-        largest = int(delay.max())
-        kind = "recurrent " if recurrent else ""
-        what = (f"delays above the {kind}maximum of {_fmt(allowed)} steps"
-                if profile.max_delay > 0 else
-                f"delays, but {name} has no programmable delays"
-                + (" (a recurrent synapse may only carry the 1 step of the recurrence)" if recurrent
-                   else " (all feed-forward delays must be 0)"))
-        fix = ("Compile with `--fit clip-delays` (clips them, changes the model) or `--fit relay-neurons` "
-               "(realises them with chains of relay neurons, costs neurons)" if profile.max_delay >= 1 else
-               "Relay neurons need at least one step of programmable delay per hop, which this target lacks: "
-               "train without delays (`--delays none`) or choose a target with delays")
-        out.append(FitViolation(
-            layer.name, "max_delay", largest, allowed,
-            f"{_where(layer, projection)}: {n_over} of {len(projection)} synapses have {what}; largest delay "
-            f"{largest} steps, {largest - allowed} too many. {fix}",
-            projection=projection.source, count=n_over))
-    if not profile.per_synapse_delays and profile.max_delay > 0:
-        pre = projection.pre
-        n_src = int(pre.max()) + 1 if pre.size else 0
-        lo = np.full(n_src, np.iinfo(np.int64).max, dtype=np.int64)
-        hi = np.full(n_src, np.iinfo(np.int64).min, dtype=np.int64)
-        np.minimum.at(lo, pre, delay)
-        np.maximum.at(hi, pre, delay)
-        mixed = int(np.count_nonzero(hi > lo))
-        if mixed:
-            spread = int((hi - lo)[hi > lo].max())
-            out.append(FitViolation(
-                layer.name, "per_synapse_delays", mixed, 0,
-                f"{_where(layer, projection)}: {mixed} source neurons send synapses with different delays (spread "
-                f"up to {spread} steps), but {name} has no per-synapse delays (one delay per source neuron); "
-                "compile with `--fit relay-neurons` or train with one delay per source neuron",
-                projection=projection.source, count=mixed))
-    return out
-
-
-def _check_weights(layer: Layer, projection: Projection, profile: TargetProfile) -> list[FitViolation]:
-    out: list[FitViolation] = []
-    if not len(projection):
-        return out
-    name = profile.name
-    where = _where(layer, projection)
-    weight = projection.weight
-    finite = np.isfinite(weight)
-    integral = finite & (weight == np.round(weight))
-    n_frac = int(np.count_nonzero(~integral))
-    bits, step = profile.weight_bits, profile.weight_step
-    lo, hi = profile.weight_range()
-    if n_frac:
-        example = float(weight[~integral][0])
-        out.append(FitViolation(
-            layer.name, "weight_bits", example, f"integers in [{lo}, {hi}]",
-            f"{where}: {n_frac} of {len(projection)} weights are not integers (e.g. {example:.6g}), but {name} "
-            f"stores {bits}-bit integer weights; compile for {name} to quantise them",
-            projection=projection.source, count=n_frac))
-    if step > 1:
-        off = integral & (np.mod(weight, step) != 0)
-        n_off = int(np.count_nonzero(off))
-        if n_off:
-            example = float(weight[off][0])
-            out.append(FitViolation(
-                layer.name, "weight_step", example, step,
-                f"{where}: {n_off} of {len(projection)} integer weights are not multiples of {step} "
-                f"(e.g. {example:g}), the only values {name} represents; compile for {name} to quantise them",
-                projection=projection.source, count=n_off))
-    out_of_range = finite & ((weight < lo) | (weight > hi))
-    n_out = int(np.count_nonzero(out_of_range))
-    if n_out:
-        worst = float(weight[out_of_range][np.argmax(np.abs(weight[out_of_range]))])
-        excess = worst - hi if worst > hi else lo - worst
-        out.append(FitViolation(
-            layer.name, "weight_bits", worst, (lo, hi),
-            f"{where}: {n_out} of {len(projection)} weights lie outside {name}'s range [{lo}, {hi}] "
-            f"(worst {worst:g}, {excess:g} beyond); compile for {name} so the scale maps them into range",
-            projection=projection.source, count=n_out))
-    if profile.weight_scale == "per-layer" and projection.scale.size > 1:
-        scale = projection.scale
-        distinct = int(np.unique(scale).size)
-        if distinct > 1:
-            out.append(FitViolation(
-                layer.name, "weight_scale", distinct, 1,
-                f"{where}: the weight scale takes {distinct} different values across output neurons, but {name} "
-                "has one scale per layer; compile for this target (per-layer quantisation)",
-                projection=projection.source, count=distinct))
-    return out
-
-
-def raise_if_misfit(graph: DelayGraph, profile: TargetProfile) -> None:
-    """Raise one ``TargetError`` listing every violation; return None when the graph fits."""
-    violations = check_fit(graph, profile)
-    if violations:
-        raise TargetError(
-            f"model does not fit target {profile.name}: {len(violations)} violation"
-            f"{'s' if len(violations) != 1 else ''}\n  - " + "\n  - ".join(v.message for v in violations))
-
-
-# --------------------------------------------------------------------------- table
-
-
-def _cell(profile: TargetProfile, keys: Iterable[str], text: str) -> str:
-    return text + ("?" if any(not profile.confirmed(k) for k in keys) else "")
-
-
-def _limit_text(value: Any) -> str:
-    return "-" if isinstance(value, float) and math.isinf(value) else str(value)
-
-
-def _columns(p: TargetProfile) -> list[str]:
-    if p.quantises_weights:
-        lo, hi = p.weight_range()
-        weights = f"int{p.weight_bits} [{lo}, {hi}]" + (f" step {p.weight_step}" if p.weight_step > 1 else "")
-    else:
-        weights = "float"
-    weights = _cell(p, ("weight_bits", "weight_step", "weight_symmetric"), weights)
-    if p.max_delay == 0:
-        delays = "none"
-    else:
-        delays = "any" if math.isinf(p.max_delay) else f"0-{p.max_delay}"
-        delays += " per synapse" if p.per_synapse_delays else " per source"
-    delays = _cell(p, ("max_delay", "per_synapse_delays"), delays)
-    fan_in = _cell(p, ("max_fan_in",), _limit_text(p.max_fan_in))
-    neurons = _limit_text(p.max_neurons)
-    extras = [f"{label} {_limit_text(v)}" for label, v in
-              (("in", p.max_inputs), ("out", p.max_outputs), ("per layer", p.max_neurons_per_layer))
-              if not math.isinf(v)]
-    if extras:
-        neurons += f" ({', '.join(extras)})"
-    neurons = _cell(p, ("max_neurons", "max_inputs", "max_outputs", "max_neurons_per_layer"), neurons)
-    decay = p.decay
-    if decay == "bitshift" and not math.isinf(p.max_decay_shift):
-        decay += f" k<={p.max_decay_shift}"
-    decay = _cell(p, ("decay", "max_decay_shift"), decay)
-    graded = "spikes" if not p.graded_input else "graded " + (
-        "float" if math.isinf(p.input_bits) else f"{p.input_bits}-bit")
-    graded = _cell(p, ("graded_input", "input_bits"), graded)
-    return [p.name, weights, delays, fan_in, neurons, decay, graded]
-
-
-def format_targets_table(profiles: Iterable[TargetProfile]) -> str:
-    """The human table of ``delaynir targets``: one row per profile; '?' marks a value whose
-    source does not confirm it, '-' means no limit."""
-    header = ["name", "weights", "delays (steps)", "fan-in", "neurons", "decay", "input"]
-    rows = [_columns(p) for p in profiles]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-    out = [line(header), line(["-" * w for w in widths])]
-    out.extend(line(r) for r in rows)
-    out.append("")
-    out.append("? = not confirmed by a public source; - = no limit. "
-               "Sources: delaynir targets --json, or docs/targets.md")
-    return "\n".join(out)
-

@@ -27,7 +27,8 @@ from delaynir.nir_io import STEP_BETA, export_nir, to_nir
 from delaynir.nn.model import DelaySNN, ModelConfig
 from delaynir.number_formats import IntegerState, decay_format
 from delaynir.simulate import simulate
-from delaynir.target import builtin_target_names, load_target, max_model_delay, raise_if_misfit
+from delaynir.fit import max_model_delay, raise_if_misfit
+from delaynir.target import builtin_target_names, load_target
 
 TARGETS = ("float", "int8", "loihi2", "spinnaker2", "xylo-audio2", "seneca")
 

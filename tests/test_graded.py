@@ -16,7 +16,8 @@ from delaynir.evaluate import load_trained
 from delaynir.graph import decode_input, encode_input
 from delaynir.graph_io import load_graph, save_graph, validate_graph
 from delaynir.quantize import input_grid, quantize_input
-from delaynir.target import check_fit, load_target
+from delaynir.fit import check_fit
+from delaynir.target import load_target
 from delaynir.train import train
 from delaynir.verify import verify_path, worst_agreement
 

@@ -15,7 +15,8 @@ from delaynir.number_formats import (FLOAT64, Arithmetic, FixedDecay, FloatState
                                      ShiftDecay, arithmetic_of, register_arithmetic)
 from delaynir.neuron_kinds import TORCH
 from delaynir.simulate import simulate
-from delaynir.target import check_fit, load_target
+from delaynir.fit import check_fit
+from delaynir.target import load_target
 from delaynir.train import finetune, train
 
 

@@ -16,20 +16,9 @@ from hypothesis import strategies as st
 from delaynir.errors import DelayNIRError, TargetError
 from delaynir.graph import DelayGraph, Layer, Projection
 from delaynir.neuron_kinds import NEURON_TYPES, RESETS
-from delaynir.target import (
-    LIMIT_KEYS,
-    FitViolation,
-    Limit,
-    TargetProfile,
-    builtin_target_names,
-    check_fit,
-    format_targets_table,
-    list_targets,
-    load_target,
-    max_model_delay,
-    parse_target,
-    raise_if_misfit,
-)
+from delaynir.fit import FitViolation, check_fit, max_model_delay, raise_if_misfit
+from delaynir.target import LIMIT_KEYS, Limit, TargetProfile, builtin_target_names, list_targets, load_target, parse_target
+from delaynir.target_table import format_targets_table
 
 BUILTINS = ["float", "int8", "loihi2", "seneca", "spinnaker2", "xylo-audio2"]
 REPO = Path(__file__).resolve().parent.parent
