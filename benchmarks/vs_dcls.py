@@ -17,7 +17,7 @@ Needs the ``bench`` extra (pip install -e ".[bench]") for DCLS.
 Data (identical for both)
 -------------------------
 ``DIR/train.h5`` and ``DIR/test.h5`` in the SHD layout, opened with delaynir's
-``SpikeDataset`` through ``delaynir.train.open_dataset`` with the delaynir configuration of
+``SpikeDataset`` through ``delaynir.run.open_dataset`` with the delaynir configuration of
 the run (its defaults: dt 10 ms, ``n_steps`` from the file, channel pooling to ≤ 140 inputs,
 i.e. SHD 700 → 140 by summing groups of 5, as SNN-delays' ``n_bins = 5``); the validation
 split is ``delaynir.data.validation_split`` with delaynir's ``val_fraction`` and the seed
@@ -33,7 +33,7 @@ delaynir
 its defaults for everything else (dropout, learning-rate schedule, σ schedule, …; bfloat16
 autocast on CUDA is one of them). Per-epoch ``seconds`` and ``val_accuracy`` are read from
 the run's ``metrics.jsonl``; the best-validation ``model.pt`` is tested with rounded delays
-as ``delaynir/evaluate.py`` does (``load_trained`` + ``evaluate_model(kernel="rounded")``).
+as ``delaynir/evaluate.py`` does (``delaynir.run.Run`` + ``evaluate_model(kernel="rounded")``).
 ``--delaynir-set KEY=VALUE`` (repeatable, off by default) overrides a setting for
 diagnosis; the JSON records the effective configuration.
 
@@ -425,16 +425,15 @@ def train_delaynir(config, data: Path, run_dir: Path) -> list[dict[str, Any]]:
 def test_delaynir(run_dir: Path, test_path: Path, subsets: dict[str, np.ndarray], batch_size: int,
                   device: torch.device) -> dict[str, Any]:
     """Rounded-delay accuracy of the run's best model on each subset of the test file (as delaynir/evaluate.py)."""
-    from delaynir.config import load_config
     from delaynir.data import make_loader
-    from delaynir.evaluate import load_trained
-    from delaynir.train import evaluate_model, open_dataset
+    from delaynir.run import Run
+    from delaynir.train import evaluate_model
 
-    model, payload = load_trained(run_dir)
-    info = payload["data"]
-    dataset = open_dataset(test_path, load_config(None, payload["config"]), n_steps=info["n_steps"], pool=info["pool"])
-    model.to(device)
-    result = {"best_epoch": payload["epoch"], "n_train": info["n_train"], "n_val": info["n_val"]}
+    run = Run(run_dir)
+    info = run.data_info
+    dataset = run.dataset(test_path)
+    model = run.model.to(device)
+    result = {"best_epoch": run.payload["epoch"], "n_train": info["n_train"], "n_val": info["n_val"]}
     for name, idx in subsets.items():
         if len(idx):
             loader = make_loader(dataset, idx, batch_size=batch_size, shuffle=False)
@@ -492,7 +491,7 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 def run_seed(seed: int, order: tuple[str, str], args, data_dir: Path, out: Path) -> dict[str, Any]:
     from delaynir.config import make_config
     from delaynir.data import validation_split
-    from delaynir.train import data_file, open_dataset
+    from delaynir.run import data_file, open_dataset
 
     config = make_config({**args.delaynir_set, "epochs": args.epochs, "batch_size": args.batch_size, "seed": seed,
                           "device": args.device})

@@ -63,17 +63,6 @@ DESCRIPTIONS = {
 # ----------------------------------------------------------------------------- shared helpers
 
 
-def run_test_data(run_dir: str | Path, data: str | Path | None = None) -> Path:
-    """The test file for a run: ``data`` (a file, or a directory's test.h5), else test.h5 beside its train file."""
-    from delaynir.evaluate import load_trained
-    from delaynir.train import data_file
-
-    if data is None:
-        _, payload = load_trained(run_dir)
-        data = Path(payload["data"]["train_file"]).parent
-    return data_file(data, "test.h5")
-
-
 def sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -184,20 +173,22 @@ def write_bundle(run_dir: str | Path, target: str, out: str | Path, *, data: str
     from delaynir.compile import compile_run
     from delaynir.evaluate import graph_loader
     from delaynir.graph_io import load_graph
+    from delaynir.run import Run
     from delaynir.target import load_target
 
     if n_samples < 1:
         raise ConfigError(f"the number of test-vector samples must be at least 1 (got {n_samples})")
     allowed = parse_allow_mismatch(allow_mismatch)
     out = Path(out)
-    test_file = run_test_data(run_dir, data)
+    run = Run(run_dir)
+    test_file = run.test_file(data)
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        report = compile_run(run_dir, target, tmp / GRAPH, fit=fit)
+        report = compile_run(run, target, tmp / GRAPH, fit=fit)
         graph = load_graph(tmp / GRAPH)
         loader, _ = graph_loader(graph, test_file, batch_size=n_samples)
         x, y = next(iter(loader))
         manifest = _write_contents(tmp, out, graph, x, y, source=str(test_file), allowed=allowed, progress=progress,
-                                   extra={"source_run": str(Path(run_dir).resolve()),
+                                   extra={"source_run": run.provenance["source_run"],
                                           "target": load_target(target).to_dict(),
                                           "compile": {k: report[k] for k in ("fit", "layers", "relay_neurons")},
                                           "accuracy": report["validation"]})

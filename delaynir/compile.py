@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from delaynir import __version__
-from delaynir.config import load_config
 from delaynir.errors import TargetError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, decode_input, encode_input, quantized_input
 from delaynir.nn.model import DelaySNN, summed_softmax
@@ -42,6 +41,9 @@ from delaynir.relay import expand_relays
 from delaynir.simulate import simulate
 from delaynir.fit import raise_if_misfit
 from delaynir.target import TargetProfile
+
+if TYPE_CHECKING:
+    from delaynir.run import Run
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +74,6 @@ def _neuron_params(model: DelaySNN, k: int, n: int) -> tuple[str, np.ndarray, np
         lif = model.neurons[k]
         return "lif", lif.beta.double().numpy(), lif.threshold.double().numpy(), lif.reset
     return "li", model.readout.beta.double().numpy(), np.full(n, np.inf), "hard"
-
-
-def input_spec(data_info: dict[str, Any]) -> dict[str, Any]:
-    """The DelayGraph input spec of a run's ``data`` record (model.pt): binning, encoding, value range."""
-    keys = ("n_channels", "pool", "n_steps", "dt", "encoding", "value_range")
-    return {key: data_info[key] for key in keys if key in data_info}
 
 
 def _quantized_input(spec: dict[str, Any], profile: TargetProfile) -> dict[str, Any]:
@@ -193,27 +189,18 @@ def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
     return out
 
 
-def compile_run(run_dir: str | Path, target: str, out: str | Path, *, fit: str = "error", overwrite: bool = False,
-                batch_size: int = 256) -> dict[str, Any]:
-    """Compile a run's best model for ``target`` (a built-in name or a .toml path), save the DelayGraph
-    to ``out``, and compare trained vs compiled on the run's validation split (never the test file)."""
-    from delaynir.data import make_loader, validation_split
-    from delaynir.evaluate import load_trained
+def compile_run(run: str | Path | Run, target: str, out: str | Path, *, fit: str = "error",
+                overwrite: bool = False, batch_size: int = 256) -> dict[str, Any]:
+    """Compile a run's best model (a run directory, or one already opened) for ``target`` (a built-in name or a
+    .toml path), save the DelayGraph to ``out``, and compare trained vs compiled on the run's validation split
+    (never the test file)."""
     from delaynir.graph_io import save_graph
+    from delaynir.run import Run
     from delaynir.target import load_target
-    from delaynir.train import open_dataset
 
-    model, payload = load_trained(run_dir)
-    profile = load_target(target)
-    config = load_config(None, payload["config"])
-    info = payload["data"]
-    provenance = {"source_run": str(Path(run_dir).resolve()), "config_digest": payload.get("config_digest"),
-                  "epoch": payload.get("epoch")}
-    graph, report = compile_model(model, profile, fit=fit, input_info=input_spec(info), dt=config.dt,
-                                  provenance=provenance)
-    dataset = open_dataset(info["train_file"], config, n_steps=info["n_steps"], pool=info["pool"])
-    _, val_idx = validation_split(dataset, fraction=config.val_fraction, seed=config.seed)
-    report["validation"] = compare(model, graph, make_loader(dataset, val_idx, batch_size=batch_size, shuffle=False))
+    opened = Run.of(run)
+    graph, report = opened.compile(load_target(target), fit=fit)
+    report["validation"] = compare(opened.model, graph, opened.validation_loader(batch_size))
     path = save_graph(graph, out, overwrite=overwrite)
-    report.update(out=str(path), run_dir=str(run_dir))
+    report.update(out=str(path), run_dir=str(opened.path))
     return report

@@ -8,52 +8,32 @@ from typing import Any
 
 import numpy as np
 
-from delaynir import runs
-from delaynir.config import load_config, make_config
+from delaynir.config import make_config
 from delaynir.data import make_loader
 from delaynir.data.shd import SPEAKER, spike_file
 from delaynir.errors import CheckpointError
 from delaynir.graph import encode_input
-from delaynir.nn.model import DelaySNN, ModelConfig
-from delaynir.train import data_file, evaluate_model, input_encoding, open_dataset, prepare_model, resolve_device
-
-
-def load_trained(run_dir: str | Path) -> tuple[DelaySNN, dict[str, Any]]:
-    """The best-validation model of a run directory (eval mode, CPU) and its ``model.pt`` payload."""
-    path = Path(run_dir) / runs.MODEL
-    payload = runs.load_pt(path, runs.MODEL_KEYS)
-    config = make_config(payload["config"], source=str(path))
-    try:
-        model = prepare_model(DelaySNN(ModelConfig(**payload["model_config"])), config)
-        model.load_state_dict(payload["model"])
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"{run_dir}/{runs.MODEL} does not match this delaynir version's model: {exc}") from None
-    model.set_sigma(payload["sigma"])
-    return model.eval(), payload
+from delaynir.run import Run, data_file, input_encoding, open_dataset
+from delaynir.train import evaluate_model, resolve_device
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path, *, device: str = "auto", batch_size: int = 256) -> dict[str, Any]:
     """Accuracy and loss of a run's best model on ``data`` (a file, or a directory's test.h5)."""
     path = data_file(data, "test.h5")
-    model, payload = load_trained(run_dir)
-    info = payload["data"]
-    config = load_config(None, payload["config"])
-    dataset = open_dataset(path, config, n_steps=info["n_steps"], pool=info["pool"])
-    if dataset.n_inputs != info["n_inputs"] or dataset.n_classes > info["n_classes"]:
-        raise CheckpointError(
-            f"{path} has {dataset.n_inputs} inputs and {dataset.n_classes} classes after pooling by {info['pool']}; "
-            f"the run {run_dir} was trained on {info['n_inputs']} inputs and {info['n_classes']} classes"
-        )
+    run = Run(run_dir)
+    dataset = run.dataset(path)
+    config = run.config
     dev = resolve_device(device)
-    model.to(dev)
+    model = run.model.to(dev)
     loader = make_loader(dataset, list(range(len(dataset))), batch_size=batch_size, shuffle=False)
     rounded = evaluate_model(model, loader, dev, kernel="rounded")
     result = {"run_dir": str(run_dir), "data": str(path), "n": rounded["n"], "delays": config.delays,
               "accuracy": rounded["accuracy"], "loss": rounded["loss"], "spike_rates": rounded["spike_rates"]}
     if config.delays == "learned" and not config.quantize_target:
         gaussian = evaluate_model(model, loader, dev, kernel="gaussian")
-        result.update(accuracy_gaussian=gaussian["accuracy"], loss_gaussian=gaussian["loss"], sigma=payload["sigma"])
-    unseen = unseen_speaker_samples(dataset, info["train_file"])
+        result.update(accuracy_gaussian=gaussian["accuracy"], loss_gaussian=gaussian["loss"],
+                      sigma=run.payload["sigma"])
+    unseen = unseen_speaker_samples(dataset, run.train_file)
     if unseen is not None:
         speakers, indices = unseen
         held = evaluate_model(model, make_loader(dataset, indices, batch_size=batch_size, shuffle=False), dev,

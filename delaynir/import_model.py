@@ -186,7 +186,7 @@ def import_model(checkpoint: str | Path, source: str, out: str | Path, data: str
     ``data`` is the data the model takes (a file or a directory's train.h5): its channels, classes and binning
     are recorded as a trained run's are, and compile compares on its validation split.
     """
-    from delaynir.train import data_file, input_encoding, model_payload, open_dataset
+    from delaynir.run import data_file, input_encoding, model_payload, open_dataset
 
     if source not in SOURCES:
         raise ConfigError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")

@@ -151,13 +151,31 @@ class NumberFormat:
 
     @classmethod
     def of(cls, profile) -> "NumberFormat":
-        """The format of a target profile: integer thresholds (biases) when its threshold_bits (state_bits) are
-        finite and its weights are quantised; decays as its ``decay`` says."""
-        integer = profile.quantises_weights
-        return cls(decay_format(profile.decay, profile.max_decay_shift),
-                   IntegerState(profile.threshold_bits) if integer and np.isfinite(profile.threshold_bits)
-                   else FloatState(),
-                   IntegerState(profile.state_bits) if integer and np.isfinite(profile.state_bits) else FloatState())
+        """The format of a target profile (``record_of``)."""
+        return cls.from_record(record_of(profile))
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "NumberFormat":
+        """The format a ``record_of`` dictionary describes (how a fine-tuned run stores it)."""
+        shift = record.get("max_decay_shift")
+        threshold, state = record.get("threshold_bits"), record.get("state_bits")
+        return cls(decay_format(record["decay"], math.inf if shift is None else shift),
+                   FloatState() if threshold is None else IntegerState(threshold),
+                   FloatState() if state is None else IntegerState(state))
+
+
+def record_of(profile) -> dict[str, Any]:
+    """A target profile's number format as plain values: its ``decay`` (and max_decay_shift, None = unlimited),
+    and threshold_bits / state_bits when thresholds / biases are integers (finite bits on a target with
+    quantised weights), else None."""
+    integer = profile.quantises_weights
+
+    def bits(value):
+        return int(value) if integer and np.isfinite(value) else None
+
+    shift = profile.max_decay_shift
+    return {"decay": profile.decay, "max_decay_shift": None if math.isinf(shift) else int(shift),
+            "threshold_bits": bits(profile.threshold_bits), "state_bits": bits(profile.state_bits)}
 
 
 @dataclass(frozen=True)

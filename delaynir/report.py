@@ -62,21 +62,20 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, target: 
     nothing, and an existing ``out`` is replaced only with ``overwrite``.
     """
     from delaynir import report_plots as plots
-    from delaynir.bundle import run_test_data
-    from delaynir.compile import compile_model, input_spec
-    from delaynir.evaluate import graph_loader, load_trained
+    from delaynir.evaluate import graph_loader
+    from delaynir.run import Run
     from delaynir.target import load_target
     from delaynir.verify import verify
 
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "report"
     profile = load_target(target)  # fail early on an unknown target
-    model, payload = load_trained(run_dir)
-    info = payload["data"]
-    graph, _ = compile_model(model, load_target("float"), input_info=input_spec(info), dt=info["dt"])
-    test_file = run_test_data(run_dir, data)
+    run = Run(run_dir)
+    model = run.model
+    graph, _ = run.compile(load_target("float"))
+    test_file = run.test_file(data)
     loader, _ = graph_loader(graph, test_file, batch_size=256)
-    n_classes = max(graph.n_outputs, int(info.get("n_classes", 0)))
+    n_classes = max(graph.n_outputs, run.data_info["n_classes"])
     confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
     first = None
     for x, y in tqdm(loader, desc="report", unit="batch", disable=not progress):
@@ -95,7 +94,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, target: 
     r = min(RASTER_SAMPLES, x.shape[1])
     with runs.atomic_dir(out, overwrite=overwrite) as tmp:
         images = {
-            "training": plots.training_curves(runs.read_metrics(run_dir), tmp / "training.png"),
+            "training": plots.training_curves(run.metrics, tmp / "training.png"),
             "rasters": plots.spike_rasters(x[:, :r], {n: result.spikes[n][:, :r] for n in hidden}, y[:r],
                                            result.predictions[:r], tmp / "rasters.png",
                                            graded=graph.encoding == "graded"),

@@ -5,7 +5,7 @@ A run directory holds:
     config.toml      the effective TrainConfig (reusable with --config)
     metrics.jsonl    one JSON object per finished epoch
     checkpoint.pt    latest full training state (model, optimiser, scheduler, RNG, epoch)
-    model.pt         the model with the best validation accuracy (rounded delays)
+    model.pt         the model with the best validation accuracy (rounded delays; read by delaynir.run.Run)
 
 ``.pt`` files contain only tensors and plain Python values and are loaded with
 ``torch.load(weights_only=True)``: a checkpoint can never execute code.
@@ -119,6 +119,10 @@ MODEL_KEYS = {"model": dict, "model_config": dict, "config": dict, "data": dict,
 #: What the ``data`` entry of both must hold (how the run binned its training file).
 DATA_KEYS = {"train_file": str, "dt": float, "n_steps": int, "pool": int, "n_channels": int, "n_inputs": int,
              "n_classes": int}
+#: What a model.pt's ``weight_grid`` must hold when it is not None (the fine-tuning grid, delaynir.quantize.WeightGrid).
+WEIGHT_GRID_KEYS = {"q_min": int, "q_max": int, "step": int, "per_output_channel": bool}
+#: What a model.pt's ``number_format`` must hold when it is not None (delaynir.number_formats.record_of).
+NUMBER_FORMAT_KEYS = {"decay": str}
 
 
 def torch_load_safely(path: Path, advice: str = "") -> Any:
@@ -139,7 +143,9 @@ def load_pt(path: str | Path, keys: dict[str, type] | None = None) -> dict[str, 
     """Load a .pt file written by ``save_pt`` without unpickling arbitrary objects.
 
     ``keys`` (CHECKPOINT_KEYS, MODEL_KEYS) are the entries it must hold, with their types; the
-    ``data`` entry is checked against DATA_KEYS. CheckpointError names the file and what is wrong.
+    ``data`` entry is checked against DATA_KEYS, a ``weight_grid`` (``number_format``) that is not None against
+    WEIGHT_GRID_KEYS (NUMBER_FORMAT_KEYS).
+    CheckpointError names the file and what is wrong.
     """
     path = Path(path)
     if not path.is_file():
@@ -156,6 +162,11 @@ def load_pt(path: str | Path, keys: dict[str, type] | None = None) -> dict[str, 
     problems = _entry_problems(payload, keys or {}, "")
     if "data" in (keys or {}) and isinstance(payload.get("data"), dict):
         problems += _entry_problems(payload["data"], DATA_KEYS, "data.")
+    for entry, keys in (("weight_grid", WEIGHT_GRID_KEYS), ("number_format", NUMBER_FORMAT_KEYS)):
+        value = payload.get(entry)
+        if value is not None:
+            problems += (_entry_problems(value, keys, f"{entry}.") if isinstance(value, dict)
+                         else [f"{entry} is a {type(value).__name__}, expected dict or None"])
     if problems:
         raise CheckpointError(f"{path} is incomplete or damaged: {'; '.join(problems)}; retrain the run "
                               "(or resume it from an intact checkpoint)")

@@ -31,20 +31,20 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from delaynir import __version__, distributed, runs
+from delaynir import distributed, runs
 from delaynir.config import TrainConfig, dumps_toml, load_config, make_config
-from delaynir.data import SpikeDataset, make_loader, validation_split
-from delaynir.data.frames import FramesDataset, is_frames_file
-from delaynir.data.shd import read_duration, resolve_n_channels, spike_file
+from delaynir.data import make_loader, validation_split
 from delaynir.data.split import shard_bounds
-from delaynir.errors import CheckpointError, ConfigError, DataFormatError, reason
+from delaynir.errors import CheckpointError, ConfigError, reason
 from delaynir.memory import check_memory
 from delaynir.nn.model import DelaySNN, readout_loss, summed_softmax
 from delaynir.nn.rewiring import Rewiring, active_connections
+from delaynir.quantize import WeightGrid
+from delaynir.number_formats import NumberFormat
+from delaynir.run import Run, data_file, input_encoding, model_payload, open_dataset, target_arithmetic
 
 log = logging.getLogger(__name__)
 
-MAX_INPUTS = 140  #: pool=0 picks the smallest factor giving at most this many input channels
 #: one-cycle schedule: start at lr / DIV, peak at lr after PEAK of the steps, end at lr / (DIV · FINAL_DIV)
 ONE_CYCLE_DIV, ONE_CYCLE_FINAL_DIV, ONE_CYCLE_PEAK = 25.0, 1e4, 0.3
 
@@ -64,46 +64,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def data_file(data: str | Path, name: str = "train.h5") -> Path:
-    """A data argument is a file, or a directory holding ``name`` (train.h5 or test.h5)."""
-    data = Path(data)
-    path = data / name if data.is_dir() else data
-    if not path.is_file():
-        raise DataFormatError(f"no spike data at {path}; pass an SHD-layout (or frames-layout) .h5 file or a "
-                              f"directory with {name} (`delaynir data synth --out DIR` or `delaynir data audio` "
-                              "writes one)")
-    return path
-
-
-def open_dataset(path: str | Path, config: TrainConfig, *, n_steps: int | None = None,
-                 pool: int | None = None) -> SpikeDataset | FramesDataset:
-    """Open a spike file with the run's binning, or a frames file (graded input) at the run's dt;
-    n_steps/pool default to the config (0 = automatic: a frames file's own frame count, no pooling)."""
-    n_steps = n_steps or config.n_steps
-    pool = pool or config.pool
-    if is_frames_file(path):
-        return FramesDataset(path, dt=config.dt, n_steps=n_steps or None, pool=pool)
-    with spike_file(path) as f:  # only the header: the file is validated when the dataset opens it
-        n_channels, duration = resolve_n_channels(f), read_duration(f)
-    if not n_steps:
-        n_steps = max(1, round((duration or 1.0) / config.dt))
-    if not pool:
-        pool = math.ceil(n_channels / MAX_INPUTS)
-    return SpikeDataset(path, dt=config.dt, n_steps=n_steps, pool=pool)
-
-
-def input_encoding(dataset: SpikeDataset | FramesDataset) -> dict[str, Any]:
-    """How the network input is made: ``spikes`` (counts per bin) or ``graded`` (real values, with their range)."""
-    if getattr(dataset, "graded", False):
-        return {"encoding": "graded", "value_range": list(dataset.value_range())}
-    return {"encoding": "spikes"}
-
-
 @dataclass
 class _State:
     model: DelaySNN
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+    weight_grid: WeightGrid | None = None  # fine-tuning: the grid the weights are fake-quantised to
+    number_format: dict[str, Any] | None = None  # fine-tuning: the number format record (delaynir.number_formats)
     epoch: int = 0  # epochs finished
     best_val: float = -1.0
 
@@ -127,21 +94,12 @@ def build_rewiring(model: DelaySNN, config: TrainConfig, ctx: distributed.DistCo
                     average=ctx.average_ if ctx is not None and ctx.enabled else None)
 
 
-def prepare_model(model: DelaySNN, config: TrainConfig) -> DelaySNN:
-    """Apply the fine-tuning settings of ``config`` to a freshly built model (before loading a state)."""
-    if config.quantize_target:
-        from delaynir.number_formats import NumberFormat
-        from delaynir.quantize import grid_for
-        from delaynir.target import load_target
-
-        profile = load_target(config.quantize_target)
-        model.quantize_as(grid_for(profile), NumberFormat.of(profile))
-    return model
-
-
 def _build_state(config: TrainConfig, n_inputs: int, n_outputs: int, steps_per_epoch: int,
                  device: torch.device) -> _State:
-    model = prepare_model(build_model(config, n_inputs, n_outputs), config)
+    model = build_model(config, n_inputs, n_outputs)
+    grid, number_format = target_arithmetic(config)
+    if grid is not None:
+        model.quantize_as(grid, NumberFormat.from_record(number_format))
     if config.init_from:
         model.load_state_dict(runs.load_pt(config.init_from, runs.MODEL_KEYS)["model"])
     model.to(device)
@@ -158,7 +116,7 @@ def _build_state(config: TrainConfig, n_inputs: int, n_outputs: int, steps_per_e
     schedules = [config.lr_schedule, config.position_lr_schedule][:len(groups)]
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, [functools.partial(lr_factor, name, total_steps=total) for name in schedules])
-    return _State(model, optimizer, scheduler)
+    return _State(model, optimizer, scheduler, grid, number_format)
 
 
 def lr_factor(schedule: str, step: int, *, total_steps: int) -> float:
@@ -240,23 +198,6 @@ def _checkpoint_payload(state: _State, config: TrainConfig, data_info: dict[str,
 def _rank_seed(seed: int, rank: int, epoch: int) -> int:
     """Seed of process ``rank``'s own random stream (dropout) from epoch ``epoch`` on; rank 0 keeps ``seed``'s."""
     return (seed * 1_000_003 + rank * 7919 + epoch) % 2**63
-
-
-def model_payload(model: DelaySNN, config: TrainConfig, data_info: dict[str, Any], sigma: float,
-                  epoch: int, val_accuracy: float) -> dict[str, Any]:
-    """What ``model.pt`` holds: enough to rebuild and evaluate the model without the training state."""
-    return {
-        "format_version": runs.FORMAT_VERSION,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "model_config": dict(vars(model.config)),
-        "config": config.to_dict(),
-        "data": data_info,
-        "sigma": sigma,
-        "epoch": epoch,
-        "val_accuracy": val_accuracy,
-        "delaynir_version": __version__,
-        "config_digest": config.digest(),
-    }
 
 
 def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: bool = False,
@@ -401,7 +342,9 @@ def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, 
         metrics.append(row)
         if ctx.is_main:  # model.pt and metrics.jsonl first; checkpoint.pt, which holds both, commits the epoch
             if improved:
-                runs.save_pt(out / runs.MODEL, model_payload(model, config, data_info, sigma, epoch, val["accuracy"]))
+                runs.save_pt(out / runs.MODEL, model_payload(model, config, data_info, sigma, epoch, val["accuracy"],
+                                                             weight_grid=state.weight_grid,
+                                                             number_format=state.number_format))
             runs.write_metrics(out, metrics)
             runs.save_pt(out / runs.CHECKPOINT, _checkpoint_payload(state, config, data_info, rng_ranks, metrics))
         log.info("epoch %d/%d loss %.4f train %.3f val %.3f sigma %.2f (%.1fs)", epoch, config.epochs,
@@ -424,9 +367,9 @@ def finetune(run_dir: str | Path, target: str, out: str | Path | None = None, *,
     from delaynir.target import load_target
 
     profile = load_target(target)
-    source = runs.load_pt(Path(run_dir) / runs.MODEL, runs.MODEL_KEYS)
-    values = dict(source["config"], epochs=epochs, init_from=str(Path(run_dir).resolve() / runs.MODEL),
+    source = Run(run_dir)
+    values = dict(source.config.to_dict(), epochs=epochs, init_from=str(source.path.resolve() / runs.MODEL),
                   quantize_target=str(profile.path) if Path(target).suffix == ".toml" else profile.name,
-                  lr=lr if lr is not None else source["config"]["lr"] / 10, lr_schedule="cosine")
+                  lr=lr if lr is not None else source.config.lr / 10, lr_schedule="cosine")
     out = Path(out) if out else Path(f"{run_dir}-finetune-{profile.name}")
-    return train(load_config(None, values), source["data"]["train_file"], out, progress=progress)
+    return train(load_config(None, values), source.train_file, out, progress=progress)

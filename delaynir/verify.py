@@ -154,13 +154,12 @@ def verify_path(model: str | Path, data: str | Path, *, sims: list[str], target:
 
     model_path, trained = Path(model), None
     if model_path.is_dir():
-        from delaynir.compile import compile_model, input_spec
-        from delaynir.evaluate import load_trained
+        from delaynir.run import Run
         from delaynir.target import load_target
 
-        trained, payload = load_trained(model_path)
-        info = payload["data"]
-        graph, _ = compile_model(trained, load_target(target), input_info=input_spec(info), dt=info["dt"])
+        run = Run(model_path)
+        trained = run.model
+        graph, _ = run.compile(load_target(target))
     else:
         from delaynir.graph_io import load_graph
 

@@ -15,7 +15,7 @@ from delaynir.data.features import FeatureConfig, hz_to_mel, log_mel, mel_filter
 from delaynir.data.frames import FramesDataset, is_frames_file, write_frames_file
 from delaynir.data.speech import read_split
 from delaynir.errors import ConfigError, DataFormatError
-from delaynir.train import open_dataset
+from delaynir.run import open_dataset
 
 RATE = 16000
 

@@ -12,9 +12,9 @@ from delaynir.compile import compare, compile_model, folded_layer
 from delaynir.config import make_config
 from delaynir.data import SpikeDataset, SynthConfig, generate_synthetic, make_loader
 from delaynir.errors import TargetError
-from delaynir.evaluate import load_trained
 from delaynir.graph_io import load_graph
 from delaynir.number_formats import decay_format
+from delaynir.run import Run
 from delaynir.simulate import simulate
 from delaynir.target import load_target, parse_target
 from delaynir.train import train
@@ -44,7 +44,7 @@ def _test_batches(data):
 
 
 def test_float_compile_reproduces_the_trained_model(run, data):
-    model, _ = load_trained(run)
+    model = Run(run).model
     graph, report = compile_model(model, load_target("float"))
     result = compare(model, graph, _test_batches(data))
     assert result["prediction_agreement"] == 1.0
@@ -60,7 +60,7 @@ def test_float_compile_reproduces_the_trained_model(run, data):
 
 
 def test_batchnorm_folding_matches_the_layer_with_batchnorm(run):
-    model, _ = load_trained(run)
+    model = Run(run).model
     if not model.config.batchnorm:  # nothing to fold: the layer's own weights, bias 0
         w, b, d = folded_layer(model, 0)
         assert torch.equal(w, model.delays[0].weight.detach().double()) and not b.any()
@@ -80,7 +80,7 @@ def test_batchnorm_folding_matches_the_layer_with_batchnorm(run):
 
 
 def test_int8_and_loihi2_weights_lie_on_the_grid(run):
-    model, _ = load_trained(run)
+    model = Run(run).model
     for name, lo, hi, step in (("int8", -128, 127, 1), ("loihi2", -256, 254, 2)):
         graph, _ = compile_model(model, load_target(name))
         for layer in graph.layers:
@@ -103,7 +103,7 @@ def test_decay_representations():
 
 
 def test_delays_beyond_the_target_are_an_error_unless_a_policy_is_chosen(run, data):
-    model, _ = load_trained(run)
+    model = Run(run).model
     with torch.no_grad():
         model.delays[0].positions[:, :4] = 11.0  # delays of 11 steps, SpiNNaker2 allows 8
     profile = load_target("spinnaker2")
@@ -128,7 +128,7 @@ def test_delays_beyond_the_target_are_an_error_unless_a_policy_is_chosen(run, da
 
 
 def test_a_model_too_large_for_xylo_lists_every_violation(run):
-    model, _ = load_trained(run)
+    model = Run(run).model
     with pytest.raises(TargetError) as err:
         compile_model(model, load_target("xylo-audio2"))
     message = str(err.value)
@@ -162,8 +162,9 @@ def test_finetuning_makes_the_model_compute_what_the_compiled_graph_computes(run
     out = tmp_path / "ft"
     summary = finetune(run, "int8", out, epochs=1)
     assert summary["epochs"] == 1
-    model, payload = load_trained(out)
-    assert payload["config"]["quantize_target"] == "int8"
+    tuned = Run(out)
+    model = tuned.model
+    assert tuned.config.quantize_target == "int8" and tuned.weight_grid is not None
     assert all(layer.kernel == "rounded" and layer.weight_transform is not None for layer in model.delays)
     graph, _ = compile_model(model, load_target("int8"))
     result = compare(model, graph, _test_batches(data))

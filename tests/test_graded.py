@@ -12,11 +12,11 @@ from delaynir.compile import compile_run
 from delaynir.config import make_config
 from delaynir.data.frames import write_frames_file
 from delaynir.errors import GraphFormatError, TargetError
-from delaynir.evaluate import load_trained
 from delaynir.graph import decode_input, encode_input
 from delaynir.graph_io import load_graph, save_graph, validate_graph
 from delaynir.quantize import input_grid, quantize_input
 from delaynir.fit import check_fit
+from delaynir.run import Run
 from delaynir.target import load_target
 from delaynir.train import train
 from delaynir.verify import verify_path, worst_agreement
@@ -55,8 +55,7 @@ def test_input_grid_and_codes():
 
 
 def test_a_graded_run_records_its_input(graded_run):
-    _, payload = load_trained(graded_run)
-    info = payload["data"]
+    info = Run(graded_run).data_info
     assert info["encoding"] == "graded" and info["n_inputs"] == 8 and info["n_steps"] == 30
     lo, hi = info["value_range"]
     assert lo >= 0 and 1.5 < hi < 1.8

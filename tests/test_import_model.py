@@ -17,9 +17,9 @@ from torch import nn
 from delaynir.cli import main
 from delaynir.data.frames import write_frames_file
 from delaynir.errors import CheckpointError
-from delaynir.evaluate import load_trained
 from delaynir.import_model import parse_layers, read_state_dict
 from delaynir.nn.model import summed_softmax
+from delaynir.run import Run
 
 Dcls1d = pytest.importorskip("DCLS.construct.modules").Dcls1d
 
@@ -121,7 +121,8 @@ def _import(tmp_path, ref, source, **flags):
     argv = ["-q", "import-model", str(ref.checkpoint(tmp_path / "ckpt.pt")), "--from", source, "--out",
             str(tmp_path / "run"), "--data", str(data), "--max-delay", str(D), "--tau-steps", str(TAU)]
     assert main(argv + [f"--{k}={v}" for k, v in flags.items()]) == 0
-    model, payload = load_trained(tmp_path / "run")
+    run = Run(tmp_path / "run")
+    model, payload = run.model, run.payload
     return model, payload, data
 
 

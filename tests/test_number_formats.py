@@ -9,11 +9,11 @@ from delaynir.compile import compare, compile_model
 from delaynir.config import make_config
 from delaynir.data import SpikeDataset, SynthConfig, generate_synthetic, make_loader, validation_split
 from delaynir.errors import GraphFormatError
-from delaynir.evaluate import load_trained
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
 from delaynir.number_formats import (FLOAT64, Arithmetic, FixedDecay, FloatState, IntegerState, NumberFormat,
                                      ShiftDecay, arithmetic_of, register_arithmetic)
 from delaynir.neuron_kinds import TORCH
+from delaynir.run import Run
 from delaynir.simulate import simulate
 from delaynir.fit import check_fit
 from delaynir.target import load_target
@@ -106,7 +106,9 @@ def test_finetuning_rounds_what_compile_rounds(source_run, tmp_path, target):
     """After ``finetune --target``, compile changes no threshold, bias or decay the model computes with, and
     for int8 the model (float64) and the compiled graph give identical spikes and predictions on validation."""
     finetune(source_run / "run", target, tmp_path / "ft", epochs=1)
-    model, payload = load_trained(tmp_path / "ft")
+    run = Run(tmp_path / "ft")
+    model, payload = run.model, run.payload
+    assert run.number_format == NumberFormat.of(load_target(target))  # stored in the run, not re-read
     profile = load_target(target)
     graph, _ = compile_model(model.double(), profile)
     loader = _validation(source_run, payload["config"])

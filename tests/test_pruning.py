@@ -12,12 +12,12 @@ from delaynir.compile import compile_model
 from delaynir.config import make_config
 from delaynir.data import SpikeDataset, make_loader
 from delaynir.errors import ConfigError
-from delaynir.evaluate import load_trained
 from delaynir.nn import DelayLinear, delayed_sum
 from delaynir.nn.model import summed_softmax
 from delaynir.nn.rewiring import Rewiring
 from delaynir.nn.sparse_conv import TapList, _plan, sparse_delayed_sum
 from delaynir.nn.sparse_delay import SparseDelayLinear
+from delaynir.run import Run
 from delaynir.simulate import simulate
 from delaynir.target import load_target
 from delaynir.train import train
@@ -347,7 +347,7 @@ def test_pruned_model_trains_and_compiles_to_the_same_predictions(tiny_data, tmp
                  "--max-delay", "8", "--batch-size", "16", "--sparsity", "0.5", "--prune", "deepr-rigl",
                  "--structure", structure, "--json"]) == 0
     rows = runs.read_metrics(out)
-    model, _ = load_trained(out)
+    model = Run(out).model
     budget = model.sparse_layers()[0].budget
     assert [r["active_connections"] for r in rows] == [[budget]] * 2
     assert all({"removed", "regrown", "connection_budget"} <= r.keys() for r in rows)

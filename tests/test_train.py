@@ -9,7 +9,8 @@ from delaynir import runs
 from delaynir.config import make_config
 from delaynir.data import SynthConfig, generate_synthetic
 from delaynir.errors import CheckpointError
-from delaynir.evaluate import evaluate_run, load_trained
+from delaynir.evaluate import evaluate_run
+from delaynir.run import Run
 from delaynir.train import train
 
 TINY = {"hidden": [12], "max_delay": 8, "epochs": 3, "batch_size": 16, "lr": 5e-3, "dropout": 0.2,
@@ -103,9 +104,9 @@ def test_run_directory_contents_and_evaluation(tiny_data, tmp_path):
     assert "max_delay = 8" in (out / runs.CONFIG).read_text()
     result = evaluate_run(out, tiny_data)
     assert result["n"] == 20 and 0 <= result["accuracy"] <= 1 and "accuracy_gaussian" in result
-    model, payload = load_trained(out)
-    assert payload["epoch"] == summary["best_epoch"]
-    assert not model.training
+    run = Run(out)
+    assert run.payload["epoch"] == summary["best_epoch"]
+    assert not run.model.training
     json.dumps(result)
 
 
