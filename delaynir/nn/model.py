@@ -161,7 +161,7 @@ class DelaySNN(nn.Module):
         bn = self.norms[k] if k < len(self.norms) else None
         if not isinstance(bn, nn.BatchNorm1d):
             return None, b
-        a = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        a = batchnorm_gain(bn, torch.float64)
         return a, a * b + (bn.bias.detach().double() - a * bn.running_mean.double())
 
     def _as_deployed(self, k: int, current: torch.Tensor, threshold: torch.Tensor | None):
@@ -228,6 +228,11 @@ class DelaySNN(nn.Module):
         return [p for p in self.parameters() if id(p) not in ids], positions
 
 
+def batchnorm_gain(norm: nn.BatchNorm1d, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """a = γ / √(var + ε) of a BatchNorm's eval statistics, detached (out,), in ``dtype`` (default: its own)."""
+    return norm.weight.detach().to(dtype) / torch.sqrt(norm.running_var.to(dtype) + norm.eps)
+
+
 class _FoldedFakeQuantize:
     """W ↦ fake_quantize(a ⊙ W) / a, a the per-neuron BatchNorm gain (1 without BatchNorm)."""
 
@@ -240,7 +245,7 @@ class _FoldedFakeQuantize:
         if self.norm is None:
             self.scale = weight_scale(weight, self.grid)
             return fake_quantize(weight, self.grid)
-        gain = (self.norm.weight / torch.sqrt(self.norm.running_var + self.norm.eps)).detach()
+        gain = batchnorm_gain(self.norm)
         safe = torch.where(gain.abs() > 1e-12, gain, torch.ones_like(gain))[:, None]
         self.scale = weight_scale(weight * safe, self.grid)
         return fake_quantize(weight * safe, self.grid) / safe
