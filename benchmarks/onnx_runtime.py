@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from delaynir.converters.onnx import OPSET, export_onnx, load_onnx
+from delaynir.converters.onnx_export import OPSET, export_onnx
+from delaynir.converters.onnxruntime import load_onnx
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
 from delaynir.graph_io import save_graph
 from delaynir.simulate import simulate

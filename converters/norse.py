@@ -4,7 +4,7 @@ norse 1.1's ``from_nir`` cannot be used as it is: it silently drops nodes it doe
 (Delay, LI, Scale, ...), so a delay network would run without its delays. We wire the graph
 with nirtorch ourselves and take from norse what it supports — its node importer
 ``_import_norse_module`` for LIF, IF, CubaLIF and Affine/Linear, and its LIBoxCell for LI —
-and correct, explicitly (each pinned by a test in tests/test_nir.py):
+and correct, explicitly (each pinned by a test in tests/test_converters.py):
 
 * r is ignored by norse's LIF/LI (warning only): the input is multiplied here by the node's
   input gain (r·dt/τ for LIF and CubaLIF, run as below; r for LI); its IF (IAFCell, v ← v + input)

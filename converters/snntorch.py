@@ -4,7 +4,7 @@ snnTorch 1.0's ``import_from_nir`` rejects nir.Delay (and LI, Scale, I) with "Un
 type", so we wire the graph with nirtorch ourselves and take from snnTorch what it supports:
 its node importer ``_nir_to_snntorch_module`` for Affine/Linear and its ``snn.Leaky`` neuron
 (reset_mechanism="zero", reset_delay=False: membrane zeroed after a spike, then β·v + I —
-NIR's LIF exactly). Corrected explicitly (each pinned by a test in tests/test_nir.py):
+NIR's LIF exactly). Corrected explicitly (each pinned by a test in tests/test_converters.py):
 
 * the importer hard-codes dt = 1e-4 s in β = 1 − dt/τ: β is computed from the file's dt;
 * it requires one threshold per layer: per-neuron thresholds and β are set as tensors;

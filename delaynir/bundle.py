@@ -38,6 +38,7 @@ import torch
 
 from delaynir import __version__
 from delaynir.errors import ConfigError, DelayNIRError, ExportError, VerificationError
+from delaynir.executors import DELAYGRAPH, EXECUTORS, FLOAT_GRAPH, TARGET_ARITHMETIC, external, formats, names
 from delaynir.h5 import reading_hdf5
 from delaynir.inputs import read_text
 from delaynir.runs import atomic_dir
@@ -46,15 +47,10 @@ from delaynir.simulate import SimulationResult, simulate
 log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT_VERSION = 1
-GRAPH, NIR, ONNX, VECTORS, MANIFEST, README = (
-    "model.delaygraph.h5", "model.nir", "model.onnx", "test_vectors.h5", "manifest.json", "README.md")
-#: Simulators that replay the exported files, and the file each one runs.
-CHECK_SIMULATORS = {"norse": NIR, "snntorch": NIR, "onnxruntime": ONNX}
+GRAPH, VECTORS, MANIFEST, README = DELAYGRAPH.file, "test_vectors.h5", "manifest.json", "README.md"
 LIBRARIES = ("torch", "numpy", "h5py", "nir", "nirtorch", "norse", "snntorch", "onnx", "onnxruntime")
-DESCRIPTIONS = {
-    GRAPH: "compiled DelayGraph (HDF5; layout in delaynir's docs/delaygraph-format.md)",
-    NIR: "the same graph as NIR (nir.Delay for per-synapse delays; docs/nir-export.md)",
-    ONNX: "the same graph as a per-step ONNX model with explicit state (docs/onnx-format.md)",
+DESCRIPTIONS = {  #: every file of the bundle: one per format the executors run, the vectors, this README
+    **{fmt.file: fmt.description for fmt in formats()},
     VECTORS: "test inputs and the reference simulator's expected spikes, membranes and predictions",
     README: "this bundle explained for the receiving team",
 }
@@ -126,24 +122,16 @@ def read_test_vectors(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, Sim
 
 # ----------------------------------------------------------------------------- writing
 
-#: What each simulator computes. "target arithmetic": the DelayGraph's equations as the reference
-#: simulator computes them for the graph's target, operation for operation (the test vectors);
-#: "float graph": the same equations in a library's own float64 neuron formulas.
-TARGET_ARITHMETIC, FLOAT_GRAPH = "target arithmetic", "float graph"
-REPRODUCES = {"reference": TARGET_ARITHMETIC, "onnxruntime": TARGET_ARITHMETIC, "norse": FLOAT_GRAPH,
-              "snntorch": FLOAT_GRAPH}
-
-
 def parse_allow_mismatch(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
     """``--allow-mismatch SIM[,SIM]`` as a list of simulator names (norse, snntorch, onnxruntime)."""
     if not value:
         return []
-    names = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
-    unknown = [n for n in names if n not in CHECK_SIMULATORS]
+    sims = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
+    unknown = [n for n in sims if n not in external()]
     if unknown:
         raise ConfigError(f"--allow-mismatch: unknown simulator(s) {', '.join(unknown)}; choose from "
-                          f"{', '.join(CHECK_SIMULATORS)} (the reference simulator defines the vectors)")
-    return list(dict.fromkeys(names))
+                          f"{', '.join(external())} (the reference simulator defines the vectors)")
+    return list(dict.fromkeys(sims))
 
 
 def semantics(graph) -> dict[str, Any]:
@@ -230,25 +218,20 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
     """
     from tqdm.auto import tqdm
 
-    from delaynir.converters.onnx import export_onnx
-    from delaynir.graph_io import save_graph
-    from delaynir.nir_io import export_nir
-
-    if not (tmp / GRAPH).exists():
-        save_graph(graph, tmp / GRAPH)
-    export_nir(graph, tmp / NIR)
-    export_onnx(graph, tmp / ONNX)
+    for fmt in formats():  # the DelayGraph first (write_bundle compiled it into tmp already)
+        if not (tmp / fmt.file).exists():
+            fmt.write(graph, tmp / fmt.file)
     expected = simulate(graph, x, record=True)
     write_test_vectors(tmp / VECTORS, x, y, expected, source=source,
                        spiking=[la.name for la in graph.layers if la.neuron != "li"])
     x, _, expected = read_test_vectors(tmp / VECTORS)  # replay exactly what --check will read
     problems: list[str] = []
     verification: dict[str, Any] = {}
-    for sim in tqdm(CHECK_SIMULATORS, desc="verify", unit="sim", disable=not progress):
+    for sim in tqdm(external(), desc="verify", unit="sim", disable=not progress):
         found: list[str] = []
         record = _replay(tmp, sim, x, expected, found)
         different = record["status"] != "exact"
-        record.update(file=CHECK_SIMULATORS[sim], reproduces=REPRODUCES[sim],
+        record.update(file=EXECUTORS[sim].format.file, reproduces=EXECUTORS[sim].reproduces,
                       allowed_mismatch=different and sim in allowed)
         if different and sim not in allowed:
             problems += found
@@ -282,8 +265,8 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
     }
     (tmp / README).write_text(bundle_readme(manifest))
     manifest["files"] = {name: {"sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size,
-                                "description": DESCRIPTIONS.get(name, "")}
-                         for name in (GRAPH, NIR, ONNX, VECTORS, README)}
+                                "description": description}
+                         for name, description in DESCRIPTIONS.items()}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return manifest
 
@@ -441,9 +424,9 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
         else:
             recorded = manifest["verification"]
             meaning = manifest["semantics"]
-            for sim in tqdm(("reference", *CHECK_SIMULATORS), desc="check", unit="sim", disable=not progress):
+            for sim in tqdm(names(), desc="check", unit="sim", disable=not progress):
                 entry = recorded.get(sim) if isinstance(recorded.get(sim), dict) else {}
-                reproduces = entry.get("reproduces", REPRODUCES[sim])
+                reproduces = entry.get("reproduces", EXECUTORS[sim].reproduces)
                 vectors = meaning.get("test_vectors", TARGET_ARITHMETIC)
                 if reproduces != vectors and not meaning.get("identical", True):
                     problems.append(f"{sim}: reproduces the {reproduces}, but the test vectors hold the {vectors} "
@@ -502,20 +485,16 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 
 def _run(path: Path, sim: str, x: torch.Tensor) -> SimulationResult:
-    if sim == "reference":
-        from delaynir.graph_io import load_graph
-
-        return simulate(load_graph(path / GRAPH), x, record=True)
-    converter = {"onnxruntime": "onnx"}.get(sim, sim)
-    module = __import__(f"delaynir.converters.{converter}", fromlist=["load"])
-    return module.load(path / CHECK_SIMULATORS[sim]).run(x)
+    """Simulator ``sim`` run on ``x`` from its file in bundle directory ``path``."""
+    executor = EXECUTORS[sim]
+    return executor.load(path / executor.format.file).run(x)
 
 
 def _replay(path: Path, sim: str, x: torch.Tensor, expected: SimulationResult, problems: list[str]) -> dict[str, Any]:
     """Run one simulator on the vectors; exact agreement with the expected spikes and predictions, or a problem."""
     from delaynir.verify import Tally  # the same agreement bookkeeping as `delaynir verify`
 
-    file = GRAPH if sim == "reference" else CHECK_SIMULATORS[sim]
+    file = EXECUTORS[sim].format.file
     if not (path / file).is_file():
         problems.append(f"{sim}: not run, {file} is missing")
         return {"status": "not run"}

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from delaynir import __version__
+from delaynir import __version__, executors
 from delaynir.errors import DelayNIRError
 from delaynir.nn.allocator import tune_cpu_allocator
 
@@ -257,14 +257,7 @@ def cmd_export(args) -> int:
     from delaynir.graph_io import load_graph
 
     graph = load_graph(args.file)
-    if args.format == "nir":
-        from delaynir.nir_io import export_nir
-
-        path = export_nir(graph, args.out, overwrite=args.overwrite)
-    else:
-        from delaynir.converters.onnx import export_onnx
-
-        path = export_onnx(graph, args.out, overwrite=args.overwrite)
+    path = executors.export_formats()[args.format].write(graph, args.out, overwrite=args.overwrite)
     result = {"graph": args.file, "format": args.format, "out": str(path), "bytes": path.stat().st_size}
     if args.json:
         _print_json(result)
@@ -588,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="export a DelayGraph file as NIR or ONNX")
     x.add_argument("file", help="DelayGraph .h5 (from `delaynir compile`)")
-    x.add_argument("--format", required=True, choices=["nir", "onnx"])
+    x.add_argument("--format", required=True, choices=list(executors.export_formats()))
     x.add_argument("-o", "--out", required=True)
     x.add_argument("--overwrite", action="store_true")
     x.add_argument("--json", action="store_true")
@@ -622,8 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="run a model in the reference simulator and other simulators, compare")
     v.add_argument("model", help="DelayGraph .h5, or a run directory (compiled in memory for --target)")
     v.add_argument("--data", required=True, help="SHD-layout .h5 file, or a directory with test.h5")
-    v.add_argument("--sims", default="reference,norse,snntorch", help="comma list of reference, norse, snntorch, "
-                   "onnxruntime (default: reference,norse,snntorch)")
+    v.add_argument("--sims", default="reference,norse,snntorch",
+                   help=f"comma list of {', '.join(executors.names())} (default: reference,norse,snntorch)")
     v.add_argument("--target", default="float", help="target to compile a run directory for (default: float)")
     v.add_argument("--threshold", type=float, default=0.999,
                    help="lowest acceptable spike and prediction agreement (default 0.999); exit 1 below it")
@@ -642,9 +635,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--fit", default="error", choices=["error", "clip-delays", "relay-neurons"],
                    help="delays longer than the target allows, as for `delaynir compile` (default: error)")
     b.add_argument("--allow-mismatch", metavar="SIM[,SIM]",
-                   help="write the bundle even if these simulators (norse, snntorch, onnxruntime) do not reproduce "
-                        "the test vectors, marked so in manifest.json; without it such a bundle is not written "
-                        "(exit 1)")
+                   help=f"write the bundle even if these simulators ({', '.join(executors.external())}) do not "
+                        "reproduce the test vectors, marked so in manifest.json; without it such a bundle is not "
+                        "written (exit 1)")
     b.add_argument("--check", metavar="DIR", help="re-verify a bundle from its files alone; exit 1 if anything fails")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bundle)

@@ -29,11 +29,11 @@ from delaynir.config import make_config
 from delaynir.data import SpeechConfig, SynthConfig, convert_audio, generate_speech, generate_synthetic
 from delaynir.data.speech import SpeechToolError
 from delaynir.errors import ConfigError
+from delaynir.executors import NIR, ONNX, external
 from delaynir.compile import compile_run
 from delaynir.evaluate import evaluate_run
 from delaynir.graph_io import load_graph
 from delaynir.presets import preset_values
-from delaynir.nir_io import export_nir
 from delaynir.report import write_report
 from delaynir.runs import check_output
 from delaynir.verify import verify_path
@@ -42,9 +42,6 @@ from delaynir.train import train
 log = logging.getLogger(__name__)
 
 MARKER = ".delaynir-demo"
-
-#: Simulators that run the exported files in the demo's verification.
-DEMO_SIMULATORS = ("norse", "snntorch", "onnxruntime")
 
 #: Training settings of the demo: small enough for a few minutes on 2 CPU cores.
 DEMO_SETTINGS: dict[str, Any] = {
@@ -107,12 +104,10 @@ def run_demo(out: str | Path, *, device: str = "auto", epochs: int | None = None
                          else _graded_run(out, demo_settings, target, progress))
     graph_path = out / f"learned.{target}.delaygraph.h5"
     report = compile_run(out / "runs" / "learned", target, graph_path)
-    from delaynir.converters.onnx import export_onnx  # converters depend on the core, never the reverse
-
     graph = load_graph(graph_path)
-    results["nir"] = str(export_nir(graph, out / f"learned.{target}.nir"))
-    results["onnx"] = str(export_onnx(graph, out / f"learned.{target}.onnx"))
-    results["verification"] = verify_path(graph_path, test_path, sims=list(DEMO_SIMULATORS), progress=progress)
+    results["nir"] = str(NIR.write(graph, out / f"learned.{target}.nir"))
+    results["onnx"] = str(ONNX.write(graph, out / f"learned.{target}.onnx"))
+    results["verification"] = verify_path(graph_path, test_path, sims=list(external()), progress=progress)
     results["compiled"] = {"target": report["target"], "graph": str(graph_path), "neurons": report["neurons"],
                            "synapses": report["synapses"], "max_delay": report["max_delay"],
                            "validation": report["validation"],
@@ -157,7 +152,7 @@ def _graded_run(out: Path, settings: dict[str, Any], target: str, progress: bool
     test = evaluate_run(run_dir, frames / "test.h5", device=settings["device"])
     graph_path = out / f"graded.{target}.delaygraph.h5"
     report = compile_run(run_dir, target, graph_path)
-    verification = verify_path(graph_path, frames / "test.h5", sims=list(DEMO_SIMULATORS), progress=progress)
+    verification = verify_path(graph_path, frames / "test.h5", sims=list(external()), progress=progress)
     return {"data": str(frames), "run_dir": str(run_dir), "val_accuracy": summary["best_val_accuracy"],
             "test_accuracy": test["accuracy"], "unseen_speakers": test.get("unseen_speakers"),
             "compiled": {"graph": str(graph_path), "validation": report["validation"],

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from delaynir import runs
+from delaynir.executors import external
 from delaynir.report_plots import PIXELS, NEIGHBOURHOOD
 from delaynir.simulate import simulate
 
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 
 RASTER_SAMPLES = 3
 VERIFY_SAMPLES = 8
-VERIFY_SIMULATORS = ("norse", "snntorch", "onnxruntime")
 #: Limits the compiler satisfies by quantising (weights, decays); the fit table checks the rest on the float graph.
 QUANTISED_LIMITS = ("weight_bits", "weight_step", "weight_scale", "decay")
 
@@ -86,7 +86,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, target: 
     x, y, result = first
     hidden = [la.name for la in graph.layers if la.neuron != "li"]
     k = min(VERIFY_SAMPLES, x.shape[1])
-    verification = verify(graph, [(x[:, :k], y[:k])], sims=list(VERIFY_SIMULATORS), model=model)
+    verification = verify(graph, [(x[:, :k], y[:k])], sims=list(external()), model=model)
     grid = plots.synapse_grid(graph)
     cluster = plots.clustering(grid)
     fit = hardware_fit(graph, profile)

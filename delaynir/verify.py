@@ -21,29 +21,23 @@ import torch
 from tqdm.auto import tqdm
 
 from delaynir.errors import ConfigError
+from delaynir.executors import EXECUTORS, FileFormat, external, names
 from delaynir.graph import DelayGraph, decode_input
 from delaynir.simulate import SimulationResult, simulate
 
 log = logging.getLogger(__name__)
 
-SIMULATORS = ("reference", "norse", "snntorch", "onnxruntime")
-
 
 def _runners(graph: DelayGraph, sims: list[str], workdir: Path) -> dict[str, Callable]:
-    """Simulator name -> function(x) -> SimulationResult, each running its exported file."""
+    """Simulator name -> function(x) -> SimulationResult, each running its exported file (one file per format)."""
     runners: dict[str, Callable] = {}
-    if "norse" in sims or "snntorch" in sims:
-        from delaynir.nir_io import export_nir
-
-        nir_path = export_nir(graph, workdir / "model.nir")
-        for name in ("norse", "snntorch"):
-            if name in sims:
-                module = __import__(f"delaynir.converters.{name}", fromlist=["load"])
-                runners[name] = module.load(nir_path).run
-    if "onnxruntime" in sims:
-        from delaynir.converters.onnx import export_onnx, load_onnx
-
-        runners["onnxruntime"] = load_onnx(export_onnx(graph, workdir / "model.onnx")).run
+    files: dict[FileFormat, Path] = {}
+    for name in external():
+        if name in sims:
+            executor = EXECUTORS[name]
+            if executor.format not in files:
+                files[executor.format] = executor.export(graph, workdir / executor.format.file)
+            runners[name] = executor.load(files[executor.format]).run
     return runners
 
 
@@ -95,9 +89,9 @@ def verify(graph: DelayGraph, loader, *, sims: list[str], model=None, progress: 
 
     ``loader`` yields x as the graph's input receives it (evaluate.graph_loader: codes of quantised graded
     input); the model gets the values they stand for (graph.decode_input)."""
-    unknown = [s for s in sims if s not in SIMULATORS]
+    unknown = [s for s in sims if s not in EXECUTORS]
     if unknown:
-        raise ConfigError(f"unknown simulator(s) {', '.join(unknown)}; choose from {', '.join(SIMULATORS)}")
+        raise ConfigError(f"unknown simulator(s) {', '.join(unknown)}; choose from {', '.join(names())}")
     hidden = [layer.name for layer in graph.layers if layer.neuron != "li"]
     with tempfile.TemporaryDirectory(prefix="delaynir-verify-") as tmp:
         runners = _runners(graph, sims, Path(tmp))

@@ -20,7 +20,8 @@ from delaynir.bundle import check_bundle, write_graph_bundle
 from delaynir.compile import compile_model
 from delaynir.converters import norse as norse_conv
 from delaynir.converters import snntorch as snntorch_conv
-from delaynir.converters.onnx import export_onnx, run_onnx
+from delaynir.converters.onnx_export import export_onnx
+from delaynir.converters.onnxruntime import run_onnx
 from delaynir.errors import NIRImportError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.nir_io import STEP_BETA, export_nir, to_nir

@@ -208,51 +208,6 @@ def test_export_import_verify_commands(tmp_path, capsys):
     assert not json.loads(capsys.readouterr().out)["passed"]
 
 
-# --- upstream behaviour our converters correct; each test fails if upstream changes it -------------------------
-
-
-def _linear_delay_graph():
-    return nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
-                               "w": nir.Linear(weight=np.eye(2)),
-                               "d": nir.Delay(delay=np.array([0.002, 0.002])),
-                               "output": nir.Output(output_type={"output": np.array([2])})},
-                        edges=[("input", "w"), ("w", "d"), ("d", "output")])
-
-
-def test_upstream_norse_from_nir_drops_delay_nodes():
-    import norse.torch
-
-    module = norse.torch.from_nir(_linear_delay_graph())
-    out = module(torch.ones(1, 2))
-    out = out[0] if isinstance(out, tuple) else out
-    assert torch.equal(out, torch.ones(1, 2))  # undelayed: the Delay node was dropped
-
-
-def test_upstream_norse_ignores_r_and_v_reset():
-    from norse.torch.utils.import_nir import _import_norse_module
-
-    node = nir.LIF(tau=np.array([0.01]), r=np.array([2.0]), v_leak=np.array([0.0]), v_threshold=np.array([10.0]),
-                   v_reset=np.array([0.5]))
-    cell = _import_norse_module(node, ignore_warnings=True, dt=0.001)
-    _, state = cell(torch.ones(1, 1))
-    assert torch.allclose(state.v, torch.tensor([[0.1]]))  # dt/τ · 1, not dt/τ · r · 1
-    assert float(cell.p.v_reset) == 0.0  # v_reset of the node not taken over
-
-
-def test_upstream_snntorch_rejects_delay_hardcodes_dt_leaks_if_and_prints(capsys):
-    from snntorch.import_nir import _nir_to_snntorch_module, import_from_nir
-
-    with pytest.raises(ValueError, match="Unknown node type"):
-        import_from_nir(_linear_delay_graph())
-    capsys.readouterr()
-    lif = _nir_to_snntorch_module(nir.LIF(tau=np.array([0.02]), r=np.array([1.0]), v_leak=np.array([0.0]),
-                                          v_threshold=np.array([1.0])))
-    assert float(lif.beta) == pytest.approx(1 - 1e-4 / 0.02)  # dt = 1e-4 s whatever the file's dt
-    assert "warning" in capsys.readouterr().out  # r·dt/τ ≠ 1: it prints
-    iaf = _nir_to_snntorch_module(nir.IF(r=np.array([1.0]), v_threshold=np.array([1.0])))
-    assert float(iaf.beta) == pytest.approx(0.9)  # IF becomes a leaky neuron
-
-
 # --- files written by other tools ---------------------------------------------------------------------------------
 
 
@@ -312,17 +267,3 @@ def test_norse_exporter_writes_tau_times_dt_and_imports_once_corrected():
     expected = torch.stack(expected).double()
     got = simulate(graph, x, record=True).spikes[graph.layers[-1].name]
     assert expected.sum() > 0 and torch.equal(got, expected)
-
-
-def test_hand_written_if_graph_runs_alike_everywhere():
-    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
-                            "w": nir.Linear(weight=np.array([[0.6, 0.3], [0.2, 0.9]])),
-                            "if": nir.IF(r=np.array([1000.0, 1000.0]), v_threshold=np.array([1.0, 1.0]),
-                                         v_reset=np.array([0.0, 0.0])),
-                            "output": nir.Output(output_type={"output": np.array([2])})},
-                     edges=[("input", "w"), ("w", "if"), ("if", "output")])
-    x = (np.random.default_rng(3).random((50, 2, 2)) < 0.5).astype(float)
-    ref = simulate(from_nir(g, dt=1e-3), x, record=True).spikes["if"]
-    assert ref.sum() > 0
-    for converter in (norse_conv, snntorch_conv):
-        assert torch.equal(converter.load(g, dt=1e-3).run(x).spikes["if"], ref), converter.__name__

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from delaynir.converters.onnx import IR_VERSION, OPSET, export_onnx, fan_in_bands, padded_synapses, run_onnx
+from delaynir.converters.onnx_export import IR_VERSION, OPSET, export_onnx, fan_in_bands, padded_synapses
+from delaynir.converters.onnxruntime import run_onnx
 from delaynir.errors import ExportError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
 from delaynir.graph_io import save_graph

@@ -19,7 +19,8 @@ from delaynir.cli import main
 
 FORK_SERVER = multiprocessing.get_context("forkserver")
 FORK_SERVER.set_forkserver_preload(["torch", "delaynir.cli", "delaynir.train", "delaynir.compile", "delaynir.bundle",
-                                    "delaynir.report", "delaynir.nir_io", "delaynir.converters.onnx"])
+                                    "delaynir.report", "delaynir.nir_io", "delaynir.converters.onnx_export",
+                                    "delaynir.converters.onnxruntime"])
 TRAIN = ["--hidden", "8", "--max-delay", "4", "--epochs", "3", "--batch-size", "16", "--device", "cpu",
          "--seed", "2"]
 

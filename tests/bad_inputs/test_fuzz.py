@@ -52,7 +52,7 @@ def loads_or_refuses(read, original: Path, how) -> None:
 
 @pytest.fixture(scope="module")
 def onnx_file(graph_file, tmp_path_factory):
-    from delaynir.converters.onnx import export_onnx
+    from delaynir.converters.onnx_export import export_onnx
     from delaynir.graph_io import load_graph
 
     return export_onnx(load_graph(graph_file), tmp_path_factory.mktemp("fuzz") / "model.onnx")
@@ -88,7 +88,7 @@ def _read_nir(path):
 
 
 def _run_onnx(path):
-    from delaynir.converters.onnx import load_onnx
+    from delaynir.converters.onnxruntime import load_onnx
 
     model = load_onnx(path)
     model.run(torch.zeros(3, 2, model.n_inputs))

@@ -1,4 +1,4 @@
-"""ONNX export of a DelayGraph with its delay state, and a runner that executes the file in ONNX Runtime.
+"""ONNX export of a DelayGraph with its delay state (``delaynir.converters.onnxruntime`` runs the file).
 
 ONNX Runtime is stateless, so the exported **step model** computes one time step t of the graph,
 exactly as the reference simulator does (``delaynir.graph`` equations, ``delaynir.simulate`` update
@@ -50,26 +50,21 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
-import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from delaynir import __version__
-from delaynir.errors import ExportError, reason
+from delaynir.errors import ExportError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.graph_io import validate_graph
 from delaynir.runs import atomic_path, check_output
-from delaynir.simulate import SimulationResult, predictions_of
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ExportedModel", "OnnxRunResult", "export_onnx", "load", "load_onnx", "run_onnx", "OPSET", "IR_VERSION"]
+__all__ = ["build_model", "export_onnx", "interface", "sequence_interface", "OPSET", "IR_VERSION"]
 
-OnnxRunResult = SimulationResult  #: what run_onnx returns: the simulator's result type
 OPSET, IR_VERSION = 21, 10  #: ONNX domain opset and IR version (ONNX Runtime ≥ 1.18)
 FORMATS = {"step": "delaynir.onnx.step", "sequence": "delaynir.onnx.sequence"}  #: metadata delaynir.format
 FORMAT_VERSION = 2  #: 2: spiking layers computed in units of their scale (layers' "unit"); 1 is still read
-READABLE_VERSIONS = ("1", "2")
 BATCH, TIME = "B", "T"  #: the symbolic batch and time dimensions
 FRAME = "x"
 SCAN = "step."  #: prefix of the step names inside the sequence model's Scan body
@@ -468,119 +463,3 @@ def export_onnx(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool =
     logger.info("wrote %s: ONNX %s model, opset %d, %d layers, %d synapses, %d bytes", path,
                 "sequence" if sequence else "step", OPSET, len(graph.layers), graph.n_synapses, len(data))
     return path
-
-
-# ----------------------------------------------------------------------------- running
-
-
-@dataclass
-class ExportedModel:
-    """An exported file opened in ONNX Runtime (``load_onnx``), with its documented interface."""
-
-    path: Path
-    session: ort.InferenceSession
-    kind: str  #: "step" or "sequence"
-    inputs: list[Port]
-    outputs: list[Port]
-    layers: list[dict[str, Any]]  #: name, neuron, reset, size of every layer, in execution order
-    n_inputs: int
-
-    def run(self, inputs: Any) -> SimulationResult:
-        """``inputs`` (T, B, n_inputs) through the model, from zero state; see ``run_onnx``."""
-        x = self._frames(inputs)
-        try:
-            if self.kind == "step":
-                traces = self._steps(x)
-            else:
-                names = [p.name for p in self.outputs]
-                traces = dict(zip(names, self.session.run(names, {FRAME: x})))
-            spikes, membranes = {}, {}
-            for layer in self.layers:
-                name, neuron = layer["name"], layer["neuron"]
-                out = torch.from_numpy(traces[f"out.{name}"])
-                spikes[name] = torch.zeros_like(out) if neuron == "li" else out
-                membranes[name] = out if neuron == "relay" else torch.from_numpy(traces[f"v.{name}"])
-        except Exception as exc:  # onnxruntime's own types (an index out of range, ...), shapes unlike the metadata
-            raise ExportError(f"{self.path}: the model fails to run ({reason(exc)}); the file is malformed") from None
-        last = self.layers[-1]
-        output = membranes[last["name"]] if last["neuron"] == "li" else spikes[last["name"]]
-        readout = last["neuron"] == "li"
-        return SimulationResult(output=output, predictions=predictions_of(output, readout=readout), spikes=spikes,
-                                membranes=membranes)
-
-    def _frames(self, inputs: Any) -> np.ndarray:
-        x = torch.as_tensor(inputs).to(torch.float64).numpy()
-        if x.ndim != 3 or x.shape[2] != self.n_inputs:
-            raise ExportError(f"{self.path} takes inputs (T, B, {self.n_inputs}) (n_inputs = {self.n_inputs}); "
-                              f"got {tuple(x.shape)}")
-        return np.ascontiguousarray(x)
-
-    def _steps(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """out.<L> and v.<L> (T, B, n) from one session call per step, feeding next.* back as state."""
-        T, B, _ = x.shape
-        states = [p for p in self.inputs if p.role == "state"]
-        state = {p.name: p.zeros(B) for p in states}
-        names = [p.name for p in self.outputs]
-        traces = {f"{kind}.{layer['name']}": np.zeros((T, B, layer["size"])) for layer in self.layers
-                  for kind in ("out", "v") if kind == "out" or layer["neuron"] != "relay"}
-        for t in range(T):
-            values = dict(zip(names, self.session.run(names, {FRAME: x[t], **state})))
-            state = {p.name: values[p.next] for p in states}
-            for layer in self.layers:
-                name = layer["name"]
-                traces[f"out.{name}"][t] = values[f"out.{name}"]
-                if layer["neuron"] != "relay":
-                    traces[f"v.{name}"][t] = values[f"next.v.{name}"].T
-        for layer in self.layers:  # state in units of the scale → membranes v = unit · u (as the simulator reports)
-            if layer.get("unit") is not None and layer["neuron"] != "relay":
-                traces[f"v.{layer['name']}"] *= np.asarray(layer["unit"], dtype=np.float64)
-        return traces
-
-
-def load_onnx(path: str | os.PathLike) -> ExportedModel:
-    """``path`` opened in ONNX Runtime (CPU); ExportError if it is unreadable or not exported by delaynir."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such file (expected an ONNX model written by export_onnx)")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        meta = session.get_modelmeta().custom_metadata_map
-    except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...), bad UTF-8 in metadata
-        raise ExportError(f"{path}: not a loadable ONNX model; the file is malformed or truncated "
-                          f"({reason(exc)})") from None
-    kind = next((k for k, name in FORMATS.items() if meta.get(META["format"]) == name), None)
-    if kind is None:
-        raise ExportError(f"{path}: metadata {META['format']!r} is {meta.get(META['format'])!r}, expected one of "
-                          f"{sorted(FORMATS.values())}; this ONNX file was not exported by delaynir's export_onnx")
-    if meta.get(META["version"]) not in READABLE_VERSIONS:
-        raise ExportError(f"{path}: format version {meta.get(META['version'])!r}; this delaynir reads versions "
-                          f"{', '.join(READABLE_VERSIONS)}; re-export the graph with this delaynir")
-    try:
-        io = json.loads(meta[META["io"]])
-        inputs, outputs = ([Port(**{**p, "shape": tuple(p["shape"])}) for p in io[key]]
-                           for key in ("inputs", "outputs"))
-        layers, n_inputs = json.loads(meta[META["layers"]]), int(meta[META["n_inputs"]])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ExportError(f"{path}: delaynir metadata missing or malformed ({type(exc).__name__}: {exc}); "
-                          f"re-export the graph (layout: {DOC})") from None
-    found = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
-    if found != ([p.name for p in inputs], [p.name for p in outputs]):
-        raise ExportError(f"{path}: the model's inputs/outputs {found} do not match its {META['io']!r} metadata; "
-                          "the file was edited after export")
-    return ExportedModel(path, session, kind, inputs, outputs, layers, n_inputs)
-
-
-load = load_onnx  #: the converters' common entry point, as norse and snnTorch: load(path).run(x)
-
-
-def run_onnx(path: str | os.PathLike, inputs: Any) -> SimulationResult:
-    """Run the exported model at ``path`` on ``inputs`` (T, B, n_inputs) in ONNX Runtime, from zero state.
-
-    A step model is called once per step with its state fed back, a sequence model once. Returns
-    delaynir.simulate's SimulationResult with every layer's spikes and membranes recorded (spikes of
-    li layers are zero; a relay's membrane is its input I). ExportError if the file is malformed,
-    not exported by delaynir, or does not take ``inputs.shape[2]`` channels.
-    """
-    return load_onnx(path).run(inputs)

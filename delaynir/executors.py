@@ -1,0 +1,122 @@
+"""The executors: every program that runs a DelayGraph's file, in one registry.
+
+An executor runs one file format, which that format's writer exports from a DelayGraph, and is
+provided by one module whose ``load(path)`` returns a model with ``.run(x (T, B, n_inputs))``
+returning a ``delaynir.simulate.SimulationResult``. The reference simulator defines the semantics;
+every other executor runs an exported file and is checked against it (``delaynir verify``,
+``delaynir bundle``), reproducing either
+
+* the target arithmetic: the DelayGraph's equations as the reference simulator computes them for
+  the graph's target, operation for operation, or
+* the float graph: the same equations in a library's own float64 neuron formulas.
+
+This module is the one place where names turn into modules, by a lazy import of the module
+path: the core never imports a converter at module level. Adding an executor is one module
+with ``load(path)`` (in converters/) and one entry in ``EXECUTORS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from delaynir.errors import DelayNIRError, reason
+
+TARGET_ARITHMETIC, FLOAT_GRAPH = "target arithmetic", "float graph"
+REFERENCE = "reference"
+
+
+class ExecutorUnavailable(DelayNIRError):
+    """An executor's library is not importable here."""
+
+
+def _attribute(path: str) -> Any:
+    """The object named "module:attribute", imported now."""
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """A file an executor runs: its name, its file name in a bundle, its writer, a one-line description.
+
+    ``writer`` is "module:function" with function(graph, path) -> Path (atomic, refusing to overwrite).
+    """
+
+    name: str
+    file: str
+    writer: str
+    description: str
+
+    def write(self, graph, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Export ``graph`` to ``path`` in this format; return the path."""
+        return _attribute(self.writer)(graph, path, overwrite=overwrite)
+
+
+@dataclass(frozen=True)
+class Executor:
+    """One executor: its name, the format it runs, its module (providing ``load(path)``), what it reproduces
+    (TARGET_ARITHMETIC or FLOAT_GRAPH) and how to install its library."""
+
+    name: str
+    format: FileFormat
+    module: str
+    reproduces: str
+    install: str
+
+    def load(self, path: str | Path) -> Any:
+        """The file at ``path`` opened by this executor; ``.run(x)`` returns a SimulationResult.
+
+        ExecutorUnavailable, naming the executor and how to install it, when its library cannot be imported.
+        """
+        try:
+            module = importlib.import_module(self.module)
+        except ImportError as exc:
+            if (exc.name or "").split(".")[0] == "delaynir":  # a module of ours missing: a bug, not an install
+                raise
+            raise ExecutorUnavailable(f"simulator {self.name!r} cannot run: its library is not importable "
+                                      f"({reason(exc)}); install it with `{self.install}`") from None
+        return module.load(path)
+
+    def export(self, graph, path: str | Path) -> Path:
+        """Write ``graph`` to ``path`` in the format this executor runs; return the path."""
+        return self.format.write(graph, path)
+
+
+DELAYGRAPH = FileFormat("DelayGraph", "model.delaygraph.h5", "delaynir.graph_io:save_graph",
+                        "compiled DelayGraph (HDF5; layout in delaynir's docs/delaygraph-format.md)")
+NIR = FileFormat("NIR", "model.nir", "delaynir.nir_io:export_nir",
+                 "the same graph as NIR (nir.Delay for per-synapse delays; docs/nir-export.md)")
+ONNX = FileFormat("ONNX", "model.onnx", "delaynir.converters.onnx_export:export_onnx",
+                  "the same graph as a per-step ONNX model with explicit state (docs/onnx-format.md)")
+
+#: Every executor by name, the reference simulator first.
+EXECUTORS: dict[str, Executor] = {e.name: e for e in (
+    Executor(REFERENCE, DELAYGRAPH, "delaynir.reference", TARGET_ARITHMETIC, "pip install delaynir"),
+    Executor("norse", NIR, "delaynir.converters.norse", FLOAT_GRAPH, "pip install 'norse>=1.1.0'"),
+    Executor("snntorch", NIR, "delaynir.converters.snntorch", FLOAT_GRAPH, "pip install 'snntorch>=1.0.0'"),
+    Executor("onnxruntime", ONNX, "delaynir.converters.onnxruntime", TARGET_ARITHMETIC,
+             "pip install 'onnxruntime>=1.18'"),
+)}
+
+
+def names() -> tuple[str, ...]:
+    """Every executor's name, the reference simulator first."""
+    return tuple(EXECUTORS)
+
+
+def external() -> tuple[str, ...]:
+    """The executors checked against the reference simulator: every one but the reference, in registry order."""
+    return tuple(name for name in EXECUTORS if name != REFERENCE)
+
+
+def formats() -> tuple[FileFormat, ...]:
+    """The file formats the executors run, each once, in registry order (the DelayGraph first)."""
+    return tuple(dict.fromkeys(e.format for e in EXECUTORS.values()))
+
+
+def export_formats() -> dict[str, FileFormat]:
+    """The formats a DelayGraph is exported to (every one but the DelayGraph's own), by lower-case name."""
+    return {fmt.name.lower(): fmt for fmt in formats() if fmt is not DELAYGRAPH}
