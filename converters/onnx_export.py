@@ -1,8 +1,8 @@
 """ONNX export of a DelayGraph with its delay state (``delaynir.converters.onnxruntime`` runs the file).
 
 ONNX Runtime is stateless, so the exported **step model** computes one time step t of the graph,
-exactly as the reference simulator does (``delaynir.graph`` equations, ``delaynir.simulate`` update
-and summation order), in float64:
+exactly as the reference simulator does (each layer's neuron step of ``delaynir.neuron_kinds``, lowered
+to nodes by ``_Ops``; ``delaynir.simulate``'s update and summation order), in float64:
 
     (x[t], state[t − 1])  ↦  (out.<L>[t] for every layer L,  next.<state> = state[t])
 
@@ -56,6 +56,7 @@ from delaynir import __version__
 from delaynir.errors import ExportError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.graph_io import validate_graph
+from delaynir.neuron_kinds import KINDS
 from delaynir.runs import atomic_path, check_output
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ def buffer_depths(graph: DelayGraph) -> dict[str, int]:
 
 
 def _state_kinds(layer: Layer) -> tuple[str, ...]:
-    return {"lif": ("v", "z"), "cubalif": ("v", "z", "i"), "li": ("v",), "relay": ()}[layer.neuron]
+    """The state variables a layer carries from step to step (its neuron kind's, delaynir.neuron_kinds)."""
+    return KINDS[layer.neuron].state
 
 
 UNITS_DOC = " in units of the layer's scale (v / unit, delaynir.layers)"
@@ -249,7 +251,6 @@ class _Step:
     def __init__(self, graph: DelayGraph, b: _Builder, prefix: str = ""):
         self.graph, self.b, self.prefix = graph, b, prefix
         self.depth = buffer_depths(graph)
-        self.order = {INPUT: -1, **{layer.name: k for k, layer in enumerate(graph.layers)}}
         self.batch = b.op("Shape", self.io(FRAME), start=0, end=1)
         self.one = b.const(1.0)
         self.tables: dict[tuple[str, bool], str] = {}  # (source, recurrent) -> flattened table (rows, B)
@@ -300,7 +301,7 @@ class _Step:
 
     def _synapses(self, proj: Projection, layer: Layer) -> str:
         """a_P (n, B): Σ over the synapses into each neuron j of w · s_pre[t − d], one fan-in band at a time."""
-        recurrent = self.order[proj.source] >= self.order[layer.name]
+        recurrent = self.graph.is_recurrent(layer, proj)
         rows = (proj.delay - recurrent) * self.graph.source_size(proj.source) + proj.pre
         index_type = np.int32 if rows.max() < 2**31 else np.int64
         table, b = self._table(proj.source, recurrent), self.b
@@ -327,16 +328,7 @@ class _Step:
         """
         b = self.b
         unit = membrane_unit(layer)
-        groups: list[tuple[np.ndarray | None, list[Projection]]] = []
-        if unit is not None:
-            groups.append((None, list(layer.projections)))
-        else:
-            for proj in layer.projections:
-                match = next((members for scale, members in groups if np.array_equal(scale, proj.scale)), None)
-                if match is None:
-                    groups.append((proj.scale, [proj]))
-                else:
-                    match.append(proj)
+        groups = [(scale, [layer.projections[k] for k in members]) for scale, members in layer.scale_groups()]
         bias = layer.bias if unit is None else in_units(layer.bias, unit)
         total = b.const(bias[:, None])
         summed = False
@@ -352,34 +344,58 @@ class _Step:
         return total if summed else b.op("Expand", total, self.shape(layer.size))
 
     def _neurons(self, layer: Layer, current: str) -> str:
-        """graph.py's update of ``layer`` from I[t]; emits out.<L> and next.<state>; returns out (n, B).
+        """The layer's neuron step (delaynir.neuron_kinds) lowered to nodes; emits out.<L> and next.<state>;
+        returns out (n, B).
 
         That is s^L[t] (z, or I for a relay) except for li, whose v is returned but never read as a
         source (li layers emit no spikes: projections from them are left out, see ``_silent``).
         """
-        b, io = self.b, lambda kind: self.io(f"{kind}.{layer.name}")  # noqa: E731
-        col = lambda values: b.const(np.asarray(values)[:, None])  # noqa: E731  (n, 1) parameter
-        if layer.neuron == "relay":
-            b.op("Transpose", current, perm=[1, 0], out=io("out"))
-            return current
-        if layer.neuron == "li":
-            v = b.op("Add", b.op("Mul", col(layer.beta), io("v")), current, out=io("next.v"))
-            b.op("Transpose", v, perm=[1, 0], out=io("out"))
-            return v
-        drive = current
-        unit = membrane_unit(layer)
-        threshold = layer.threshold if unit is None else in_units(layer.threshold, unit)
-        if layer.neuron == "cubalif":
-            drive = b.op("Add", b.op("Mul", col(layer.alpha), io("i")), current, out=io("next.i"))
-        decayed = b.op("Mul", col(layer.beta), io("v"))
-        if layer.reset == "hard":  # β v (1 − z) + I
-            kept = b.op("Mul", decayed, b.op("Sub", self.one, io("z")))
-        else:  # β v − θ z + I
-            kept = b.op("Sub", decayed, b.op("Mul", col(threshold), io("z")))
-        v = b.op("Add", kept, drive, out=io("next.v"))
-        z = b.op("Cast", b.op("Greater", v, col(threshold)), to=TensorProto.DOUBLE, out=io("next.z"))
-        b.op("Transpose", z, perm=[1, 0], out=io("out"))
-        return z
+        kind, unit = KINDS[layer.neuron], membrane_unit(layer)
+        params = {"beta": layer.beta, "alpha": layer.alpha, "hard": layer.reset == "hard",
+                  "theta": layer.threshold if unit is None else in_units(layer.threshold, unit)}
+        state = {name: self.io(f"{name}.{layer.name}") for name in kind.state}
+        _, out = kind.step(_Ops(self, layer.name), params, state, current)
+        self.b.op("Transpose", out, perm=[1, 0], out=self.io(f"out.{layer.name}"))
+        return out
+
+
+class _Ops:
+    """The operations of a neuron_kinds step, emitted as ONNX nodes of one layer (float64, (n, B)).
+
+    Operands are value names, the literal 1 (the step's shared constant) or per-neuron parameters (n,),
+    each emitted as an (n, 1) constant where it is used; ``out`` names the node's output next.<out>.<L>.
+    """
+
+    def __init__(self, step: _Step, layer: str):
+        self.step, self.b, self.layer = step, step.b, layer
+
+    def _value(self, x: Any) -> str:
+        if isinstance(x, str):
+            return x
+        if isinstance(x, (int, float)) and x == 1:
+            return self.step.one
+        return self.b.const(np.asarray(x)[:, None])
+
+    def _name(self, out: str | None) -> str | None:
+        return None if out is None else self.step.io(f"next.{out}.{self.layer}")
+
+    def _binary(self, op_type: str, a: Any, b: Any, out: str | None) -> str:
+        a, b = self._value(a), self._value(b)
+        return self.b.op(op_type, a, b, out=self._name(out))
+
+    def mul(self, a: Any, b: Any, out: str | None = None) -> str:
+        return self._binary("Mul", a, b, out)
+
+    def add(self, a: Any, b: Any, out: str | None = None) -> str:
+        return self._binary("Add", a, b, out)
+
+    def sub(self, a: Any, b: Any, out: str | None = None) -> str:
+        return self._binary("Sub", a, b, out)
+
+    def above(self, v: Any, theta: Any, out: str | None = None) -> str:
+        """Cast(v > θ) to float64: 1.0 where v is strictly above θ."""
+        greater = self._binary("Greater", v, theta, None)
+        return self.b.op("Cast", greater, to=TensorProto.DOUBLE, out=self._name(out))
 
 
 def _value_infos(ports: list[Port], prefix: str = "") -> list[onnx.ValueInfoProto]:

@@ -23,9 +23,9 @@ it is allowed (``allow_mismatch``), in which case the manifest marks it as not r
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
-import os
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
@@ -272,11 +272,13 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
 
 
 def _equations() -> str:
-    """graph.py's and simulate.py's docstrings with every neuron kind's equations (delaynir.neuron_kinds)."""
+    """graph.py's and simulate.py's docstrings with every neuron kind's step docstring (delaynir.neuron_kinds)."""
     from delaynir import graph as graph_module, simulate as simulate_module
     from delaynir.neuron_kinds import KINDS
 
-    kinds = "\n".join(f"    {kind.name + ':':10}" + ("\n" + " " * 14).join(kind.equations) for kind in KINDS.values())
+    kinds = "\n\n".join(f"    {kind.name + ':':10}" + "\n".join((" " * 14 + line) if line else ""
+                                                              for line in inspect.getdoc(kind.step).splitlines()).lstrip()
+                          for kind in KINDS.values())
     return ((graph_module.__doc__ or "").strip() + "\n\nThe neuron kinds (delaynir.neuron_kinds):\n\n" + kinds
             + "\n\n" + (simulate_module.__doc__ or "").strip())
 
