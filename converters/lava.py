@@ -1,0 +1,128 @@
+"""Run a netx file (``delaynir.targets.loihi2.netx``) in Intel Lava: ``load(path).run(x)``.
+
+Lava (lava-nc 0.10, lava-dl 0.6) needs Python 3.10 and numpy < 2, so it lives in its own environment
+(``targets/loihi2/build_lava_env.sh``) and runs in a subprocess: the runner script
+``targets/loihi2/lava_run.py``, executed by that environment's python, loads the file with
+``netx.hdf5.Network`` and runs every sample in ``Loihi2SimCfg(select_tag="fixed_pt")`` (Lava's
+bit-accurate CPU models of Loihi 2). The environment's python is ``$DELAYNIR_LAVA_PYTHON``, else
+``bin/python`` of the build script's default environment (``$LAVA_ENV``, else
+``~/.cache/delaynir/lava-env``).
+
+Time alignment (``delaynir.targets.loihi2.netx.layer_lags``): the T frames are followed by
+max lag zero frames; layer L's steps lag(L) … lag(L) + T − 1 are the DelayGraph's steps 0 … T − 1.
+Units: Lava's v holds 2^6 per weight unit, so the reported membrane is v / 2^6 · s (s the layer's
+scale), the reference simulator's in the loihi2-fixed arithmetic; the output is the li readout's
+membrane (or the last layer's spikes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from delaynir.errors import DataFormatError, ExportError, ShapeError
+from delaynir.executors import ExecutorUnavailable
+from delaynir.h5 import reading_hdf5
+from delaynir.neuron_kinds import predictions_of
+from delaynir.simulate import SimulationResult
+from delaynir.targets import loihi2
+from delaynir.targets.loihi2.netx import DOC, FORMAT_VERSION, READOUT_VTH, STATE_SHIFT
+
+log = logging.getLogger(__name__)
+
+RUNNER = Path(loihi2.__file__).resolve().parent / "lava_run.py"  #: run by the Lava environment's python
+BUILD = "targets/loihi2/build_lava_env.sh"
+
+
+def lava_python() -> Path:
+    """The Lava environment's python ($DELAYNIR_LAVA_PYTHON, else the build script's default env);
+    ExecutorUnavailable saying how to build it when there is none."""
+    explicit = os.environ.get("DELAYNIR_LAVA_PYTHON")
+    env = Path(os.environ.get("LAVA_ENV") or Path.home() / ".cache" / "delaynir" / "lava-env")
+    python = Path(explicit) if explicit else env / "bin" / "python"
+    if not python.is_file():
+        where = f"$DELAYNIR_LAVA_PYTHON={explicit}" if explicit else f"{python} (the default Lava environment)"
+        raise ExecutorUnavailable(f"simulator 'lava' cannot run: no Python at {where}; build the Lava environment "
+                                  f"with `{BUILD} --profile netx` and/or set DELAYNIR_LAVA_PYTHON to its bin/python")
+    return python
+
+
+@dataclass
+class LavaModel:
+    """A netx file written by delaynir, ready to run in Lava; ``layers`` name, kind, lag, scale per layer."""
+
+    path: Path
+    n_inputs: int
+    input_message_bits: int
+    max_lag: int
+    layers: list[dict[str, Any]]
+
+    def run(self, inputs) -> SimulationResult:
+        """``inputs`` (T, B, n_inputs) through Lava from zero state; every layer recorded (module docstring)."""
+        x = np.asarray(torch.as_tensor(inputs).to(torch.float64))
+        if x.ndim != 3 or x.shape[2] != self.n_inputs:
+            raise ShapeError(f"{self.path} takes inputs (T, B, {self.n_inputs}); got {x.shape}")
+        allowed = "integer codes" if self.input_message_bits else "spikes 0 or 1"
+        if not np.all(x == np.round(x)) or (not self.input_message_bits and not np.all((x == 0) | (x == 1))):
+            raise DataFormatError(f"{self.path} takes {allowed} as input (input_message_bits "
+                             f"{self.input_message_bits}); encode the input as the DelayGraph's input spec says")
+        T, B, _ = x.shape
+        padded = np.concatenate([x, np.zeros((self.max_lag, B, self.n_inputs))]).astype(np.int32)
+        traces = _run_lava(self.path, padded, self.input_message_bits, [la["lag"] for la in self.layers])
+        spikes, membranes = {}, {}
+        for k, layer in enumerate(self.layers, start=1):
+            window = slice(layer["lag"], layer["lag"] + T)
+            v, s = traces[f"v{k}"][window], traces[f"s{k}"][window]
+            if layer["kind"] == "li" and np.any(s):
+                raise ExportError(f"{self.path}: the readout {layer['name']!r} crossed its unreachable threshold "
+                                  f"(|v| above {READOUT_VTH} weight units), so Lava reset it; its membrane is no "
+                                  "longer the DelayGraph's. Use smaller readout weights or fewer steps")
+            spikes[layer["name"]] = torch.from_numpy(s.astype(np.float64))
+            membranes[layer["name"]] = torch.from_numpy(v / 2**STATE_SHIFT * layer["scale"])
+        last = self.layers[-1]
+        readout = last["kind"] == "li"
+        output = membranes[last["name"]] if readout else spikes[last["name"]]
+        return SimulationResult(output=output, predictions=predictions_of(output, readout=readout),
+                                spikes=spikes, membranes=membranes)
+
+
+def _run_lava(path: Path, x: np.ndarray, input_message_bits: int, lags: list[int]) -> dict[str, np.ndarray]:
+    """lava_run.py on ``x`` (S, B, n) in the Lava environment, each layer's bias acting from its lag on;
+    its recorded traces."""
+    python = lava_python()
+    with tempfile.TemporaryDirectory(prefix="delaynir-lava-") as tmp:
+        inp, out = Path(tmp) / "input.npz", Path(tmp) / "output.npz"
+        np.savez(inp, x=x, input_message_bits=np.int64(input_message_bits), bias_from=np.asarray(lags, np.int64))
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        log.info("running %s in Lava (%s): %d samples of %d steps", path, python, x.shape[1], x.shape[0])
+        done = subprocess.run([str(python), str(RUNNER), str(path), str(inp), str(out)], capture_output=True,
+                              text=True, env=env)
+        if done.returncode != 0:
+            tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+            raise ExportError(f"{path}: Lava failed to run it (exit {done.returncode}):\n{tail}")
+        with np.load(out) as data:
+            return {key: data[key] for key in data.files}
+
+
+def load(path: str | os.PathLike) -> LavaModel:
+    """The netx file at ``path`` (written by ``export_netx``; ExportError otherwise) as a runnable Lava model."""
+    path = Path(path)
+    lava_python()
+    with reading_hdf5(path, ExportError, f"a netx file written by delaynir ({DOC})") as f:
+        meta = f.get("delaynir")
+        if meta is None or meta.attrs.get("format_version") != FORMAT_VERSION:
+            raise ExportError(f"{path}: not a netx file written by delaynir (no 'delaynir' group of format version "
+                              f"{FORMAT_VERSION}); export it with `delaynir export --format netx` ({DOC})")
+        layers = [dict(meta[f"layers/{k}"].attrs) for k in range(1, len(meta["layers"]) + 1)]
+        layers = [{"name": str(la["name"]), "kind": str(la["kind"]), "lag": int(la["lag"]),
+                   "scale": float(la["scale"])} for la in layers]
+        return LavaModel(path, int(meta.attrs["n_inputs"]), int(meta.attrs["input_message_bits"]),
+                         int(meta.attrs["max_lag"]), layers)

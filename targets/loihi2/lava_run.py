@@ -1,0 +1,83 @@
+"""Run a netx file in Lava (CPU, bit-accurate fixed point) and record every layer's spikes and voltage.
+
+Runs INSIDE the Lava environment (targets/loihi2/build_lava_env.sh); imports no delaynir.
+
+    python lava_run.py NETX_FILE INPUT_NPZ OUTPUT_NPZ
+
+INPUT_NPZ holds ``x`` (S, B, n_in) int32: per sample the S frames to feed (0/1 spikes, or integer
+payloads when ``input_message_bits`` > 0), ``input_message_bits`` (0-d int) and ``bias_from``
+(n_layers,) int: the step from which each netx layer's bias acts (its lag; before it the bias is 0,
+so that a layer whose lag is L starts from zero state at step L). The network is built and compiled
+once; the B samples run one after another, each for S steps from zero state (u, v of every neuron
+and the delay buffers of every synapse set to 0 before it). Step k of a sample is the source's
+column k (lava.proc.io.source.RingBuffer), Loihi2SimCfg(select_tag="fixed_pt").
+
+OUTPUT_NPZ holds, per netx layer k (1-based, as in the file), ``v{k}`` and ``s{k}``: (S, B, n) int64,
+Lava's v (2^6 per weight unit) and spikes at every step.
+"""
+
+import sys
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore", message=".*Prophesee.*")
+
+
+def run(netx_file, x, input_message_bits, bias_from):
+    from lava.lib.dl import netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.source import RingBuffer
+    from lava.proc.monitor.process import Monitor
+
+    steps, batch, n_in = x.shape
+    net = netx.hdf5.Network(net_config=netx_file, input_message_bits=int(input_message_bits))
+    frames = np.ascontiguousarray(x.transpose(2, 1, 0).reshape(n_in, batch * steps), dtype=np.int32)
+    source = RingBuffer(data=frames)
+    source.s_out.connect(net.inp)
+    monitors = []
+    for layer in net.layers:
+        for var in (layer.neuron.v, layer.neuron.s_out):
+            monitor = Monitor()
+            monitor.probe(var, batch * steps)
+            monitors.append(monitor)
+    config = Loihi2SimCfg(select_tag="fixed_pt")
+    biases = [np.array(layer.neuron.bias_mant.init, dtype=np.int32) for layer in net.layers]
+    for layer, bias in zip(net.layers, biases):  # every lag is ≥ 1: no bias at step 0
+        layer.neuron.bias_mant.init = np.zeros_like(bias)
+    starts = sorted({min(int(k), steps) for k in bias_from} | {0, steps})
+    try:
+        for b in range(batch):
+            for start, stop in zip(starts[:-1], starts[1:]):  # each bias switched on at its layer's lag
+                for layer, bias, first in zip(net.layers, biases, bias_from):
+                    if b and start == 0:
+                        for var in (layer.neuron.u, layer.neuron.v, layer.synapse.a_buff, layer.neuron.bias_mant):
+                            var.set(np.zeros(var.shape, dtype=np.int32))
+                    elif first == start:
+                        layer.neuron.bias_mant.set(bias)
+                net.run(condition=RunSteps(num_steps=stop - start), run_cfg=config)
+        traces = []
+        for monitor in monitors:
+            (per_var,) = monitor.get_data().values()
+            (trace,) = per_var.values()
+            traces.append(np.asarray(trace, dtype=np.int64).reshape(batch, steps, -1).transpose(1, 0, 2))
+    finally:
+        net.stop()
+    out = {}
+    for k in range(len(net.layers)):
+        out[f"v{k + 1}"], out[f"s{k + 1}"] = traces[2 * k], traces[2 * k + 1]
+    return out
+
+
+def main(argv):
+    if len(argv) != 4:
+        print(__doc__, file=sys.stderr)
+        return 2
+    data = np.load(argv[2])
+    np.savez(argv[3], **run(argv[1], data["x"], data["input_message_bits"], data["bias_from"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
