@@ -38,7 +38,8 @@ import torch
 
 from delaynir import __version__
 from delaynir.errors import ConfigError, DelayNIRError, ExportError, VerificationError
-from delaynir.executors import DELAYGRAPH, EXECUTORS, FLOAT_GRAPH, TARGET_ARITHMETIC, external, formats, names
+from delaynir.executors import (DELAYGRAPH, EXECUTORS, FLOAT_GRAPH, REFERENCE, TARGET_ARITHMETIC, external, formats,
+                                names)
 from delaynir.h5 import reading_hdf5
 from delaynir.inputs import read_text
 from delaynir.runs import atomic_dir
@@ -218,7 +219,7 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
     """
     from tqdm.auto import tqdm
 
-    for fmt in formats():  # the DelayGraph first (write_bundle compiled it into tmp already)
+    for fmt in formats(graph):  # the DelayGraph first (write_bundle compiled it into tmp already)
         if not (tmp / fmt.file).exists():
             fmt.write(graph, tmp / fmt.file)
     expected = simulate(graph, x, record=True)
@@ -227,7 +228,7 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
     x, _, expected = read_test_vectors(tmp / VECTORS)  # replay exactly what --check will read
     problems: list[str] = []
     verification: dict[str, Any] = {}
-    for sim in tqdm(external(), desc="verify", unit="sim", disable=not progress):
+    for sim in tqdm(external(graph), desc="verify", unit="sim", disable=not progress):
         found: list[str] = []
         record = _replay(tmp, sim, x, expected, found)
         different = record["status"] != "exact"
@@ -391,8 +392,8 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
     """Re-verify a bundle from its files alone; returns {"bundle", "ok", "problems", "notes", "files", "simulators"}.
 
     Checked: every file of the manifest exists with its SHA-256, and the DelayGraph in the
-    reference simulator, the NIR file in norse and snnTorch, and the ONNX file in ONNX Runtime
-    reproduce the test vectors exactly (every spike of every layer, every prediction), each in
+    reference simulator, the NIR file in norse and snnTorch, the ONNX file in ONNX Runtime (and, for a
+    loihi2-fixed graph, the netx file in Lava: the executors that run the graph) reproduce the test vectors exactly (every spike of every layer, every prediction), each in
     the semantics the manifest says it reproduces. A simulator the manifest marks as not
     reproducing (written with ``--allow-mismatch``) is still run; that it differs is a note, not a
     problem. A directory that is not a bundle raises ExportError (``read_manifest``).
@@ -426,7 +427,7 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
         else:
             recorded = manifest["verification"]
             meaning = manifest["semantics"]
-            for sim in tqdm(names(), desc="check", unit="sim", disable=not progress):
+            for sim in tqdm(_applying(path), desc="check", unit="sim", disable=not progress):
                 entry = recorded.get(sim) if isinstance(recorded.get(sim), dict) else {}
                 reproduces = entry.get("reproduces", EXECUTORS[sim].reproduces)
                 vectors = meaning.get("test_vectors", TARGET_ARITHMETIC)
@@ -450,6 +451,17 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
                 report["simulators"][sim] = result
     report["ok"] = not problems
     return report
+
+
+def _applying(path: Path) -> tuple[str, ...]:
+    """The executors that run the bundle's DelayGraph, the reference first (every one if it cannot be read)."""
+    from delaynir.graph_io import load_graph
+
+    try:
+        graph = load_graph(path / GRAPH)
+    except DelayNIRError:  # reported as a problem by the reference simulator's replay
+        return names()
+    return (REFERENCE, *external(graph))
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

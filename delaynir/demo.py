@@ -29,7 +29,7 @@ from delaynir.config import make_config
 from delaynir.data import SpeechConfig, SynthConfig, convert_audio, generate_speech, generate_synthetic
 from delaynir.data.speech import SpeechToolError
 from delaynir.errors import ConfigError
-from delaynir.executors import NIR, ONNX, external
+from delaynir.executors import NIR, ONNX
 from delaynir.compile import compile_run
 from delaynir.evaluate import evaluate_run
 from delaynir.graph_io import load_graph
@@ -107,7 +107,7 @@ def run_demo(out: str | Path, *, device: str = "auto", epochs: int | None = None
     graph = load_graph(graph_path)
     results["nir"] = str(NIR.write(graph, out / f"learned.{target}.nir"))
     results["onnx"] = str(ONNX.write(graph, out / f"learned.{target}.onnx"))
-    results["verification"] = verify_path(graph_path, test_path, sims=list(external()), progress=progress)
+    results["verification"] = verify_path(graph_path, test_path, progress=progress)
     results["compiled"] = {"target": report["target"], "graph": str(graph_path), "neurons": report["neurons"],
                            "synapses": report["synapses"], "max_delay": report["max_delay"],
                            "validation": report["validation"],
@@ -152,7 +152,7 @@ def _graded_run(out: Path, settings: dict[str, Any], target: str, progress: bool
     test = evaluate_run(run_dir, frames / "test.h5", device=settings["device"])
     graph_path = out / f"graded.{target}.delaygraph.h5"
     report = compile_run(run_dir, target, graph_path)
-    verification = verify_path(graph_path, frames / "test.h5", sims=list(external()), progress=progress)
+    verification = verify_path(graph_path, frames / "test.h5", progress=progress)
     return {"data": str(frames), "run_dir": str(run_dir), "val_accuracy": summary["best_val_accuracy"],
             "test_accuracy": test["accuracy"], "unseen_speakers": test.get("unseen_speakers"),
             "compiled": {"graph": str(graph_path), "validation": report["validation"],

@@ -12,7 +12,9 @@ every other executor runs an exported file and is checked against it (``delaynir
 
 This module is the one place where names turn into modules, by a lazy import of the module
 path: the core never imports a converter at module level. Adding an executor is one module
-with ``load(path)`` (in converters/) and one entry in ``EXECUTORS``.
+with ``load(path)`` (in converters/) and one entry in ``EXECUTORS``. An executor may run only the graphs
+of some arithmetics (``Executor.arithmetics``, e.g. Lava only ``loihi2-fixed``); ``external(graph)``
+lists those that apply to a graph, and verify, bundle, report and demo use it as their default.
 """
 
 from __future__ import annotations
@@ -58,13 +60,19 @@ class FileFormat:
 @dataclass(frozen=True)
 class Executor:
     """One executor: its name, the format it runs, its module (providing ``load(path)``), what it reproduces
-    (TARGET_ARITHMETIC or FLOAT_GRAPH) and how to install its library."""
+    (TARGET_ARITHMETIC or FLOAT_GRAPH), how to install its library, and the arithmetics
+    (``graph.quantization["arithmetic"]``, float64 when absent) of the graphs it runs (None: every one)."""
 
     name: str
     format: FileFormat
     module: str
     reproduces: str
     install: str
+    arithmetics: tuple[str, ...] | None = None
+
+    def applies(self, graph) -> bool:
+        """Whether this executor runs ``graph`` (its arithmetic is one of ``arithmetics``)."""
+        return self.arithmetics is None or graph.quantization.get("arithmetic", "float64") in self.arithmetics
 
     def load(self, path: str | Path) -> Any:
         """The file at ``path`` opened by this executor; ``.run(x)`` returns a SimulationResult.
@@ -91,6 +99,8 @@ NIR = FileFormat("NIR", "model.nir", "delaynir.nir_io:export_nir",
                  "the same graph as NIR (nir.Delay for per-synapse delays; docs/nir-export.md)")
 ONNX = FileFormat("ONNX", "model.onnx", "delaynir.converters.onnx_export:export_onnx",
                   "the same graph as a per-step ONNX model with explicit state (docs/onnx-format.md)")
+NETX = FileFormat("netx", "model.netx.h5", "delaynir.targets.loihi2.netx:export_netx",
+                  "the same graph as a lava-dl netx HDF5 network for Intel Lava / Loihi 2 (docs/netx-format.md)")
 
 #: Every executor by name, the reference simulator first.
 EXECUTORS: dict[str, Executor] = {e.name: e for e in (
@@ -99,6 +109,9 @@ EXECUTORS: dict[str, Executor] = {e.name: e for e in (
     Executor("snntorch", NIR, "delaynir.converters.snntorch", FLOAT_GRAPH, "pip install 'snntorch>=1.0.0'"),
     Executor("onnxruntime", ONNX, "delaynir.converters.onnxruntime", TARGET_ARITHMETIC,
              "pip install 'onnxruntime>=1.18'"),
+    Executor("lava", NETX, "delaynir.converters.lava", TARGET_ARITHMETIC,
+             "targets/loihi2/build_lava_env.sh --profile netx (then DELAYNIR_LAVA_PYTHON=<env>/bin/python)",
+             arithmetics=("loihi2-fixed",)),
 )}
 
 
@@ -107,14 +120,17 @@ def names() -> tuple[str, ...]:
     return tuple(EXECUTORS)
 
 
-def external() -> tuple[str, ...]:
-    """The executors checked against the reference simulator: every one but the reference, in registry order."""
-    return tuple(name for name in EXECUTORS if name != REFERENCE)
+def external(graph=None) -> tuple[str, ...]:
+    """The executors checked against the reference simulator: every one but the reference, in registry order;
+    with ``graph``, those that run it (``Executor.applies``)."""
+    return tuple(name for name, e in EXECUTORS.items()
+                 if name != REFERENCE and (graph is None or e.applies(graph)))
 
 
-def formats() -> tuple[FileFormat, ...]:
-    """The file formats the executors run, each once, in registry order (the DelayGraph first)."""
-    return tuple(dict.fromkeys(e.format for e in EXECUTORS.values()))
+def formats(graph=None) -> tuple[FileFormat, ...]:
+    """The file formats the executors run, each once, in registry order (the DelayGraph first); with ``graph``,
+    those of the executors that run it."""
+    return tuple(dict.fromkeys(e.format for e in EXECUTORS.values() if graph is None or e.applies(graph)))
 
 
 def export_formats() -> dict[str, FileFormat]:

@@ -20,7 +20,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from delaynir import runs
-from delaynir.executors import external
 from delaynir.report_plots import PIXELS, NEIGHBOURHOOD
 from delaynir.simulate import simulate
 
@@ -86,7 +85,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, target: 
     x, y, result = first
     hidden = [la.name for la in graph.layers if la.neuron != "li"]
     k = min(VERIFY_SAMPLES, x.shape[1])
-    verification = verify(graph, [(x[:, :k], y[:k])], sims=list(external()), model=model)
+    verification = verify(graph, [(x[:, :k], y[:k])], model=model)
     grid = plots.synapse_grid(graph)
     cluster = plots.clustering(grid)
     fit = hardware_fit(graph, profile)

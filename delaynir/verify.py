@@ -21,23 +21,35 @@ import torch
 from tqdm.auto import tqdm
 
 from delaynir.errors import ConfigError
-from delaynir.executors import EXECUTORS, FileFormat, external, names
+from delaynir.executors import EXECUTORS, ExecutorUnavailable, FileFormat, external, names
 from delaynir.graph import DelayGraph, decode_input
 from delaynir.simulate import SimulationResult, simulate
 
 log = logging.getLogger(__name__)
 
 
-def _runners(graph: DelayGraph, sims: list[str], workdir: Path) -> dict[str, Callable]:
-    """Simulator name -> function(x) -> SimulationResult, each running its exported file (one file per format)."""
+def _runners(graph: DelayGraph, sims: list[str] | None, workdir: Path) -> dict[str, Callable]:
+    """Simulator name -> function(x) -> SimulationResult, each running its exported file (one file per format).
+
+    ``sims`` None: every executor that runs ``graph`` (``external(graph)``), leaving out, with a warning, one
+    whose library is not installed here; a named one that cannot run the graph is an error."""
     runners: dict[str, Callable] = {}
     files: dict[FileFormat, Path] = {}
-    for name in external():
-        if name in sims:
-            executor = EXECUTORS[name]
-            if executor.format not in files:
-                files[executor.format] = executor.export(graph, workdir / executor.format.file)
+    for name in external(graph) if sims is None else [n for n in external() if n in sims]:
+        executor = EXECUTORS[name]
+        if not executor.applies(graph):
+            raise ConfigError(f"simulator {name!r} runs only graphs in the {', '.join(executor.arithmetics)} "
+                              f"arithmetic; this graph is computed in "
+                              f"{graph.quantization.get('arithmetic', 'float64')!r} (compiled for target "
+                              f"{graph.target!r}); leave {name!r} out of --sims")
+        if executor.format not in files:
+            files[executor.format] = executor.export(graph, workdir / executor.format.file)
+        try:
             runners[name] = executor.load(files[executor.format]).run
+        except ExecutorUnavailable as exc:
+            if sims is not None:
+                raise
+            log.warning("not verified in %s: %s", name, exc)
     return runners
 
 
@@ -84,12 +96,14 @@ def _first_divergence(ref: SimulationResult, other: SimulationResult, offset: in
     return best
 
 
-def verify(graph: DelayGraph, loader, *, sims: list[str], model=None, progress: bool = False) -> dict[str, Any]:
-    """Compare every simulator in ``sims`` (and ``model``, a DelaySNN, when given) with the reference.
+def verify(graph: DelayGraph, loader, *, sims: list[str] | None = None, model=None,
+           progress: bool = False) -> dict[str, Any]:
+    """Compare every simulator in ``sims`` (None: every one that runs the graph and is installed; ``_runners``)
+    and ``model`` (a DelaySNN, when given) with the reference.
 
     ``loader`` yields x as the graph's input receives it (evaluate.graph_loader: codes of quantised graded
     input); the model gets the values they stand for (graph.decode_input)."""
-    unknown = [s for s in sims if s not in EXECUTORS]
+    unknown = [s for s in sims or [] if s not in EXECUTORS]
     if unknown:
         raise ConfigError(f"unknown simulator(s) {', '.join(unknown)}; choose from {', '.join(names())}")
     hidden = [layer.name for layer in graph.layers if layer.neuron != "li"]
@@ -141,7 +155,7 @@ def worst_agreement(report: dict[str, Any]) -> float:
     return min(values)
 
 
-def verify_path(model: str | Path, data: str | Path, *, sims: list[str], target: str = "float",
+def verify_path(model: str | Path, data: str | Path, *, sims: list[str] | None = None, target: str = "float",
                 batch_size: int = 64, progress: bool = False) -> dict[str, Any]:
     """``verify`` for a DelayGraph file or a run directory (compiled in memory for ``target``)."""
     from delaynir.evaluate import graph_loader
