@@ -58,13 +58,29 @@ class FileFormat:
 @dataclass(frozen=True)
 class Executor:
     """One executor: its name, the format it runs, its module (providing ``load(path)``), what it reproduces
-    (TARGET_ARITHMETIC or FLOAT_GRAPH) and how to install its library."""
+    (TARGET_ARITHMETIC or FLOAT_GRAPH) for a graph in its ``arithmetic``, how to install its library, and the
+    arithmetic it computes in (None: the graph's own, the reference simulator)."""
 
     name: str
     format: FileFormat
     module: str
     reproduces: str
     install: str
+    arithmetic: str | None = "float64"
+
+    def reproduces_for(self, graph) -> str:
+        """What this executor reproduces for ``graph``: its declared ``reproduces`` when it computes in the graph's
+        arithmetic, else the FLOAT_GRAPH (a float64 executor on a graph in a chip's fixed-point arithmetic)."""
+        if self.arithmetic is None or self.arithmetic == graph.arithmetic:
+            return self.reproduces
+        return FLOAT_GRAPH
+
+    def expected_graph(self, graph):
+        """The graph whose reference simulation this executor must reproduce exactly: ``graph`` itself, or for an
+        executor computing in another arithmetic, the same graph in that arithmetic."""
+        if self.arithmetic is None or self.arithmetic == graph.arithmetic:
+            return graph
+        return graph.in_arithmetic(self.arithmetic)
 
     def load(self, path: str | Path) -> Any:
         """The file at ``path`` opened by this executor; ``.run(x)`` returns a SimulationResult.
@@ -94,7 +110,7 @@ ONNX = FileFormat("ONNX", "model.onnx", "delaynir.converters.onnx_export:export_
 
 #: Every executor by name, the reference simulator first.
 EXECUTORS: dict[str, Executor] = {e.name: e for e in (
-    Executor(REFERENCE, DELAYGRAPH, "delaynir.reference", TARGET_ARITHMETIC, "pip install delaynir"),
+    Executor(REFERENCE, DELAYGRAPH, "delaynir.reference", TARGET_ARITHMETIC, "pip install delaynir", None),
     Executor("norse", NIR, "delaynir.converters.norse", FLOAT_GRAPH, "pip install 'norse>=1.1.0'"),
     Executor("snntorch", NIR, "delaynir.converters.snntorch", FLOAT_GRAPH, "pip install 'snntorch>=1.0.0'"),
     Executor("onnxruntime", ONNX, "delaynir.converters.onnxruntime", TARGET_ARITHMETIC,

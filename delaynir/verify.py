@@ -87,6 +87,10 @@ def _first_divergence(ref: SimulationResult, other: SimulationResult, offset: in
 def verify(graph: DelayGraph, loader, *, sims: list[str], model=None, progress: bool = False) -> dict[str, Any]:
     """Compare every simulator in ``sims`` (and ``model``, a DelaySNN, when given) with the reference.
 
+    A simulator computing in another arithmetic than the graph's (a float64 one on a graph in a chip's
+    fixed-point arithmetic) is compared with the reference simulation of the graph in its arithmetic
+    (``compared_with``); the reference accuracy and the trained model's comparison use the graph's own.
+
     ``loader`` yields x as the graph's input receives it (evaluate.graph_loader: codes of quantised graded
     input); the model gets the values they stand for (graph.decode_input)."""
     unknown = [s for s in sims if s not in EXECUTORS]
@@ -100,16 +104,23 @@ def verify(graph: DelayGraph, loader, *, sims: list[str], model=None, progress: 
             tallies["trained"] = Tally(hidden)
         reference = Tally(hidden)
         offset = 0
+        expected = {name: EXECUTORS[name].expected_graph(graph) for name in runners}
         for x, y in tqdm(loader, desc="verify", unit="batch", disable=not progress):
             ref = simulate(graph, x, record=True)
             reference.add(ref, ref, y, offset)
+            others = {graph.arithmetic: ref}  # a float64 executor on a fixed-point graph: against the float graph
             for name, run in runners.items():
-                tallies[name].add(ref, run(x), y, offset)
+                want = expected[name]
+                if want.arithmetic not in others:
+                    others[want.arithmetic] = simulate(want, x, record=True)
+                tallies[name].add(others[want.arithmetic], run(x), y, offset)
             if model is not None:  # the trained model takes the values the input codes stand for
                 tallies["trained"].add(ref, _model_result(model, decode_input(graph, x).float(), hidden), y, offset)
             offset += len(y)
     report = {"n": reference.n, "reference_accuracy": reference.summary()["accuracy"],
-              "simulators": {name: t.summary() for name, t in tallies.items()}}
+              "simulators": {name: t.summary() for name, t in tallies.items()}, "arithmetic": graph.arithmetic}
+    for name in runners:
+        report["simulators"][name]["compared_with"] = expected[name].arithmetic
     return report
 
 

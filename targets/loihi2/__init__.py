@@ -1,0 +1,2 @@
+"""Intel Loihi 2 (through Lava): the ``loihi2-fixed`` arithmetic (``arithmetic``), the Lava environment's
+build script and notes (``build_lava_env.sh``, ``LAVA_NOTES.md``); the profile is ``targets/loihi2.toml``."""
