@@ -32,10 +32,10 @@ import numpy as np
 import torch
 
 from delaynir import __version__
-from delaynir.errors import TargetError
+from delaynir.errors import GraphFormatError, TargetError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, decode_input, encode_input, quantized_input
 from delaynir.nn.model import DelaySNN, summed_softmax
-from delaynir.number_formats import NumberFormat
+from delaynir.number_formats import FLOAT64, NumberFormat, arithmetic_named
 from delaynir.quantize import grid_for, input_grid, quantize_weight
 from delaynir.relay import expand_relays
 from delaynir.simulate import simulate
@@ -95,6 +95,10 @@ def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error"
     if fit not in FIT_POLICIES:
         raise TargetError(f"unknown fit policy {fit!r}; choose one of {', '.join(FIT_POLICIES)}")
     grid, number_format = grid_for(profile), NumberFormat.of(profile)
+    try:
+        arithmetic_named(profile.arithmetic)
+    except GraphFormatError as exc:
+        raise TargetError(f"target {profile.name}: {exc}") from None
     spec = _quantized_input(dict(input_info or {}), profile)
     names = layer_names(len(model.neurons))
     layers, report_layers = [], []
@@ -133,7 +137,8 @@ def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error"
     graph = DelayGraph(
         dt=dt, n_inputs=model.config.n_inputs, layers=layers, target=profile.name, input=spec,
         quantization={"weight_bits": profile.weight_bits, "weight_step": profile.weight_step,
-                      "scale": profile.weight_scale if grid else "none", "decay": profile.decay},
+                      "scale": profile.weight_scale if grid else "none", "decay": profile.decay,
+                      **({"arithmetic": profile.arithmetic} if profile.arithmetic != FLOAT64.name else {})},
         provenance={"delaynir_version": __version__, **(provenance or {})},
     )
     relays = 0

@@ -12,9 +12,9 @@ every other executor runs an exported file and is checked against it (``delaynir
 
 This module is the one place where names turn into modules, by a lazy import of the module
 path: the core never imports a converter at module level. Adding an executor is one module
-with ``load(path)`` (in converters/) and one entry in ``EXECUTORS``. An executor may run only the graphs
-of some arithmetics (``Executor.arithmetics``, e.g. Lava only ``loihi2-fixed``); ``external(graph)``
-lists those that apply to a graph, and verify, bundle, report and demo use it as their default.
+with ``load(path)`` (in converters/) and one entry in ``EXECUTORS``. An executor may run only graphs in its
+own arithmetic (``Executor.applies``: Lava, ``loihi2-fixed``); ``external(graph)`` lists those that apply to
+a graph, and verify, bundle, report and demo use it as their default.
 """
 
 from __future__ import annotations
@@ -60,19 +60,36 @@ class FileFormat:
 @dataclass(frozen=True)
 class Executor:
     """One executor: its name, the format it runs, its module (providing ``load(path)``), what it reproduces
-    (TARGET_ARITHMETIC or FLOAT_GRAPH), how to install its library, and the arithmetics
-    (``graph.quantization["arithmetic"]``, float64 when absent) of the graphs it runs (None: every one)."""
+    (TARGET_ARITHMETIC or FLOAT_GRAPH) for a graph in its ``arithmetic``, how to install its library, the
+    arithmetic it computes in (None: the graph's own, the reference simulator), and whether it also runs graphs
+    in other arithmetics (``other_arithmetics``; False: only graphs in its own, ``applies``)."""
 
     name: str
     format: FileFormat
     module: str
     reproduces: str
     install: str
-    arithmetics: tuple[str, ...] | None = None
+    arithmetic: str | None = "float64"
+    other_arithmetics: bool = True
 
     def applies(self, graph) -> bool:
-        """Whether this executor runs ``graph`` (its arithmetic is one of ``arithmetics``)."""
-        return self.arithmetics is None or graph.quantization.get("arithmetic", "float64") in self.arithmetics
+        """Whether this executor runs ``graph``: any graph, or with ``other_arithmetics`` False only one in its own
+        arithmetic (Lava: a netx file holds a loihi2-fixed graph)."""
+        return self.other_arithmetics or self.arithmetic in (None, graph.arithmetic)
+
+    def reproduces_for(self, graph) -> str:
+        """What this executor reproduces for ``graph``: its declared ``reproduces`` when it computes in the graph's
+        arithmetic, else the FLOAT_GRAPH (a float64 executor on a graph in a chip's fixed-point arithmetic)."""
+        if self.arithmetic is None or self.arithmetic == graph.arithmetic:
+            return self.reproduces
+        return FLOAT_GRAPH
+
+    def expected_graph(self, graph):
+        """The graph whose reference simulation this executor must reproduce exactly: ``graph`` itself, or for an
+        executor computing in another arithmetic, the same graph in that arithmetic."""
+        if self.arithmetic is None or self.arithmetic == graph.arithmetic:
+            return graph
+        return graph.in_arithmetic(self.arithmetic)
 
     def load(self, path: str | Path) -> Any:
         """The file at ``path`` opened by this executor; ``.run(x)`` returns a SimulationResult.
@@ -104,14 +121,14 @@ NETX = FileFormat("netx", "model.netx.h5", "delaynir.targets.loihi2.netx:export_
 
 #: Every executor by name, the reference simulator first.
 EXECUTORS: dict[str, Executor] = {e.name: e for e in (
-    Executor(REFERENCE, DELAYGRAPH, "delaynir.reference", TARGET_ARITHMETIC, "pip install delaynir"),
+    Executor(REFERENCE, DELAYGRAPH, "delaynir.reference", TARGET_ARITHMETIC, "pip install delaynir", None),
     Executor("norse", NIR, "delaynir.converters.norse", FLOAT_GRAPH, "pip install 'norse>=1.1.0'"),
     Executor("snntorch", NIR, "delaynir.converters.snntorch", FLOAT_GRAPH, "pip install 'snntorch>=1.0.0'"),
     Executor("onnxruntime", ONNX, "delaynir.converters.onnxruntime", TARGET_ARITHMETIC,
              "pip install 'onnxruntime>=1.18'"),
     Executor("lava", NETX, "delaynir.converters.lava", TARGET_ARITHMETIC,
              "targets/loihi2/build_lava_env.sh --profile netx (then DELAYNIR_LAVA_PYTHON=<env>/bin/python)",
-             arithmetics=("loihi2-fixed",)),
+             "loihi2-fixed", other_arithmetics=False),
 )}
 
 

@@ -36,7 +36,7 @@ whose projections have different scales, are computed in real units (the sum abo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -107,14 +107,14 @@ class Layer:
     def n_synapses(self) -> int:
         return sum(len(p) for p in self.projections)
 
-    def scale_groups(self) -> list[tuple[np.ndarray | None, list[int]]]:
+    def scale_groups(self, kinds: tuple[str, ...] = ("lif", "cubalif")) -> list[tuple[np.ndarray | None, list[int]]]:
         """How the input current sums its projections: (scale, projection indices) per group.
 
-        One group (None, all) for a layer computed in units of its scale (``membrane_unit``), else
+        One group (None, all) for a layer computed in units of its scale (``membrane_unit(layer, kinds)``), else
         one group per distinct scale vector, in order of first appearance:
         I = b + Σ_groups scale_g ⊙ Σ_{P in g} Σ_synapses w · s[t − d].
         """
-        if membrane_unit(self) is not None:
+        if membrane_unit(self, kinds) is not None:
             return [(None, list(range(len(self.projections))))]
         groups: list[tuple[np.ndarray | None, list[int]]] = []
         for k, proj in enumerate(self.projections):
@@ -174,6 +174,18 @@ class DelayGraph:
         return any(self.is_recurrent(layer, p) for layer in self.layers for p in layer.projections)
 
     @property
+    def arithmetic(self) -> str:
+        """The arithmetic the graph is computed in (``quantization["arithmetic"]``; float64 when absent)."""
+        return self.quantization.get("arithmetic", "float64")
+
+    def in_arithmetic(self, name: str) -> "DelayGraph":
+        """The same graph computed in arithmetic ``name`` (sharing its layers): for float64, the float graph."""
+        quantization = {k: v for k, v in self.quantization.items() if k != "arithmetic"}
+        if name != "float64":
+            quantization["arithmetic"] = name
+        return replace(self, quantization=quantization)
+
+    @property
     def encoding(self) -> str:
         """``graded`` when the input spec says so, else ``spikes`` (also for a version-1 file's free-form
         encoding such as "counts")."""
@@ -206,13 +218,14 @@ class DelayGraph:
         return 8 * batch * (outputs + n_steps * self.n_neurons + n_steps)
 
 
-def membrane_unit(layer: Layer) -> np.ndarray | None:
+def membrane_unit(layer: Layer, kinds: tuple[str, ...] = ("lif", "cubalif")) -> np.ndarray | None:
     """The scale (size,) in whose units a lif/cubalif layer's state is computed (module docstring).
 
-    That is the scale vector shared by every projection into the layer; None (real units) for li
-    and relay layers, a layer without projections, and one whose projections differ in scale.
+    That is the scale vector shared by every projection into the layer; None (real units) for other
+    kinds (li, relay; an integer arithmetic may name more ``kinds``), a layer without projections, and one
+    whose projections differ in scale.
     """
-    if layer.neuron not in ("lif", "cubalif") or not layer.projections:
+    if layer.neuron not in kinds or not layer.projections:
         return None
     unit = layer.projections[0].scale
     if any(not np.array_equal(p.scale, unit) for p in layer.projections[1:]) or not np.all(unit > 0):

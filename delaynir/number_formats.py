@@ -18,16 +18,21 @@ Thresholds and biases (per neuron j, with the weight scale s_j of the neuron's p
     IntegerState(n)   on the weight grid: x ↦ s_j · round(x / s_j) (round half to even), so that with
                       integer inputs the state is an integer multiple of s_j (delaynir.graph, "Units")
 
-Arithmetic: a graph is executed in the arithmetic named by ``graph.quantization["arithmetic"]``;
-without that key, float64 (``FLOAT64``): the neuron kinds' steps on float64 tensors, exact for the
-integer states above up to 2^53. Another arithmetic (a chip's fixed-point update) registers itself
-with ``register_arithmetic`` from its target's package; the core names no target.
+Arithmetic: a graph is executed in the arithmetic named by ``graph.quantization["arithmetic"]``
+(compile writes the profile's ``arithmetic`` there when it is not float64); without that key,
+float64 (``FLOAT64``): the neuron kinds' steps on float64 tensors, exact for the integer states above
+up to 2^53. Another arithmetic (a chip's fixed-point update, its own steps) registers itself with
+``register_arithmetic`` from its target package's ``arithmetic`` module (``targets/<name>/arithmetic.py``,
+found by ``_discover``); the core names no target.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
-from dataclasses import dataclass
+import pkgutil
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -180,13 +185,29 @@ def record_of(profile) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Arithmetic:
-    """How the reference simulator computes a neuron step: ``ops`` for ``neuron_kinds`` steps."""
+    """How the reference simulator computes a neuron step.
+
+    ``steps`` maps a neuron kind's name to the step that replaces the kind's own (same signature,
+    ``delaynir.neuron_kinds``), evaluated with ``ops``. ``state_per_unit``: the steps keep their state in
+    units of 1 / state_per_unit of the layer's current (the simulator divides reported membranes by it).
+    ``separate_bias``: the steps receive the input current without the bias and add p["bias"] themselves
+    (in the layer's units, like the threshold p["theta"]). ``unit_kinds``: the kinds computed in units
+    of their layer's weight scale (delaynir.graph.membrane_unit).
+    """
 
     name: str
-    ops: Any
+    ops: Any = TORCH
+    steps: dict[str, Callable] = field(default_factory=dict)
+    state_per_unit: float = 1.0
+    separate_bias: bool = False
+    unit_kinds: tuple[str, ...] = ("lif", "cubalif")
+
+    def step(self, kind):
+        """The step function this arithmetic computes ``kind`` (a NeuronKind) with."""
+        return self.steps.get(kind.name, kind.step)
 
 
-FLOAT64 = Arithmetic("float64", TORCH)
+FLOAT64 = Arithmetic("float64")
 _ARITHMETICS: dict[str, Callable[[], Arithmetic]] = {"float64": lambda: FLOAT64}
 
 
@@ -195,12 +216,28 @@ def register_arithmetic(name: str, factory: Callable[[], Arithmetic]) -> None:
     _ARITHMETICS[name] = factory
 
 
-def arithmetic_of(graph) -> Arithmetic:
-    """The arithmetic ``graph`` is executed in (its quantization record's "arithmetic", float64 by default)."""
-    name = graph.quantization.get("arithmetic", "float64")
+def _discover() -> None:
+    """Import every target package's ``arithmetic`` module (``delaynir.targets.<name>.arithmetic``), which
+    registers the arithmetics that target provides."""
+    import delaynir.targets
+
+    for info in pkgutil.iter_modules(delaynir.targets.__path__):
+        if info.ispkg and importlib.util.find_spec(f"delaynir.targets.{info.name}.arithmetic") is not None:
+            importlib.import_module(f"delaynir.targets.{info.name}.arithmetic")
+
+
+def arithmetic_named(name: str) -> Arithmetic:
+    """The registered arithmetic ``name`` (target packages are searched when it is not yet known)."""
+    if name not in _ARITHMETICS:
+        _discover()
     if name not in _ARITHMETICS:
         from delaynir.errors import GraphFormatError
 
-        raise GraphFormatError(f"the graph is computed in the {name!r} arithmetic, which no installed target "
-                               f"provides (known: {', '.join(sorted(_ARITHMETICS))}); install the target's package")
+        raise GraphFormatError(f"no installed target provides the arithmetic {name!r} (known: "
+                               f"{', '.join(sorted(_ARITHMETICS))}); install the target package that defines it")
     return _ARITHMETICS[name]()
+
+
+def arithmetic_of(graph) -> Arithmetic:
+    """The arithmetic ``graph`` is executed in (its quantization record's "arithmetic", float64 by default)."""
+    return arithmetic_named(graph.arithmetic)

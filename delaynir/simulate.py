@@ -11,10 +11,12 @@ graph's list order:
    I_L[t] = b_L + Σ_groups scale_g ⊙ Σ_{synapses (i → j, d, w) of the group} w · s_i[t − d],
    the groups being the distinct scale vectors of the projections into L. s is the network
    input or the output z of the source layer (zero before t = 0).
-2. The layer's neuron kind (delaynir.neuron_kinds, its step function evaluated with the graph's
-   arithmetic, delaynir.number_formats.arithmetic_of: float64 tensors unless the graph names another) turns the current into the state at t and the layer's output, each operation
-   rounded before the next in the order the step is written. A layer computed in units of s
-   reports its membrane as s · u. An li readout's output is its membrane; it feeds no layer.
+2. The layer's neuron kind (delaynir.neuron_kinds) turns the current into the state at t and
+   the layer's output: its step function in the graph's arithmetic (number_formats.arithmetic_of:
+   float64 tensors, each operation rounded before the next in the order the step is written,
+   unless the graph names another arithmetic, which may replace the step). A layer computed in
+   units of s reports its membrane as s · u. An li readout's output is its membrane; it feeds
+   no layer.
 
 Projections into L read sources that ran earlier in the same step (d ≥ 0) or at earlier
 steps (d ≥ 1 for a source that is L itself or later in the list).
@@ -102,13 +104,15 @@ class _Pull:
 class _Inputs:
     """A layer's input current I = b + Σ_g scale_g ⊙ Σ_{P in g} pull_P (Layer.scale_groups), channel-major.
 
-    With ``unit`` (graph.membrane_unit) it is I' = b / unit + Σ_P pull_P, in units of the scale.
+    With ``unit`` (graph.membrane_unit) it is I' = b / unit + Σ_P pull_P, in units of the scale; without
+    the bias when the arithmetic's steps add it themselves (``separate_bias``).
     """
 
-    def __init__(self, layer: Layer, pulls: list[_Pull], unit: np.ndarray | None = None):
-        self.bias = torch.from_numpy(layer.bias if unit is None else in_units(layer.bias, unit))
+    def __init__(self, layer: Layer, pulls: list[_Pull], arithmetic, unit: np.ndarray | None = None):
+        bias = layer.bias if unit is None else in_units(layer.bias, unit)
+        self.bias = torch.from_numpy(np.zeros_like(bias) if arithmetic.separate_bias else bias)
         self.groups = [(None if scale is None else torch.from_numpy(scale), [pulls[k] for k in members])
-                       for scale, members in layer.scale_groups()]
+                       for scale, members in layer.scale_groups(arithmetic.unit_kinds)]
 
     def current(self, T: int, B: int, t: int | None = None) -> torch.Tensor:
         """I as (n, T, B) for all steps, or (n, B) at step t."""
@@ -122,23 +126,28 @@ class _Inputs:
 
 
 class _Neurons:
-    """A layer's neuron state (n, B) and its update: the kind's step (delaynir.neuron_kinds) on float64 tensors."""
+    """A layer's neuron state (n, B) and its update: the kind's step (delaynir.neuron_kinds) in the graph's arithmetic."""
 
-    def __init__(self, layer: Layer, B: int, ops, unit: np.ndarray | None = None):
+    def __init__(self, layer: Layer, B: int, arithmetic, unit: np.ndarray | None = None):
         col = (-1, 1)
-        self.kind, self.ops = KINDS[layer.neuron], ops
+        self.kind, self.ops, self.per_unit = KINDS[layer.neuron], arithmetic.ops, arithmetic.state_per_unit
+        self.step_of = arithmetic.step(self.kind)
         theta = layer.threshold if unit is None else in_units(layer.threshold, unit)
         self.params = {"beta": torch.from_numpy(layer.beta).view(col), "theta": torch.from_numpy(theta).view(col),
                        "alpha": torch.from_numpy(layer.alpha).view(col) if layer.alpha is not None else None,
                        "hard": layer.reset == "hard"}
+        if arithmetic.separate_bias:
+            self.params["bias"] = torch.from_numpy(layer.bias if unit is None else in_units(layer.bias, unit)).view(col)
         self.state = self.kind.zero_state(torch.zeros(layer.size, B, dtype=torch.float64))
         self.silent = torch.zeros(layer.size, B, dtype=torch.float64)
 
     def step(self, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(s[t], v[t]) from I[t], both (n, B): what the layer emits (zeros for the li readout) and its membrane
         (the relayed current for a relay)."""
-        self.state, out = self.kind.step(self.ops, self.params, self.state, current)
-        return (out if self.kind.emits else self.silent), self.state.get("v", out)
+        self.state, out = self.step_of(self.ops, self.params, self.state, current)
+        v = self.state.get("v")
+        membrane = out if v is None else (v if self.per_unit == 1 else v / self.per_unit)
+        return (out if self.kind.emits else self.silent), membrane
 
 
 def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationResult:
@@ -157,13 +166,13 @@ def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationRe
     sizes = {INPUT: graph.n_inputs, **{layer.name: layer.size for layer in graph.layers}}
     pops = {name: _Population(sizes[name], T, B, pad[name]) for name in sources}
     pops[INPUT].grid.copy_(x.permute(2, 0, 1))
-    units = {layer.name: membrane_unit(layer) for layer in graph.layers}
+    arithmetic = arithmetic_of(graph)
+    units = {layer.name: membrane_unit(layer, arithmetic.unit_kinds) for layer in graph.layers}
     inputs_of = {layer.name: _Inputs(layer, [_Pull(p, pops[p.source], layer.size) for p in layer.projections],
-                                     units[layer.name])
+                                     arithmetic, units[layer.name])
                  for layer in graph.layers}
     membranes = {layer.name: torch.empty(layer.size, T, B, dtype=torch.float64) for layer in graph.layers}
-    ops = arithmetic_of(graph).ops
-    neurons = {layer.name: _Neurons(layer, B, ops, units[layer.name]) for layer in graph.layers}
+    neurons = {layer.name: _Neurons(layer, B, arithmetic, units[layer.name]) for layer in graph.layers}
     if graph.has_recurrence:
         for t in range(T):  # recurrent: every layer's step t before any layer's step t + 1
             for layer in graph.layers:

@@ -65,7 +65,7 @@ INF = math.inf
 class _Spec:
     """How one ``[limits]`` entry's ``value`` is checked, and its default when absent."""
 
-    kind: str  #: "int" | "bool" | "choice" | "list"
+    kind: str  #: "int" | "bool" | "choice" | "list" | "name"
     help: str
     required: bool = False
     minimum: int = 0
@@ -100,6 +100,8 @@ _SPECS: dict[str, _Spec] = {
                           "instead of spikes", default=False),
     "input_bits": _Spec("int", "bits of one graded input value (unsigned codes for non-negative input), or inf",
                         minimum=1, allow_inf=True, default=INF),
+    "arithmetic": _Spec("name", "the arithmetic a compiled graph is computed in: float64, or one a target package "
+                        "provides (delaynir.number_formats)", default="float64"),
     "neuron_types": _Spec("list", "neuron types the target runs", choices=NEURON_TYPES, default=NEURON_TYPES),
     "resets": _Spec("list", "reset modes the target runs", choices=RESETS, default=RESETS),
 }
@@ -221,6 +223,10 @@ class TargetProfile:
     @property
     def decay(self) -> str:
         return self.get("decay")
+
+    @property
+    def arithmetic(self) -> str:
+        return self.get("arithmetic")
 
     @property
     def max_decay_shift(self) -> int | float:
@@ -391,6 +397,10 @@ def _check_value(key: str, spec: _Spec, value: Any) -> str | None:
     if spec.kind == "choice":
         if value not in spec.choices:
             return f"{where} must be one of {', '.join(repr(c) for c in spec.choices)} (got {value!r})"
+        return None
+    if spec.kind == "name":
+        if not isinstance(value, str) or not value.strip():
+            return f"{where} must be a non-empty string (got {value!r})"
         return None
     if spec.kind == "list":
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):

@@ -38,10 +38,9 @@ def _runners(graph: DelayGraph, sims: list[str] | None, workdir: Path) -> dict[s
     for name in external(graph) if sims is None else [n for n in external() if n in sims]:
         executor = EXECUTORS[name]
         if not executor.applies(graph):
-            raise ConfigError(f"simulator {name!r} runs only graphs in the {', '.join(executor.arithmetics)} "
-                              f"arithmetic; this graph is computed in "
-                              f"{graph.quantization.get('arithmetic', 'float64')!r} (compiled for target "
-                              f"{graph.target!r}); leave {name!r} out of --sims")
+            raise ConfigError(f"simulator {name!r} runs only graphs in the {executor.arithmetic} arithmetic; this "
+                              f"graph is computed in {graph.arithmetic!r} (compiled for target {graph.target!r}); "
+                              f"leave {name!r} out of --sims")
         if executor.format not in files:
             files[executor.format] = executor.export(graph, workdir / executor.format.file)
         try:
@@ -101,6 +100,10 @@ def verify(graph: DelayGraph, loader, *, sims: list[str] | None = None, model=No
     """Compare every simulator in ``sims`` (None: every one that runs the graph and is installed; ``_runners``)
     and ``model`` (a DelaySNN, when given) with the reference.
 
+    A simulator computing in another arithmetic than the graph's (a float64 one on a graph in a chip's
+    fixed-point arithmetic) is compared with the reference simulation of the graph in its arithmetic
+    (``compared_with``); the reference accuracy and the trained model's comparison use the graph's own.
+
     ``loader`` yields x as the graph's input receives it (evaluate.graph_loader: codes of quantised graded
     input); the model gets the values they stand for (graph.decode_input)."""
     unknown = [s for s in sims or [] if s not in EXECUTORS]
@@ -114,16 +117,23 @@ def verify(graph: DelayGraph, loader, *, sims: list[str] | None = None, model=No
             tallies["trained"] = Tally(hidden)
         reference = Tally(hidden)
         offset = 0
+        expected = {name: EXECUTORS[name].expected_graph(graph) for name in runners}
         for x, y in tqdm(loader, desc="verify", unit="batch", disable=not progress):
             ref = simulate(graph, x, record=True)
             reference.add(ref, ref, y, offset)
+            others = {graph.arithmetic: ref}  # a float64 executor on a fixed-point graph: against the float graph
             for name, run in runners.items():
-                tallies[name].add(ref, run(x), y, offset)
+                want = expected[name]
+                if want.arithmetic not in others:
+                    others[want.arithmetic] = simulate(want, x, record=True)
+                tallies[name].add(others[want.arithmetic], run(x), y, offset)
             if model is not None:  # the trained model takes the values the input codes stand for
                 tallies["trained"].add(ref, _model_result(model, decode_input(graph, x).float(), hidden), y, offset)
             offset += len(y)
     report = {"n": reference.n, "reference_accuracy": reference.summary()["accuracy"],
-              "simulators": {name: t.summary() for name, t in tallies.items()}}
+              "simulators": {name: t.summary() for name, t in tallies.items()}, "arithmetic": graph.arithmetic}
+    for name in runners:
+        report["simulators"][name]["compared_with"] = expected[name].arithmetic
     return report
 
 

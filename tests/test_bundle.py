@@ -54,7 +54,7 @@ def test_manifest_hashes_versions_target_sizes_accuracy_verification(bundle):
         "norse": ("model.nir", "float graph"), "snntorch": ("model.nir", "float graph"),
         "onnxruntime": ("model.onnx", "target arithmetic")}
     assert m["semantics"]["test_vectors"] == "target arithmetic" and m["semantics"]["identical"]
-    assert "fixed-point" in m["semantics"]["target arithmetic"]
+    assert "float64" in m["semantics"]["target arithmetic"] and "float graph" in m["semantics"]["target arithmetic"]
     assert m["test_vectors"]["samples"] == 5 and m["test_vectors"]["source"].endswith("test.h5")
 
 

@@ -248,6 +248,10 @@ def test_a_bundle_of_a_random_model_for_every_target_passes_its_check(target, se
     assert report["ok"], report["problems"]
     assert {sim: r["status"] for sim, r in report["simulators"].items()} == dict.fromkeys(
         ("reference", "norse", "snntorch", "onnxruntime"), "exact")
+    fixed_point = graph.arithmetic != "float64"  # loihi2: vectors in its fixed-point arithmetic, NIR/ONNX float64
+    assert manifest["semantics"]["identical"] is not fixed_point
+    assert manifest["verification"]["onnxruntime"]["reproduces"] == ("float graph" if fixed_point
+                                                                     else "target arithmetic")
 
 
 def test_every_target_kind_of_graph_is_generated():

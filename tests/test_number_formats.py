@@ -68,7 +68,7 @@ def _one_neuron(quantization=None):
 
 def test_the_simulator_takes_its_arithmetic_from_the_graph():
     assert arithmetic_of(_one_neuron()) is FLOAT64
-    with pytest.raises(GraphFormatError, match="'nonesuch' arithmetic"):
+    with pytest.raises(GraphFormatError, match="arithmetic 'nonesuch'"):
         simulate(_one_neuron({"arithmetic": "nonesuch"}), torch.ones(3, 1, 1))
 
     class Doubling(type(TORCH)):  # an arithmetic whose every addition counts twice

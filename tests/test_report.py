@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from delaynir.cli import main
-from delaynir.report import write_report
 from delaynir.report_plots import PIXELS, clustering
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

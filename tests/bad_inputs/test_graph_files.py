@@ -6,7 +6,6 @@ import json
 import shutil
 
 import h5py
-import numpy as np
 import pytest
 from conftest import refused
 from test_graph_io import MALFORMED, raw_spec, write_raw
