@@ -9,7 +9,10 @@ bit-accurate CPU models of Loihi 2). The environment's python is ``$DELAYNIR_LAV
 ``~/.cache/delaynir/lava-env``).
 
 Time alignment (``delaynir.targets.loihi2.netx.layer_lags``): the T frames are followed by
-max lag zero frames; layer L's steps lag(L) … lag(L) + T − 1 are the DelayGraph's steps 0 … T − 1.
+max lag zero frames; layer L's steps lag(L) … lag(L) + T − 1 are the DelayGraph's steps 0 … T − 1,
+and each layer's bias acts from its lag on. Input: binary spikes as spikes; spike counts above 1 and
+graded codes as graded spikes (``input_message_bits``: the graph's input bits, else the width of the
+largest count), whose payload multiplies the weight.
 Units: Lava's v holds 2^6 per weight unit, so the reported membrane is v / 2^6 · s (s the layer's
 scale), the reference simulator's in the loihi2-fixed arithmetic; the output is the li readout's
 membrane (or the last layer's spikes).
@@ -70,13 +73,14 @@ class LavaModel:
         x = np.asarray(torch.as_tensor(inputs).to(torch.float64))
         if x.ndim != 3 or x.shape[2] != self.n_inputs:
             raise ShapeError(f"{self.path} takes inputs (T, B, {self.n_inputs}); got {x.shape}")
-        allowed = "integer codes" if self.input_message_bits else "spikes 0 or 1"
-        if not np.all(x == np.round(x)) or (not self.input_message_bits and not np.all((x == 0) | (x == 1))):
-            raise DataFormatError(f"{self.path} takes {allowed} as input (input_message_bits "
-                             f"{self.input_message_bits}); encode the input as the DelayGraph's input spec says")
+        if not np.all(x == np.round(x)) or (not self.input_message_bits and np.any(x < 0)):
+            raise DataFormatError(f"{self.path} takes {'integer codes' if self.input_message_bits else 'spike counts'} "
+                                  "as input; encode the input as the DelayGraph's input spec says")
         T, B, _ = x.shape
         padded = np.concatenate([x, np.zeros((self.max_lag, B, self.n_inputs))]).astype(np.int32)
-        traces = _run_lava(self.path, padded, self.input_message_bits, [la["lag"] for la in self.layers])
+        binary = np.all((x == 0) | (x == 1))  # else spike counts go as graded spikes (payload = count)
+        bits = self.input_message_bits or (0 if binary else int(np.abs(padded).max()).bit_length())
+        traces = _run_lava(self.path, padded, bits, [la["lag"] for la in self.layers])
         spikes, membranes = {}, {}
         for k, layer in enumerate(self.layers, start=1):
             window = slice(layer["lag"], layer["lag"] + T)

@@ -202,6 +202,17 @@ def test_verify_refuses_lava_for_a_float_graph():
         verify(graph, [], sims=["lava"])
 
 
+def test_cli_exports_netx(tmp_path, capsys):
+    from delaynir.cli import main
+    from delaynir.graph_io import save_graph
+
+    save_graph(small_chain(), tmp_path / "g.h5")
+    assert main(["export", str(tmp_path / "g.h5"), "--format", "netx", "-o", str(tmp_path / "m.netx.h5")]) == 0
+    assert "NETX" in capsys.readouterr().out
+    with h5py.File(tmp_path / "m.netx.h5") as f:
+        assert f["delaynir"].attrs["arithmetic"] == "loihi2-fixed" and f["layer/2/type"][0] == b"dense"
+
+
 def test_missing_lava_environment_says_how_to_build_it(tmp_path, monkeypatch):
     graph = small_chain()
     path = export_netx(graph, tmp_path / "m.h5")
@@ -356,11 +367,11 @@ def lava_graphs(draw):
         di = int(rng.integers(0, 4097)) if kind == "cubalif" else None
         name = "output" if kind == "li" else f"h{k}"
         layers.append(layer(name, n_out, kind, [dense(source, w, d, scale)], dv=dv, di=di,
-                            theta=int(rng.integers(0, 400)), bias=rng.integers(-20, 21, n_out), scale=scale))
+                            theta=int(rng.integers(0, 200)), bias=rng.integers(-20, 21, n_out), scale=scale))
         source = name
     graph = loihi2_graph(sizes[0], layers)
     steps = draw(st.integers(1, 80))
-    x = (rng.random((steps, draw(st.integers(1, 2)), sizes[0])) < rng.random()).astype(float)
+    x = (rng.random((steps, draw(st.integers(1, 2)), sizes[0])) < 0.1 + 0.8 * rng.random()).astype(float)
     return graph, x
 
 
@@ -375,3 +386,22 @@ def test_lava_equals_the_reference_simulator_on_random_graphs(tmp_path, case):
     except ExportError:  # the rare matrix that is all ≥ 0 with a weight 256, or all ≤ 0
         assume(False)
     assert_lava_is_reference(graph, x, tmp_path)
+
+
+@pytest.mark.lava
+def test_a_trained_model_bundled_for_loihi2_runs_in_lava_exactly(small_run, tmp_path):
+    """compile → bundle (exports model.netx.h5, Lava reproduces the test vectors) → bundle --check."""
+    import json
+
+    from delaynir.bundle import check_bundle
+    from delaynir.cli import main
+
+    need_lava()
+    out = tmp_path / "bundle"
+    assert main(["-q", "bundle", str(small_run), "--target", "loihi2", "--out", str(out), "--samples", "4"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "model.netx.h5" in manifest["files"]
+    lava = manifest["verification"]["lava"]
+    assert lava["status"] == "exact" and lava["reproduces"] == executors.TARGET_ARITHMETIC
+    report = check_bundle(out)
+    assert report["ok"] and report["simulators"]["lava"]["status"] == "exact", report["problems"]
