@@ -579,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_simulate)
 
-    x = sub.add_parser("export", help="export a DelayGraph file as NIR or ONNX")
+    x = sub.add_parser("export", help=f"export a DelayGraph file as {', '.join(executors.export_formats())}")
     x.add_argument("file", help="DelayGraph .h5 (from `delaynir compile`)")
     x.add_argument("--format", required=True, choices=list(executors.export_formats()))
     x.add_argument("-o", "--out", required=True)

@@ -346,6 +346,21 @@ def test_lava_runs_a_small_chain_like_the_reference_simulator(tmp_path):
     assert torch.equal(result.predictions, predictions_of(result.output, readout=True))
 
 
+@pytest.mark.lava
+def test_lava_takes_graded_codes_and_spike_counts(tmp_path):
+    """Graded input codes (negative too) and spike counts above 1 reach the first layer as payload · weight."""
+    need_lava()
+    rng = np.random.default_rng(3)
+    graph = small_chain(dv=50, theta=40)
+    graph.input = {"encoding": "graded", "bits": 8, "input_scale": 0.1, "code_range": [-128, 127],
+                   "value_range": [-12.8, 12.7]}
+    with h5py.File(export_netx(graph, tmp_path / "graded.h5")) as f:
+        assert f["delaynir"].attrs["input_message_bits"] == 8
+    assert_lava_is_reference(graph, rng.integers(-128, 128, (30, 2, 3)).astype(float), tmp_path)
+    graph.input = {}
+    assert_lava_is_reference(graph, rng.integers(0, 4, (30, 2, 3)).astype(float), tmp_path)
+
+
 @st.composite
 def lava_graphs(draw):
     """Chains of 1–2 lif/cubalif layers and an li readout within Loihi 2's limits, and their input."""
