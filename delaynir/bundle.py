@@ -38,8 +38,8 @@ import torch
 
 from delaynir import __version__
 from delaynir.errors import ConfigError, DelayNIRError, ExportError, VerificationError
-from delaynir.executors import (DELAYGRAPH, EXECUTORS, FLOAT_GRAPH, REFERENCE, TARGET_ARITHMETIC, external, formats,
-                                names)
+from delaynir.executors import (DELAYGRAPH, EXECUTORS, FLOAT_GRAPH, REFERENCE, TARGET_ARITHMETIC, ExecutorUnavailable,
+                                external, formats, names)
 from delaynir.h5 import reading_hdf5
 from delaynir.inputs import read_text
 from delaynir.runs import atomic_dir
@@ -48,13 +48,17 @@ from delaynir.simulate import SimulationResult, simulate
 log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT_VERSION = 1
+UNAVAILABLE = "unavailable"  #: a simulator's status when its library or environment is not installed here
 GRAPH, VECTORS, MANIFEST, README = DELAYGRAPH.file, "test_vectors.h5", "manifest.json", "README.md"
 LIBRARIES = ("torch", "numpy", "h5py", "nir", "nirtorch", "norse", "snntorch", "onnx", "onnxruntime")
-DESCRIPTIONS = {  #: every file of the bundle: one per format the executors run, the vectors, this README
-    **{fmt.file: fmt.description for fmt in formats()},
-    VECTORS: "test inputs and the reference simulator's expected spikes, membranes and predictions",
-    README: "this bundle explained for the receiving team",
-}
+
+
+def descriptions(graph) -> dict[str, str]:
+    """Every file of ``graph``'s bundle and what it is: one per format the executors that run it read, the
+    vectors, the README."""
+    return {**{fmt.file: fmt.description for fmt in formats(graph)},
+            VECTORS: "test inputs and the reference simulator's expected spikes, membranes and predictions",
+            README: "this bundle explained for the receiving team"}
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -239,14 +243,14 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
     for sim in tqdm(external(graph), desc="verify", unit="sim", disable=not progress):
         found: list[str] = []
         record = _replay(tmp, sim, x, _expected(graph, sim, x, expected), found)
-        different = record["status"] != "exact"
+        different = record["status"] not in ("exact", UNAVAILABLE)
         record.update(file=EXECUTORS[sim].format.file, reproduces=EXECUTORS[sim].reproduces_for(graph),
                       allowed_mismatch=different and sim in allowed)
         if different and sim not in allowed:
             problems += found
         verification[sim] = record
     if problems:
-        named = ",".join(s for s, r in verification.items() if r["status"] != "exact" and s not in allowed)
+        named = ",".join(s for s, r in verification.items() if r["status"] not in ("exact", UNAVAILABLE) and s not in allowed)
         raise VerificationError(
             f"bundle NOT written to {out}: {len(problems)} simulator{'s' if len(problems) > 1 else ''} "
             "do not reproduce the test vectors exactly:\n  - " + "\n  - ".join(problems)
@@ -272,10 +276,11 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
         "semantics": semantics(graph),
         "verification": verification,
     }
-    (tmp / README).write_text(bundle_readme(manifest))
+    files = descriptions(graph)
+    (tmp / README).write_text(bundle_readme(manifest, files))
     manifest["files"] = {name: {"sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size,
                                 "description": description}
-                         for name, description in DESCRIPTIONS.items()}
+                         for name, description in files.items()}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return manifest
 
@@ -303,19 +308,21 @@ def _input_text(spec: dict[str, Any]) -> str:
     return (f"graded input as {spec['bits']}-bit integer codes q in [{lo}, {hi}] per channel and step; a code stands "
             f"for the value q · {spec['input_scale']!r} (input_scale), which the first layer's weights already include")
 
-def bundle_readme(manifest: dict[str, Any]) -> str:
-    """The bundle's README.md for the receiving team; the equations are graph.py's and simulate.py's docstrings."""
+def bundle_readme(manifest: dict[str, Any], files: dict[str, str]) -> str:
+    """The bundle's README.md for the receiving team, listing ``files`` (``descriptions``); the equations are
+    graph.py's and simulate.py's docstrings."""
     s, tv, acc = manifest["sizes"], manifest["test_vectors"], manifest["accuracy"]
     layers = "\n".join(f"| {la['name']} | {la['neuron']} | {la['size']} | {la['synapses']} | {la['reset']} |"
                        for la in s["layers"])
-    files = "\n".join(f"- `{name}`: {text}" for name, text in DESCRIPTIONS.items()) + \
+    files = "\n".join(f"- `{name}`: {text}" for name, text in files.items()) + \
         f"\n- `{MANIFEST}`: SHA-256 of every other file, library versions, target profile, sizes, accuracies, " \
         "verification results"
     verification = "\n".join(
         f"| {name} | `{r.get('file', '')}` | {r.get('reproduces', '')} | "
-        + ("exact" if r.get("status") == "exact" else "**does not reproduce** (written with --allow-mismatch)")
-        + f" | {r['prediction_agreement']:.2%} | "
-        + ", ".join(f"{k} {v:.2%}" for k, v in r["spike_agreement"].items()) + " |"
+        + (("exact" if r.get("status") == "exact" else "**does not reproduce** (written with --allow-mismatch)")
+           + f" | {r['prediction_agreement']:.2%} | "
+           + ", ".join(f"{k} {v:.2%}" for k, v in r["spike_agreement"].items()) + " |"
+           if r.get("status") != UNAVAILABLE else "not run: not installed where the bundle was written | | |")
         for name, r in manifest["verification"].items())
     accuracy = (f" Validation accuracy: trained {acc['trained_accuracy']:.4f}, compiled\n"
                 f"{acc['compiled_accuracy']:.4f} ({acc['n']} samples).") if acc else ""
@@ -400,11 +407,13 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
     """Re-verify a bundle from its files alone; returns {"bundle", "ok", "problems", "notes", "files", "simulators"}.
 
     Checked: every file of the manifest exists with its SHA-256, and the DelayGraph in the
-    reference simulator, the NIR file in norse and snnTorch, the ONNX file in ONNX Runtime (and, for a
-    loihi2-fixed graph, the netx file in Lava: the executors that run the graph) reproduce the test vectors exactly (every spike of every layer, every prediction), each in
-    the semantics the manifest says it reproduces. A simulator the manifest marks as not
-    reproducing (written with ``--allow-mismatch``) is still run; that it differs is a note, not a
-    problem. A directory that is not a bundle raises ExportError (``read_manifest``).
+    reference simulator, the NIR file in norse and snnTorch, the ONNX file in ONNX Runtime and, for a
+    loihi2-fixed graph, the netx file in Lava (the executors that run the graph) reproduce the test
+    vectors exactly (every spike of every layer, every prediction), each in the semantics the manifest
+    says it reproduces. A simulator the manifest marks as not reproducing (written with
+    ``--allow-mismatch``) is still run; that it differs is a note, not a problem; so is one whose library
+    or environment is not installed here (Lava's). A directory that is not a bundle raises ExportError
+    (``read_manifest``).
     """
     from tqdm.auto import tqdm
 
@@ -450,6 +459,8 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
                         notes.append(f"{sim}: reproduces the test vectors exactly, although {MANIFEST} marks it as "
                                      "not reproducing")
                     problems += found
+                if result["status"] == UNAVAILABLE:
+                    notes.append(f"{sim}: not run, not installed here ({result['error']})")
                 report["simulators"][sim] = result
     report["ok"] = not problems
     return report
@@ -522,6 +533,9 @@ def _replay(path: Path, sim: str, x: torch.Tensor, expected: SimulationResult, p
         return {"status": "not run"}
     try:
         result = _run(path, sim, x)
+    except ExecutorUnavailable as exc:  # its library or environment is not installed here: said, not a failure
+        log.warning("%s not run: %s", sim, exc)
+        return {"status": UNAVAILABLE, "error": str(exc)}
     except DelayNIRError as exc:
         problems.append(f"{sim}: {file} cannot be run ({exc})")
         return {"status": "error", "error": str(exc)}

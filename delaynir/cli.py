@@ -369,6 +369,9 @@ def cmd_bundle(args) -> int:
           f"{s['synapses']} synapses, max delay {s['max_delay']} steps; validation accuracy trained "
           f"{acc['trained_accuracy']:.4f}, compiled {acc['compiled_accuracy']:.4f}")
     for name, r in manifest["verification"].items():
+        if r["status"] == "unavailable":
+            print(f"  {name:<12} not run: {r['error']}")
+            continue
         spikes = ", ".join(f"{k} {v:.2%}" for k, v in r["spike_agreement"].items())
         status = "reproduces the test vectors exactly" if r["status"] == "exact" else \
             "does NOT reproduce the test vectors (allowed: --allow-mismatch)"

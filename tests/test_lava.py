@@ -221,6 +221,19 @@ def test_missing_lava_environment_says_how_to_build_it(tmp_path, monkeypatch):
         EXECUTORS["lava"].load(path)
 
 
+def test_a_loihi2_bundle_without_lava_is_written_with_lava_unavailable(tmp_path, monkeypatch):
+    from delaynir.bundle import check_bundle, write_graph_bundle
+
+    monkeypatch.setenv("DELAYNIR_LAVA_PYTHON", str(tmp_path / "nowhere" / "python"))
+    x = (np.random.default_rng(0).random((20, 2, 3)) < 0.5).astype(float)
+    manifest = write_graph_bundle(small_chain(theta=3, dv=100), tmp_path / "b", x)
+    assert "model.netx.h5" in manifest["files"] and manifest["verification"]["lava"]["status"] == "unavailable"
+    assert {r["status"] for s, r in manifest["verification"].items() if s != "lava"} == {"exact"}
+    assert "model.netx.h5" in (tmp_path / "b" / "README.md").read_text()
+    report = check_bundle(tmp_path / "b")
+    assert report["ok"] and any(n.startswith("lava: not run, not installed here") for n in report["notes"])
+
+
 # --------------------------------------------------------------------------------------- the Lava runs
 
 
