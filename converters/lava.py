@@ -37,7 +37,8 @@ from delaynir.h5 import reading_hdf5
 from delaynir.neuron_kinds import predictions_of
 from delaynir.simulate import SimulationResult
 from delaynir.targets import loihi2
-from delaynir.targets.loihi2.netx import DOC, FORMAT_VERSION, READOUT_VTH, STATE_SHIFT
+from delaynir.targets.loihi2.arithmetic import STATE_SHIFT
+from delaynir.targets.loihi2.netx import DOC, FORMAT_VERSION, READOUT_VTH
 
 log = logging.getLogger(__name__)
 

@@ -45,14 +45,13 @@ import numpy as np
 from delaynir.errors import ExportError
 from delaynir.graph import INPUT, DelayGraph, Layer, in_units
 from delaynir.runs import atomic_path, check_output
+from delaynir.targets.loihi2.arithmetic import DECAY_ONE
+from delaynir.targets.loihi2.arithmetic import NAME as ARITHMETIC  # the graph arithmetic a netx file reproduces
 
 log = logging.getLogger(__name__)
 
-ARITHMETIC = "loihi2-fixed"  #: the graph arithmetic a netx file reproduces
 FORMAT_VERSION = 1  #: of the ``delaynir`` group
 MAX_DELAY = 62  #: netx clamps per-synapse delays to 0 … 62 (LAVA_NOTES (e))
-DECAY_ONE = 4096  #: decays are 12-bit: x · (4096 − δ) / 4096
-STATE_SHIFT = 6  #: Lava's state holds 2^6 per weight unit
 READOUT_VTH = 2**17 - 1  #: the li readout's vThMant: the largest 17-bit threshold mantissa
 DOC = "docs/netx-format.md"
 
@@ -87,7 +86,7 @@ def lava_weights(weight: np.ndarray) -> tuple[np.ndarray | None, int, str | None
     truncates 8 − num_weight_bits + [mixed] low bits of the magnitude; the synapse sums the stored
     weights and shifts the sum right by k (floor). The result is w exactly iff the stored weights are
     w · 2^k with k ≥ 0; ``problem`` says why not, else None. ``stored`` is None where netx clips the
-    matrix or shifts it by a negative amount (Lava's weights are then not modelled).
+    matrix or either shifts by a negative amount (Lava's weights are then not modelled).
     """
     w = np.asarray(weight, dtype=np.int64)
     hi, lo = int(w.max()), int(w.min())
@@ -108,11 +107,14 @@ def lava_weights(weight: np.ndarray) -> tuple[np.ndarray | None, int, str | None
     sign = -1 if stored.max() <= 0 < -stored.min() else 1
     magnitude = np.clip(sign * stored, -256 * lava_mixed, 255)
     cut = 8 - bits + lava_mixed
+    zero_mixup = "every weight is ≤ 0 and one is 0 (netx takes it for mixed signs, Lava for inhibitory)"
+    if cut < 0:  # Lava truncates by a negative number of bits (as undefined in numpy as in C)
+        return None, -k, zero_mixup
     stored_lava = sign * ((magnitude >> cut) << cut)
     if np.array_equal(stored_lava, stored):
         return stored, -k, None
     if hi == 0:
-        why = "every weight is ≤ 0 and one is 0 (netx takes it for mixed signs, Lava for inhibitory)"
+        why = zero_mixup
     elif hi < 0 and lo == -(1 << (8 - k)):
         why = f"inhibitory-only weights whose minimum {lo} is a power of two (Lava clips it to {lo + 1})"
     else:
