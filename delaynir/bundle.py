@@ -49,7 +49,10 @@ log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT_VERSION = 1
 UNAVAILABLE = "unavailable"  #: a simulator's status when its library or environment is not installed here
+NOT_EXPORTED = "not exported"  #: a simulator's status when its file's writer refused the graph (FileFormat.partial)
 GRAPH, VECTORS, MANIFEST, README = DELAYGRAPH.file, "test_vectors.h5", "manifest.json", "README.md"
+NOT_RUN = {UNAVAILABLE: "not run: not installed where the bundle was written",  #: statuses that are no failure
+           NOT_EXPORTED: f"not run: its file cannot carry this graph ({MANIFEST} says why)"}
 LIBRARIES = ("torch", "numpy", "h5py", "nir", "nirtorch", "norse", "snntorch", "onnx", "onnxruntime")
 
 
@@ -231,9 +234,16 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
     """
     from tqdm.auto import tqdm
 
+    left_out: dict[str, str] = {}  # file -> why its writer refused the graph (FileFormat.partial)
     for fmt in formats(graph):  # the DelayGraph first (write_bundle compiled it into tmp already)
         if not (tmp / fmt.file).exists():
-            fmt.write(graph, tmp / fmt.file)
+            try:
+                fmt.write(graph, tmp / fmt.file)
+            except ExportError as exc:
+                if not fmt.partial:
+                    raise
+                log.warning("%s left out of the bundle: %s", fmt.file, exc)
+                left_out[fmt.file] = str(exc)
     expected = simulate(graph, x, record=True)
     write_test_vectors(tmp / VECTORS, x, y, expected, source=source,
                        spiking=[la.name for la in graph.layers if la.neuron != "li"])
@@ -241,16 +251,22 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
     problems: list[str] = []
     verification: dict[str, Any] = {}
     for sim in tqdm(external(graph), desc="verify", unit="sim", disable=not progress):
+        file = EXECUTORS[sim].format.file
+        if file in left_out:
+            verification[sim] = {"status": NOT_EXPORTED, "error": left_out[file], "file": file,
+                                 "reproduces": EXECUTORS[sim].reproduces_for(graph), "allowed_mismatch": False}
+            continue
         found: list[str] = []
         record = _replay(tmp, sim, x, _expected(graph, sim, x, expected), found)
-        different = record["status"] not in ("exact", UNAVAILABLE)
+        different = record["status"] not in ("exact", *NOT_RUN)
         record.update(file=EXECUTORS[sim].format.file, reproduces=EXECUTORS[sim].reproduces_for(graph),
                       allowed_mismatch=different and sim in allowed)
         if different and sim not in allowed:
             problems += found
         verification[sim] = record
     if problems:
-        named = ",".join(s for s, r in verification.items() if r["status"] not in ("exact", UNAVAILABLE) and s not in allowed)
+        named = ",".join(s for s, r in verification.items()
+                         if r["status"] not in ("exact", *NOT_RUN) and s not in allowed)
         raise VerificationError(
             f"bundle NOT written to {out}: {len(problems)} simulator{'s' if len(problems) > 1 else ''} "
             "do not reproduce the test vectors exactly:\n  - " + "\n  - ".join(problems)
@@ -276,7 +292,7 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
         "semantics": semantics(graph),
         "verification": verification,
     }
-    files = descriptions(graph)
+    files = {name: text for name, text in descriptions(graph).items() if name not in left_out}
     (tmp / README).write_text(bundle_readme(manifest, files))
     manifest["files"] = {name: {"sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size,
                                 "description": description}
@@ -322,7 +338,7 @@ def bundle_readme(manifest: dict[str, Any], files: dict[str, str]) -> str:
         + (("exact" if r.get("status") == "exact" else "**does not reproduce** (written with --allow-mismatch)")
            + f" | {r['prediction_agreement']:.2%} | "
            + ", ".join(f"{k} {v:.2%}" for k, v in r["spike_agreement"].items()) + " |"
-           if r.get("status") != UNAVAILABLE else "not run: not installed where the bundle was written | | |")
+           if r.get("status") not in NOT_RUN else f"{NOT_RUN[r['status']]} | | |")
         for name, r in manifest["verification"].items())
     accuracy = (f" Validation accuracy: trained {acc['trained_accuracy']:.4f}, compiled\n"
                 f"{acc['compiled_accuracy']:.4f} ({acc['n']} samples).") if acc else ""
@@ -448,6 +464,10 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
             for sim in tqdm(applying, desc="check", unit="sim", disable=not progress):
                 entry = recorded.get(sim) if isinstance(recorded.get(sim), dict) else {}
                 reproduces = entry.get("reproduces", EXECUTORS[sim].reproduces)
+                if entry.get("status") == NOT_EXPORTED and EXECUTORS[sim].format.file not in files:
+                    notes.append(f"{sim}: not run, its file was left out of the bundle ({entry.get('error')})")
+                    report["simulators"][sim] = {"status": NOT_EXPORTED, "reproduces": reproduces}
+                    continue
                 found: list[str] = []
                 result = _replay(path, sim, x, expected if graph is None else _expected(graph, sim, x, expected), found)
                 result["reproduces"] = reproduces

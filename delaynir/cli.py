@@ -369,7 +369,7 @@ def cmd_bundle(args) -> int:
           f"{s['synapses']} synapses, max delay {s['max_delay']} steps; validation accuracy trained "
           f"{acc['trained_accuracy']:.4f}, compiled {acc['compiled_accuracy']:.4f}")
     for name, r in manifest["verification"].items():
-        if r["status"] == "unavailable":
+        if r["status"] in ("unavailable", "not exported"):
             print(f"  {name:<12} not run: {r['error']}")
             continue
         spikes = ", ".join(f"{k} {v:.2%}" for k, v in r["spike_agreement"].items())

@@ -45,12 +45,16 @@ class FileFormat:
     """A file an executor runs: its name, its file name in a bundle, its writer, a one-line description.
 
     ``writer`` is "module:function" with function(graph, path) -> Path (atomic, refusing to overwrite).
+    ``partial``: the writer refuses some graphs its executors apply to by design (ExportError saying why:
+    the netx writer, for what netx cannot carry exactly); a bundle then leaves the file out and says why,
+    and a default verification leaves its executors out with a warning.
     """
 
     name: str
     file: str
     writer: str
     description: str
+    partial: bool = False
 
     def write(self, graph, path: str | Path, *, overwrite: bool = False) -> Path:
         """Export ``graph`` to ``path`` in this format; return the path."""
@@ -117,7 +121,8 @@ NIR = FileFormat("NIR", "model.nir", "delaynir.nir_io:export_nir",
 ONNX = FileFormat("ONNX", "model.onnx", "delaynir.converters.onnx_export:export_onnx",
                   "the same graph as a per-step ONNX model with explicit state (docs/onnx-format.md)")
 NETX = FileFormat("netx", "model.netx.h5", "delaynir.targets.loihi2.netx:export_netx",
-                  "the same graph as a lava-dl netx HDF5 network for Intel Lava / Loihi 2 (docs/netx-format.md)")
+                  "the same graph as a lava-dl netx HDF5 network for Intel Lava / Loihi 2 (docs/netx-format.md)",
+                  partial=True)
 
 #: Every executor by name, the reference simulator first.
 EXECUTORS: dict[str, Executor] = {e.name: e for e in (

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from delaynir.errors import ConfigError
+from delaynir.errors import ConfigError, ExportError
 from delaynir.executors import EXECUTORS, ExecutorUnavailable, FileFormat, external, names
 from delaynir.graph import DelayGraph, decode_input
 from delaynir.simulate import SimulationResult, simulate
@@ -32,7 +32,8 @@ def _runners(graph: DelayGraph, sims: list[str] | None, workdir: Path) -> dict[s
     """Simulator name -> function(x) -> SimulationResult, each running its exported file (one file per format).
 
     ``sims`` None: every executor that runs ``graph`` (``external(graph)``), leaving out, with a warning, one
-    whose library is not installed here; a named one that cannot run the graph is an error."""
+    whose library is not installed here or whose file cannot carry the graph (``FileFormat.partial``); a named
+    one that cannot run the graph is an error."""
     runners: dict[str, Callable] = {}
     files: dict[FileFormat, Path] = {}
     for name in external(graph) if sims is None else [n for n in external() if n in sims]:
@@ -41,12 +42,12 @@ def _runners(graph: DelayGraph, sims: list[str] | None, workdir: Path) -> dict[s
             raise ConfigError(f"simulator {name!r} runs only graphs in the {executor.arithmetic} arithmetic; this "
                               f"graph is computed in {graph.arithmetic!r} (compiled for target {graph.target!r}); "
                               f"leave {name!r} out of --sims")
-        if executor.format not in files:
-            files[executor.format] = executor.export(graph, workdir / executor.format.file)
         try:
+            if executor.format not in files:
+                files[executor.format] = executor.export(graph, workdir / executor.format.file)
             runners[name] = executor.load(files[executor.format]).run
-        except ExecutorUnavailable as exc:
-            if sims is not None:
+        except (ExecutorUnavailable, ExportError) as exc:
+            if sims is not None or (isinstance(exc, ExportError) and not executor.format.partial):
                 raise
             log.warning("not verified in %s: %s", name, exc)
     return runners

@@ -243,12 +243,16 @@ def test_a_bundle_of_a_random_model_for_every_target_passes_its_check(target, se
                    for la in graph.layers if la.neuron in ("lif", "cubalif")) > 0
     out = tmp_path_factory.mktemp("bundle") / target
     manifest = write_graph_bundle(graph, out, x)  # raises VerificationError if a simulator differs anywhere
-    assert all(r["status"] == "exact" for r in manifest["verification"].values())
+    fixed_point = graph.arithmetic != "float64"  # loihi2: vectors in its fixed-point arithmetic, NIR/ONNX float64
+    # Lava (loihi2): exact, or its netx file cannot carry the graph, or its environment is not built here
+    lava = {"exact", "not exported", "unavailable"} if fixed_point else {None}
+    assert manifest["verification"].get("lava", {}).get("status") in lava
+    assert all(r["status"] == "exact" for sim, r in manifest["verification"].items() if sim != "lava")
     report = check_bundle(out)
     assert report["ok"], report["problems"]
-    assert {sim: r["status"] for sim, r in report["simulators"].items()} == dict.fromkeys(
-        ("reference", "norse", "snntorch", "onnxruntime"), "exact")
-    fixed_point = graph.arithmetic != "float64"  # loihi2: vectors in its fixed-point arithmetic, NIR/ONNX float64
+    statuses = {sim: r["status"] for sim, r in report["simulators"].items()}
+    assert statuses.pop("lava", None) in lava
+    assert statuses == dict.fromkeys(("reference", "norse", "snntorch", "onnxruntime"), "exact")
     assert manifest["semantics"]["identical"] is not fixed_point
     assert manifest["verification"]["onnxruntime"]["reproduces"] == ("float graph" if fixed_point
                                                                      else "target arithmetic")

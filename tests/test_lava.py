@@ -234,6 +234,24 @@ def test_a_loihi2_bundle_without_lava_is_written_with_lava_unavailable(tmp_path,
     assert report["ok"] and any(n.startswith("lava: not run, not installed here") for n in report["notes"])
 
 
+def test_a_loihi2_graph_netx_cannot_carry_is_bundled_without_the_netx_file(tmp_path):
+    from delaynir.bundle import check_bundle, write_graph_bundle
+    from delaynir.verify import verify
+
+    graph = small_chain(theta=3, dv=100)
+    graph.layers[0].threshold[0] = 4.0  # per-neuron thresholds: one vThMant per netx layer
+    x = (np.random.default_rng(0).random((20, 2, 3)) < 0.5).astype(float)
+    manifest = write_graph_bundle(graph, tmp_path / "b", x)
+    lava = manifest["verification"]["lava"]
+    assert lava["status"] == "not exported" and "thresholds [3, 4]" in lava["error"]
+    assert "model.netx.h5" not in manifest["files"] and not (tmp_path / "b" / "model.netx.h5").exists()
+    report = check_bundle(tmp_path / "b")
+    assert report["ok"] and any(n.startswith("lava: not run, its file was left out") for n in report["notes"])
+    assert "lava" not in verify(graph, [(torch.from_numpy(x), torch.zeros(2, dtype=torch.int64))])["simulators"]
+    with pytest.raises(ExportError, match="thresholds"):
+        verify(graph, [], sims=["lava"])
+
+
 # --------------------------------------------------------------------------------------- the Lava runs
 
 
