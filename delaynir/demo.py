@@ -6,6 +6,9 @@ accuracy in the reference simulator is reported next to the trained model's, exp
 NIR and ONNX, and verify on the test set that norse and snnTorch (running the NIR file) and
 ONNX Runtime (running the ONNX file) reproduce the reference simulator; finally write the
 hand-off bundle (delaynir.bundle) and the visual report of the learned run (delaynir.report).
+The learned-delay model is also compiled for Loihi 2 (``DEMO_CHIP``), whose reference simulation is
+the chip's fixed-point arithmetic; its test accuracy is reported against the trained model's, and the
+float executors against the same graph in float64.
 Where espeak-ng is installed, it also generates a small spoken-digit set (``delaynir data
 speech``: five speakers, one of them only in the test file) and trains the learned-delay model
 on it, reporting test accuracy overall and on the unseen speaker; then turns the same recordings
@@ -60,6 +63,10 @@ DEMO_RUNS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The chip whose fixed-point arithmetic the demo compiles the learned model for (targets/loihi2).
+DEMO_CHIP = "loihi2"
+
+
 #: The demo's spoken digits: speakers 0-3 for training (one held out for validation), speaker 4 only in
 #: the test file, 4 trials per speaker and digit (400 utterances, seconds to generate).
 DEMO_SPEECH = SpeechConfig(speakers=(0, 1, 2, 3, 4), test_speakers=(4,), trials=4)
@@ -112,6 +119,8 @@ def run_demo(out: str | Path, *, device: str = "auto", epochs: int | None = None
                            "synapses": report["synapses"], "max_delay": report["max_delay"],
                            "validation": report["validation"],
                            "test_accuracy": results["verification"]["reference_accuracy"]}
+    results["chip"] = _chip_leg(out / "runs" / "learned", out, test_path, results["runs"]["learned"]["test_accuracy"],
+                                progress)
     manifest = write_bundle(out / "runs" / "learned", target, out / "bundle", data=test_path, progress=progress)
     results["bundle"] = {"out": manifest["out"], "files": sorted(manifest["files"]) + ["manifest.json"],
                          "verification": manifest["verification"]}
@@ -119,6 +128,19 @@ def run_demo(out: str | Path, *, device: str = "auto", epochs: int | None = None
     results["report"] = {"html": page["html"], "test_accuracy": page["test_accuracy"],
                          "clustering": page["clustering"], "hardware_fit": page["hardware_fit"]}
     return results
+
+
+def _chip_leg(run_dir: Path, out: Path, test_path: Path, trained_accuracy: float, progress: bool) -> dict[str, Any]:
+    """``run_dir`` compiled for DEMO_CHIP into ``out``: test accuracy in the chip's arithmetic vs the trained model's
+    (``trained_accuracy``), and the float executors verified against the same graph in float64."""
+    graph_path = out / f"{run_dir.name}.{DEMO_CHIP}.delaygraph.h5"
+    report = compile_run(run_dir, DEMO_CHIP, graph_path)
+    verification = verify_path(graph_path, test_path, sims=list(external()), progress=progress)
+    accuracy = verification["reference_accuracy"]
+    return {"target": DEMO_CHIP, "graph": str(graph_path), "arithmetic": verification["arithmetic"],
+            "validation": report["validation"], "test_accuracy": accuracy,
+            "trained_test_accuracy": trained_accuracy, "cost_pp": 100 * (trained_accuracy - accuracy),
+            "verification": verification}
 
 
 def _speech_run(out: Path, settings: dict[str, Any], progress: bool) -> dict[str, Any]:

@@ -138,3 +138,17 @@ def test_the_fit_check_lists_what_lava_processes_cannot_hold():
     graph.layers = [h]
     assert not [v for v in check_fit(graph, load_target("loihi2")) if v.limit in ("beta", "threshold_bits",
                                                                                  "state_bits", "arithmetic")]
+
+
+def test_the_demos_chip_leg_reports_fixed_point_accuracy_against_the_trained_model(small_run, tmp_path):
+    from delaynir import demo
+    from delaynir.evaluate import evaluate_run
+
+    test = small_run.parent / "data" / "test.h5"
+    trained = evaluate_run(small_run, test, device="cpu")["accuracy"]
+    leg = demo._chip_leg(small_run, tmp_path, test, trained, progress=False)
+    assert leg["arithmetic"] == "loihi2-fixed" and (tmp_path / "run.loihi2.delaygraph.h5").is_file()
+    assert leg["cost_pp"] == pytest.approx(100 * (trained - leg["test_accuracy"]))
+    for name, sim in leg["verification"]["simulators"].items():  # float64 executors: against the float graph
+        assert sim["compared_with"] == "float64", name
+        assert sim["prediction_agreement"] == 1.0 and set(sim["spike_agreement"].values()) == {1.0}
