@@ -67,6 +67,13 @@ def demo_table(device: str) -> str:
               f"{v['trained_accuracy']:.3f} trained → {v['compiled_accuracy']:.3f} compiled (same prediction on "
               f"{v['prediction_agreement']:.1%} of samples; identical spikes: {spikes}); test accuracy of the "
               f"compiled graph {c['test_accuracy']:.3f}."]
+    chip = result["chip"]
+    float_exact = worst_agreement(chip["verification"]) == 1.0
+    lines += ["", f"Compiled for `{chip['target']}` and run in the chip's fixed-point arithmetic (`{chip['arithmetic']}`, "
+              f"targets/loihi2/arithmetic.py): test accuracy {chip['test_accuracy']:.3f} against "
+              f"{chip['trained_test_accuracy']:.3f} for the trained model ({-chip['cost_pp']:+.2f} pp); the NIR and ONNX "
+              f"files compute the same graph in float64, and norse, snnTorch and ONNX Runtime "
+              f"{'reproduce it exactly' if float_exact else 'DIFFER from it'}."]
     ver = result["verification"]
     lines += ["", f"Exported as NIR and ONNX and run on the {ver['n']} test samples by each simulator:", "",
               "| simulator | accuracy | same prediction as the reference | identical spikes |", "|---|---|---|---|",

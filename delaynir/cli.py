@@ -445,6 +445,8 @@ def cmd_demo(args) -> int:
             ("spoken digits (espeak-ng), test accuracy / unseen speaker", _speech_summary(result["speech"])),
             (f"compiled ({c['target']}), test accuracy", f"{c['test_accuracy']:.4f}"),
             ("mel frames, graded (paper's net): test / compiled / exact", _graded_summary(result["graded"])),
+            (f"{result['chip']['target']} ({result['chip']['arithmetic']}), test accuracy / cost vs trained",
+             f"{result['chip']['test_accuracy']:.4f} / {result['chip']['cost_pp']:+.2f} pp"),
             ("exported files reproduce the reference", _reproduces(result["verification"])),
             ("E/I clustering (same-sign share vs shuffled)",
              f"{cl['same_sign_fraction']:.3f} vs {cl['shuffled_baseline']:.3f}"),

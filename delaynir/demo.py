@@ -6,6 +6,9 @@ accuracy in the reference simulator is reported next to the trained model's, exp
 NIR and ONNX, and verify on the test set that norse and snnTorch (running the NIR file) and
 ONNX Runtime (running the ONNX file) reproduce the reference simulator; finally write the
 hand-off bundle (delaynir.bundle) and the visual report of the learned run (delaynir.report).
+The learned-delay model is also compiled for Loihi 2 (``DEMO_CHIP``), whose reference simulation is
+the chip's fixed-point arithmetic; its test accuracy is reported against the trained model's, and the
+float executors against the same graph in float64.
 Where espeak-ng is installed, it also generates a small spoken-digit set (``delaynir data
 speech``: five speakers, one of them only in the test file) and trains the learned-delay model
 on it, reporting test accuracy overall and on the unseen speaker; then turns the same recordings
@@ -29,7 +32,7 @@ from delaynir.config import make_config
 from delaynir.data import SpeechConfig, SynthConfig, convert_audio, generate_speech, generate_synthetic
 from delaynir.data.speech import SpeechToolError
 from delaynir.errors import ConfigError
-from delaynir.executors import NIR, ONNX
+from delaynir.executors import EXECUTORS, NIR, ONNX, external
 from delaynir.compile import compile_run
 from delaynir.evaluate import evaluate_run
 from delaynir.graph_io import load_graph
@@ -58,6 +61,10 @@ DEMO_RUNS: dict[str, dict[str, Any]] = {
     "none": {"delays": "none"},
     "pruned": {"delays": "learned", "sparsity": 0.98, "prune": "deepr-rigl", "structure": "taps"},
 }
+
+
+#: The chip whose fixed-point arithmetic the demo compiles the learned model for (targets/loihi2).
+DEMO_CHIP = "loihi2"
 
 
 #: The demo's spoken digits: speakers 0-3 for training (one held out for validation), speaker 4 only in
@@ -112,6 +119,8 @@ def run_demo(out: str | Path, *, device: str = "auto", epochs: int | None = None
                            "synapses": report["synapses"], "max_delay": report["max_delay"],
                            "validation": report["validation"],
                            "test_accuracy": results["verification"]["reference_accuracy"]}
+    results["chip"] = _chip_leg(out / "runs" / "learned", out, test_path, results["runs"]["learned"]["test_accuracy"],
+                                progress)
     manifest = write_bundle(out / "runs" / "learned", target, out / "bundle", data=test_path, progress=progress)
     results["bundle"] = {"out": manifest["out"], "files": sorted(manifest["files"]) + ["manifest.json"],
                          "verification": manifest["verification"]}
@@ -119,6 +128,20 @@ def run_demo(out: str | Path, *, device: str = "auto", epochs: int | None = None
     results["report"] = {"html": page["html"], "test_accuracy": page["test_accuracy"],
                          "clustering": page["clustering"], "hardware_fit": page["hardware_fit"]}
     return results
+
+
+def _chip_leg(run_dir: Path, out: Path, test_path: Path, trained_accuracy: float, progress: bool) -> dict[str, Any]:
+    """``run_dir`` compiled for DEMO_CHIP into ``out``: test accuracy in the chip's arithmetic vs the trained model's
+    (``trained_accuracy``), and the float executors verified against the same graph in float64."""
+    graph_path = out / f"{run_dir.name}.{DEMO_CHIP}.delaygraph.h5"
+    report = compile_run(run_dir, DEMO_CHIP, graph_path)
+    float_executors = [name for name in external() if EXECUTORS[name].arithmetic == "float64"]  # not Lava
+    verification = verify_path(graph_path, test_path, sims=float_executors, progress=progress)
+    accuracy = verification["reference_accuracy"]
+    return {"target": DEMO_CHIP, "graph": str(graph_path), "arithmetic": verification["arithmetic"],
+            "validation": report["validation"], "test_accuracy": accuracy,
+            "trained_test_accuracy": trained_accuracy, "cost_pp": 100 * (trained_accuracy - accuracy),
+            "verification": verification}
 
 
 def _speech_run(out: Path, settings: dict[str, Any], progress: bool) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from delaynir.errors import TargetError
+from delaynir.errors import GraphFormatError, TargetError
 from delaynir.graph import DelayGraph, Layer, Projection
-from delaynir.number_formats import decay_format
+from delaynir.number_formats import arithmetic_named, decay_format
 from delaynir.target import INF, TargetProfile, json_value
 
 
@@ -80,8 +80,9 @@ def check_fit(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
     maximum (see :func:`max_model_delay`), differing delays from one source neuron on a
     target without per-synapse delays, and — for integer targets — weights that are not
     integers, not multiples of weight_step, out of range, or (per-layer scale) a scale that
-    varies across output neurons. state_bits and threshold_bits are not checked (they
-    describe the neuron arithmetic the compiler must target).
+    varies across output neurons; and what the profile's arithmetic cannot compute (its ``check``:
+    for loihi2-fixed, thresholds and biases within their bits). state_bits and threshold_bits are not
+    checked otherwise (they describe the neuron arithmetic the compiler must target).
     """
     out: list[FitViolation] = []
     name = profile.name
@@ -110,7 +111,17 @@ def check_fit(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
             out.extend(_check_delays(graph, layer, projection, profile))
             if profile.quantises_weights:
                 out.extend(_check_weights(layer, projection, profile))
+    out.extend(_check_arithmetic(graph, profile))
     return out
+
+
+def _check_arithmetic(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
+    """What the profile's arithmetic (delaynir.number_formats) cannot compute, or that no target provides it."""
+    try:
+        arithmetic = arithmetic_named(profile.arithmetic)
+    except GraphFormatError as exc:
+        return [FitViolation(None, "arithmetic", profile.arithmetic, "an installed arithmetic", str(exc))]
+    return arithmetic.check(graph) if arithmetic.check is not None else []
 
 
 def _check_input(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:

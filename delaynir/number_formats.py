@@ -192,7 +192,8 @@ class Arithmetic:
     units of 1 / state_per_unit of the layer's current (the simulator divides reported membranes by it).
     ``separate_bias``: the steps receive the input current without the bias and add p["bias"] themselves
     (in the layer's units, like the threshold p["theta"]). ``unit_kinds``: the kinds computed in units
-    of their layer's weight scale (delaynir.graph.membrane_unit).
+    of their layer's weight scale (delaynir.graph.membrane_unit). ``check``: graph → the FitViolations of a
+    graph this arithmetic cannot compute (delaynir.fit.check_fit adds them), None when it computes any.
     """
 
     name: str
@@ -201,6 +202,7 @@ class Arithmetic:
     state_per_unit: float = 1.0
     separate_bias: bool = False
     unit_kinds: tuple[str, ...] = ("lif", "cubalif")
+    check: Callable[[Any], list] | None = None
 
     def step(self, kind):
         """The step function this arithmetic computes ``kind`` (a NeuronKind) with."""

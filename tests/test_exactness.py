@@ -187,15 +187,19 @@ def target_graph(target: str, seed: int, *, reset: str, recurrent: bool, cubalif
         graph.layers.insert(graph.layers.index(first) + 1, relays)
         post, pre = np.nonzero(rng.random((first.size, n_in)) < 0.5)
         first.projections.append(Projection(relays.name, pre, post, np.ones(len(pre), int), weights(len(pre)), scale))
+    per_layer = profile.arithmetic != "float64"  # a chip arithmetic (loihi2): one α and θ per layer, as per process
     if cubalif and "cubalif" in profile.neuron_types:
         first.neuron = "cubalif"
-        first.alpha = decay_format(profile.decay, profile.max_decay_shift).quantize(rng.uniform(0.2, 0.9, first.size))
+        alpha = rng.uniform(0.2, 0.9, 1 if per_layer else first.size)
+        first.alpha = decay_format(profile.decay, profile.max_decay_shift).quantize(np.broadcast_to(alpha, first.size))
     x = random_inputs(seed, graph)
     for layer in graph.layers if integer_state(profile) else []:  # ties: θ at sample 0's step-0 membrane
         if layer.neuron in ("lif", "cubalif"):
             u0, unit = _step0_membrane(graph, layer, x), membrane_unit(layer)
             theta = u0 * unit  # on the weight grid when u0 is an integer (integer weights, bias on the grid)
             tie = (u0 > 0) & (in_units(theta, unit) == u0)
+            if per_layer and tie.any():  # the layer's one θ at the first neuron that can tie (step 0: no decay yet)
+                theta, tie = np.full(layer.size, theta[np.argmax(tie)]), np.ones(layer.size, bool)
             layer.threshold = np.where(tie, theta, layer.threshold)
     raise_if_misfit(graph, profile)
     return graph

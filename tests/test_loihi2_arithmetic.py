@@ -123,3 +123,32 @@ def test_a_profile_naming_an_unknown_arithmetic_is_refused_at_compile():
     model = DelaySNN(ModelConfig(n_inputs=4, n_outputs=2, hidden=[3], max_delay=3)).eval()
     with pytest.raises(TargetError, match="target chip: no installed target provides the arithmetic 'nonesuch-fixed'"):
         compile_model(model, profile)
+
+
+def test_the_fit_check_lists_what_lava_processes_cannot_hold():
+    from delaynir.fit import check_fit
+
+    h = Layer("h", 2, "lif", [0.5, 0.75], [200000.0, 200000.0], [5000.0, 0.0],
+              [Projection(INPUT, [0, 1], [0, 1], [0, 0], [1.0, 1.0], [1.0, 1.0])])
+    relay = Layer("r", 1, "relay", [0.0], [0.0], [0.0], [Projection("h", [0], [0], [1], [1.0], [1.0])])
+    graph = DelayGraph(dt=1e-3, n_inputs=2, layers=[h, relay])
+    found = {(v.layer, v.limit) for v in check_fit(graph, load_target("loihi2"))}
+    assert {("h", "beta"), ("h", "threshold_bits"), ("h", "state_bits"), ("r", "arithmetic")} <= found
+    h.beta, h.threshold, h.bias = np.full(2, 0.5), np.full(2, 131071.0), np.array([4095.0, -4096.0])
+    graph.layers = [h]
+    assert not [v for v in check_fit(graph, load_target("loihi2")) if v.limit in ("beta", "threshold_bits",
+                                                                                 "state_bits", "arithmetic")]
+
+
+def test_the_demos_chip_leg_reports_fixed_point_accuracy_against_the_trained_model(small_run, tmp_path):
+    from delaynir import demo
+    from delaynir.evaluate import evaluate_run
+
+    test = small_run.parent / "data" / "test.h5"
+    trained = evaluate_run(small_run, test, device="cpu")["accuracy"]
+    leg = demo._chip_leg(small_run, tmp_path, test, trained, progress=False)
+    assert leg["arithmetic"] == "loihi2-fixed" and (tmp_path / "run.loihi2.delaygraph.h5").is_file()
+    assert leg["cost_pp"] == pytest.approx(100 * (trained - leg["test_accuracy"]))
+    for name, sim in leg["verification"]["simulators"].items():  # float64 executors: against the float graph
+        assert sim["compared_with"] == "float64", name
+        assert sim["prediction_agreement"] == 1.0 and set(sim["spike_agreement"].values()) == {1.0}

@@ -25,8 +25,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
+from delaynir.fit import FitViolation
+from delaynir.graph import DelayGraph, in_units, membrane_unit
 from delaynir.neuron_kinds import TORCH
 from delaynir.number_formats import Arithmetic, register_arithmetic
 
@@ -34,6 +37,9 @@ NAME = "loihi2-fixed"
 STATE_SHIFT = 6  #: Lava's act_shift / vth_shift: the state holds 2^6 per weight unit
 DECAY_ONE = 4096  #: decays are 12-bit fractions: x · (4096 − δ) / 4096
 STATE_LIMIT = 2**23  #: u wraps into (−2^23, 2^23]; v saturates at ±(2^23 − 1)
+KINDS = ("lif", "cubalif", "li")  #: the kinds this arithmetic computes (a relay is not modelled)
+VTH_MAX = 2**17 - 1  #: vth is an unsigned 17-bit mantissa
+BIAS_RANGE = (-(2**12), 2**12 - 1)  #: bias_mant is a signed 13-bit mantissa (netx: bias_exp = 6)
 
 
 def decayed(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -83,6 +89,54 @@ def li_step(ops, p: dict[str, Any], state: dict[str, Any], current) -> tuple[dic
     return {"v": v}, v
 
 
+def _integers(values: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))
+
+
+def violations(graph: DelayGraph) -> list[FitViolation]:
+    """What a graph must satisfy to be computed in this arithmetic (and run as Lava processes): kinds lif,
+    cubalif and li; per layer one weight scale, one β (and α) and one threshold, as Lava's du, dv and vth
+    are one value per process; thresholds integers 0 … 2^17 − 1 and biases integers −4096 … 4095 in units of
+    the scale (vThMant, bias_mant)."""
+    out: list[FitViolation] = []
+    for layer in graph.layers:
+        where = f"layer {layer.name!r}"
+        if layer.neuron not in KINDS:
+            out.append(FitViolation(layer.name, "arithmetic", layer.neuron, KINDS,
+                                    f"{where}: {layer.neuron} neurons are not modelled in the {NAME} arithmetic "
+                                    f"(it computes {', '.join(KINDS)}); compile with --fit clip-delays instead of "
+                                    "relay neurons, or train with shorter delays"))
+            continue
+        unit = membrane_unit(layer, KINDS)
+        if unit is None or not np.all(unit == unit[0]):
+            out.append(FitViolation(layer.name, "weight_scale", "per neuron", "one per layer",
+                                    f"{where}: its projections do not share one weight scale, which Lava's one "
+                                    "weight exponent per process needs; compile for loihi2 (per-layer scale)"))
+            continue
+        params = [("beta", "β", layer.beta)] + ([("alpha", "α", layer.alpha)] if layer.neuron == "cubalif" else [])
+        if layer.neuron != "li":
+            params.append(("threshold", "θ", layer.threshold))
+        for key, symbol, values in params:
+            if not np.all(values == values[0]):
+                out.append(FitViolation(layer.name, key, f"{np.unique(values).size} values", "one per layer",
+                                        f"{where}: its neurons have {np.unique(values).size} different {symbol}, but "
+                                        f"Lava holds one per process; train with one {symbol} per layer"))
+        if layer.neuron != "li":
+            vth = in_units(layer.threshold, unit)
+            if not _integers(vth) or vth.min() < 0 or vth.max() > VTH_MAX:
+                out.append(FitViolation(layer.name, "threshold_bits", float(vth.max()), f"integers 0..{VTH_MAX}",
+                                        f"{where}: threshold {vth.max():g} weight units is not an integer in "
+                                        f"0..{VTH_MAX} (vThMant); compile for loihi2 so it is rounded, or lower θ"))
+        bias = in_units(layer.bias, unit)
+        if not _integers(bias) or bias.min() < BIAS_RANGE[0] or bias.max() > BIAS_RANGE[1]:
+            worst = float(bias[np.argmax(np.abs(bias))])
+            out.append(FitViolation(layer.name, "state_bits", worst, f"integers {BIAS_RANGE[0]}..{BIAS_RANGE[1]}",
+                                    f"{where}: a bias of {worst:g} weight units is not an integer in "
+                                    f"{BIAS_RANGE[0]}..{BIAS_RANGE[1]} (bias_mant); compile for loihi2 so biases "
+                                    "are rounded, or train with smaller biases"))
+    return out
+
+
 LOIHI2_FIXED = Arithmetic(NAME, TORCH, {"lif": lif_step, "cubalif": cubalif_step, "li": li_step},
-                          state_per_unit=2**STATE_SHIFT, separate_bias=True, unit_kinds=("lif", "cubalif", "li"))
+                          state_per_unit=2**STATE_SHIFT, separate_bias=True, unit_kinds=KINDS, check=violations)
 register_arithmetic(NAME, lambda: LOIHI2_FIXED)
