@@ -108,11 +108,13 @@ def violations(graph: DelayGraph) -> list[FitViolation]:
                                     "relay neurons, or train with shorter delays"))
             continue
         unit = membrane_unit(layer, KINDS)
-        if unit is None or not np.all(unit == unit[0]):
-            out.append(FitViolation(layer.name, "weight_scale", "per neuron", "one per layer",
+        if unit is None:
+            out.append(FitViolation(layer.name, "weight_scale", "per projection", "one per layer",
                                     f"{where}: its projections do not share one weight scale, which Lava's one "
                                     "weight exponent per process needs; compile for loihi2 (per-layer scale)"))
             continue
+        if unit.size != layer.size or not np.all(unit == unit[0]):
+            continue  # a scale per neuron (or a malformed one): the profile's checks and validate_graph report it
         params = [("beta", "β", layer.beta)] + ([("alpha", "α", layer.alpha)] if layer.neuron == "cubalif" else [])
         if layer.neuron != "li":
             params.append(("threshold", "θ", layer.threshold))
