@@ -36,7 +36,7 @@ from delaynir.errors import GraphFormatError, TargetError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, decode_input, encode_input, quantized_input
 from delaynir.nn.model import DelaySNN, summed_softmax
 from delaynir.number_formats import FLOAT64, NumberFormat, arithmetic_named
-from delaynir.quantize import grid_for, input_grid, quantize_weight
+from delaynir.quantize import grid_for, input_quantization, quantize_weight
 from delaynir.relay import expand_relays
 from delaynir.simulate import simulate
 from delaynir.fit import raise_if_misfit
@@ -78,13 +78,10 @@ def _neuron_params(model: DelaySNN, k: int, n: int) -> tuple[str, np.ndarray, np
 
 def _quantized_input(spec: dict[str, Any], profile: TargetProfile) -> dict[str, Any]:
     """``spec`` with bits, input_scale and code_range when graded input is quantised for ``profile``."""
-    if spec.get("encoding") != "graded" or not profile.graded_input or not np.isfinite(profile.input_bits):
+    quantized = input_quantization(spec, profile)
+    if quantized is None:
         return spec
-    if "value_range" not in spec:
-        raise TargetError("graded input without a value range cannot be quantised; retrain with this delaynir "
-                          "version (the run records the training data's value range)")
-    bits = int(profile.input_bits)
-    scale, q_min, q_max = input_grid(spec["value_range"], bits)
+    bits, scale, q_min, q_max = quantized
     return {**spec, "bits": bits, "input_scale": scale, "code_range": [q_min, q_max]}
 
 

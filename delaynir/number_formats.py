@@ -148,11 +148,13 @@ DECAY_KINDS = ("float", "fixed12", "bitshift")
 
 @dataclass(frozen=True)
 class NumberFormat:
-    """What a target stores: its decay format, and how thresholds and biases are put on the weight grid."""
+    """What a target stores: its decay format, how thresholds and biases are put on the weight grid, and
+    (``input``: scale s, q_min, q_max) how graded input is sent as integer codes, x ↦ s · clip(round(x / s))."""
 
     decay: Any
     threshold: Any
     bias: Any
+    input: tuple[float, int, int] | None = None
 
     @classmethod
     def of(cls, profile) -> "NumberFormat":
@@ -163,24 +165,30 @@ class NumberFormat:
     def from_record(cls, record: dict[str, Any]) -> "NumberFormat":
         """The format a ``record_of`` dictionary describes (how a fine-tuned run stores it)."""
         shift = record.get("max_decay_shift")
-        threshold, state = record.get("threshold_bits"), record.get("state_bits")
+        threshold, state, graded = record.get("threshold_bits"), record.get("state_bits"), record.get("input")
         return cls(decay_format(record["decay"], math.inf if shift is None else shift),
                    FloatState() if threshold is None else IntegerState(threshold),
-                   FloatState() if state is None else IntegerState(state))
+                   FloatState() if state is None else IntegerState(state),
+                   None if graded is None else (float(graded[0]), int(graded[1]), int(graded[2])))
 
 
-def record_of(profile) -> dict[str, Any]:
+def record_of(profile, input_spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """A target profile's number format as plain values: its ``decay`` (and max_decay_shift, None = unlimited),
-    and threshold_bits / state_bits when thresholds / biases are integers (finite bits on a target with
-    quantised weights), else None."""
+    threshold_bits / state_bits when thresholds / biases are integers (finite bits on a target with
+    quantised weights), else None; and ``input`` [s, q_min, q_max] when the graded input of ``input_spec``
+    (a DelayGraph input spec) is sent as codes on this profile (delaynir.quantize.input_quantization)."""
+    from delaynir.quantize import input_quantization
+
     integer = profile.quantises_weights
 
     def bits(value):
         return int(value) if integer and np.isfinite(value) else None
 
     shift = profile.max_decay_shift
+    graded = input_quantization(input_spec or {}, profile)
     return {"decay": profile.decay, "max_decay_shift": None if math.isinf(shift) else int(shift),
-            "threshold_bits": bits(profile.threshold_bits), "state_bits": bits(profile.state_bits)}
+            "threshold_bits": bits(profile.threshold_bits), "state_bits": bits(profile.state_bits),
+            "input": None if graded is None else list(graded[1:])}
 
 
 @dataclass(frozen=True)

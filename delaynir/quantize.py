@@ -16,6 +16,7 @@ model computes on q · s_in.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -85,6 +86,21 @@ def input_grid(value_range: tuple[float, float], bits: int) -> tuple[float, int,
     q_min = 0 if lo >= 0 else -q_max
     peak = max(abs(lo), abs(hi))
     return (peak / q_max if peak > 0 else 1.0), q_min, q_max
+
+
+def input_quantization(spec: dict, profile) -> tuple[int, float, int, int] | None:
+    """(bits, scale s, q_min, q_max) of the graded input described by input spec ``spec`` (encoding, value_range)
+    on ``profile``, when the profile takes graded input of finite ``input_bits``; None for spike input or
+    unquantised graded input. TargetError when graded input has no value range to quantise."""
+    if spec.get("encoding") != "graded" or not profile.graded_input or not math.isfinite(profile.input_bits):
+        return None
+    if "value_range" not in spec:
+        from delaynir.errors import TargetError
+
+        raise TargetError("graded input without a value range cannot be quantised; retrain with this delaynir "
+                          "version (the run records the training data's value range)")
+    bits = int(profile.input_bits)
+    return (bits, *input_grid(spec["value_range"], bits))
 
 
 def quantize_input(x: torch.Tensor, scale: float, q_min: int, q_max: int) -> torch.Tensor:

@@ -74,9 +74,15 @@ def input_encoding(dataset: SpikeDataset | FramesDataset) -> dict[str, Any]:
     return {"encoding": "spikes"}
 
 
-def target_arithmetic(config: TrainConfig) -> tuple[WeightGrid | None, dict[str, Any] | None]:
-    """(weight grid, number format record) of ``config.quantize_target``'s profile (read now); (None, None)
-    without one or for float weights."""
+def input_spec(data_info: dict[str, Any]) -> dict[str, Any]:
+    """The DelayGraph input spec of a run's ``data`` record (compile_model's ``input_info``)."""
+    return {key: data_info[key] for key in INPUT_SPEC_KEYS if key in data_info}
+
+
+def target_arithmetic(config: TrainConfig, data_info: dict[str, Any] | None = None
+                      ) -> tuple[WeightGrid | None, dict[str, Any] | None]:
+    """(weight grid, number format record) of ``config.quantize_target``'s profile (read now) for data binned as
+    ``data_info`` says (graded input: its codes); (None, None) without a target or for float weights."""
     if not config.quantize_target:
         return None, None
     from delaynir.number_formats import record_of
@@ -85,7 +91,7 @@ def target_arithmetic(config: TrainConfig) -> tuple[WeightGrid | None, dict[str,
 
     profile = load_target(config.quantize_target)
     grid = grid_for(profile)
-    return grid, (record_of(profile) if grid is not None else None)
+    return grid, (record_of(profile, input_spec(data_info or {})) if grid is not None else None)
 
 
 def model_payload(model: DelaySNN, config: TrainConfig, data_info: dict[str, Any], sigma: float,
@@ -143,7 +149,7 @@ class Run:
             grid = None if stored is None else WeightGrid(**{key: stored[key] for key in runs.WEIGHT_GRID_KEYS})
         else:
             try:  # written before runs stored their grid
-                grid, record = target_arithmetic(self.config)
+                grid, record = target_arithmetic(self.config, self.data_info)
             except TargetError as exc:
                 raise TargetError(f"{self.model_file} was fine-tuned for target {self.config.quantize_target!r} "
                                   "before runs stored their weight grid, so the grid is read from that profile, "
@@ -176,7 +182,7 @@ class Run:
     @property
     def input_spec(self) -> dict[str, Any]:
         """The DelayGraph input spec of the run's data (compile_model's ``input_info``)."""
-        return {key: self.data_info[key] for key in INPUT_SPEC_KEYS if key in self.data_info}
+        return input_spec(self.data_info)
 
     @property
     def provenance(self) -> dict[str, Any]:

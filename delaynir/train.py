@@ -95,9 +95,9 @@ def build_rewiring(model: DelaySNN, config: TrainConfig, ctx: distributed.DistCo
 
 
 def _build_state(config: TrainConfig, n_inputs: int, n_outputs: int, steps_per_epoch: int,
-                 device: torch.device) -> _State:
+                 device: torch.device, data_info: dict[str, Any]) -> _State:
     model = build_model(config, n_inputs, n_outputs)
-    grid, number_format = target_arithmetic(config)
+    grid, number_format = target_arithmetic(config, data_info)
     if grid is not None:
         model.quantize_as(grid, NumberFormat.from_record(number_format))
     if config.init_from:
@@ -249,7 +249,7 @@ def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, 
                  f"{' → '.join(map(str, sizes))}, {config.max_delay} delay taps)",
                  f"lower batch_size, n_steps, hidden or max_delay (the readout has one neuron per class: the labels "
                  f"in {path.name} give {dataset.n_classes})")
-    state = _build_state(config, dataset.n_inputs, dataset.n_classes, steps_per_epoch, device)
+    state = _build_state(config, dataset.n_inputs, dataset.n_classes, steps_per_epoch, device, data_info)
     metrics: list[dict[str, Any]] = []
     if ckpt is not None:
         if ckpt["data"]["n_inputs"] != dataset.n_inputs or ckpt["data"]["n_classes"] != dataset.n_classes:

@@ -144,3 +144,23 @@ def test_the_report_draws_graded_input_as_an_image(graded_run, tmp_path):
 def test_the_hidden_layer_spikes(graded_run):
     metrics = [json.loads(line) for line in (graded_run / "metrics.jsonl").read_text().splitlines()]
     assert 0.01 < metrics[-1]["spike_rates"][0] < 0.9  # verification compares real spikes, not silence
+
+
+def test_finetuning_feeds_the_model_the_input_codes_the_compiled_graph_receives(graded_run, tmp_path):
+    from delaynir.train import finetune
+
+    finetune(graded_run, "int8", tmp_path / "ft", epochs=1)
+    run = Run(tmp_path / "ft")
+    report = compile_run(run, "int8", tmp_path / "ft.h5")
+    graph = load_graph(tmp_path / "ft.h5")
+    spec = graph.input
+    assert run.number_format.input == pytest.approx((spec["input_scale"], *spec["code_range"]))
+    assert run.payload["number_format"]["input"][1:] == spec["code_range"]  # stored in the run
+    x = torch.rand(30, 4, 8) * 1.6
+    with torch.no_grad():
+        on_values = run.model(x)
+        on_codes = run.model(decode_input(graph, encode_input(graph, x)).float())
+    assert torch.equal(on_values, on_codes)  # the model quantises its input itself
+    val = report["validation"]
+    assert val["trained_accuracy"] == val["trained_accuracy_quantized_input"]
+    assert val["prediction_agreement"] == 1.0

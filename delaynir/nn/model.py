@@ -19,7 +19,7 @@ from delaynir.neuron_kinds import RESETS, summed_softmax
 from delaynir.nn.delay import DELAY_MODES, DelayLinear
 from delaynir.nn.neurons import LIF, LeakyReadout
 from delaynir.nn.sparse_delay import SIGNS, STRUCTURES, SparseDelayLinear
-from delaynir.quantize import WeightGrid, fake_quantize, weight_scale
+from delaynir.quantize import WeightGrid, fake_quantize, quantize_input, weight_scale
 
 
 @dataclass
@@ -132,6 +132,9 @@ class DelaySNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
+        if self.number_format is not None and self.number_format.input is not None:
+            scale, q_min, q_max = self.number_format.input  # graded input as the deployed graph receives it
+            h = (quantize_input(x, scale, q_min, q_max) * scale).to(x.dtype)
         rates, recorded = [], []
         for k, (delay, norm, lif, drop) in enumerate(zip(self.delays, self.norms, self.neurons, self.dropouts)):
             current = delay(h)
@@ -199,9 +202,9 @@ class DelaySNN(nn.Module):
         """Compute as compile will for a target (``grid`` and its ``NumberFormat``), or stop (None).
 
         Weights: layer k uses W ↦ fake_quantize(a ⊙ W) / a with a = γ / √(var + ε) of its BatchNorm
-        (a = 1 without). Thresholds and biases are rounded on that weight scale and decays to the
-        format's representation (delaynir.number_formats), so the forward pass computes what the
-        compiled graph computes. Also freezes BatchNorm statistics and switches to rounded delays while set.
+        (a = 1 without). Thresholds and biases are rounded on that weight scale, decays to the
+        format's representation and graded input to the codes the graph receives (delaynir.number_formats),
+        so the forward pass computes what the compiled graph computes. Also freezes BatchNorm statistics and switches to rounded delays while set.
         """
         self.frozen_batchnorm = grid is not None
         self.set_kernel("rounded" if grid is not None else "auto")
