@@ -95,7 +95,7 @@ def build_rewiring(model: DelaySNN, config: TrainConfig, ctx: distributed.DistCo
 
 
 def _build_state(config: TrainConfig, n_inputs: int, n_outputs: int, steps_per_epoch: int,
-                 device: torch.device, data_info: dict[str, Any]) -> _State:
+                 device: torch.device, data_info: dict[str, Any] | None = None) -> _State:
     model = build_model(config, n_inputs, n_outputs)
     grid, number_format = target_arithmetic(config, data_info)
     if grid is not None:
