@@ -44,6 +44,7 @@ from delaynir.h5 import reading_hdf5
 from delaynir.inputs import read_text
 from delaynir.runs import atomic_dir
 from delaynir.simulate import SimulationResult, simulate
+from delaynir.verify import Expected, Tally  # the same bookkeeping as `delaynir verify`
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,7 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
     x, _, expected = read_test_vectors(tmp / VECTORS)  # replay exactly what --check will read
     problems: list[str] = []
     verification: dict[str, Any] = {}
+    wanted = Expected(graph, x, expected)
     for sim in tqdm(external(graph), desc="verify", unit="sim", disable=not progress):
         file = EXECUTORS[sim].format.file
         if file in left_out:
@@ -257,7 +259,7 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
                                  "reproduces": EXECUTORS[sim].reproduces_for(graph), "allowed_mismatch": False}
             continue
         found: list[str] = []
-        record = _replay(tmp, sim, x, _expected(graph, sim, x, expected), found)
+        record = _replay(tmp, sim, x, wanted[sim], found)
         different = record["status"] not in ("exact", *NOT_RUN)
         record.update(file=EXECUTORS[sim].format.file, reproduces=EXECUTORS[sim].reproduces_for(graph),
                       allowed_mismatch=different and sim in allowed)
@@ -461,6 +463,7 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
             recorded = manifest["verification"]
             graph = _readable_graph(path / GRAPH)
             applying = names() if graph is None else (REFERENCE, *external(graph))
+            wanted = None if graph is None else Expected(graph, x, expected)
             for sim in tqdm(applying, desc="check", unit="sim", disable=not progress):
                 entry = recorded.get(sim) if isinstance(recorded.get(sim), dict) else {}
                 reproduces = entry.get("reproduces", EXECUTORS[sim].reproduces)
@@ -469,7 +472,7 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
                     report["simulators"][sim] = {"status": NOT_EXPORTED, "reproduces": reproduces}
                     continue
                 found: list[str] = []
-                result = _replay(path, sim, x, expected if graph is None else _expected(graph, sim, x, expected), found)
+                result = _replay(path, sim, x, expected if wanted is None else wanted[sim], found)
                 result["reproduces"] = reproduces
                 if entry.get("allowed_mismatch") and result["status"] == "differs":
                     result["allowed_mismatch"] = True
@@ -536,16 +539,8 @@ def _readable_graph(path: Path):
         return None
 
 
-def _expected(graph, sim: str, x: torch.Tensor, vectors: SimulationResult) -> SimulationResult:
-    """What ``sim`` must reproduce: the test vectors, or for an executor computing in another arithmetic than the
-    graph's, the reference simulation of the graph in that arithmetic (executors.Executor.expected_graph)."""
-    want = EXECUTORS[sim].expected_graph(graph)
-    return vectors if want is graph else simulate(want, x, record=True)
-
-
 def _replay(path: Path, sim: str, x: torch.Tensor, expected: SimulationResult, problems: list[str]) -> dict[str, Any]:
     """Run one simulator on the vectors; exact agreement with the expected spikes and predictions, or a problem."""
-    from delaynir.verify import Tally  # the same agreement bookkeeping as `delaynir verify`
 
     file = EXECUTORS[sim].format.file
     if not (path / file).is_file():

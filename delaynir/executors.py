@@ -76,24 +76,24 @@ class Executor:
     arithmetic: str | None = "float64"
     other_arithmetics: bool = True
 
+    def computes_in(self, graph) -> bool:
+        """Whether this executor computes in ``graph``'s own arithmetic (the reference always does)."""
+        return self.arithmetic in (None, graph.arithmetic)
+
     def applies(self, graph) -> bool:
         """Whether this executor runs ``graph``: any graph, or with ``other_arithmetics`` False only one in its own
         arithmetic (Lava: a netx file holds a loihi2-fixed graph)."""
-        return self.other_arithmetics or self.arithmetic in (None, graph.arithmetic)
+        return self.other_arithmetics or self.computes_in(graph)
 
     def reproduces_for(self, graph) -> str:
         """What this executor reproduces for ``graph``: its declared ``reproduces`` when it computes in the graph's
         arithmetic, else the FLOAT_GRAPH (a float64 executor on a graph in a chip's fixed-point arithmetic)."""
-        if self.arithmetic is None or self.arithmetic == graph.arithmetic:
-            return self.reproduces
-        return FLOAT_GRAPH
+        return self.reproduces if self.computes_in(graph) else FLOAT_GRAPH
 
     def expected_graph(self, graph):
         """The graph whose reference simulation this executor must reproduce exactly: ``graph`` itself, or for an
         executor computing in another arithmetic, the same graph in that arithmetic."""
-        if self.arithmetic is None or self.arithmetic == graph.arithmetic:
-            return graph
-        return graph.in_arithmetic(self.arithmetic)
+        return graph if self.computes_in(graph) else graph.in_arithmetic(self.arithmetic)
 
     def load(self, path: str | Path) -> Any:
         """The file at ``path`` opened by this executor; ``.run(x)`` returns a SimulationResult.

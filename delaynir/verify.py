@@ -53,6 +53,22 @@ def _runners(graph: DelayGraph, sims: list[str] | None, workdir: Path) -> dict[s
     return runners
 
 
+class Expected:
+    """What each executor must reproduce on inputs ``x``: the reference simulation ``reference`` of ``graph``, or for
+    an executor computing in another arithmetic (a float64 one on a chip's fixed-point graph) the simulation of
+    the same graph in that arithmetic (executors.Executor.expected_graph), computed once per arithmetic."""
+
+    def __init__(self, graph: DelayGraph, x: torch.Tensor, reference: SimulationResult):
+        self.graph, self.x = graph, x
+        self.by_arithmetic = {graph.arithmetic: reference}
+
+    def __getitem__(self, sim: str) -> SimulationResult:
+        want = EXECUTORS[sim].expected_graph(self.graph)
+        if want.arithmetic not in self.by_arithmetic:
+            self.by_arithmetic[want.arithmetic] = simulate(want, self.x, record=True)
+        return self.by_arithmetic[want.arithmetic]
+
+
 class Tally:
     """Running agreement of one executor with the reference."""
 
@@ -118,23 +134,19 @@ def verify(graph: DelayGraph, loader, *, sims: list[str] | None = None, model=No
             tallies["trained"] = Tally(hidden)
         reference = Tally(hidden)
         offset = 0
-        expected = {name: EXECUTORS[name].expected_graph(graph) for name in runners}
         for x, y in tqdm(loader, desc="verify", unit="batch", disable=not progress):
             ref = simulate(graph, x, record=True)
             reference.add(ref, ref, y, offset)
-            others = {graph.arithmetic: ref}  # a float64 executor on a fixed-point graph: against the float graph
+            expected = Expected(graph, x, ref)
             for name, run in runners.items():
-                want = expected[name]
-                if want.arithmetic not in others:
-                    others[want.arithmetic] = simulate(want, x, record=True)
-                tallies[name].add(others[want.arithmetic], run(x), y, offset)
+                tallies[name].add(expected[name], run(x), y, offset)
             if model is not None:  # the trained model takes the values the input codes stand for
                 tallies["trained"].add(ref, _model_result(model, decode_input(graph, x).float(), hidden), y, offset)
             offset += len(y)
     report = {"n": reference.n, "reference_accuracy": reference.summary()["accuracy"],
               "simulators": {name: t.summary() for name, t in tallies.items()}, "arithmetic": graph.arithmetic}
     for name in runners:
-        report["simulators"][name]["compared_with"] = expected[name].arithmetic
+        report["simulators"][name]["compared_with"] = EXECUTORS[name].expected_graph(graph).arithmetic
     return report
 
 
