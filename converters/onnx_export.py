@@ -329,7 +329,7 @@ class _Step:
         b = self.b
         unit = membrane_unit(layer)
         groups = [(scale, [layer.projections[k] for k in members]) for scale, members in layer.scale_groups()]
-        bias = layer.bias if unit is None else in_units(layer.bias, unit)
+        bias = in_units(layer.bias, unit)
         total = b.const(bias[:, None])
         summed = False
         for scale, members in groups:
@@ -352,7 +352,7 @@ class _Step:
         """
         kind, unit = KINDS[layer.neuron], membrane_unit(layer)
         params = {"beta": layer.beta, "alpha": layer.alpha, "hard": layer.reset == "hard",
-                  "theta": layer.threshold if unit is None else in_units(layer.threshold, unit)}
+                  "theta": in_units(layer.threshold, unit)}
         state = {name: self.io(f"{name}.{layer.name}") for name in kind.state}
         _, out = kind.step(_Ops(self, layer.name), params, state, current)
         self.b.op("Transpose", out, perm=[1, 0], out=self.io(f"out.{layer.name}"))

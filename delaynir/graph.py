@@ -233,13 +233,16 @@ def membrane_unit(layer: Layer, kinds: tuple[str, ...] = ("lif", "cubalif")) -> 
     return unit
 
 
-def in_units(values: np.ndarray, unit: np.ndarray) -> np.ndarray:
+def in_units(values: np.ndarray, unit: np.ndarray | None) -> np.ndarray:
     """values / unit, float64; a value stored as the float64 nearest to k · unit (k an integer) is exactly k.
 
-    Infinite values stay infinite. compile's thresholds and biases on the weight grid are
+    Infinite values stay infinite; ``unit`` None (a layer in real units, ``membrane_unit``) leaves the values as
+    they are. compile's thresholds and biases on the weight grid are
     ``unit · round(value / unit)`` (delaynir.number_formats.IntegerState), so they come back as integers.
     """
     values = np.asarray(values, dtype=np.float64)
+    if unit is None:
+        return values
     unit = np.broadcast_to(np.asarray(unit, dtype=np.float64), values.shape)
     with np.errstate(invalid="ignore", over="ignore"):
         quotient = values / unit

@@ -126,7 +126,7 @@ def _neuron_nodes(layer: Layer, dt: float) -> tuple[dict[str, nir.NIRNode], list
         if np.all(leak == 0):
             return {me: nir.I(r=np.full(n, 1.0 / dt), metadata=meta)}, [], me
         return {me: nir.LI(tau=dt / leak, r=1.0 / leak, v_leak=zeros, metadata=meta)}, [], me
-    theta = layer.threshold if unit is None else in_units(layer.threshold, unit)
+    theta = in_units(layer.threshold, unit)
     if layer.reset == "subtract":
         if np.all(leak == 0) or (layer.neuron == "cubalif" and np.any(layer.alpha == 1)):
             raise ExportError(f"layer {layer.name!r}: a subtract-reset layer without leak (a decay of 1) has no NIR "
@@ -175,7 +175,7 @@ def to_nir(graph: DelayGraph) -> nir.NIRGraph:
         for g, (scale, members) in enumerate(layer.scale_groups()):
             scale = np.ones(layer.size) if scale is None else scale  # in units of the layer's scale
             scale_node = f"{me}.scale{g}"
-            bias = (layer.bias if unit is None else in_units(layer.bias, unit)) if g == 0 else np.zeros(layer.size)
+            bias = in_units(layer.bias, unit) if g == 0 else np.zeros(layer.size)
             nodes[scale_node] = nir.Affine(weight=np.diag(scale), bias=bias.copy())
             edges.append((scale_node, entry))
             for k in members:

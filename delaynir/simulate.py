@@ -109,7 +109,7 @@ class _Inputs:
     """
 
     def __init__(self, layer: Layer, pulls: list[_Pull], arithmetic, unit: np.ndarray | None = None):
-        bias = layer.bias if unit is None else in_units(layer.bias, unit)
+        bias = in_units(layer.bias, unit)
         self.bias = torch.from_numpy(np.zeros_like(bias) if arithmetic.separate_bias else bias)
         self.groups = [(None if scale is None else torch.from_numpy(scale), [pulls[k] for k in members])
                        for scale, members in layer.scale_groups(arithmetic.unit_kinds)]
@@ -132,12 +132,12 @@ class _Neurons:
         col = (-1, 1)
         self.kind, self.ops, self.per_unit = KINDS[layer.neuron], arithmetic.ops, arithmetic.state_per_unit
         self.step_of = arithmetic.step(self.kind)
-        theta = layer.threshold if unit is None else in_units(layer.threshold, unit)
+        theta = in_units(layer.threshold, unit)
         self.params = {"beta": torch.from_numpy(layer.beta).view(col), "theta": torch.from_numpy(theta).view(col),
                        "alpha": torch.from_numpy(layer.alpha).view(col) if layer.alpha is not None else None,
                        "hard": layer.reset == "hard"}
         if arithmetic.separate_bias:
-            self.params["bias"] = torch.from_numpy(layer.bias if unit is None else in_units(layer.bias, unit)).view(col)
+            self.params["bias"] = torch.from_numpy(in_units(layer.bias, unit)).view(col)
         self.state = self.kind.zero_state(torch.zeros(layer.size, B, dtype=torch.float64))
         self.silent = torch.zeros(layer.size, B, dtype=torch.float64)
 
