@@ -10,14 +10,15 @@ on ``net.layers[i].neuron.{u,v,s_out}``).
     python lava_probe.py OUT_DIR
 
 writes OUT_DIR/*.h5 (the netx files), OUT_DIR/probe.npz (every recorded
-array) and OUT_DIR/probe.json (the findings), and prints the findings.
+array) and OUT_DIR/probe.json (the findings), and logs the findings.
 Time is 0-based: the source emits column k of its data at step k (Lava's
 time_step k + 1) and every recorded array is indexed the same way.
 """
 
+import argparse
 import json
+import logging
 import sys
-import traceback
 import warnings
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.io.sink import RingBuffer as Sink
 from lava.proc.io.source import RingBuffer as Source
 from lava.proc.monitor.process import Monitor
+
+log = logging.getLogger("lava_probe")
 
 RELAY = {"iDecay": 4096, "vDecay": 4096, "vThMant": 1}   # v = u = a_in << 6
 INTEGRATOR = {"iDecay": 4096, "vDecay": 0, "vThMant": 131071}  # v += a_in << 6
@@ -117,7 +120,7 @@ def attempt(fn):
             error = None
         except Exception as exc:  # noqa: BLE001 - we report what Lava raises
             result, error = None, f"{type(exc).__name__}: {str(exc)[:300]}"
-            traceback.print_exc(limit=2)
+            log.warning("Lava raised %s", error, exc_info=True)
     return result, error, [str(w.message)[:200] for w in caught
                            if "Prophesee" not in str(w.message)]
 
@@ -414,11 +417,11 @@ def exp_graded_input(out_dir):
     return entry
 
 
-def main(argv):
-    if len(argv) != 2:
-        print(__doc__)
-        return 2
-    out_dir = Path(argv[1])
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out_dir", type=Path)
+    out_dir = parser.parse_args(argv).out_dir  # a wrong call exits 2 with the usage
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     out_dir.mkdir(parents=True, exist_ok=True)
     arrays = {}
     findings = {}
@@ -432,14 +435,14 @@ def main(argv):
         try:
             findings[name] = fn()
         except Exception as exc:  # noqa: BLE001
-            traceback.print_exc()
+            log.exception("%s failed", name)
             findings[name] = {"error": f"{type(exc).__name__}: {exc}"}
-        print(name, json.dumps(findings[name], default=str)[:3000], flush=True)
+        log.info("%s %s", name, json.dumps(findings[name], default=str)[:3000])
     np.savez_compressed(out_dir / "probe.npz", **arrays)
     (out_dir / "probe.json").write_text(json.dumps(findings, indent=1, default=str))
-    print(f"wrote {out_dir / 'probe.json'} and {out_dir / 'probe.npz'}")
+    log.info("wrote %s and %s", out_dir / "probe.json", out_dir / "probe.npz")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())

@@ -16,6 +16,7 @@ OUTPUT_NPZ holds, per netx layer k (1-based, as in the file), ``v{k}`` and ``s{k
 Lava's v (2^6 per weight unit) and spikes at every step.
 """
 
+import argparse
 import sys
 import warnings
 
@@ -70,14 +71,16 @@ def run(netx_file, x, input_message_bits, bias_from):
     return out
 
 
-def main(argv):
-    if len(argv) != 4:
-        print(__doc__, file=sys.stderr)
-        return 2
-    data = np.load(argv[2])
-    np.savez(argv[3], **run(argv[1], data["x"], data["input_message_bits"], data["bias_from"]))
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("netx_file")
+    parser.add_argument("input_npz")
+    parser.add_argument("output_npz")
+    args = parser.parse_args(argv)  # a wrong call exits 2 with the usage
+    data = np.load(args.input_npz)
+    np.savez(args.output_npz, **run(args.netx_file, data["x"], data["input_message_bits"], data["bias_from"]))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())
