@@ -21,8 +21,8 @@ Two evaluation strategies give the same result up to float summation order:
 * **spectral** (training, when gradients are needed): the same linear convolution in the
   frequency domain (``delaynir.nn.spectral``): a real DFT of length N = T + D − 1 (long enough
   that nothing wraps around) turns the D-tap convolution into one complex matrix product per
-  frequency, about (N/2 + 1) · 3 real multiply-adds per (b, i, j) with Gauss's three-product
-  form instead of T · D, for the forward pass, the table gradient and the input gradient alike.
+  frequency, about (N/2 + 1) · 4 real multiply-adds per (b, i, j) instead of T · D, for the
+  forward pass, the table gradient and the input gradient alike.
   Exact up to float rounding (relative error ~1e-6 in float32), whatever σ.
 
 The input gradient, needed by hidden layers, is dense:

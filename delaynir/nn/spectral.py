@@ -10,13 +10,15 @@ w_0 = 1 (and w_{N/2} = 1 for even N). The backward pass uses the adjoints of the
 
     input gradient:  gX_f = gY_f @ K_fᴴ        table gradient:  gK_f = X_fᴴ @ gY_f
 
-with gY the adjoint inverse transform of gy. Real and imaginary parts are kept interleaved,
-[Re X_f; Im X_f] as one (2B, C_in) matrix per frequency, so that each complex product is two
-real batched products with twice the rows (Re Y = Re X Re K − Im X Im K from the halves of
-[Re X; Im X] @ Re K and [Re X; Im X] @ Im K) and no kernel-sized temporaries. A pass costs about
-4 F B C_in C_out multiply-adds instead of the direct T D B C_in C_out, whatever the kernel's width
-σ, and runs as dense BLAS. The DFTs are matrix products with cached cosine/sine bases (T and D
-are at most a few hundred steps, where this beats strided FFTs).
+with gY the adjoint inverse transform of gy. Spectra are stored as [Re; Im] blocks, (2, F, rows,
+columns), and each complex product is four real batched products written in place (Re Y = Re X Re K
+− Im X Im K as one product and one accumulating product, likewise Im Y), so no pass makes a
+temporary of the kernel's size: on CPU these passes are bound by memory traffic as much as by
+arithmetic. (Karatsuba's three-product form was measured and is slower here: the sums Re K + Im K
+and their gradients are kernel-sized passes over memory that cost more than the product they save.)
+A pass costs about 4 F B C_in C_out multiply-adds instead of the direct T D B C_in C_out, whatever
+the kernel's width σ, and runs as dense BLAS. The DFTs are matrix products with cached cosine/sine
+bases (T and D are at most a few hundred steps, where this beats strided FFTs).
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ import torch
 
 @dataclass(frozen=True)
 class _Bases:
-    """Real DFT bases of length N with cosine and sine rows interleaved (row 2f: cos, row 2f + 1: sin)."""
+    """Real DFT bases of length N: the F cosine rows, then the F sine rows."""
 
-    x: torch.Tensor  # (2F, T): rows 2f, 2f + 1 give Re X_f = Σ_t cos(2π f t/N) x[t], Im X_f = −Σ_t sin(…) x[t]
+    x: torch.Tensor  # (2F, T): row f gives Re X_f = Σ_t cos(2π f t/N) x[t], row F + f Im X_f = −Σ_t sin(…) x[t]
     k: torch.Tensor  # (2F, D): the same for the table's D taps
-    inv: torch.Tensor  # (T, 2F): y[t] = inv @ [Re Y_0; Im Y_0; Re Y_1; …]
+    inv: torch.Tensor  # (T, 2F): y[t] = inv @ [Re Y_0 … Re Y_{F−1}; Im Y_0 … Im Y_{F−1}]
 
 
 @functools.lru_cache(maxsize=16)
@@ -44,14 +46,14 @@ def _bases(T: int, D: int, dtype: torch.dtype, device: torch.device) -> _Bases:
 
     def forward_basis(length: int) -> torch.Tensor:
         angles = 2 * math.pi * freqs[:, None] * torch.arange(length, dtype=torch.float64)[None, :] / n
-        return torch.stack((torch.cos(angles), -torch.sin(angles)), 1).reshape(-1, length)
+        return torch.cat((torch.cos(angles), -torch.sin(angles)))
 
     weight = torch.full_like(freqs, 2.0)
     weight[0] = 1.0
     if n % 2 == 0:
         weight[-1] = 1.0
     x_basis = forward_basis(T)
-    inv = (x_basis * weight.repeat_interleave(2)[:, None] / n).t()  # Re(Y e^{iθ}) = Re Y cos θ − Im Y sin θ
+    inv = (x_basis * weight.repeat(2)[:, None] / n).t()  # Re(Y e^{iθ}) = Re Y cos θ − Im Y sin θ
     as_ = dict(dtype=dtype, device=device)
     return _Bases(x=x_basis.to(**as_), k=forward_basis(D).to(**as_), inv=inv.contiguous().to(**as_))
 
@@ -61,12 +63,16 @@ def n_frequencies(T: int, D: int) -> int:
     return (T + D - 1) // 2 + 1
 
 
-def _interleaved_product(a: torch.Tensor, br: torch.Tensor, bi: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """out[:, 0], out[:, 1] = Re, Im of (ar + i ai)(br + i bi), a = [ar; ai] stacked as (F, 2M, K)."""
-    m = a.shape[1] // 2
-    p, q = torch.bmm(a, br), torch.bmm(a, bi)  # [ar br; ai br], [ar bi; ai bi]
-    torch.sub(p[:, :m], q[:, m:], out=out[:, 0])
-    torch.add(q[:, :m], p[:, m:], out=out[:, 1])
+def _complex_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, *, conj_a: bool = False,
+                 conj_b: bool = False) -> torch.Tensor:
+    """out = A B per frequency, A = a[0] + i a[1] (its conjugate if ``conj_a``), B likewise; all (2, F, ·, ·).
+
+    Re = a0 b0 − s_a s_b a1 b1 and Im = s_a a1 b0 + s_b a0 b1 (s = −1 for a conjugate), each one
+    product and one accumulating product into ``out``.
+    """
+    sa, sb = (-1 if conj_a else 1), (-1 if conj_b else 1)
+    torch.bmm(a[0], b[0], out=out[0]).baddbmm_(a[1], b[1], alpha=-sa * sb)
+    torch.bmm(a[1], b[0], out=out[1]).baddbmm_(a[0], b[1], beta=sa, alpha=sb)
     return out
 
 
@@ -80,9 +86,9 @@ class _SpectralDelayedSum(torch.autograd.Function):
         D = min(table.shape[0], T)  # taps ≥ T never reach an output
         C_out = table.shape[2]
         bases = _bases(T, D, x.dtype, x.device)
-        xs = (bases.x @ x.reshape(T, B * C_in)).view(-1, 2 * B, C_in)  # (F, 2B, C_in): [Re X_f; Im X_f]
-        ks = (bases.k @ table[:D].reshape(D, C_in * C_out)).view(-1, 2, C_in, C_out)
-        ys = _interleaved_product(xs, ks[:, 0], ks[:, 1], x.new_empty(xs.shape[0], 2, B, C_out))
+        xs = (bases.x @ x.reshape(T, B * C_in)).view(2, -1, B, C_in)  # [Re X; Im X]
+        ks = (bases.k @ table[:D].reshape(D, C_in * C_out)).view(2, -1, C_in, C_out)  # [Re K; Im K]
+        ys = _complex_bmm(xs, ks, x.new_empty(2, xs.shape[1], B, C_out))
         y = bases.inv @ ys.view(-1, B * C_out)
         need_x, need_table = ctx.needs_input_grad[:2]
         ctx.save_for_backward(xs if need_table else None, ks if need_x else None)
@@ -96,22 +102,17 @@ class _SpectralDelayedSum(torch.autograd.Function):
         T, B, C_in, C_out, D_full = ctx.dims
         D = min(D_full, T)
         bases = _bases(T, D, gy.dtype, gy.device)
-        gys = (bases.inv.t() @ gy.reshape(T, B * C_out)).view(-1, 2 * B, C_out)  # [Re gY_f; Im gY_f]
-        n_freq = gys.shape[0]
+        gys = (bases.inv.t() @ gy.reshape(T, B * C_out)).view(2, -1, B, C_out)  # [Re gY; Im gY]
+        n_freq = gys.shape[1]
         g_x = g_table = None
-        if ctx.needs_input_grad[0]:
-            # gX = gY Kᴴ: Re = gYr Krᵀ + gYi Kiᵀ, Im = gYi Krᵀ − gYr Kiᵀ
-            p, q = torch.bmm(gys, ks[:, 0].transpose(1, 2)), torch.bmm(gys, ks[:, 1].transpose(1, 2))
-            gxs = gy.new_empty(n_freq, 2, B, C_in)
-            torch.add(p[:, :B], q[:, B:], out=gxs[:, 0])
-            torch.sub(p[:, B:], q[:, :B], out=gxs[:, 1])
+        if ctx.needs_input_grad[0]:  # gX = gY Kᴴ
+            gxs = _complex_bmm(gys, ks.mT, gy.new_empty(2, n_freq, B, C_in), conj_b=True)
             g_x = (bases.x.t() @ gxs.view(-1, B * C_in)).view(T, B, C_in)
-        if ctx.needs_input_grad[1]:
-            # gK = Xᴴ gY: Re = Xrᵀ gYr + Xiᵀ gYi = [Xr; Xi]ᵀ [gYr; gYi], Im = Xrᵀ gYi − Xiᵀ gYr = [Xr; Xi]ᵀ [gYi; −gYr]
-            swapped = torch.cat((gys[:, B:], gys[:, :B].neg()), 1)
-            gks = torch.stack((torch.bmm(xs.transpose(1, 2), gys), torch.bmm(xs.transpose(1, 2), swapped)), 1)
-            g_table = gy.new_zeros(D_full, C_in, C_out)
-            g_table[:D] = (bases.k.t() @ gks.view(-1, C_in * C_out)).view(D, C_in, C_out)
+        if ctx.needs_input_grad[1]:  # gK = Xᴴ gY
+            gks = _complex_bmm(xs.mT, gys, gy.new_empty(2, n_freq, C_in, C_out), conj_a=True)
+            g_table = (bases.k.t() @ gks.view(-1, C_in * C_out)).view(D, C_in, C_out)
+            if D < D_full:
+                g_table = torch.cat((g_table, g_table.new_zeros(D_full - D, C_in, C_out)))
         return g_x, g_table
 
 
