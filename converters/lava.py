@@ -3,7 +3,8 @@
 Lava (lava-nc 0.10, lava-dl 0.6) needs Python 3.10 and numpy < 2, so it lives in its own environment
 (``targets/loihi2/build_lava_env.sh``) and runs in a subprocess: the runner script
 ``targets/loihi2/lava_run.py``, executed by that environment's python, loads the file with
-``netx.hdf5.Network`` and runs every sample in ``Loihi2SimCfg(select_tag="fixed_pt")`` (Lava's
+``netx.hdf5.Network``, adds the recurrent and skip projections netx does not read (docs/netx-format.md)
+and runs every sample in ``Loihi2SimCfg(select_tag="fixed_pt")`` (Lava's
 bit-accurate CPU models of Loihi 2). The environment's python is ``$DELAYNIR_LAVA_PYTHON``, else
 ``bin/python`` of the build script's default environment (``$LAVA_ENV``, else
 ``~/.cache/delaynir/lava-env``).
@@ -123,9 +124,9 @@ def load(path: str | os.PathLike) -> LavaModel:
     lava_python()
     with reading_hdf5(path, ExportError, f"a netx file written by delaynir ({DOC})") as f:
         meta = f.get("delaynir")
-        if meta is None or meta.attrs.get("format_version") != FORMAT_VERSION:
+        if meta is None or meta.attrs.get("format_version") not in range(1, FORMAT_VERSION + 1):
             raise ExportError(f"{path}: not a netx file written by delaynir (no 'delaynir' group of format version "
-                              f"{FORMAT_VERSION}); export it with `delaynir export --format netx` ({DOC})")
+                              f"1..{FORMAT_VERSION}); export it with `delaynir export --format netx` ({DOC})")
         layers = [dict(meta[f"layers/{k}"].attrs) for k in range(1, len(meta["layers"]) + 1)]
         layers = [{"name": str(la["name"]), "kind": str(la["kind"]), "lag": int(la["lag"]),
                    "scale": float(la["scale"])} for la in layers]

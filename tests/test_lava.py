@@ -138,18 +138,48 @@ def test_refuses_what_netx_cannot_carry(change, match, tmp_path):
     refused(graph, match, tmp_path)
 
 
-def test_refuses_skip_recurrent_and_double_synapses(tmp_path):
+def with_other_projections():
+    """small_chain with a self-recurrent projection into h0 (d 1, 5) and a skip input → output (d 0, 3)."""
     graph = small_chain()
-    graph.layers[1].projections.append(dense(INPUT, np.ones((2, 3)), np.zeros((2, 3), int)))
-    refused(graph, r"fed by h0, input.*dense_rec", tmp_path)
+    graph.layers[0].projections.append(dense("h0", np.array([[0, -4], [6, 0]]), np.array([[0, 5], [1, 0]])))
+    graph.layers[1].projections.append(dense(INPUT, np.array([[2, 0, 0], [0, 0, -2]]), np.array([[0, 0, 0], [0, 0, 3]])))
+    return graph
+
+
+def test_other_projections_are_written_beside_the_chain(tmp_path):
+    """Recurrent and skip projections go in delaynir/layers/k/extra with their hardware delays; netx's keys
+    hold the chain as before."""
+    graph = with_other_projections()
+    assert layer_lags(graph) == {"h0": 1, "output": 2}
+    with h5py.File(export_netx(graph, tmp_path / "m.h5")) as f:
+        assert f["layer/1/weight"][()].tolist() == [[3, -2, 0], [0, 5, -1]] and "extra" not in f["layer/1"]
+        assert f["delaynir"].attrs["format_version"] == 2
+        (rec,) = f["delaynir/layers/1/extra"].values()
+        assert rec["source"][()] == 1 and rec["weight"][()].tolist() == [[0, -4], [6, 0]]
+        assert rec["delay"][()].tolist() == [[0, 4], [0, 0]]  # d − 1: the layer's own lag cancels
+        (skip,) = f["delaynir/layers/2/extra"].values()
+        assert skip["source"][()] == 0 and skip["weight"][()].tolist() == [[2, 0, 0], [0, 0, -2]]
+        assert skip["delay"][()].tolist() == [[1, 0, 0], [0, 0, 4]]  # d + lag(output) − lag(input) − 1
+
+
+def test_refuses_other_projections_lava_cannot_run_and_double_synapses(tmp_path):
     graph = small_chain()
-    graph.layers[0].projections.append(dense("h0", np.eye(2), np.ones((2, 2), int)))
-    refused(graph, r"fed by input, h0 \(recurrent\)", tmp_path)
+    graph.layers[1].projections = [dense(INPUT, np.array([[1, 0, -1], [0, 2, 0]]), np.zeros((2, 3), int))]
+    refused(graph, r"'output' is fed by input; a netx file is a chain", tmp_path)
+    graph = small_chain()  # output (lag 2) → h0 (lag 1) with d = 1 arrives a step too early in Lava
+    graph.layers[0].projections.append(dense("output", np.array([[1, 0], [0, -1]]), np.ones((2, 2), int)))
+    refused(graph, r"in \[-1, -1\] on its projection from 'output' \(recurrent\).*needs d >= 2", tmp_path)
+    graph = with_other_projections()
+    graph.layers[1].projections[1].scale[:] = 0.5
+    refused(graph, r"weight scales \[0.5\] on its projection from 'input'", tmp_path)
+    graph = with_other_projections()
+    graph.layers[0].projections[1].weight[:] = [300, 2]
+    refused(graph, r"excitatory weights up to 300 .* from 'h0' \(recurrent\)", tmp_path)
     graph = small_chain()
     proj = graph.layers[0].projections[0]
     graph.layers[0].projections[0] = Projection(INPUT, [*proj.pre, 0], [*proj.post, 0], [*proj.delay, 5],
                                                 [*proj.weight, 1.0], proj.scale)
-    refused(graph, "one .pre, post. pair with different delays", tmp_path)
+    refused(graph, "one .pre, post. pair from .input. with different delays", tmp_path)
 
 
 @pytest.mark.parametrize("weights, problem", [
@@ -270,7 +300,8 @@ def need_lava():
 def fixed_point_reference(graph, x):
     """Lava's fixed-point CUBA (LAVA_NOTES (d)) on the DelayGraph with its zero-latency delays.
 
-    Per layer, a[t] = Σ w · s[t − d] (integers); u = wrap(trunc(u (4096 − δu) / 4096) + 64 a);
+    Per layer, a[t] = Σ w · s[t − d] (integers) over its projections (from earlier layers, the input and
+    itself: recurrent, d ≥ 1); u = wrap(trunc(u (4096 − δu) / 4096) + 64 a);
     v = clip(trunc(v (4096 − δv) / 4096) + u + 64 b); z = v > 64 θ, v ← 0 where z. Returns the spikes
     (T, B, n) and membranes v / 64 · s of every layer."""
     T, B, _ = x.shape
@@ -281,14 +312,18 @@ def fixed_point_reference(graph, x):
         y = value * (4096 - delta)
         return np.sign(y) * (np.abs(y) >> 12)
 
+    def synapses(proj):
+        return zip(proj.pre, proj.post, proj.delay, proj.weight.astype(np.int64))
+
     for la in graph.layers:
-        (proj,) = la.projections
-        unit = proj.scale[0]
-        src = outputs[proj.source]
+        unit = la.projections[0].scale[0]
         a = np.zeros((T, B, la.size), np.int64)
-        for i, j, d, w in zip(proj.pre, proj.post, proj.delay, proj.weight.astype(np.int64)):
-            if d < T:
-                a[d:, :, j] += w * src[:T - d, :, i]
+        for proj in la.projections:
+            if proj.source != la.name:
+                for i, j, d, w in synapses(proj):
+                    if d < T:
+                        a[d:, :, j] += w * outputs[proj.source][:T - d, :, i]
+        recurrent = [syn for proj in la.projections if proj.source == la.name for syn in synapses(proj)]
         du = 4096 if la.alpha is None else int(round(4096 * (1 - la.alpha[0])))
         dv = int(round(4096 * (1 - la.beta[0])))
         bias = in_units(la.bias, unit).astype(np.int64)
@@ -297,6 +332,9 @@ def fixed_point_reference(graph, x):
         v = np.zeros((B, la.size), np.int64)
         s_all, v_all = np.zeros((T, B, la.size), np.int64), np.zeros((T, B, la.size), np.int64)
         for t in range(T):
+            for i, j, d, w in recurrent:
+                if t >= d:
+                    a[t, :, j] += w * s_all[t - d, :, i]
             u = decay(u, du) + (a[t] << 6)
             u = np.where(u > half, u - 2 * half, u)
             u = np.where(u <= -half, u + 2 * half, u)
@@ -394,31 +432,53 @@ def test_lava_takes_graded_codes_and_spike_counts(tmp_path):
 
 @st.composite
 def lava_graphs(draw):
-    """Chains of 1–2 lif/cubalif layers and an li readout within Loihi 2's limits, and their input."""
+    """Chains of 1–2 lif/cubalif layers and an li readout within Loihi 2's limits, some hidden layers
+    recurrent (delays 1–63) and the readout sometimes fed from the input too, and their input."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     n_hidden = draw(st.integers(1, 2))
     grid = draw(st.sampled_from([EVEN_GRID, INT8_GRID]))
     sizes = [draw(st.integers(1, 4))] + [draw(st.integers(1, 4)) for _ in range(n_hidden)] + [draw(st.integers(1, 3))]
-    layers, source = [], INPUT
-    for k in range(n_hidden + 1):
-        n_in, n_out = sizes[k], sizes[k + 1]
+
+    def weights(n_out, n_in):
         w = rng.choice(grid, (n_out, n_in)) * (rng.random((n_out, n_in)) < 0.8)
         w.flat[rng.integers(w.size)] = rng.choice(grid[grid > 0])
         if w.size > 1:  # mixed signs: an all-positive or all-negative matrix is a separate case
             w.flat[rng.integers(w.size)] = rng.choice(grid[grid < 0])
-        d = rng.choice([0, 62, *range(63)], (n_out, n_in))
+        return w
+
+    layers, source = [], INPUT
+    for k in range(n_hidden + 1):
+        n_in, n_out = sizes[k], sizes[k + 1]
         scale = float(draw(st.sampled_from([1.0, 0.5, 0.01, 3.0])))
         kind = "li" if k == n_hidden else draw(st.sampled_from(["lif", "cubalif"]))
+        name = "output" if kind == "li" else f"h{k}"
+        projections = [dense(source, weights(n_out, n_in), rng.choice([0, 62, *range(63)], (n_out, n_in)), scale)]
+        if kind != "li" and draw(st.booleans()):
+            projections.append(dense(name, weights(n_out, n_out), rng.choice([1, 63, *range(1, 64)], (n_out, n_out)),
+                                     scale))
+        if kind == "li" and n_hidden == 2 and draw(st.booleans()):  # lag(output) = 3: input delays up to 60
+            projections.append(dense(INPUT, weights(n_out, sizes[0]), rng.integers(0, 61, (n_out, sizes[0])), scale))
         dv = int(draw(st.sampled_from([0, 1, 4096, int(rng.integers(0, 4097))])))
         di = int(rng.integers(0, 4097)) if kind == "cubalif" else None
-        name = "output" if kind == "li" else f"h{k}"
-        layers.append(layer(name, n_out, kind, [dense(source, w, d, scale)], dv=dv, di=di,
-                            theta=int(rng.integers(0, 200)), bias=rng.integers(-20, 21, n_out), scale=scale))
+        layers.append(layer(name, n_out, kind, projections, dv=dv, di=di, theta=int(rng.integers(0, 200)),
+                            bias=rng.integers(-20, 21, n_out), scale=scale))
         source = name
     graph = loihi2_graph(sizes[0], layers)
     steps = draw(st.integers(1, 80))
     x = (rng.random((steps, draw(st.integers(1, 2)), sizes[0])) < 0.1 + 0.8 * rng.random()).astype(float)
     return graph, x
+
+
+@pytest.mark.lava
+def test_lava_runs_recurrent_and_skip_projections_like_the_reference_simulator(tmp_path):
+    """The DelayDense synapses the runner adds for delaynir/layers/k/extra compute what the graph says."""
+    need_lava()
+    graph = with_other_projections()
+    x = (np.random.default_rng(4).random((60, 2, 3)) < 0.4).astype(float)
+    plain, _ = assert_lava_is_reference(small_chain(), x, tmp_path)
+    result, spikes = assert_lava_is_reference(graph, x, tmp_path)
+    assert not torch.equal(result.spikes["h0"], plain.spikes["h0"])  # the recurrent synapses changed h0's spikes
+    assert spikes["h0"].sum() > 5
 
 
 @pytest.mark.lava

@@ -10,7 +10,10 @@ payloads when ``input_message_bits`` > 0), ``input_message_bits`` (0-d int) and 
 so that a layer whose lag is L starts from zero state at step L). The network is built and compiled
 once; the B samples run one after another, each for S steps from zero state (u, v of every neuron
 and the delay buffers of every synapse set to 0 before it). Step k of a sample is the source's
-column k (lava.proc.io.source.RingBuffer), Loihi2SimCfg(select_tag="fixed_pt").
+column k (lava.proc.io.source.RingBuffer), Loihi2SimCfg(select_tag="fixed_pt"). Each projection in the
+file's ``delaynir/layers/k/extra`` (recurrent and skip projections, which netx does not read) becomes a
+DelayDense from its source's spikes (the input's for source 0) into layer k's neurons, its weights
+optimised by netx's own ``optimize_weight_bits`` as netx does for a layer's ``weight``.
 
 OUTPUT_NPZ holds, per netx layer k (1-based, as in the file), ``v{k}`` and ``s{k}``: (S, B, n) int64,
 Lava's v (2^6 per weight unit) and spikes at every step.
@@ -25,6 +28,34 @@ import numpy as np
 warnings.filterwarnings("ignore", message=".*Prophesee.*")
 
 
+def other_projections(netx_file):
+    """[(k, source index, weight, delay)] for every projection in the file's ``delaynir/layers/k/extra``."""
+    import h5py
+
+    with h5py.File(netx_file, "r") as f:
+        layers = f["delaynir/layers"]
+        return [(int(k), int(e["source"][()]), e["weight"][()], e["delay"][()])
+                for k in layers for e in layers[k].get("extra", {}).values()]
+
+
+def connect_other_projections(net, source, netx_file, input_message_bits):
+    """A DelayDense per other projection (module docstring), connected; the list of them."""
+    from lava.lib.dl.netx.utils import optimize_weight_bits
+    from lava.proc.dense.process import DelayDense
+
+    synapses = []
+    for k, source_index, weight, delay in other_projections(netx_file):
+        mantissa, weight_bits, exponent, _ = optimize_weight_bits(weight)
+        synapse = DelayDense(weights=mantissa, delays=delay.astype(int), weight_exp=exponent, max_delay=62,
+                             num_weight_bits=weight_bits,
+                             num_message_bits=int(input_message_bits) if source_index == 0 else 0)
+        sender = source if source_index == 0 else net.layers[source_index - 1].neuron
+        sender.s_out.connect(synapse.s_in)
+        synapse.a_out.connect(net.layers[k - 1].neuron.a_in)
+        synapses.append(synapse)
+    return synapses
+
+
 def run(netx_file, x, input_message_bits, bias_from):
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
@@ -37,6 +68,7 @@ def run(netx_file, x, input_message_bits, bias_from):
     frames = np.ascontiguousarray(x.transpose(2, 1, 0).reshape(n_in, batch * steps), dtype=np.int32)
     source = RingBuffer(data=frames)
     source.s_out.connect(net.inp)
+    others = connect_other_projections(net, source, netx_file, input_message_bits)
     monitors = []
     for layer in net.layers:
         for var in (layer.neuron.v, layer.neuron.s_out):
@@ -50,6 +82,9 @@ def run(netx_file, x, input_message_bits, bias_from):
     starts = sorted({min(int(k), steps) for k in bias_from} | {0, steps})
     try:
         for b in range(batch):
+            if b:
+                for synapse in others:
+                    synapse.a_buff.set(np.zeros(synapse.a_buff.shape, dtype=np.int32))
             for start, stop in zip(starts[:-1], starts[1:]):  # each bias switched on at its layer's lag
                 for layer, bias, first in zip(net.layers, biases, bias_from):
                     if b and start == 0:

@@ -12,7 +12,15 @@ neuron group), then one ``dense`` layer per DelayGraph layer with
                        while |v| < (2^17 − 1) weight units)
 
 and a ``delaynir`` group netx does not read: per layer its name, kind, lag and scale s, so that a
-runner maps Lava's state back (v_real = v_lava / 2^6 · s).
+runner maps Lava's state back (v_real = v_lava / 2^6 · s), and the layer's other projections.
+
+Other projections. A netx file is a chain: netx layer k's ``weight`` comes from layer k − 1 (the
+input for k = 1). A layer's other projections (recurrent, from itself or a later layer, and skip
+connections from the input or an earlier layer) go in ``delaynir/layers/k/extra/m`` (source, weight,
+delay, as above). netx does not read them: its ``dense_rec`` gives the feed-forward ``delay`` to the
+recurrent synapses too and drops their weight exponent (LAVA_NOTES (f)). The runner
+(``lava_run.py``) adds each as a ``DelayDense`` from the source's spikes into the layer's input,
+with netx's own weight optimisation, which is what a Lava user does with these arrays.
 
 Latency. Every Lava projection adds one step: a spike sent at step t arrives at t + d_hw + 1
 (LAVA_NOTES (a)). The DelayGraph's delays are zero-latency (delaynir.graph). ``layer_lags`` gives
@@ -25,8 +33,8 @@ frames followed by max lag zero frames and reads steps lag(L) … lag(L) + T −
 
 Refused (ExportError naming the layer and the fix), because netx or Lava would not compute the
 graph exactly: another arithmetic than loihi2-fixed; a layer fed by anything but one projection
-from the previous layer (skip and recurrent projections; netx's dense_rec with delays is broken,
-LAVA_NOTES (f)); d_hw outside 0 … 62; two synapses on one (pre, post) pair with different delays;
+from the previous layer; d_hw outside 0 … 62 (a recurrent projection from S into L needs
+d ≥ 1 + lag(S) − lag(L)); two synapses on one (pre, post) pair with different delays;
 per-neuron differences in β, α or θ, or scales differing between neurons; non-integer weights,
 biases or thresholds (in units of the scale); kinds other than lif / cubalif (hard reset) and an
 li readout last; and weight matrices that netx's mantissa/exponent rescaling and Lava's 8-bit
@@ -50,7 +58,7 @@ from delaynir.targets.loihi2.arithmetic import NAME as ARITHMETIC  # the graph a
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1  #: of the ``delaynir`` group
+FORMAT_VERSION = 2  #: of the ``delaynir`` group (2: other projections in ``extra``)
 MAX_DELAY = 62  #: netx clamps per-synapse delays to 0 … 62 (LAVA_NOTES (e))
 READOUT_VTH = 2**17 - 1  #: the li readout's vThMant: the largest 17-bit threshold mantissa
 DOC = "docs/netx-format.md"
@@ -123,20 +131,31 @@ def lava_weights(weight: np.ndarray) -> tuple[np.ndarray | None, int, str | None
 
 
 @dataclass
+class NetxProjection:
+    """A projection as netx holds one: dense (out, n_source) int64 weight and hardware delay; ``source``
+    is the netx layer index of its source (0: the input)."""
+
+    source: int
+    weight: np.ndarray
+    delay: np.ndarray
+
+
+@dataclass
 class NetxLayer:
-    """One dense netx layer as written: dense (out, in) int64 weight and hardware delay, per-neuron bias,
-    the CUBA decays and threshold mantissa, and what a runner needs (name, kind, lag, scale)."""
+    """One dense netx layer as written: the projection from the previous layer, per-neuron bias, the CUBA
+    decays and threshold mantissa, the layer's other projections, and what a runner needs (name, kind,
+    lag, scale)."""
 
     name: str
     kind: str
     lag: int
     scale: float
-    weight: np.ndarray
-    delay: np.ndarray
+    chain: NetxProjection
     bias: np.ndarray
     i_decay: int
     v_decay: int
     v_th: int
+    extra: list[NetxProjection]
 
 
 def _refuse(layer: Layer, what: str, fix: str) -> ExportError:
@@ -160,6 +179,35 @@ def _integers(layer: Layer, values: np.ndarray, what: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
+def _projection(graph: DelayGraph, layer: Layer, proj, lags: dict[str, int], unit: float) -> NetxProjection:
+    """``proj`` into ``layer`` as dense netx arrays; ExportError naming what Lava would not compute exactly."""
+    recurrent = " (recurrent)" if graph.is_recurrent(layer, proj) else ""
+    scale = proj.scale
+    if not np.all(scale == unit):
+        raise _refuse(layer, f"has weight scales {np.unique(scale)[:4].tolist()} on its projection from "
+                      f"{proj.source!r}", "compile it for target loihi2 (one scale per layer)")
+    d_hw = hardware_delay(proj.delay, lags.get(proj.source, 0), lags[layer.name])
+    if len(proj) and (d_hw.min() < 0 or d_hw.max() > MAX_DELAY):
+        fix = (f"a recurrent synapse needs d >= {1 + lags[proj.source] - lags[layer.name]} here" if recurrent else
+               "compile with --fit relay-neurons or clip-delays")
+        raise _refuse(layer, f"has hardware delays d + lag(L) − lag(S) − 1 in [{d_hw.min()}, {d_hw.max()}] on its "
+                      f"projection from {proj.source!r}{recurrent}", f"netx takes 0..{MAX_DELAY}; {fix}")
+    shape = (layer.size, graph.source_size(proj.source))
+    weight = np.zeros(shape, dtype=np.float64)
+    np.add.at(weight, (proj.post, proj.pre), proj.weight)
+    delay = np.zeros(shape, dtype=np.int64)
+    delay[proj.post, proj.pre] = d_hw
+    if np.any(delay[proj.post, proj.pre] != d_hw):
+        raise _refuse(layer, f"has two synapses on one (pre, post) pair from {proj.source!r} with different delays",
+                      "netx holds one weight and delay per pair; split the layer with relay neurons")
+    weight = _integers(layer, weight, "weights")
+    if lava_weights(weight)[2] is not None:
+        raise _refuse(layer, f"has {lava_weights(weight)[2]} on its projection from {proj.source!r}{recurrent}",
+                      "Lava would not compute these weights exactly; fine-tune on the loihi2 grid with at least one "
+                      "positive and one negative weight per projection")
+    return NetxProjection(1 + graph.position(proj.source), weight, delay)  # netx layer index: 0 is the input
+
+
 def _layer(graph: DelayGraph, k: int, lags: dict[str, int]) -> NetxLayer:
     layer = graph.layers[k]
     last = k == len(graph.layers) - 1
@@ -169,35 +217,16 @@ def _layer(graph: DelayGraph, k: int, lags: dict[str, int]) -> NetxLayer:
     if layer.neuron != "li" and layer.reset != "hard":
         raise _refuse(layer, f"has reset {layer.reset!r}", "Loihi 2's CUBA neuron resets v to 0 (reset hard)")
     source = graph.layers[k - 1].name if k else INPUT
-    if [p.source for p in layer.projections] != [source]:
-        found = ", ".join(f"{p.source}{' (recurrent)' if graph.is_recurrent(layer, p) else ''}"
-                          for p in layer.projections) or "none"
-        raise _refuse(layer, f"is fed by {found}", f"a netx file is a chain: one projection from {source!r} into each "
-                      "layer (skip connections have no netx layer, and netx's dense_rec runs per-synapse recurrent "
-                      "delays with its weight exponent dropped, LAVA_NOTES (f))")
-    (proj,) = layer.projections
-    scale = proj.scale
+    chain_index = next((i for i, p in enumerate(layer.projections) if p.source == source), None)
+    if chain_index is None:
+        found = ", ".join(p.source for p in layer.projections) or "none"
+        raise _refuse(layer, f"is fed by {found}", f"a netx file is a chain: each layer needs a projection from the "
+                      f"previous one ({source!r}); other projections go beside it")
+    scale = layer.projections[chain_index].scale
     if not (np.all(scale == scale[0]) and scale[0] > 0):
         raise _refuse(layer, "has per-neuron weight scales", "compile it for target loihi2 (one scale per layer)")
     unit = float(scale[0])
-    n_in = graph.source_size(source)
-    lag_src = lags.get(source, 0)
-    d_hw = hardware_delay(proj.delay, lag_src, lags[layer.name])
-    if len(proj) and (d_hw.min() < 0 or d_hw.max() > MAX_DELAY):
-        raise _refuse(layer, f"has hardware delays d + lag(L) − lag(S) − 1 in [{d_hw.min()}, {d_hw.max()}]",
-                      f"netx takes 0..{MAX_DELAY}; compile with --fit relay-neurons or clip-delays")
-    weight = np.zeros((layer.size, n_in), dtype=np.float64)
-    np.add.at(weight, (proj.post, proj.pre), proj.weight)
-    delay = np.zeros((layer.size, n_in), dtype=np.int64)
-    delay[proj.post, proj.pre] = d_hw
-    if np.any(delay[proj.post, proj.pre] != d_hw):
-        raise _refuse(layer, "has two synapses on one (pre, post) pair with different delays",
-                      "netx holds one weight and delay per pair; split the layer with relay neurons")
-    weight = _integers(layer, weight, "weights")
-    stored, _, problem = lava_weights(weight)
-    if problem is not None:
-        raise _refuse(layer, f"has {problem}", "Lava would not compute these weights exactly; fine-tune on the "
-                      "loihi2 grid with at least one positive and one negative weight per layer")
+    projections = [_projection(graph, layer, p, lags, unit) for p in layer.projections]
     theta = in_units(layer.threshold, unit)
     if layer.neuron == "li":
         v_th = READOUT_VTH
@@ -207,10 +236,10 @@ def _layer(graph: DelayGraph, k: int, lags: dict[str, int]) -> NetxLayer:
             raise _refuse(layer, f"has thresholds {np.unique(theta)[:4].tolist()} (in units of its scale)",
                           f"Loihi 2 takes one vThMant per layer in 0..{READOUT_VTH}")
         v_th = int(theta[0])
-    return NetxLayer(layer.name, layer.neuron, lags[layer.name], unit, weight, delay,
+    return NetxLayer(layer.name, layer.neuron, lags[layer.name], unit, projections.pop(chain_index),
                      _integers(layer, in_units(layer.bias, unit), f"biases (in units of the scale {unit})"),
                      _decay(layer, layer.alpha, "alpha") if layer.neuron == "cubalif" else DECAY_ONE,
-                     _decay(layer, layer.beta, "beta"), v_th)
+                     _decay(layer, layer.beta, "beta"), v_th, projections)
 
 
 def netx_layers(graph: DelayGraph) -> list[NetxLayer]:
@@ -244,11 +273,16 @@ def export_netx(graph: DelayGraph, path: str | Path, *, overwrite: bool = False)
             for k, la in enumerate(layers, start=1):
                 g = f.create_group(f"layer/{k}")
                 _string(g, "type", "dense")
-                g["shape"] = np.array([la.weight.shape[0]], dtype=np.int64)
-                g["weight"], g["delay"], g["bias"] = la.weight, la.delay, la.bias
+                g["shape"] = np.array([la.chain.weight.shape[0]], dtype=np.int64)
+                g["weight"], g["delay"], g["bias"] = la.chain.weight, la.chain.delay, la.bias
                 n = g.create_group("neuron")
                 _string(n, "type", "CUBA")
                 n["iDecay"], n["vDecay"], n["vThMant"] = la.i_decay, la.v_decay, la.v_th
-                meta.create_group(f"layers/{k}").attrs.update(name=la.name, kind=la.kind, lag=la.lag, scale=la.scale)
-    log.info("wrote %s: %d netx layers, lags %s", path, len(layers), [la.lag for la in layers])
+                info = meta.create_group(f"layers/{k}")
+                info.attrs.update(name=la.name, kind=la.kind, lag=la.lag, scale=la.scale)
+                for m, extra in enumerate(la.extra):
+                    e = info.create_group(f"extra/{m}")
+                    e["source"], e["weight"], e["delay"] = extra.source, extra.weight, extra.delay
+    log.info("wrote %s: %d netx layers, lags %s, %d other projections", path, len(layers), [la.lag for la in layers],
+             sum(len(la.extra) for la in layers))
     return path
