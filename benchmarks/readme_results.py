@@ -105,8 +105,9 @@ def vs_dcls_table(path: Path) -> str:
     r = json.loads(path.read_text())
     st, sm = r["settings"], r["summary"]
     seeds = ", ".join(map(str, sm["seeds"]))
+    overrides = "".join(f" --delaynir-set {k}={v}" for k, v in st.get("delaynir_overrides", {}).items())
     lines = [f"`python benchmarks/vs_dcls.py --data DIR --epochs {st['epochs']} --batch-size {st['batch_size']} "
-             f"--seeds {' '.join(map(str, sm['seeds']))}` on the spoken-digit set of `delaynir data speech` (seed 0: "
+             f"--seeds {' '.join(map(str, sm['seeds']))}{overrides}` on the spoken-digit set of `delaynir data speech` (seed 0: "
              f"{r['runs'][0]['data']['n_train']} training, {r['runs'][0]['data']['n_val']} validation, "
              f"{r['runs'][0]['data']['n_test']} test samples, {r['runs'][0]['data']['n_test_held_out_speakers']} of "
              f"them from the two unseen speakers), {st['device']}, medians over seeds {seeds}; delaynir with its "

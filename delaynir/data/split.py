@@ -46,7 +46,7 @@ def _random_split(labels: np.ndarray, fraction: float, rng: np.random.Generator)
     return mask, "random"
 
 
-def validation_split(dataset: Any, *, fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(dataset: Any, *, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Split ``dataset`` into sorted (train indices, validation indices), deterministic in ``seed``.
 
     If the dataset has speakers (attribute ``speakers``) with >= 2 distinct ids, whole speakers
