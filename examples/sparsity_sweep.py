@@ -2,22 +2,24 @@
 or any data set.
 
     python examples/sparsity_sweep.py [OUT_DIR] [--k 1 3 5 7] [--epochs 20] [--seeds 0 1]
-    python examples/sparsity_sweep.py OUT --data frames/ --preset rawhd-paper --dale --arms dcls dcls-rigl taps
+    python examples/sparsity_sweep.py OUT --data frames/ --preset rawhd-paper --dale --arms dcls dcls-rigl random-rigl taps
 
 At each connection density 2^-k of all-to-all (sparsity 1 − 2^-k, as in Mészáros et al. 2024),
-four networks with the same number of connections in every hidden layer:
+five networks with the same number of connections in every hidden layer:
 
     dcls:       (pre, post) pairs under a fixed random mask, each with a weight and a DCLS-learned
                 delay (structure pairs, prune none, sparsity 1 − 2^-k);
     dcls-rigl:  the same pairs rewired by DEEP R + RigL (structure pairs, prune deepr-rigl): separates
                 the gain of rewiring from that of delays-as-structure;
+    random-rigl: pairs rewired by DEEP R + RigL, each with a fixed random delay (delays fixed-random):
+                the paper's structure learning with random delays, where only rewiring can choose them;
     taps:       (pre, post, delay) candidates pruned by DEEP R + RigL at a fixed budget, so that which
                 taps survive are the delays (structure taps, prune deepr-rigl; a pair may keep several
                 taps), sparsity 1 − 2^-k / D of its D× larger candidate set;
     taps-pool:  the same, with RigL ranking only 10 random dormant candidates per regrown connection
                 (regrow_pool 10), whose scoring costs ∝ the pool instead of a dense weight gradient.
 
-The readout stays dense in both arms; a dense DCLS network (k = 0) is the reference. Settings:
+The readout stays dense in every arm; a dense DCLS network (k = 0) is the reference. Settings:
 delaynir.demo.DEMO_SETTINGS, or a training preset (--preset, e.g. rawhd-paper: the paper's one-layer
 network), with --epochs, one run per seed; --dale gives the pruned arms one sign per presynaptic neuron
 (the paper's setting); --data takes a directory with train.h5 and test.h5 instead of the synthetic task. Test accuracy is with rounded
@@ -41,6 +43,8 @@ from delaynir.train import train
 ARMS = {
     "dcls": lambda k, D: {"structure": "pairs", "prune": "none", "sparsity": 1 - 2.0**-k},
     "dcls-rigl": lambda k, D: {"structure": "pairs", "prune": "deepr-rigl", "sparsity": 1 - 2.0**-k},
+    "random-rigl": lambda k, D: {"structure": "pairs", "prune": "deepr-rigl", "delays": "fixed-random",
+                                 "sparsity": 1 - 2.0**-k},
     "taps": lambda k, D: {"structure": "taps", "prune": "deepr-rigl", "sparsity": 1 - 2.0**-k / D},
     "taps-pool": lambda k, D: {"structure": "taps", "prune": "deepr-rigl", "sparsity": 1 - 2.0**-k / D,
                                "regrow_pool": 10},
@@ -48,6 +52,7 @@ ARMS = {
 
 
 LABELS = {"dcls": "DCLS delays, fixed random mask", "dcls-rigl": "DCLS delays, DEEP R + RigL",
+          "random-rigl": "fixed random delays, DEEP R + RigL",
           "taps": "DEEP R + RigL over delay taps",
           "taps-pool": "same, RigL over a random pool (regrow_pool 10)"}
 
