@@ -316,7 +316,7 @@ def cmd_verify(args) -> int:
 
     sims = [s.strip() for s in args.sims.split(",") if s.strip() and s.strip() != "reference"]
     report = verify_path(args.model, args.data, sims=sims, target=args.target, batch_size=args.batch_size,
-                         progress=_progress())
+                         samples=args.samples, progress=_progress())
     worst = worst_agreement(report)
     report.update(threshold=args.threshold, passed=worst >= args.threshold)
     if args.json:
@@ -626,6 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--threshold", type=float, default=0.999,
                    help="lowest acceptable spike and prediction agreement (default 0.999); exit 1 below it")
     v.add_argument("--batch-size", type=int, default=64)
+    v.add_argument("--samples", type=int, metavar="N",
+                   help="only the first N samples of the data file, for a slow simulator such as lava; default all")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
 

@@ -11,7 +11,7 @@ import numpy as np
 from delaynir.config import make_config
 from delaynir.data import make_loader
 from delaynir.data.shd import SPEAKER, spike_file
-from delaynir.errors import CheckpointError
+from delaynir.errors import CheckpointError, ConfigError
 from delaynir.graph import encode_input
 from delaynir.run import Run, data_file, input_encoding, open_dataset
 from delaynir.train import evaluate_model, resolve_device
@@ -75,9 +75,12 @@ class EncodedLoader:
             yield encode_input(self.graph, x), y
 
 
-def graph_loader(graph, data: str | Path, *, batch_size: int = 256):
+def graph_loader(graph, data: str | Path, *, batch_size: int = 256, samples: int | None = None):
     """(loader over ``data`` binned and encoded as the graph's input says, the data file); a file or a
-    directory's test.h5. Spike counts and graded values must match the graph's input encoding."""
+    directory's test.h5, its first ``samples`` samples if given. Spike counts and graded values must match
+    the graph's input encoding."""
+    if samples is not None and samples < 1:
+        raise ConfigError(f"--samples must be at least 1 (got {samples}); leave it out to use every sample")
     path = data_file(data, "test.h5")
     info = graph.input
     config = make_config({"dt": float(info.get("dt", graph.dt))})
@@ -89,7 +92,8 @@ def graph_loader(graph, data: str | Path, *, batch_size: int = 256):
     if encoding != graph.encoding:
         raise CheckpointError(f"{path} holds {encoding} input but the graph takes {graph.encoding} input; pass data "
                               "made the way the model's training data was")
-    loader = make_loader(dataset, list(range(len(dataset))), batch_size=batch_size, shuffle=False)
+    n = len(dataset) if samples is None else min(samples, len(dataset))
+    loader = make_loader(dataset, list(range(n)), batch_size=batch_size, shuffle=False)
     return EncodedLoader(loader, graph), path
 
 

@@ -179,8 +179,9 @@ def worst_agreement(report: dict[str, Any]) -> float:
 
 
 def verify_path(model: str | Path, data: str | Path, *, sims: list[str] | None = None, target: str = "float",
-                batch_size: int = 64, progress: bool = False) -> dict[str, Any]:
-    """``verify`` for a DelayGraph file or a run directory (compiled in memory for ``target``)."""
+                batch_size: int = 64, samples: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """``verify`` for a DelayGraph file or a run directory (compiled in memory for ``target``), on the data
+    file's first ``samples`` samples if given (else all)."""
     from delaynir.evaluate import graph_loader
 
     model_path, trained = Path(model), None
@@ -195,7 +196,7 @@ def verify_path(model: str | Path, data: str | Path, *, sims: list[str] | None =
         from delaynir.graph_io import load_graph
 
         graph = load_graph(model_path)
-    loader, path = graph_loader(graph, data, batch_size=batch_size)
+    loader, path = graph_loader(graph, data, batch_size=batch_size, samples=samples)
     report = verify(graph, loader, sims=sims, model=trained, progress=progress)
     report.update(model=str(model), data=str(path), target=graph.target)
     return report

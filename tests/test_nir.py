@@ -206,6 +206,10 @@ def test_export_import_verify_commands(tmp_path, capsys):
     assert all(v == 1.0 for r in report["simulators"].values() for v in r["spike_agreement"].values())
     assert main(argv + ["--threshold", "1.5"]) == 1  # an unreachable threshold fails the command
     assert not json.loads(capsys.readouterr().out)["passed"]
+    assert main(argv + ["--samples", "5"]) == 0  # the first 5 samples only
+    first = json.loads(capsys.readouterr().out)
+    assert first["n"] == 5 and first["passed"]
+    assert main(argv + ["--samples", "0"]) == 2 and "--samples must be at least 1" in capsys.readouterr().err
 
 
 # --- files written by other tools ---------------------------------------------------------------------------------
