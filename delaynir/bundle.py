@@ -261,7 +261,7 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
         found: list[str] = []
         record = _replay(tmp, sim, x, wanted[sim], found)
         different = record["status"] not in ("exact", *NOT_RUN)
-        record.update(file=EXECUTORS[sim].format.file, reproduces=EXECUTORS[sim].reproduces_for(graph),
+        record.update(file=file, reproduces=EXECUTORS[sim].reproduces_for(graph),
                       allowed_mismatch=different and sim in allowed)
         if different and sim not in allowed:
             problems += found

@@ -80,17 +80,17 @@ def run(netx_file, x, input_message_bits, bias_from):
     for layer, bias in zip(net.layers, biases):  # every lag is ≥ 1: no bias at step 0
         layer.neuron.bias_mant.init = np.zeros_like(bias)
     starts = sorted({min(int(k), steps) for k in bias_from} | {0, steps})
+    zero_state = [var for layer in net.layers
+                  for var in (layer.neuron.u, layer.neuron.v, layer.synapse.a_buff, layer.neuron.bias_mant)]
+    zero_state += [synapse.a_buff for synapse in others]
     try:
         for b in range(batch):
-            if b:
-                for synapse in others:
-                    synapse.a_buff.set(np.zeros(synapse.a_buff.shape, dtype=np.int32))
-            for start, stop in zip(starts[:-1], starts[1:]):  # each bias switched on at its layer's lag
+            if b:  # the next sample from zero state, its biases off again
+                for var in zero_state:
+                    var.set(np.zeros(var.shape, dtype=np.int32))
+            for start, stop in zip(starts[:-1], starts[1:]):  # each bias switched on at its layer's lag (≥ 1)
                 for layer, bias, first in zip(net.layers, biases, bias_from):
-                    if b and start == 0:
-                        for var in (layer.neuron.u, layer.neuron.v, layer.synapse.a_buff, layer.neuron.bias_mant):
-                            var.set(np.zeros(var.shape, dtype=np.int32))
-                    elif first == start:
+                    if first == start:
                         layer.neuron.bias_mant.set(bias)
                 net.run(condition=RunSteps(num_steps=stop - start), run_cfg=config)
         traces = []

@@ -31,13 +31,13 @@ each layer a lag, and the synapse (i → j, d) of a projection from S into L get
 so Lava layer L's spikes at step t + lag(L) are the DelayGraph's at step t. A runner feeds the T
 frames followed by max lag zero frames and reads steps lag(L) … lag(L) + T − 1 of layer L.
 
-Refused (ExportError naming the layer and the fix), because netx or Lava would not compute the
-graph exactly: another arithmetic than loihi2-fixed; a layer fed by anything but one projection
-from the previous layer; d_hw outside 0 … 62 (a recurrent projection from S into L needs
-d ≥ 1 + lag(S) − lag(L)); two synapses on one (pre, post) pair with different delays;
-per-neuron differences in β, α or θ, or scales differing between neurons; non-integer weights,
-biases or thresholds (in units of the scale); kinds other than lif / cubalif (hard reset) and an
-li readout last; and weight matrices that netx's mantissa/exponent rescaling and Lava's 8-bit
+Refused (ExportError naming the layer and the fix), because netx or Lava would not compute the graph
+exactly: another arithmetic than loihi2-fixed; a layer without a projection from the previous layer
+(the input for the first); d_hw outside 0 … 62 on any projection (a recurrent one from S into L
+needs d ≥ 1 + lag(S) − lag(L)); two synapses on one (pre, post) pair with different delays;
+per-neuron differences in β, α or θ, or scales differing between neurons or projections; non-integer
+weights, biases or thresholds (in units of the scale); kinds other than lif / cubalif (hard reset)
+and an li readout last; and weight matrices that netx's mantissa/exponent rescaling and Lava's 8-bit
 clip and truncation do not pass exactly (``lava_weights``).
 """
 
@@ -201,8 +201,9 @@ def _projection(graph: DelayGraph, layer: Layer, proj, lags: dict[str, int], uni
         raise _refuse(layer, f"has two synapses on one (pre, post) pair from {proj.source!r} with different delays",
                       "netx holds one weight and delay per pair; split the layer with relay neurons")
     weight = _integers(layer, weight, "weights")
-    if lava_weights(weight)[2] is not None:
-        raise _refuse(layer, f"has {lava_weights(weight)[2]} on its projection from {proj.source!r}{recurrent}",
+    problem = lava_weights(weight)[2]
+    if problem is not None:
+        raise _refuse(layer, f"has {problem} on its projection from {proj.source!r}{recurrent}",
                       "Lava would not compute these weights exactly; fine-tune on the loihi2 grid with at least one "
                       "positive and one negative weight per projection")
     return NetxProjection(1 + graph.position(proj.source), weight, delay)  # netx layer index: 0 is the input
