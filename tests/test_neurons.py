@@ -41,8 +41,10 @@ def reference_lif(current, beta, theta, reset, alpha=5.0):
     return torch.stack(spikes), torch.stack(mems)
 
 
+@pytest.mark.parametrize("uses", ["spikes", "membranes", "both"])
 @pytest.mark.parametrize("reset", ["hard", "subtract"])
-def test_lif_forward_and_gradient_match_the_equations(reset):
+def test_lif_forward_and_gradient_match_the_equations(reset, uses):
+    """Also when the loss reads only one of the two outputs (the other's gradient is then None)."""
     torch.manual_seed(0)
     current = (torch.randn(40, 3, 6, dtype=torch.float64) * 0.8 + 0.3)
     beta = torch.rand(6, dtype=torch.float64) * 0.5 + 0.45
@@ -53,9 +55,13 @@ def test_lif_forward_and_gradient_match_the_equations(reset):
     assert torch.equal(z1, z2)
     torch.testing.assert_close(v1, v2, rtol=1e-13, atol=1e-13)
     assert 0 < z1.mean() < 1  # the test exercises both spiking and silent steps
-    gz = torch.randn_like(z1)
-    (z1 * gz).sum().backward()
-    (z2 * gz).sum().backward()
+    gz, gv = torch.randn_like(z1), torch.randn_like(v1)
+
+    def loss(z, v):
+        return {"spikes": (z * gz).sum(), "membranes": (v * gv).sum(), "both": (z * gz).sum() + (v * gv).sum()}[uses]
+
+    loss(z1, v1).backward()
+    loss(z2, v2).backward()
     torch.testing.assert_close(c1.grad, c2.grad, rtol=1e-12, atol=1e-12)
 
 

@@ -2,7 +2,9 @@
 
 The recurrences are sequential in time and elementwise over (B · C) neurons, so the torch loop
 spends its time dispatching ~10 small operations per step; these kernels run the same
-arithmetic in one pass per thread, each thread owning a contiguous block of neurons. The forward
+arithmetic in one pass per thread, each thread owning a contiguous block of neurons. Each step's
+inner loop reads and writes 1-D row slices of the block (not elements of the whole (T, N) arrays),
+which LLVM vectorises: 4-5× faster at the anchor shape than per-element 2-D indexing. The forward
 loops compute what the torch loops in ``neurons`` compute, operation by operation in the same
 order and precision (no fast-math), so spikes and membranes are bit-identical; the backward loop
 evaluates the surrogate in float64 and agrees to float rounding (tests/test_neurons.py). Inputs
@@ -30,18 +32,21 @@ def _lif_forward(current, beta, theta, hard, n_blocks, zs, vs):  # pragma: no co
     T, N = current.shape
     for c in prange(n_blocks):
         lo, hi = c * N // n_blocks, (c + 1) * N // n_blocks
+        b, th = beta[lo:hi].copy(), theta[lo:hi].copy()
         v = np.zeros(hi - lo, dtype=current.dtype)
         z = np.zeros(hi - lo, dtype=current.dtype)
         for t in range(T):
-            for n in range(lo, hi):
-                k = n - lo
-                if hard:  # β·v·(1 − z) + I with z ∈ {0, 1}, without a float64 constant in float32 arithmetic
-                    v[k] = current[t, n] if z[k] != 0 else beta[n] * v[k] + current[t, n]
-                else:
-                    v[k] = beta[n] * v[k] - theta[n] * z[k] + current[t, n]
-                z[k] = 1.0 if v[k] > theta[n] else 0.0
-                vs[t, n] = v[k]
-                zs[t, n] = z[k]
+            cur, v_out, z_out = current[t, lo:hi], vs[t, lo:hi], zs[t, lo:hi]
+            if hard:  # β·v·(1 − z) + I with z ∈ {0, 1}, without a float64 constant in float32 arithmetic
+                for k in range(hi - lo):
+                    vk = cur[k] if z[k] != 0 else b[k] * v[k] + cur[k]
+                    z_out[k] = 1.0 if vk > th[k] else 0.0
+                    v[k], z[k], v_out[k] = vk, z_out[k], vk
+            else:
+                for k in range(hi - lo):
+                    vk = b[k] * v[k] - th[k] * z[k] + cur[k]
+                    z_out[k] = 1.0 if vk > th[k] else 0.0
+                    v[k], z[k], v_out[k] = vk, z_out[k], vk
 
 
 @njit(**_JIT)
@@ -51,17 +56,17 @@ def _lif_backward(g_spikes, g_mem, has_mem, vs, zs, beta, theta, hard, alpha, n_
     slope = math.pi / 2 * alpha
     for c in prange(n_blocks):
         lo, hi = c * N // n_blocks, (c + 1) * N // n_blocks
+        b, th = beta[lo:hi].copy(), theta[lo:hi].copy()
         g_next = np.zeros(hi - lo, dtype=vs.dtype)
         for t in range(T - 1, -1, -1):
-            for n in range(lo, hi):
-                k = n - lo
-                u = slope * (vs[t, n] - theta[n])
-                carry = beta[n] * (1 - zs[t, n]) if hard else beta[n]
-                gv = g_spikes[t, n] * (half / (1 + u * u)) + g_next[k] * carry
-                if has_mem:
-                    gv = gv + g_mem[t, n]
-                g_in[t, n] = gv
-                g_next[k] = gv
+            gz, v, z, out = g_spikes[t, lo:hi], vs[t, lo:hi], zs[t, lo:hi], g_in[t, lo:hi]
+            gm = g_mem[t, lo:hi] if has_mem else g_mem[0, :0]
+            for k in range(hi - lo):
+                u = slope * (v[k] - th[k])
+                carry = b[k] * (1 - z[k]) if hard else b[k]
+                gv = gz[k] * (half / (1 + u * u)) + g_next[k] * carry
+                out[k] = gv + gm[k] if has_mem else gv
+            g_next[:] = out
 
 
 @njit(**_JIT)
@@ -69,13 +74,14 @@ def _li_scan(values, beta, n_blocks, reverse, out):  # pragma: no cover - compil
     T, N = values.shape
     for c in prange(n_blocks):
         lo, hi = c * N // n_blocks, (c + 1) * N // n_blocks
+        b = beta[lo:hi].copy()
         v = np.zeros(hi - lo, dtype=values.dtype)
         for s in range(T):
             t = T - 1 - s if reverse else s
-            for n in range(lo, hi):
-                k = n - lo
-                v[k] = beta[n] * v[k] + values[t, n]
-                out[t, n] = v[k]
+            x, o = values[t, lo:hi], out[t, lo:hi]
+            for k in range(hi - lo):
+                v[k] = b[k] * v[k] + x[k]
+                o[k] = v[k]
 
 
 def applicable(*tensors: torch.Tensor) -> bool:

@@ -45,11 +45,14 @@ class _LIFSequence(torch.autograd.Function):
         vs, zs = _lif_forward(current, beta, theta, hard_reset)
         ctx.save_for_backward(vs, zs, beta, theta)
         ctx.hard_reset, ctx.alpha = hard_reset, alpha
+        ctx.set_materialize_grads(False)  # an unused membrane output: g_mem None, no zero tensor to add
         return zs, vs
 
     @staticmethod
     def backward(ctx, g_spikes, g_mem):
         vs, zs, beta, theta = ctx.saved_tensors
+        if g_spikes is None:
+            g_spikes = torch.zeros_like(vs)
         kernels = _kernels(vs)
         if kernels is not None:
             return kernels.lif_backward(g_spikes, g_mem, vs, zs, beta, theta, ctx.hard_reset,
