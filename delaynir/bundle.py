@@ -52,8 +52,9 @@ BUNDLE_FORMAT_VERSION = 1
 UNAVAILABLE = "unavailable"  #: a simulator's status when its library or environment is not installed here
 NOT_EXPORTED = "not exported"  #: a simulator's status when its file's writer refused the graph (FileFormat.partial)
 GRAPH, VECTORS, MANIFEST, README = DELAYGRAPH.file, "test_vectors.h5", "manifest.json", "README.md"
-NOT_RUN = {UNAVAILABLE: "not run: not installed where the bundle was written",  #: statuses that are no failure
+NOT_RUN = {UNAVAILABLE: "not run: not installed where the bundle was written",  #: statuses of a simulator not run
            NOT_EXPORTED: f"not run: its file cannot carry this graph ({MANIFEST} says why)"}
+NO_FAILURE = frozenset(("exact", *NOT_RUN))  #: statuses that are no failure
 LIBRARIES = ("torch", "numpy", "h5py", "nir", "nirtorch", "norse", "snntorch", "onnx", "onnxruntime")
 
 
@@ -260,7 +261,7 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
             continue
         found: list[str] = []
         record = _replay(tmp, sim, x, wanted[sim], found)
-        different = record["status"] not in ("exact", *NOT_RUN)
+        different = record["status"] not in NO_FAILURE
         record.update(file=file, reproduces=EXECUTORS[sim].reproduces_for(graph),
                       allowed_mismatch=different and sim in allowed)
         if different and sim not in allowed:
@@ -268,7 +269,7 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
         verification[sim] = record
     if problems:
         named = ",".join(s for s, r in verification.items()
-                         if r["status"] not in ("exact", *NOT_RUN) and s not in allowed)
+                         if r["status"] not in NO_FAILURE and s not in allowed)
         raise VerificationError(
             f"bundle NOT written to {out}: {len(problems)} simulator{'s' if len(problems) > 1 else ''} "
             "do not reproduce the test vectors exactly:\n  - " + "\n  - ".join(problems)
