@@ -87,27 +87,47 @@ def main(argv=None) -> int:
             for impl in ("dcls", "delaynir"):
                 cmd = [sys.executable, __file__, "--device", args.device, "--repeats", str(args.repeats)]
                 cmd += ["--default-allocator"] if args.default_allocator else []
-                out = subprocess.run(cmd + ["--_child", impl, str(sigma), str(int(input_grad))],
-                                     check=True, capture_output=True, text=True).stdout
+                out = subprocess.run(
+                    cmd + ["--_child", impl, str(sigma), str(int(input_grad))],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
                 res[impl] = json.loads(out.strip().splitlines()[-1])
-            rows.append({
-                "sigma": label, "sigma_steps": sigma, "input_grad": input_grad,
-                "dcls_s": res["dcls"]["median_s"], "delaynir_s": res["delaynir"]["median_s"],
-                "speedup": res["dcls"]["median_s"] / res["delaynir"]["median_s"],
-                "dcls_peak_mb": res["dcls"]["peak_mb"], "delaynir_peak_mb": res["delaynir"]["peak_mb"],
-            })
-    result = {"shape": {"T": T, "B": B, "C_in": C_IN, "C_out": C_OUT, "D": D, "density": DENSITY},
-              "device": args.device, "repeats": args.repeats,
-              "allocator": "default" if args.default_allocator else "tuned", "rows": rows}
+            rows.append(
+                {
+                    "sigma": label,
+                    "sigma_steps": sigma,
+                    "input_grad": input_grad,
+                    "dcls_s": res["dcls"]["median_s"],
+                    "delaynir_s": res["delaynir"]["median_s"],
+                    "speedup": res["dcls"]["median_s"] / res["delaynir"]["median_s"],
+                    "dcls_peak_mb": res["dcls"]["peak_mb"],
+                    "delaynir_peak_mb": res["delaynir"]["peak_mb"],
+                }
+            )
+    result = {
+        "shape": {"T": T, "B": B, "C_in": C_IN, "C_out": C_OUT, "D": D, "density": DENSITY},
+        "device": args.device,
+        "repeats": args.repeats,
+        "allocator": "default" if args.default_allocator else "tuned",
+        "rows": rows,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"delay layer vs Dcls1d, {args.device}, B={B} {C_IN}->{C_OUT} T={T} D={D} density={DENSITY}, "
-          f"median of {args.repeats}, {result['allocator']} allocator")
-    print(f"{'sigma':>12} {'input grad':>10} {'Dcls1d s':>9} {'ours s':>8} {'speedup':>8} {'Dcls MB':>8} {'ours MB':>8}")
+    print(
+        f"delay layer vs Dcls1d, {args.device}, B={B} {C_IN}->{C_OUT} T={T} D={D} density={DENSITY}, "
+        f"median of {args.repeats}, {result['allocator']} allocator"
+    )
+    print(
+        f"{'sigma':>12} {'input grad':>10} {'Dcls1d s':>9} {'ours s':>8} {'speedup':>8} {'Dcls MB':>8} {'ours MB':>8}"
+    )
     for r in rows:
-        print(f"{r['sigma']:>6} {r['sigma_steps']:>5.2f} {str(r['input_grad']):>10} {r['dcls_s']:>9.4f} "
-              f"{r['delaynir_s']:>8.4f} {r['speedup']:>7.1f}x {r['dcls_peak_mb']:>8.0f} {r['delaynir_peak_mb']:>8.0f}")
+        print(
+            f"{r['sigma']:>6} {r['sigma_steps']:>5.2f} {r['input_grad']!s:>10} {r['dcls_s']:>9.4f} "
+            f"{r['delaynir_s']:>8.4f} {r['speedup']:>7.1f}x {r['dcls_peak_mb']:>8.0f} {r['delaynir_peak_mb']:>8.0f}"
+        )
     return 0
 
 

@@ -25,8 +25,17 @@ def _worker(args) -> None:
     from delaynir.config import make_config
     from delaynir.train import train
 
-    config = make_config({"hidden": args.hidden, "epochs": args.epochs, "batch_size": args.batch_size,
-                          "max_delay": 25, "n_steps": 50, "val_fraction": 0.1, "device": args.device})
+    config = make_config(
+        {
+            "hidden": args.hidden,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "max_delay": 25,
+            "n_steps": 50,
+            "val_fraction": 0.1,
+            "device": args.device,
+        }
+    )
     train(config, args.data, args.out)
 
 
@@ -38,9 +47,25 @@ def _launch(n: int, device: str, data: Path, work: Path, args) -> dict:
     if device == "cpu":
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n))
     torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--standalone", f"--nproc_per_node={n}", __file__, "--worker", "--data", str(data),
-               "--out", str(out), "--device", device, "--epochs", str(args.epochs), "--batch-size",
-               str(args.batch_size), "--hidden", *map(str, args.hidden)]
+    command = [
+        str(torchrun),
+        "--standalone",
+        f"--nproc_per_node={n}",
+        __file__,
+        "--worker",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--device",
+        device,
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--hidden",
+        *map(str, args.hidden),
+    ]
     subprocess.run(command, env=env, check=True, capture_output=True)
     rows = runs.read_metrics(out)
     n_train = runs.load_pt(out / runs.CHECKPOINT)["data"]["n_train"]
@@ -70,8 +95,10 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        generate_synthetic(work / "data", SynthConfig(n_channels=140, n_classes=10, n_train=args.n_train,
-                                                      n_test=16, duration=0.5, spread=25, seed=0))
+        generate_synthetic(
+            work / "data",
+            SynthConfig(n_channels=140, n_classes=10, n_train=args.n_train, n_test=16, duration=0.5, spread=25, seed=0),
+        )
         plans = [("cpu", [1, 2])]
         if torch.cuda.is_available():
             plans.append(("cuda", list(range(1, torch.cuda.device_count() + 1))))
@@ -82,17 +109,27 @@ def main() -> None:
                 base = base or row["samples_per_s"]
                 row.update(speedup=row["samples_per_s"] / base, efficiency=row["samples_per_s"] / (n * base))
                 results.append(row)
-    meta = {"cpu_count": os.cpu_count(), "torch": torch.__version__, "n_train": args.n_train,
-            "global_batch": args.batch_size, "hidden": args.hidden, "epochs": args.epochs}
+    meta = {
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "n_train": args.n_train,
+        "global_batch": args.batch_size,
+        "hidden": args.hidden,
+        "epochs": args.epochs,
+    }
     if args.json:
         print(json.dumps({"meta": meta, "results": results}, indent=2))
         return
-    print(f"data-parallel training, global batch {args.batch_size}, hidden {args.hidden}, "
-          f"{os.cpu_count()} CPU cores, torch {torch.__version__}")
+    print(
+        f"data-parallel training, global batch {args.batch_size}, hidden {args.hidden}, "
+        f"{os.cpu_count()} CPU cores, torch {torch.__version__}"
+    )
     print(f"{'device':>6} {'procs':>5} {'samples/s':>10} {'epoch s':>8} {'speedup':>8} {'efficiency':>10}")
     for r in results:
-        print(f"{r['device']:>6} {r['processes']:>5} {r['samples_per_s']:>10.1f} {r['epoch_s']:>8.2f} "
-              f"{r['speedup']:>8.2f} {r['efficiency']:>10.0%}")
+        print(
+            f"{r['device']:>6} {r['processes']:>5} {r['samples_per_s']:>10.1f} {r['epoch_s']:>8.2f} "
+            f"{r['speedup']:>8.2f} {r['efficiency']:>10.0%}"
+        )
 
 
 if __name__ == "__main__":

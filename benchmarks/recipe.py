@@ -23,8 +23,13 @@ import tempfile
 from pathlib import Path
 
 ARMS: dict[str, dict] = {
-    "previous": {"lr": 1e-3, "position_lr_factor": 100.0, "lr_schedule": "one-cycle",
-                 "position_lr_schedule": "one-cycle", "dropout": 0.4},
+    "previous": {
+        "lr": 1e-3,
+        "position_lr_factor": 100.0,
+        "lr_schedule": "one-cycle",
+        "position_lr_schedule": "one-cycle",
+        "dropout": 0.4,
+    },
     "schedule": {"dropout": 0.4},
     "defaults": {},
 }
@@ -40,9 +45,16 @@ def run_arm(name: str, data: Path, out: Path, *, epochs: int, batch_size: int, s
     summary = train(config, data, run_dir)
     test = evaluate_run(run_dir, data, device=device)
     seconds = sum(m["seconds"] for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()))
-    return {"arm": name, "seed": seed, "best_epoch": summary["best_epoch"], "val_accuracy": summary["best_val_accuracy"],
-            "test_accuracy": test["accuracy"], "unseen_accuracy": (test.get("unseen_speakers") or {}).get("accuracy"),
-            "train_seconds": seconds, "run_dir": str(run_dir)}
+    return {
+        "arm": name,
+        "seed": seed,
+        "best_epoch": summary["best_epoch"],
+        "val_accuracy": summary["best_val_accuracy"],
+        "test_accuracy": test["accuracy"],
+        "unseen_accuracy": (test.get("unseen_speakers") or {}).get("accuracy"),
+        "train_seconds": seconds,
+        "run_dir": str(run_dir),
+    }
 
 
 def main(argv=None) -> int:
@@ -57,23 +69,42 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="delaynir-recipe-"))
-    rows = [run_arm(a, args.data, out, epochs=args.epochs, batch_size=args.batch_size, seed=s, device=args.device)
-            for s in args.seeds for a in args.arms]
-    summary = {a: {k: statistics.median(r[k] for r in rows if r["arm"] == a)
-                   for k in ("val_accuracy", "test_accuracy", "unseen_accuracy", "train_seconds")
-                   if all(r[k] is not None for r in rows if r["arm"] == a)} for a in args.arms}
-    result = {"data": str(args.data), "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds,
-              "arms": {a: ARMS[a] for a in args.arms}, "runs": rows, "median": summary}
+    rows = [
+        run_arm(a, args.data, out, epochs=args.epochs, batch_size=args.batch_size, seed=s, device=args.device)
+        for s in args.seeds
+        for a in args.arms
+    ]
+    summary = {
+        a: {
+            k: statistics.median(r[k] for r in rows if r["arm"] == a)
+            for k in ("val_accuracy", "test_accuracy", "unseen_accuracy", "train_seconds")
+            if all(r[k] is not None for r in rows if r["arm"] == a)
+        }
+        for a in args.arms
+    }
+    result = {
+        "data": str(args.data),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seeds": args.seeds,
+        "arms": {a: ARMS[a] for a in args.arms},
+        "runs": rows,
+        "median": summary,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"recipe ablations on {args.data}: {args.epochs} epochs, batch {args.batch_size}, seeds {args.seeds} "
-          "(medians; test with rounded delays)")
+    print(
+        f"recipe ablations on {args.data}: {args.epochs} epochs, batch {args.batch_size}, seeds {args.seeds} "
+        "(medians; test with rounded delays)"
+    )
     print(f"{'arm':<10} {'val':>6} {'test':>6} {'unseen':>7} {'train s':>8}  overrides")
     for a, m in summary.items():
         unseen = f"{m['unseen_accuracy']:.3f}" if "unseen_accuracy" in m else "–"
-        print(f"{a:<10} {m['val_accuracy']:>6.3f} {m['test_accuracy']:>6.3f} {unseen:>7} {m['train_seconds']:>8.0f}  "
-              f"{ARMS[a] or '(none)'}")
+        print(
+            f"{a:<10} {m['val_accuracy']:>6.3f} {m['test_accuracy']:>6.3f} {unseen:>7} {m['train_seconds']:>8.0f}  "
+            f"{ARMS[a] or '(none)'}"
+        )
     return 0
 
 

@@ -32,8 +32,11 @@ SIZES, DENSITY, D, T, B, INPUT_DENSITY = (140, 256, 256, 20), 0.10, 25, 100, 64,
 
 def build_model(seed: int = 0) -> DelaySNN:
     torch.manual_seed(seed)
-    model = DelaySNN(ModelConfig(n_inputs=SIZES[0], n_outputs=SIZES[-1], hidden=list(SIZES[1:-1]), max_delay=D,
-                                 batchnorm=False, dropout=0.0))
+    model = DelaySNN(
+        ModelConfig(
+            n_inputs=SIZES[0], n_outputs=SIZES[-1], hidden=list(SIZES[1:-1]), max_delay=D, batchnorm=False, dropout=0.0
+        )
+    )
     with torch.no_grad():
         for layer in model.delays:
             layer.weight.mul_((torch.rand_like(layer.weight) < DENSITY).float() * 12.0)
@@ -68,20 +71,38 @@ def main(argv=None) -> int:
         t_dense = _median_time(lambda: model(x), args.repeats)
     t_sim = _median_time(lambda: simulate(graph, x), args.repeats)
     same = bool(torch.equal(simulate(graph, x).predictions, torch.softmax(model(x), -1).sum(0).argmax(1)))
-    result = {"network": "-".join(map(str, SIZES)), "density": DENSITY, "D": D, "T": T, "batch": B,
-              "synapses": graph.n_synapses, "hidden_spike_rates": rates, "model_eval_s": t_model,
-              "dense_model_eval_s": t_dense, "simulator_s": t_sim, "speedup": t_model / t_sim,
-              "speedup_vs_dense": t_dense / t_sim, "same_predictions": same, "repeats": args.repeats}
+    result = {
+        "network": "-".join(map(str, SIZES)),
+        "density": DENSITY,
+        "D": D,
+        "T": T,
+        "batch": B,
+        "synapses": graph.n_synapses,
+        "hidden_spike_rates": rates,
+        "model_eval_s": t_model,
+        "dense_model_eval_s": t_dense,
+        "simulator_s": t_sim,
+        "speedup": t_model / t_sim,
+        "speedup_vs_dense": t_dense / t_sim,
+        "same_predictions": same,
+        "repeats": args.repeats,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['network']} at {DENSITY:.0%} density, D={D}, T={T}, batch {B}, hidden spike rates "
-              f"{', '.join(f'{r:.3f}' for r in rates)}; median of {args.repeats}")
+        print(
+            f"{result['network']} at {DENSITY:.0%} density, D={D}, T={T}, batch {B}, hidden spike rates "
+            f"{', '.join(f'{r:.3f}' for r in rates)}; median of {args.repeats}"
+        )
         print(f"reference simulator {t_sim * 1e3:.1f} ms; same predictions as the model: {same}")
-        print(f"PyTorch model (eval, rounded delays), event strategy: {t_model * 1e3:.1f} ms -> "
-              f"simulator {result['speedup']:.1f}x faster")
-        print(f"PyTorch model (eval, rounded delays), dense strategy: {t_dense * 1e3:.1f} ms -> "
-              f"simulator {result['speedup_vs_dense']:.1f}x faster")
+        print(
+            f"PyTorch model (eval, rounded delays), event strategy: {t_model * 1e3:.1f} ms -> "
+            f"simulator {result['speedup']:.1f}x faster"
+        )
+        print(
+            f"PyTorch model (eval, rounded delays), dense strategy: {t_dense * 1e3:.1f} ms -> "
+            f"simulator {result['speedup_vs_dense']:.1f}x faster"
+        )
     return 0
 
 

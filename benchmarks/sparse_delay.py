@@ -38,7 +38,7 @@ import sys
 import time
 
 from _measure import time_and_peak
-from delay_layer import B, C_IN, C_OUT, D, DENSITY, T
+from delay_layer import C_IN, C_OUT, DENSITY, B, D, T
 from tqdm import tqdm
 
 SPARSITIES = (0.0, 0.5, 0.875, 0.96875, 0.99)
@@ -62,8 +62,9 @@ def _measure(structure: str, sparsity: float, input_grad: bool, device: str, rep
     else:
         tiny = SparseDelayLinear(8, 8, 4, structure=structure, sparsity=0.9, signs="random")
         tiny(torch.ones(6, 2, 8).requires_grad_(input_grad)).sum().backward()  # load the compiled kernels
-        layer = SparseDelayLinear(C_IN, C_OUT, D, structure=structure, sparsity=sparsity, signs="random",
-                                  bias=False, sigma=D / 2)
+        layer = SparseDelayLinear(
+            C_IN, C_OUT, D, structure=structure, sparsity=sparsity, signs="random", bias=False, sigma=D / 2
+        )
     layer = layer.to(device).train()
 
     def step():
@@ -107,13 +108,27 @@ def main(argv=None) -> int:
         return 0
 
     def run(structure: str, sparsity: float, input_grad: bool) -> dict:
-        cmd = [sys.executable, __file__, "--device", args.device, "--repeats", str(args.repeats),
-               "--_child", structure, str(sparsity), str(int(input_grad))]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--device",
+            args.device,
+            "--repeats",
+            str(args.repeats),
+            "--_child",
+            structure,
+            str(sparsity),
+            str(int(input_grad)),
+        ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         return json.loads(out.strip().splitlines()[-1])
 
-    variants = [(g, s, p) for g in (False, True) for s, ps in (("dense", [0.0]), ("taps", SPARSITIES),
-                                                               ("pairs", SPARSITIES)) for p in ps]
+    variants = [
+        (g, s, p)
+        for g in (False, True)
+        for s, ps in (("dense", [0.0]), ("taps", SPARSITIES), ("pairs", SPARSITIES))
+        for p in ps
+    ]
     runs: dict[tuple, list[dict]] = {v: [] for v in variants}
     with tqdm(total=args.rounds * len(variants), desc="variants", unit="run", file=sys.stderr) as bar:
         for _ in range(args.rounds):
@@ -130,23 +145,38 @@ def main(argv=None) -> int:
     for row in rows:
         dense = next(r for r in rows if r["structure"] == "dense" and r["input_grad"] == row["input_grad"])
         row["speedup"] = dense["median_s"] / row["median_s"]
-    result = {"shape": {"T": T, "B": B, "C_in": C_IN, "C_out": C_OUT, "D": D, "density": DENSITY},
-              "device": args.device, "repeats": args.repeats, "rounds": args.rounds, "regrow_pool": POOL, "rows": rows}
+    result = {
+        "shape": {"T": T, "B": B, "C_in": C_IN, "C_out": C_OUT, "D": D, "density": DENSITY},
+        "device": args.device,
+        "repeats": args.repeats,
+        "rounds": args.rounds,
+        "regrow_pool": POOL,
+        "rows": rows,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"sparse delay layers vs dense DelayLinear (DCLS, training), {args.device}, B={B} {C_IN}->{C_OUT} "
-          f"T={T} D={D} input density={DENSITY}, median of {args.repeats}, fastest of {args.rounds} rounds")
-    print(f"{'layer':>6} {'sparsity':>8} {'connections':>11} {'input grad':>10} {'ms':>8} {'speedup':>8} "
-          f"{'peak MB':>8} {'rewire ms (all / pool)':>22}")
+    print(
+        f"sparse delay layers vs dense DelayLinear (DCLS, training), {args.device}, B={B} {C_IN}->{C_OUT} "
+        f"T={T} D={D} input density={DENSITY}, median of {args.repeats}, fastest of {args.rounds} rounds"
+    )
+    print(
+        f"{'layer':>6} {'sparsity':>8} {'connections':>11} {'input grad':>10} {'ms':>8} {'speedup':>8} "
+        f"{'peak MB':>8} {'rewire ms (all / pool)':>22}"
+    )
     for r in rows:
         rewire = f"{1e3 * r['rewire_s']:>10.2f} / {1e3 * r['rewire_pool_s']:>9.2f}" if "rewire_s" in r else ""
-        print(f"{r['structure']:>6} {r['sparsity']:>8.5g} {r['connections']:>11} {str(r['input_grad']):>10} "
-              f"{1e3 * r['median_s']:>8.2f} {r['speedup']:>7.2f}x {r['peak_mb']:>8.0f} {rewire}")
+        print(
+            f"{r['structure']:>6} {r['sparsity']:>8.5g} {r['connections']:>11} {r['input_grad']!s:>10} "
+            f"{1e3 * r['median_s']:>8.2f} {r['speedup']:>7.2f}x {r['peak_mb']:>8.0f} {rewire}"
+        )
     at_target = [r for r in rows if r["sparsity"] == TARGET[0] and r["structure"] != "dense"]
-    print(f"target: at least {TARGET[1]:g}x at sparsity {TARGET[0]:g}; measured "
-          + ", ".join(f"{r['structure']} {'hidden' if r['input_grad'] else 'first'} layer {r['speedup']:.2f}x"
-                      for r in at_target))
+    print(
+        f"target: at least {TARGET[1]:g}x at sparsity {TARGET[0]:g}; measured "
+        + ", ".join(
+            f"{r['structure']} {'hidden' if r['input_grad'] else 'first'} layer {r['speedup']:.2f}x" for r in at_target
+        )
+    )
     return 0
 
 

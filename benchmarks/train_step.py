@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from vs_dcls import SNN_DELAYS, SnnDelaysRef, summed_softmax_loss  # noqa: E402
+from vs_dcls import SNN_DELAYS, SnnDelaysRef, summed_softmax_loss
 
 T, B, C_IN, HIDDEN, C_OUT, D, DENSITY = 100, 64, 140, 256, 20, 25, 0.05
 SIGMAS = {"wide": (D / 2, float(SNN_DELAYS["sig_init"])), "narrow": (0.5, SNN_DELAYS["sig_final"])}
@@ -49,8 +49,12 @@ def _delaynir_step(sigma: float, device: torch.device, amp: bool):
     model = build_model(config, C_IN, C_OUT).to(device).train()
     model.set_sigma(sigma)
     weights, positions = model.parameter_groups()
-    opt = torch.optim.Adam([{"params": weights, "lr": config.lr, "weight_decay": config.weight_decay},
-                            {"params": positions, "lr": config.lr * config.position_lr_factor}])
+    opt = torch.optim.Adam(
+        [
+            {"params": weights, "lr": config.lr, "weight_decay": config.weight_decay},
+            {"params": positions, "lr": config.lr * config.position_lr_factor},
+        ]
+    )
 
     def step(x, y):
         with _autocast(device, amp):
@@ -71,8 +75,12 @@ def _reference_step(sig: float, device: torch.device, amp: bool):
         for layer in model.dcls:
             layer.SIG.fill_(sig)
     weights, norms, positions = model.parameter_groups()
-    opt_w = torch.optim.Adam([{"params": weights, "lr": SNN_DELAYS["lr_w"], "weight_decay": SNN_DELAYS["weight_decay"]},
-                              {"params": norms, "lr": SNN_DELAYS["lr_w"], "weight_decay": 0.0}])
+    opt_w = torch.optim.Adam(
+        [
+            {"params": weights, "lr": SNN_DELAYS["lr_w"], "weight_decay": SNN_DELAYS["weight_decay"]},
+            {"params": norms, "lr": SNN_DELAYS["lr_w"], "weight_decay": 0.0},
+        ]
+    )
     opt_p = torch.optim.Adam(positions, lr=SNN_DELAYS["lr_pos"])
     step_amp = device.type == "cuda" and amp
 
@@ -139,9 +147,16 @@ def measure(width: str, device: torch.device, repeats: int, amp: bool) -> dict:
         t_ours.append(dt)
         t_ref.append(timed(ref)[0])
     ours_s, ref_s = statistics.median(t_ours), statistics.median(t_ref)
-    return {"sigma": width, "delaynir_sigma_steps": sigma, "reference_sig": sig, "delaynir_s": ours_s,
-            "reference_s": ref_s, "speedup": ref_s / ours_s, "delaynir_spike_rates": rates,
-            "reference_spike_rates": _spike_rates_of_reference(ref_model, x)}
+    return {
+        "sigma": width,
+        "delaynir_sigma_steps": sigma,
+        "reference_sig": sig,
+        "delaynir_s": ours_s,
+        "reference_s": ref_s,
+        "speedup": ref_s / ours_s,
+        "delaynir_spike_rates": rates,
+        "reference_spike_rates": _spike_rates_of_reference(ref_model, x),
+    }
 
 
 def main(argv=None) -> int:
@@ -156,20 +171,31 @@ def main(argv=None) -> int:
     tune_cpu_allocator()  # as the delaynir command does; the reference runs in the same process
     device = torch.device(args.device)
     rows = [measure(width, device, args.repeats, args.amp) for width in SIGMAS]
-    result = {"shape": {"T": T, "B": B, "sizes": [C_IN, HIDDEN, HIDDEN, C_OUT], "D": D, "density": DENSITY},
-              "device": args.device, "amp": args.amp and args.device == "cuda", "repeats": args.repeats,
-              "threads": torch.get_num_threads(), "rows": rows}
+    result = {
+        "shape": {"T": T, "B": B, "sizes": [C_IN, HIDDEN, HIDDEN, C_OUT], "D": D, "density": DENSITY},
+        "device": args.device,
+        "amp": args.amp and args.device == "cuda",
+        "repeats": args.repeats,
+        "threads": torch.get_num_threads(),
+        "rows": rows,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"full training step vs SNN-delays (Dcls1d), {args.device}, B={B} {C_IN}-{HIDDEN}-{HIDDEN}-{C_OUT} "
-          f"T={T} D={D} input density {DENSITY}, median of {args.repeats}, interleaved")
-    print(f"{'sigma':>7} {'reference s':>12} {'delaynir s':>11} {'speedup':>8}  hidden spike rates (delaynir / reference)")
+    print(
+        f"full training step vs SNN-delays (Dcls1d), {args.device}, B={B} {C_IN}-{HIDDEN}-{HIDDEN}-{C_OUT} "
+        f"T={T} D={D} input density {DENSITY}, median of {args.repeats}, interleaved"
+    )
+    print(
+        f"{'sigma':>7} {'reference s':>12} {'delaynir s':>11} {'speedup':>8}  hidden spike rates (delaynir / reference)"
+    )
     for r in rows:
         rates = "/".join(f"{v:.3f}" for v in r["delaynir_spike_rates"])
         ref_rates = "/".join(f"{v:.3f}" for v in r["reference_spike_rates"])
-        print(f"{r['sigma']:>7} {r['reference_s']:>12.4f} {r['delaynir_s']:>11.4f} {r['speedup']:>7.1f}x  "
-              f"{rates} / {ref_rates}")
+        print(
+            f"{r['sigma']:>7} {r['reference_s']:>12.4f} {r['delaynir_s']:>11.4f} {r['speedup']:>7.1f}x  "
+            f"{rates} / {ref_rates}"
+        )
     return 0
 
 

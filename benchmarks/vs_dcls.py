@@ -230,9 +230,18 @@ def set_seed(seed: int) -> None:
 class SnnDelaysRef(nn.Module):
     """SNN-delays' ``SnnDelays`` (snn_delays): [Dcls1d → BN → LIF → dropout] × 2, Dcls1d → leaky readout."""
 
-    def __init__(self, n_inputs: int, n_outputs: int, *, seed: int, tau: float = SNN_DELAYS["tau_steps"],
-                 dropout: float = 0.0, n_hidden: int = SNN_DELAYS["n_hidden_neurons"],
-                 n_layers: int = SNN_DELAYS["n_hidden_layers"], max_delay: int = SNN_DELAYS["max_delay"]):
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        *,
+        seed: int,
+        tau: float = SNN_DELAYS["tau_steps"],
+        dropout: float = 0.0,
+        n_hidden: int = SNN_DELAYS["n_hidden_neurons"],
+        n_layers: int = SNN_DELAYS["n_hidden_layers"],
+        max_delay: int = SNN_DELAYS["max_delay"],
+    ):
         super().__init__()
         from DCLS.construct.modules import Dcls1d
 
@@ -242,7 +251,8 @@ class SnnDelaysRef(nn.Module):
         sizes = [n_inputs] + [n_hidden] * n_layers + [n_outputs]
         self.dcls = nn.ModuleList(
             Dcls1d(a, b, kernel_count=1, groups=1, dilated_kernel_size=max_delay, bias=False, version="gauss")
-            for a, b in zip(sizes, sizes[1:]))
+            for a, b in zip(sizes, sizes[1:])
+        )
         self.bns = nn.ModuleList(nn.BatchNorm1d(h) for h in sizes[1:-1])
         # init_model: set_seed, then every layer's weight, then every layer's positions, then SIG
         set_seed(seed)
@@ -273,8 +283,11 @@ class SnnDelaysRef(nn.Module):
 
     def parameter_groups(self) -> tuple[list, list, list]:
         """(Dcls weights, BatchNorm weights and biases, Dcls positions), as ``build_model`` collects them."""
-        return ([m.weight for m in self.dcls], [p for bn in self.bns for p in (bn.weight, bn.bias)],
-                [m.P for m in self.dcls])
+        return (
+            [m.weight for m in self.dcls],
+            [p for bn in self.bns for p in (bn.weight, bn.bias)],
+            [m.P for m in self.dcls],
+        )
 
     def clamp_parameters(self) -> None:
         for layer in self.dcls:
@@ -346,9 +359,22 @@ def ref_evaluate(model: SnnDelaysRef, loader, device: torch.device) -> dict[str,
     return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total}
 
 
-def train_reference(dataset, train_idx, val_idx, *, n_inputs: int, n_classes: int, epochs: int, batch_size: int,
-                    seed: int, device: torch.device, dropout: float, tau: float, out: Path,
-                    disable_cudnn: bool) -> tuple[SnnDelaysRef, list[dict[str, Any]]]:
+def train_reference(
+    dataset,
+    train_idx,
+    val_idx,
+    *,
+    n_inputs: int,
+    n_classes: int,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    dropout: float,
+    tau: float,
+    out: Path,
+    disable_cudnn: bool,
+) -> tuple[SnnDelaysRef, list[dict[str, Any]]]:
     """SNN-delays' ``train_model`` on delaynir's loaders; returns (model with the best-validation state, metrics)."""
     from delaynir.data import make_loader
 
@@ -358,10 +384,12 @@ def train_reference(dataset, train_idx, val_idx, *, n_inputs: int, n_classes: in
     try:
         model = SnnDelaysRef(n_inputs, n_classes, seed=seed, tau=tau, dropout=dropout).to(device)
         weights, bn_params, positions = model.parameter_groups()
-        opt_w = torch.optim.Adam([
-            {"params": weights, "lr": SNN_DELAYS["lr_w"], "weight_decay": SNN_DELAYS["weight_decay"]},
-            {"params": bn_params, "lr": SNN_DELAYS["lr_w"], "weight_decay": 0.0},
-        ])
+        opt_w = torch.optim.Adam(
+            [
+                {"params": weights, "lr": SNN_DELAYS["lr_w"], "weight_decay": SNN_DELAYS["weight_decay"]},
+                {"params": bn_params, "lr": SNN_DELAYS["lr_w"], "weight_decay": 0.0},
+            ]
+        )
         opt_p = torch.optim.Adam(positions, lr=SNN_DELAYS["lr_pos"], weight_decay=0.0)
         sched_w = torch.optim.lr_scheduler.OneCycleLR(opt_w, max_lr=SNN_DELAYS["max_lr_w"], total_steps=epochs)
         sched_p = torch.optim.lr_scheduler.CosineAnnealingLR(opt_p, T_max=epochs)
@@ -399,9 +427,19 @@ def train_reference(dataset, train_idx, val_idx, *, n_inputs: int, n_classes: in
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 torch.save(best_state, out / "model.pt")
             _sync(device)
-            metrics.append({"epoch": epoch, "loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
-                            "val_accuracy": val["accuracy"], "val_loss": val["loss"], "sigma": sigma,
-                            "lr": lr_w, "lr_positions": lr_p, "seconds": time.perf_counter() - t0})
+            metrics.append(
+                {
+                    "epoch": epoch,
+                    "loss": loss_sum / max(seen, 1),
+                    "train_accuracy": correct / max(seen, 1),
+                    "val_accuracy": val["accuracy"],
+                    "val_loss": val["loss"],
+                    "sigma": sigma,
+                    "lr": lr_w,
+                    "lr_positions": lr_p,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
         (out / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
         model.load_state_dict(best_state)
         return model, metrics
@@ -417,13 +455,24 @@ def train_delaynir(config, data: Path, run_dir: Path) -> list[dict[str, Any]]:
     from delaynir.train import train
 
     train(config, data, run_dir)
-    return [{"epoch": m["epoch"], "loss": m["loss"], "train_accuracy": m["train_accuracy"],
-             "val_accuracy": m["val_accuracy"], "val_loss": m.get("val_loss"), "sigma": m.get("sigma"),
-             "lr": m.get("lr"), "seconds": m["seconds"]} for m in runs.read_metrics(run_dir)]
+    return [
+        {
+            "epoch": m["epoch"],
+            "loss": m["loss"],
+            "train_accuracy": m["train_accuracy"],
+            "val_accuracy": m["val_accuracy"],
+            "val_loss": m.get("val_loss"),
+            "sigma": m.get("sigma"),
+            "lr": m.get("lr"),
+            "seconds": m["seconds"],
+        }
+        for m in runs.read_metrics(run_dir)
+    ]
 
 
-def test_delaynir(run_dir: Path, test_path: Path, subsets: dict[str, np.ndarray], batch_size: int,
-                  device: torch.device) -> dict[str, Any]:
+def test_delaynir(
+    run_dir: Path, test_path: Path, subsets: dict[str, np.ndarray], batch_size: int, device: torch.device
+) -> dict[str, Any]:
     """Rounded-delay accuracy of the run's best model on each subset of the test file (as delaynir/evaluate.py)."""
     from delaynir.data import make_loader
     from delaynir.run import Run
@@ -444,8 +493,9 @@ def test_delaynir(run_dir: Path, test_path: Path, subsets: dict[str, np.ndarray]
     return result
 
 
-def test_reference(model: SnnDelaysRef, dataset, subsets: dict[str, np.ndarray], batch_size: int,
-                   device: torch.device) -> dict[str, Any]:
+def test_reference(
+    model: SnnDelaysRef, dataset, subsets: dict[str, np.ndarray], batch_size: int, device: torch.device
+) -> dict[str, Any]:
     from delaynir.data import make_loader
 
     result = {}
@@ -481,7 +531,7 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 
     values = {}
     for item in items:
-        key, sep, _ = item.partition("=")
+        _key, sep, _ = item.partition("=")
         if not sep:
             raise SystemExit(f"--delaynir-set expects KEY=VALUE (TOML value), got {item!r}")
         values.update(tomllib.loads(item))
@@ -493,8 +543,9 @@ def run_seed(seed: int, order: tuple[str, str], args, data_dir: Path, out: Path)
     from delaynir.data import validation_split
     from delaynir.run import data_file, open_dataset
 
-    config = make_config({**args.delaynir_set, "epochs": args.epochs, "batch_size": args.batch_size, "seed": seed,
-                          "device": args.device})
+    config = make_config(
+        {**args.delaynir_set, "epochs": args.epochs, "batch_size": args.batch_size, "seed": seed, "device": args.device}
+    )
     train_path, test_path = data_file(data_dir, "train.h5"), data_file(data_dir, "test.h5")
     dataset = open_dataset(train_path, config)
     train_idx, val_idx = validation_split(dataset, fraction=config.val_fraction, seed=config.seed)
@@ -505,21 +556,45 @@ def run_seed(seed: int, order: tuple[str, str], args, data_dir: Path, out: Path)
         held_out = np.zeros(0, dtype=np.int64)
     subsets = {"all": np.arange(len(test_set)), "held_out_speakers": held_out}
     device = torch.device(args.device)
-    result: dict[str, Any] = {"seed": seed, "order": list(order),
-                              "data": {"n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_set),
-                                       "n_test_held_out_speakers": len(held_out), "n_steps": dataset.n_steps,
-                                       "n_inputs": dataset.n_inputs, "n_classes": dataset.n_classes,
-                                       "pool": dataset.pool, "dt": dataset.dt}}
+    result: dict[str, Any] = {
+        "seed": seed,
+        "order": list(order),
+        "data": {
+            "n_train": len(train_idx),
+            "n_val": len(val_idx),
+            "n_test": len(test_set),
+            "n_test_held_out_speakers": len(held_out),
+            "n_steps": dataset.n_steps,
+            "n_inputs": dataset.n_inputs,
+            "n_classes": dataset.n_classes,
+            "pool": dataset.pool,
+            "dt": dataset.dt,
+        },
+    }
     for which in order:
         if which == "reference":
             model, metrics = train_reference(
-                dataset, train_idx, val_idx, n_inputs=dataset.n_inputs, n_classes=dataset.n_classes,
-                epochs=args.epochs, batch_size=args.batch_size, seed=seed, device=device, dropout=args.dropout,
-                tau=args.ref_tau_steps, out=out / f"seed{seed}" / "reference", disable_cudnn=args.ref_disable_cudnn)
+                dataset,
+                train_idx,
+                val_idx,
+                n_inputs=dataset.n_inputs,
+                n_classes=dataset.n_classes,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                seed=seed,
+                device=device,
+                dropout=args.dropout,
+                tau=args.ref_tau_steps,
+                out=out / f"seed{seed}" / "reference",
+                disable_cudnn=args.ref_disable_cudnn,
+            )
             best = max(metrics, key=lambda m: m["val_accuracy"])  # first of the best, as `>` keeps
-            result["reference"] = {"epochs": metrics, "best_val_accuracy": best["val_accuracy"],
-                                   "best_epoch": best["epoch"],
-                                   "test": test_reference(model, test_set, subsets, args.batch_size, device)}
+            result["reference"] = {
+                "epochs": metrics,
+                "best_val_accuracy": best["val_accuracy"],
+                "best_epoch": best["epoch"],
+                "test": test_reference(model, test_set, subsets, args.batch_size, device),
+            }
             del model
         else:
             run_dir = out / f"seed{seed}" / "delaynir"
@@ -527,17 +602,28 @@ def run_seed(seed: int, order: tuple[str, str], args, data_dir: Path, out: Path)
             tested = test_delaynir(run_dir, test_path, subsets, args.batch_size, device)
             if (tested.pop("n_train"), tested.pop("n_val")) != (len(train_idx), len(val_idx)):
                 raise SystemExit(f"seed {seed}: delaynir's split differs from the reference's; not comparable")
-            result["delaynir"] = {"epochs": metrics, "best_val_accuracy": max(m["val_accuracy"] for m in metrics),
-                                  "best_epoch": tested.pop("best_epoch"), "test": tested,
-                                  "run_dir": str(run_dir)}
+            result["delaynir"] = {
+                "epochs": metrics,
+                "best_val_accuracy": max(m["val_accuracy"] for m in metrics),
+                "best_epoch": tested.pop("best_epoch"),
+                "test": tested,
+                "run_dir": str(run_dir),
+            }
     final = result["reference"]["epochs"][-1]["val_accuracy"]
     target = args.target_acc if args.target_acc is not None else final
     tta = {name: time_to(result[name]["epochs"], target) for name in ("reference", "delaynir")}
-    ratio = (tta["reference"]["seconds"] / tta["delaynir"]["seconds"]
-             if tta["reference"]["seconds"] and tta["delaynir"]["seconds"] else None)
+    ratio = (
+        tta["reference"]["seconds"] / tta["delaynir"]["seconds"]
+        if tta["reference"]["seconds"] and tta["delaynir"]["seconds"]
+        else None
+    )
     source = "--target-acc" if args.target_acc is not None else "reference final validation accuracy"
-    result["time_to_accuracy"] = {"target": target, "target_source": source, **tta,
-                                  "ratio_reference_over_delaynir": ratio}
+    result["time_to_accuracy"] = {
+        "target": target,
+        "target_source": source,
+        **tta,
+        "ratio_reference_over_delaynir": ratio,
+    }
     for name in ("reference", "delaynir"):
         result[name]["train_seconds"] = sum(m["seconds"] for m in result[name]["epochs"])
     return result
@@ -556,8 +642,11 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "reached_target": sum(r["time_to_accuracy"][name]["seconds"] is not None for r in runs),
         }
     summary["time_to_accuracy_ratio"] = _median(r["time_to_accuracy"]["ratio_reference_over_delaynir"] for r in runs)
-    summary["epoch_time_ratio"] = (summary["reference"]["epoch_seconds"] / summary["delaynir"]["epoch_seconds"]
-                                   if summary["delaynir"]["epoch_seconds"] else None)
+    summary["epoch_time_ratio"] = (
+        summary["reference"]["epoch_seconds"] / summary["delaynir"]["epoch_seconds"]
+        if summary["delaynir"]["epoch_seconds"]
+        else None
+    )
     return summary
 
 
@@ -567,50 +656,70 @@ def _fmt(value, spec=".3f", none="–") -> str:
 
 def print_report(result: dict[str, Any]) -> None:
     s = result["settings"]
-    print(f"vs_dcls: {s['data']} on {s['device']}, {s['threads']} thread(s), {s['epochs']} epochs, "
-          f"batch {s['batch_size']}, seeds {s['seeds']}")
+    print(
+        f"vs_dcls: {s['data']} on {s['device']}, {s['threads']} thread(s), {s['epochs']} epochs, "
+        f"batch {s['batch_size']}, seeds {s['seeds']}"
+    )
     ref = s["reference"]
-    print(f"  reference: SNN-delays on DCLS {s['dcls_version']} Dcls1d gauss, {ref['n_hidden_layers']}×"
-          f"{ref['n_hidden_neurons']}, D={ref['max_delay']}, tau {ref['tau_steps']:.4g} steps, dropout "
-          f"{ref['dropout']}, Adam {ref['lr_w']:g} one-cycle→{ref['max_lr_w']:g} per epoch, positions "
-          f"{ref['lr_pos']:g} cosine, σ {ref['sig_init'] + ref['dcls_sig_offset']:.2f}→"
-          f"{ref['sig_final'] + ref['dcls_sig_offset']:.2f} over {ref['final_epoch']} epoch(s)")
+    print(
+        f"  reference: SNN-delays on DCLS {s['dcls_version']} Dcls1d gauss, {ref['n_hidden_layers']}×"
+        f"{ref['n_hidden_neurons']}, D={ref['max_delay']}, tau {ref['tau_steps']:.4g} steps, dropout "
+        f"{ref['dropout']}, Adam {ref['lr_w']:g} one-cycle→{ref['max_lr_w']:g} per epoch, positions "
+        f"{ref['lr_pos']:g} cosine, σ {ref['sig_init'] + ref['dcls_sig_offset']:.2f}→"
+        f"{ref['sig_final'] + ref['dcls_sig_offset']:.2f} over {ref['final_epoch']} epoch(s)"
+    )
     d = s["delaynir"]
-    print(f"  delaynir {s['delaynir_version']}: hidden {d['hidden']}, D={d['max_delay']}, tau {d['tau_steps']} steps, "
-          f"dropout {d['dropout']}, Adam {d['lr']:g} {d['lr_schedule']} per batch, positions ×"
-          f"{d['position_lr_factor']:g} {d.get('position_lr_schedule', d['lr_schedule'])}, σ {d['sigma_init'] or d['max_delay'] / 2:g}→{d['sigma_final']:g} over "
-          f"{d['sigma_fraction']:.0%} of the batches, amp {d['amp']}")
+    print(
+        f"  delaynir {s['delaynir_version']}: hidden {d['hidden']}, D={d['max_delay']}, tau {d['tau_steps']} steps, "
+        f"dropout {d['dropout']}, Adam {d['lr']:g} {d['lr_schedule']} per batch, positions ×"
+        f"{d['position_lr_factor']:g} {d.get('position_lr_schedule', d['lr_schedule'])}, σ {d['sigma_init'] or d['max_delay'] / 2:g}→{d['sigma_final']:g} over "
+        f"{d['sigma_fraction']:.0%} of the batches, amp {d['amp']}"
+    )
     for r in result["runs"]:
         dd = r["data"]
-        print(f"\nseed {r['seed']} (order: {', '.join(r['order'])}; {dd['n_train']} train / {dd['n_val']} validation / "
-              f"{dd['n_test']} test samples, {dd['n_test_held_out_speakers']} of them held-out speakers; "
-              f"T={dd['n_steps']}, {dd['n_inputs']} inputs, {dd['n_classes']} classes)")
+        print(
+            f"\nseed {r['seed']} (order: {', '.join(r['order'])}; {dd['n_train']} train / {dd['n_val']} validation / "
+            f"{dd['n_test']} test samples, {dd['n_test_held_out_speakers']} of them held-out speakers; "
+            f"T={dd['n_steps']}, {dd['n_inputs']} inputs, {dd['n_classes']} classes)"
+        )
         print(f"  {'epoch':>5} | {'ref s':>7} {'ref val':>7} | {'delaynir s':>10} {'delaynir val':>12}")
         for a, b in zip(r["reference"]["epochs"], r["delaynir"]["epochs"]):
-            print(f"  {a['epoch']:>5} | {a['seconds']:>7.2f} {a['val_accuracy']:>7.3f} | "
-                  f"{b['seconds']:>10.2f} {b['val_accuracy']:>12.3f}")
+            print(
+                f"  {a['epoch']:>5} | {a['seconds']:>7.2f} {a['val_accuracy']:>7.3f} | "
+                f"{b['seconds']:>10.2f} {b['val_accuracy']:>12.3f}"
+            )
         for name in ("reference", "delaynir"):
             x = r[name]
             t = x["test"]
-            print(f"  {name:>9}: best val {x['best_val_accuracy']:.3f} (epoch {x['best_epoch']}), training "
-                  f"{x['train_seconds']:.1f} s; test (rounded delays) {_fmt(t['all']['accuracy'])} on {t['all']['n']}, "
-                  f"held-out speakers {_fmt(t['held_out_speakers']['accuracy'])} on {t['held_out_speakers']['n']}")
+            print(
+                f"  {name:>9}: best val {x['best_val_accuracy']:.3f} (epoch {x['best_epoch']}), training "
+                f"{x['train_seconds']:.1f} s; test (rounded delays) {_fmt(t['all']['accuracy'])} on {t['all']['n']}, "
+                f"held-out speakers {_fmt(t['held_out_speakers']['accuracy'])} on {t['held_out_speakers']['n']}"
+            )
         tt = r["time_to_accuracy"]
-        reach = {n: (f"{tt[n]['seconds']:.1f} s (epoch {tt[n]['epoch']})" if tt[n]["seconds"] is not None
-                     else "not reached") for n in ("reference", "delaynir")}
-        print(f"  time to val acc ≥ {tt['target']:.3f} ({tt['target_source']}): reference {reach['reference']}, "
-              f"delaynir {reach['delaynir']}; ratio {_fmt(tt['ratio_reference_over_delaynir'], '.2f')}×")
+        reach = {
+            n: (f"{tt[n]['seconds']:.1f} s (epoch {tt[n]['epoch']})" if tt[n]["seconds"] is not None else "not reached")
+            for n in ("reference", "delaynir")
+        }
+        print(
+            f"  time to val acc ≥ {tt['target']:.3f} ({tt['target_source']}): reference {reach['reference']}, "
+            f"delaynir {reach['delaynir']}; ratio {_fmt(tt['ratio_reference_over_delaynir'], '.2f')}×"
+        )
     m = result["summary"]
     print(f"\nmedian over seeds {m['seeds']}:")
     print(f"  {'':>9}  {'best val':>8} {'test':>6} {'held-out':>8} {'train s':>8} {'epoch s':>8} {'time-to-acc s':>13}")
     for name in ("reference", "delaynir"):
         x = m[name]
-        print(f"  {name:>9}  {_fmt(x['best_val_accuracy']):>8} {_fmt(x['test_accuracy']):>6} "
-              f"{_fmt(x['test_accuracy_held_out_speakers']):>8} {_fmt(x['train_seconds'], '.1f'):>8} "
-              f"{_fmt(x['epoch_seconds'], '.2f'):>8} {_fmt(x['time_to_accuracy_seconds'], '.1f'):>13} "
-              f"(reached in {x['reached_target']}/{len(m['seeds'])})")
-    print(f"  time-to-accuracy ratio (reference / delaynir): {_fmt(m['time_to_accuracy_ratio'], '.2f')}×; "
-          f"epoch-time ratio: {_fmt(m['epoch_time_ratio'], '.2f')}×")
+        print(
+            f"  {name:>9}  {_fmt(x['best_val_accuracy']):>8} {_fmt(x['test_accuracy']):>6} "
+            f"{_fmt(x['test_accuracy_held_out_speakers']):>8} {_fmt(x['train_seconds'], '.1f'):>8} "
+            f"{_fmt(x['epoch_seconds'], '.2f'):>8} {_fmt(x['time_to_accuracy_seconds'], '.1f'):>13} "
+            f"(reached in {x['reached_target']}/{len(m['seeds'])})"
+        )
+    print(
+        f"  time-to-accuracy ratio (reference / delaynir): {_fmt(m['time_to_accuracy_ratio'], '.2f')}×; "
+        f"epoch-time ratio: {_fmt(m['epoch_time_ratio'], '.2f')}×"
+    )
     if s.get("out"):
         print(f"  run directories: {s['out']}")
 
@@ -675,13 +784,23 @@ def check_conventions(seed: int = 0) -> dict[str, Any]:
     # 4. whole network in eval mode with rounded delays, reference τ set to delaynir's: first T readout steps
     n_in, hidden, n_out = 6, 16, 5
     net = SnnDelaysRef(n_in, n_out, seed=seed, tau=tau, n_hidden=hidden).eval()
-    for k, bn in enumerate(net.bns):
+    for bn in net.bns:
         bn.running_mean.uniform_(-0.2, 0.2)
         bn.running_var.uniform_(0.2, 0.6)
         bn.weight.uniform_(0.5, 1.5)
         bn.bias.uniform_(-0.1, 0.3)
-    dn = DelaySNN(ModelConfig(n_inputs=n_in, n_outputs=n_out, hidden=[hidden, hidden], max_delay=D, tau_steps=tau,
-                              dropout=0.0, batchnorm=True, bias=False)).eval()
+    dn = DelaySNN(
+        ModelConfig(
+            n_inputs=n_in,
+            n_outputs=n_out,
+            hidden=[hidden, hidden],
+            max_delay=D,
+            tau_steps=tau,
+            dropout=0.0,
+            batchnorm=True,
+            bias=False,
+        )
+    ).eval()
     dn.set_kernel("rounded")
     for k, d in enumerate(net.integer_delays()):
         dn.delays[k].weight.copy_(net.dcls[k].weight[:, :, 0])
@@ -696,9 +815,14 @@ def check_conventions(seed: int = 0) -> dict[str, Any]:
     out["network_max_abs_error_first_T"] = float((v_ref[:T] - v_dn).abs().max())
     out["network_hidden_spike_rates_delaynir"] = dn.spike_rates
     tol = 1e-5
-    out["ok"] = bool(out["impulse_max_abs_error"] < tol and out["layer_vs_delaynir_max_abs_error_first_T"] < tol
-                     and out["gaussian_layer_vs_delaynir_max_abs_error_first_T"] < tol and out["lif_spikes_identical"]
-                     and out["readout_max_abs_error"] < tol and out["network_max_abs_error_first_T"] < 1e-4)
+    out["ok"] = bool(
+        out["impulse_max_abs_error"] < tol
+        and out["layer_vs_delaynir_max_abs_error_first_T"] < tol
+        and out["gaussian_layer_vs_delaynir_max_abs_error_first_T"] < tol
+        and out["lif_spikes_identical"]
+        and out["readout_max_abs_error"] < tol
+        and out["network_max_abs_error_first_T"] < 1e-4
+    )
     return out
 
 
@@ -706,24 +830,43 @@ def check_conventions(seed: int = 0) -> dict[str, Any]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="Every choice of the reference, with its source file: this file's docstring.")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every choice of the reference, with its source file: this file's docstring.",
+    )
     ap.add_argument("--data", type=Path, help="directory with train.h5 and test.h5 (SHD layout)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--target-acc", type=float, default=None,
-                    help="validation accuracy for time-to-accuracy (default: the reference's final one, per seed)")
-    ap.add_argument("--dropout", type=float, default=0.0,
-                    help="reference dropout (default 0; SNN-delays' config.py uses 0.4)")
-    ap.add_argument("--ref-tau-steps", type=float, default=SNN_DELAYS["tau_steps"],
-                    help="reference LIF/readout τ in steps (default 1.005: SNN-delays' init_tau 10.05 ms / 10 ms)")
-    ap.add_argument("--ref-disable-cudnn", action="store_true",
-                    help="disable cuDNN during the reference's runs, as SNN-delays' set_seed does")
-    ap.add_argument("--delaynir-set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a delaynir training setting (TOML value), for diagnosis only")
+    ap.add_argument(
+        "--target-acc",
+        type=float,
+        default=None,
+        help="validation accuracy for time-to-accuracy (default: the reference's final one, per seed)",
+    )
+    ap.add_argument(
+        "--dropout", type=float, default=0.0, help="reference dropout (default 0; SNN-delays' config.py uses 0.4)"
+    )
+    ap.add_argument(
+        "--ref-tau-steps",
+        type=float,
+        default=SNN_DELAYS["tau_steps"],
+        help="reference LIF/readout τ in steps (default 1.005: SNN-delays' init_tau 10.05 ms / 10 ms)",
+    )
+    ap.add_argument(
+        "--ref-disable-cudnn",
+        action="store_true",
+        help="disable cuDNN during the reference's runs, as SNN-delays' set_seed does",
+    )
+    ap.add_argument(
+        "--delaynir-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a delaynir training setting (TOML value), for diagnosis only",
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch threads for both (default: torch's)")
     ap.add_argument("--default-allocator", action="store_true", help="leave glibc's allocator settings alone")
     ap.add_argument("--out", type=Path, default=None, help="where run directories go (default: a temporary dir)")
@@ -750,22 +893,42 @@ def main(argv=None) -> int:
 
         tune_cpu_allocator()  # process-wide, as the delaynir command sets it: both models share it
 
-    import DCLS  # noqa: F401
     from importlib.metadata import version
+
+    import DCLS  # noqa: F401
 
     import delaynir
     from delaynir.config import make_config
 
-    dconf = make_config({**args.delaynir_set, "epochs": args.epochs, "batch_size": args.batch_size,
-                         "seed": args.seeds[0], "device": args.device}).to_dict()
+    dconf = make_config(
+        {
+            **args.delaynir_set,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "seed": args.seeds[0],
+            "device": args.device,
+        }
+    ).to_dict()
     settings = {
-        "data": str(args.data), "device": args.device, "threads": threads, "epochs": args.epochs,
-        "batch_size": args.batch_size, "seeds": args.seeds, "torch_version": torch.__version__,
-        "dcls_version": version("dcls"), "delaynir_version": delaynir.__version__,
-        "allocator": "default" if args.default_allocator else "tuned", "out": str(args.out) if args.out else None,
-        "reference": {**SNN_DELAYS, "tau_steps": args.ref_tau_steps, "dropout": args.dropout,
-                      "final_epoch": args.epochs // 4,
-                      "cudnn_disabled": args.ref_disable_cudnn, "source": "github.com/Thvnvtos/SNN-delays@d169b4e"},
+        "data": str(args.data),
+        "device": args.device,
+        "threads": threads,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seeds": args.seeds,
+        "torch_version": torch.__version__,
+        "dcls_version": version("dcls"),
+        "delaynir_version": delaynir.__version__,
+        "allocator": "default" if args.default_allocator else "tuned",
+        "out": str(args.out) if args.out else None,
+        "reference": {
+            **SNN_DELAYS,
+            "tau_steps": args.ref_tau_steps,
+            "dropout": args.dropout,
+            "final_epoch": args.epochs // 4,
+            "cudnn_disabled": args.ref_disable_cudnn,
+            "source": "github.com/Thvnvtos/SNN-delays@d169b4e",
+        },
         "delaynir": {k: v for k, v in dconf.items() if k != "seed"},
         "delaynir_overrides": args.delaynir_set,
     }

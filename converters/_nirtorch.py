@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import nir
 import nirtorch
@@ -72,8 +72,14 @@ class Recorded(nn.Module):
     state, and the recorded membrane is that times ``unit`` (the graph's units; reporting only).
     """
 
-    def __init__(self, module: nn.Module, membrane: Callable, gain: np.ndarray | float = 1.0,
-                 output: Callable | None = None, unit: np.ndarray | None = None):
+    def __init__(
+        self,
+        module: nn.Module,
+        membrane: Callable,
+        gain: np.ndarray | float = 1.0,
+        output: Callable | None = None,
+        unit: np.ndarray | None = None,
+    ):
         super().__init__()
         self.module, self.membrane, self.output = module, membrane, output
         self.register_buffer("gain", torch.as_tensor(np.asarray(gain, dtype=np.float64)))
@@ -164,15 +170,17 @@ def in_execution_order(ngraph: nir.NIRGraph) -> nir.NIRGraph:
     if meta is None:
         return ngraph
     names = list(ngraph.nodes)
-    rank = {name: (-1 if isinstance(node, nir.Input) else len(meta["layers"]), 0, 0, 0)
-            for name, node in ngraph.nodes.items()}  # preference among nodes that are ready; the rest last
+    rank = {
+        name: (-1 if isinstance(node, nir.Input) else len(meta["layers"]), 0, 0, 0)
+        for name, node in ngraph.nodes.items()
+    }  # preference among nodes that are ready; the rest last
     back = set()
     position = {lm["name"]: k for k, lm in enumerate(meta["layers"])}
     for k, lm in enumerate(meta["layers"]):
         node = lm["node"]
         for name in names:
             if name == node or name.startswith(node + "."):
-                part = name[len(node) + 1:].split(".")  # [""], ["p3", "select"], ["scale0"], ["syn"], ...
+                part = name[len(node) + 1 :].split(".")  # [""], ["p3", "select"], ["scale0"], ["syn"], ...
                 if part[0].startswith("p") and part[0][1:].isdigit():
                     chain = _CHAIN.index(part[1]) if part[1:] and part[1] in _CHAIN else 0
                     rank[name] = (k, 0, int(part[0][1:]), chain)
@@ -182,11 +190,14 @@ def in_execution_order(ngraph: nir.NIRGraph) -> nir.NIRGraph:
         for j, pm in enumerate(lm["projections"]):
             recurrent = position.get(pm["source"], -1) >= k  # format 1 files: every recurrent projection
             if pm.get("offset", int(recurrent)):
-                back |= {(src, dst) for src, dst in ngraph.edges
-                         if src == f"{node}.p{j}.weight" and dst.startswith(f"{node}.scale")}
+                back |= {
+                    (src, dst)
+                    for src, dst in ngraph.edges
+                    if src == f"{node}.p{j}.weight" and dst.startswith(f"{node}.scale")
+                }
         back |= {(src, dst) for src, dst in ngraph.edges if src == f"{node}.reset"}
     forward = [(src, dst) for src, dst in ngraph.edges if (src, dst) not in back and src != dst]
-    waiting = {name: 0 for name in names}
+    waiting = dict.fromkeys(names, 0)
     for _, dst in forward:
         waiting[dst] += 1
     ready = sorted((n for n in names if waiting[n] == 0), key=lambda n: rank[n])
@@ -201,8 +212,9 @@ def in_execution_order(ngraph: nir.NIRGraph) -> nir.NIRGraph:
                     ready.append(dst)
         ready.sort(key=lambda n: rank[n])
     order += sorted((n for n in names if n not in order), key=lambda n: rank[n])  # a cycle we do not know of
-    return nir.NIRGraph(nodes={n: ngraph.nodes[n] for n in order}, edges=list(ngraph.edges),
-                        metadata=ngraph.metadata, type_check=False)
+    return nir.NIRGraph(
+        nodes={n: ngraph.nodes[n] for n in order}, edges=list(ngraph.edges), metadata=ngraph.metadata, type_check=False
+    )
 
 
 class NIRModel:
@@ -216,8 +228,9 @@ class NIRModel:
         except DelayNIRError:
             raise
         except Exception as exc:  # nirtorch and the libraries' cells raise any type for a malformed node
-            raise NIRImportError(f"{self.source}: cannot be built into a model ({reason(exc)}); the file is "
-                                 "malformed") from None
+            raise NIRImportError(
+                f"{self.source}: cannot be built into a model ({reason(exc)}); the file is malformed"
+            ) from None
 
     def _build(self, node_map_for: Callable[[float], dict], dt: float | None) -> None:
         self.dt = graph_dt(self.graph, dt)
@@ -225,13 +238,17 @@ class NIRModel:
         self.names = {node: name for name, node, _ in self.layers}
         self.recorders: dict[str, Recorded | Threshold] = {}
         self._name_of = {id(node): name for name, node in self.graph.nodes.items()}
-        node_map = {nir.Scale: self._scale, nir.Threshold: self._threshold,
-                    nir.Delay: lambda node: DelayLine(np.rint(np.asarray(node.delay) / self.dt).astype(np.int64))}
+        node_map = {
+            nir.Scale: self._scale,
+            nir.Threshold: self._threshold,
+            nir.Delay: lambda node: DelayLine(np.rint(np.asarray(node.delay) / self.dt).astype(np.int64)),
+        }
         for kind, factory in node_map_for(self.dt).items():
             node_map[kind] = self._recording(factory) if kind in _NEURONS else factory
         self.module = nirtorch.nir_to_torch(in_execution_order(self.graph), node_map, dtype=DTYPE)
-        self.n_inputs = int(np.prod(next(n.input_type["input"] for n in self.graph.nodes.values()
-                                         if isinstance(n, nir.Input))))
+        self.n_inputs = int(
+            np.prod(next(n.input_type["input"] for n in self.graph.nodes.values() if isinstance(n, nir.Input)))
+        )
         self.output_node = next(src for src, dst in self.graph.edges if isinstance(self.graph.nodes[dst], nir.Output))
 
     def _scale(self, node: nir.Scale) -> nn.Module:
@@ -253,6 +270,7 @@ class NIRModel:
             rec = factory(node)
             self.recorders[self._name_of[id(node)]] = rec
             return rec
+
         return build
 
     def run(self, inputs) -> SimulationResult:
@@ -279,8 +297,9 @@ class NIRModel:
             out_name = self.output_node
         is_li = isinstance(self.graph.nodes[self.output_node], (nir.LI, nir.I))
         output = membranes[out_name] if is_li else spikes[out_name]
-        return SimulationResult(output=output, predictions=predictions_of(output, readout=is_li), spikes=spikes,
-                                membranes=membranes)
+        return SimulationResult(
+            output=output, predictions=predictions_of(output, readout=is_li), spikes=spikes, membranes=membranes
+        )
 
 
 _NEURONS = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.I)

@@ -55,8 +55,10 @@ def lava_python() -> Path:
     python = Path(explicit) if explicit else env / "bin" / "python"
     if not python.is_file():
         where = f"$DELAYNIR_LAVA_PYTHON={explicit}" if explicit else f"{python} (the default Lava environment)"
-        raise ExecutorUnavailable(f"simulator 'lava' cannot run: no Python at {where}; build the Lava environment "
-                                  f"with `{BUILD} --profile netx` and/or set DELAYNIR_LAVA_PYTHON to its bin/python")
+        raise ExecutorUnavailable(
+            f"simulator 'lava' cannot run: no Python at {where}; build the Lava environment "
+            f"with `{BUILD} --profile netx` and/or set DELAYNIR_LAVA_PYTHON to its bin/python"
+        )
     return python
 
 
@@ -76,8 +78,10 @@ class LavaModel:
         if x.ndim != 3 or x.shape[2] != self.n_inputs:
             raise ShapeError(f"{self.path} takes inputs (T, B, {self.n_inputs}); got {x.shape}")
         if not np.all(x == np.round(x)) or (not self.input_message_bits and np.any(x < 0)):
-            raise DataFormatError(f"{self.path} takes {'integer codes' if self.input_message_bits else 'spike counts'} "
-                                  "as input; encode the input as the DelayGraph's input spec says")
+            raise DataFormatError(
+                f"{self.path} takes {'integer codes' if self.input_message_bits else 'spike counts'} "
+                "as input; encode the input as the DelayGraph's input spec says"
+            )
         T, B, _ = x.shape
         padded = np.concatenate([x, np.zeros((self.max_lag, B, self.n_inputs))]).astype(np.int32)
         binary = np.all((x == 0) | (x == 1))  # else spike counts go as graded spikes (payload = count)
@@ -88,16 +92,19 @@ class LavaModel:
             window = slice(layer["lag"], layer["lag"] + T)
             v, s = traces[f"v{k}"][window], traces[f"s{k}"][window]
             if layer["kind"] == "li" and np.any(s):
-                raise ExportError(f"{self.path}: the readout {layer['name']!r} crossed its unreachable threshold "
-                                  f"(|v| above {READOUT_VTH} weight units), so Lava reset it; its membrane is no "
-                                  "longer the DelayGraph's. Use smaller readout weights or fewer steps")
+                raise ExportError(
+                    f"{self.path}: the readout {layer['name']!r} crossed its unreachable threshold "
+                    f"(|v| above {READOUT_VTH} weight units), so Lava reset it; its membrane is no "
+                    "longer the DelayGraph's. Use smaller readout weights or fewer steps"
+                )
             spikes[layer["name"]] = torch.from_numpy(s.astype(np.float64))
             membranes[layer["name"]] = torch.from_numpy(v / 2**STATE_SHIFT * layer["scale"])
         last = self.layers[-1]
         readout = last["kind"] == "li"
         output = membranes[last["name"]] if readout else spikes[last["name"]]
-        return SimulationResult(output=output, predictions=predictions_of(output, readout=readout),
-                                spikes=spikes, membranes=membranes)
+        return SimulationResult(
+            output=output, predictions=predictions_of(output, readout=readout), spikes=spikes, membranes=membranes
+        )
 
 
 def _run_lava(path: Path, x: np.ndarray, input_message_bits: int, lags: list[int]) -> dict[str, np.ndarray]:
@@ -109,8 +116,9 @@ def _run_lava(path: Path, x: np.ndarray, input_message_bits: int, lags: list[int
         np.savez(inp, x=x, input_message_bits=np.int64(input_message_bits), bias_from=np.asarray(lags, np.int64))
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
         log.info("running %s in Lava (%s): %d samples of %d steps", path, python, x.shape[1], x.shape[0])
-        done = subprocess.run([str(python), str(RUNNER), str(path), str(inp), str(out)], capture_output=True,
-                              text=True, env=env)
+        done = subprocess.run(
+            [str(python), str(RUNNER), str(path), str(inp), str(out)], capture_output=True, text=True, env=env
+        )
         if done.returncode != 0:
             tail = "\n".join(done.stderr.strip().splitlines()[-15:])
             raise ExportError(f"{path}: Lava failed to run it (exit {done.returncode}):\n{tail}")
@@ -125,10 +133,15 @@ def load(path: str | os.PathLike) -> LavaModel:
     with reading_hdf5(path, ExportError, f"a netx file written by delaynir ({DOC})") as f:
         meta = f.get("delaynir")
         if meta is None or meta.attrs.get("format_version") not in range(1, FORMAT_VERSION + 1):
-            raise ExportError(f"{path}: not a netx file written by delaynir (no 'delaynir' group of format version "
-                              f"1..{FORMAT_VERSION}); export it with `delaynir export --format netx` ({DOC})")
+            raise ExportError(
+                f"{path}: not a netx file written by delaynir (no 'delaynir' group of format version "
+                f"1..{FORMAT_VERSION}); export it with `delaynir export --format netx` ({DOC})"
+            )
         layers = [dict(meta[f"layers/{k}"].attrs) for k in range(1, len(meta["layers"]) + 1)]
-        layers = [{"name": str(la["name"]), "kind": str(la["kind"]), "lag": int(la["lag"]),
-                   "scale": float(la["scale"])} for la in layers]
-        return LavaModel(path, int(meta.attrs["n_inputs"]), int(meta.attrs["input_message_bits"]),
-                         int(meta.attrs["max_lag"]), layers)
+        layers = [
+            {"name": str(la["name"]), "kind": str(la["kind"]), "lag": int(la["lag"]), "scale": float(la["scale"])}
+            for la in layers
+        ]
+        return LavaModel(
+            path, int(meta.attrs["n_inputs"]), int(meta.attrs["input_message_bits"]), int(meta.attrs["max_lag"]), layers
+        )

@@ -61,8 +61,12 @@ def _lif(node: nir.LIF, dt: float) -> Recorded:
     if torch.any(c <= 0):
         raise NIRImportError("a nir.LIF without leak (τ = ∞) cannot be run here; write it as nir.IF")
     cell = _import_norse_module(node, ignore_warnings=True, dt=1.0)
-    cell.p = cell.p._replace(tau_mem_inv=c, v_th=c * _f64(node.v_threshold), v_leak=c * _f64(node.v_leak),
-                             v_reset=torch.zeros_like(_f64(node.v_threshold)))
+    cell.p = cell.p._replace(
+        tau_mem_inv=c,
+        v_th=c * _f64(node.v_threshold),
+        v_leak=c * _f64(node.v_leak),
+        v_reset=torch.zeros_like(_f64(node.v_threshold)),
+    )
     return Recorded(cell, lambda state, out: state.v / c, gain=step["gain"], unit=step["unit"])
 
 
@@ -82,9 +86,12 @@ def _cubalif(node: nir.CubaLIF, dt: float) -> Recorded:
     module = _import_norse_module(node, ignore_warnings=True, dt=1.0)
     module.w_in, module.r = _f64(step["gain"]), torch.ones_like(c)
     module.synapse.p = module.synapse.p._replace(tau_mem_inv=c_syn, v_leak=_f64(node.v_leak) * 0)
-    module.lif.p = module.lif.p._replace(tau_mem_inv=c_mem, v_th=c * _f64(node.v_threshold),
-                                         v_leak=c * _f64(node.v_leak),
-                                         v_reset=torch.zeros_like(_f64(node.v_threshold)))
+    module.lif.p = module.lif.p._replace(
+        tau_mem_inv=c_mem,
+        v_th=c * _f64(node.v_threshold),
+        v_leak=c * _f64(node.v_leak),
+        v_reset=torch.zeros_like(_f64(node.v_threshold)),
+    )
     return Recorded(module, lambda state, out: state[1].v / c, unit=step["unit"])
 
 
@@ -100,8 +107,14 @@ def _linear(node) -> torch.nn.Module:
 
 
 def node_map(dt: float) -> dict:
-    return {nir.LIF: lambda n: _lif(n, dt), nir.IF: lambda n: _if(n, dt), nir.CubaLIF: lambda n: _cubalif(n, dt),
-            nir.LI: lambda n: _li(n, dt), nir.Affine: _linear, nir.Linear: _linear}
+    return {
+        nir.LIF: lambda n: _lif(n, dt),
+        nir.IF: lambda n: _if(n, dt),
+        nir.CubaLIF: lambda n: _cubalif(n, dt),
+        nir.LI: lambda n: _li(n, dt),
+        nir.Affine: _linear,
+        nir.Linear: _linear,
+    }
 
 
 def load(path_or_graph, *, dt: float | None = None) -> NIRModel:

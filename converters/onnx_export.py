@@ -61,7 +61,7 @@ from delaynir.runs import atomic_path, check_output
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_model", "export_onnx", "interface", "sequence_interface", "OPSET", "IR_VERSION"]
+__all__ = ["IR_VERSION", "OPSET", "build_model", "export_onnx", "interface", "sequence_interface"]
 
 OPSET, IR_VERSION = 21, 10  #: ONNX domain opset and IR version (ONNX Runtime ≥ 1.18)
 FORMATS = {"step": "delaynir.onnx.step", "sequence": "delaynir.onnx.sequence"}  #: metadata delaynir.format
@@ -70,16 +70,26 @@ BATCH, TIME = "B", "T"  #: the symbolic batch and time dimensions
 FRAME = "x"
 SCAN = "step."  #: prefix of the step names inside the sequence model's Scan body
 DOC = "docs/onnx-format.md"
-META = {"format": "delaynir.format", "version": "delaynir.format_version", "io": "delaynir.io",
-        "layers": "delaynir.layers", "dt": "delaynir.dt", "target": "delaynir.target",
-        "n_inputs": "delaynir.n_inputs"}  #: metadata_props keys
+META = {
+    "format": "delaynir.format",
+    "version": "delaynir.format_version",
+    "io": "delaynir.io",
+    "layers": "delaynir.layers",
+    "dt": "delaynir.dt",
+    "target": "delaynir.target",
+    "n_inputs": "delaynir.n_inputs",
+}  #: metadata_props keys
 STATE_DOC = {  #: (doc of the state input, doc of its next.* output) per state kind
     "v": ("membrane v[t-1] of layer {name}{units}", "membrane v[t] of layer {name}{units}"),
     "z": ("spikes z[t-1] of layer {name} (for the reset)", "spikes z[t] of layer {name}"),
-    "i": ("synaptic current i[t-1] of cubalif layer {name}{units}",
-          "synaptic current i[t] of cubalif layer {name}{units}"),
-    "buf": ("delay buffer of source {name}: [k] = its output at step t-1-k, k = 0..{last}",
-            "delay buffer of source {name}: [k] = its output at step t-k, k = 0..{last}"),
+    "i": (
+        "synaptic current i[t-1] of cubalif layer {name}{units}",
+        "synaptic current i[t] of cubalif layer {name}{units}",
+    ),
+    "buf": (
+        "delay buffer of source {name}: [k] = its output at step t-1-k, k = 0..{last}",
+        "delay buffer of source {name}: [k] = its output at step t-k, k = 0..{last}",
+    ),
 }
 OUTPUT_DOC = {"lif": "spikes z[t]", "cubalif": "spikes z[t]", "relay": "relayed input I[t]", "li": "membrane v[t]"}
 
@@ -139,36 +149,71 @@ def _state(kind: str, name: str, shape: tuple[int | str, ...], scaled: bool = Fa
 
 def interface(graph: DelayGraph) -> tuple[list[Port], list[Port]]:
     """(inputs, outputs) of the step model, in order: frame, then state; layer outputs, then next state."""
-    pairs = [_state(kind, layer.name, (layer.size, BATCH), membrane_unit(layer) is not None)
-             for layer in graph.layers for kind in _state_kinds(layer)]
-    pairs += [_state("buf", source, (depth, graph.source_size(source), BATCH))
-              for source, depth in buffer_depths(graph).items()]
+    pairs = [
+        _state(kind, layer.name, (layer.size, BATCH), membrane_unit(layer) is not None)
+        for layer in graph.layers
+        for kind in _state_kinds(layer)
+    ]
+    pairs += [
+        _state("buf", source, (depth, graph.source_size(source), BATCH))
+        for source, depth in buffer_depths(graph).items()
+    ]
     frame = Port(FRAME, (BATCH, graph.n_inputs), "frame", "input frame x[t] (real-valued counts per channel)")
-    outputs = [Port(f"out.{layer.name}", (BATCH, layer.size), "output",
-                    f"{OUTPUT_DOC[layer.neuron]} of {layer.neuron} layer {layer.name}")
-               for layer in graph.layers]
+    outputs = [
+        Port(
+            f"out.{layer.name}",
+            (BATCH, layer.size),
+            "output",
+            f"{OUTPUT_DOC[layer.neuron]} of {layer.neuron} layer {layer.name}",
+        )
+        for layer in graph.layers
+    ]
     return [frame, *(state for state, _ in pairs)], outputs + [following for _, following in pairs]
 
 
 def sequence_interface(graph: DelayGraph) -> tuple[list[Port], list[Port]]:
     """(inputs, outputs) of the sequence model: frames x (T, B, n_inputs); out.<L> and v.<L> (T, B, n_L)."""
     frames = Port(FRAME, (TIME, BATCH, graph.n_inputs), "frame", "input frames x[0..T-1] (time-first)")
-    outputs = [Port(f"out.{layer.name}", (TIME, BATCH, layer.size), "output",
-                    f"{OUTPUT_DOC[layer.neuron]} of {layer.neuron} layer {layer.name}, t = 0..T-1")
-               for layer in graph.layers]
-    outputs += [Port(f"v.{layer.name}", (TIME, BATCH, layer.size), "membrane",
-                     f"membrane v[t] of layer {layer.name}, t = 0..T-1")
-                for layer in graph.layers if "v" in _state_kinds(layer)]
+    outputs = [
+        Port(
+            f"out.{layer.name}",
+            (TIME, BATCH, layer.size),
+            "output",
+            f"{OUTPUT_DOC[layer.neuron]} of {layer.neuron} layer {layer.name}, t = 0..T-1",
+        )
+        for layer in graph.layers
+    ]
+    outputs += [
+        Port(
+            f"v.{layer.name}", (TIME, BATCH, layer.size), "membrane", f"membrane v[t] of layer {layer.name}, t = 0..T-1"
+        )
+        for layer in graph.layers
+        if "v" in _state_kinds(layer)
+    ]
     return [frames], outputs
 
 
 def _metadata(graph: DelayGraph, kind: str, inputs: list[Port], outputs: list[Port]) -> dict[str, str]:
-    layers = [{"name": layer.name, "neuron": layer.neuron, "reset": layer.reset, "size": layer.size,
-               "unit": _unit_list(layer)} for layer in graph.layers]
+    layers = [
+        {
+            "name": layer.name,
+            "neuron": layer.neuron,
+            "reset": layer.reset,
+            "size": layer.size,
+            "unit": _unit_list(layer),
+        }
+        for layer in graph.layers
+    ]
     io = {"inputs": [asdict(p) for p in inputs], "outputs": [asdict(p) for p in outputs], "dtype": "float64"}
-    return {META["format"]: FORMATS[kind], META["version"]: str(FORMAT_VERSION), META["io"]: json.dumps(io),
-            META["layers"]: json.dumps(layers), META["dt"]: repr(float(graph.dt)), META["target"]: str(graph.target),
-            META["n_inputs"]: str(graph.n_inputs)}
+    return {
+        META["format"]: FORMATS[kind],
+        META["version"]: str(FORMAT_VERSION),
+        META["io"]: json.dumps(io),
+        META["layers"]: json.dumps(layers),
+        META["dt"]: repr(float(graph.dt)),
+        META["target"]: str(graph.target),
+        META["n_inputs"]: str(graph.n_inputs),
+    }
 
 
 def _unit_list(layer: Layer) -> list[float] | None:
@@ -199,8 +244,9 @@ def fan_in_bands(post: np.ndarray, n_post: int) -> list[np.ndarray]:
     return [np.sort(band) for band in bands if len(band)]
 
 
-def padded_synapses(rows: np.ndarray, weight: np.ndarray, post: np.ndarray,
-                    band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def padded_synapses(
+    rows: np.ndarray, weight: np.ndarray, post: np.ndarray, band: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(index, weight), both (n_b, K_b): row r of ``band`` lists its neuron's synapses in stored order.
 
     Padding repeats the neuron's last table row with weight 0 (adds +0; reads no other neuron's input).
@@ -351,8 +397,12 @@ class _Step:
         source (li layers emit no spikes: projections from them are left out, see ``_silent``).
         """
         kind, unit = KINDS[layer.neuron], membrane_unit(layer)
-        params = {"beta": layer.beta, "alpha": layer.alpha, "hard": layer.reset == "hard",
-                  "theta": in_units(layer.threshold, unit)}
+        params = {
+            "beta": layer.beta,
+            "alpha": layer.alpha,
+            "hard": layer.reset == "hard",
+            "theta": in_units(layer.threshold, unit),
+        }
         state = {name: self.io(f"{name}.{layer.name}") for name in kind.state}
         _, out = kind.step(_Ops(self, layer.name), params, state, current)
         self.b.op("Transpose", out, perm=[1, 0], out=self.io(f"out.{layer.name}"))
@@ -399,18 +449,25 @@ class _Ops:
 
 
 def _value_infos(ports: list[Port], prefix: str = "") -> list[onnx.ValueInfoProto]:
-    return [helper.make_tensor_value_info(prefix + p.name, TensorProto.DOUBLE, list(p.shape), doc_string=p.doc)
-            for p in ports]
+    return [
+        helper.make_tensor_value_info(prefix + p.name, TensorProto.DOUBLE, list(p.shape), doc_string=p.doc)
+        for p in ports
+    ]
 
 
 def _step_graph(graph: DelayGraph) -> onnx.GraphProto:
     b = _Builder()
     _Step(graph, b).run()
     inputs, outputs = interface(graph)
-    return helper.make_graph(b.nodes, "delaynir_step", _value_infos(inputs), _value_infos(outputs),
-                             initializer=b.initializers,
-                             doc_string=f"one time step of a delaynir DelayGraph ({len(graph.layers)} layers, "
-                                        f"{graph.n_synapses} synapses, dt = {graph.dt} s); see {DOC}")
+    return helper.make_graph(
+        b.nodes,
+        "delaynir_step",
+        _value_infos(inputs),
+        _value_infos(outputs),
+        initializer=b.initializers,
+        doc_string=f"one time step of a delaynir DelayGraph ({len(graph.layers)} layers, "
+        f"{graph.n_synapses} synapses, dt = {graph.dt} s); see {DOC}",
+    )
 
 
 def _sequence_graph(graph: DelayGraph) -> onnx.GraphProto:
@@ -420,32 +477,55 @@ def _sequence_graph(graph: DelayGraph) -> onnx.GraphProto:
     inputs, outputs = sequence_interface(graph)
     body_b = _Builder("s")
     _Step(graph, body_b, prefix=SCAN).run(membranes=True)
-    per_step = [Port(p.name if p.role == "output" else f"mem.{p.name[2:]}", p.shape[1:], p.role, p.doc)
-                for p in outputs]
-    body = helper.make_graph(body_b.nodes, "delaynir_step",
-                             _value_infos([*states, step_inputs[0]], SCAN),
-                             _value_infos([Port(s.next, s.shape, s.role, s.doc) for s in states] + per_step, SCAN),
-                             initializer=body_b.initializers)
+    per_step = [
+        Port(p.name if p.role == "output" else f"mem.{p.name[2:]}", p.shape[1:], p.role, p.doc) for p in outputs
+    ]
+    body = helper.make_graph(
+        body_b.nodes,
+        "delaynir_step",
+        _value_infos([*states, step_inputs[0]], SCAN),
+        _value_infos([Port(s.next, s.shape, s.role, s.doc) for s in states] + per_step, SCAN),
+        initializer=body_b.initializers,
+    )
     b = _Builder()
     batch = b.op("Shape", FRAME, start=1, end=2)
     zero = numpy_helper.from_array(np.zeros(1))
-    initial = [b.op("ConstantOfShape", b.op("Concat", b.const(p.shape[:-1], np.int64), batch, axis=0), value=zero)
-               for p in states]  # the batch is the last axis of every state tensor
-    b.nodes.append(helper.make_node("Scan", [*initial, FRAME], [b.fresh() for _ in states] + [p.name for p in outputs],
-                                    body=body, num_scan_inputs=1))
-    return helper.make_graph(b.nodes, "delaynir_sequence", _value_infos(inputs), _value_infos(outputs),
-                             initializer=b.initializers,
-                             doc_string=f"T time steps of a delaynir DelayGraph from zero state ({len(graph.layers)} "
-                                        f"layers, {graph.n_synapses} synapses, dt = {graph.dt} s); see {DOC}")
+    initial = [
+        b.op("ConstantOfShape", b.op("Concat", b.const(p.shape[:-1], np.int64), batch, axis=0), value=zero)
+        for p in states
+    ]  # the batch is the last axis of every state tensor
+    b.nodes.append(
+        helper.make_node(
+            "Scan",
+            [*initial, FRAME],
+            [b.fresh() for _ in states] + [p.name for p in outputs],
+            body=body,
+            num_scan_inputs=1,
+        )
+    )
+    return helper.make_graph(
+        b.nodes,
+        "delaynir_sequence",
+        _value_infos(inputs),
+        _value_infos(outputs),
+        initializer=b.initializers,
+        doc_string=f"T time steps of a delaynir DelayGraph from zero state ({len(graph.layers)} "
+        f"layers, {graph.n_synapses} synapses, dt = {graph.dt} s); see {DOC}",
+    )
 
 
 def build_model(graph: DelayGraph, *, sequence: bool = False) -> onnx.ModelProto:
     """The step model of ``graph``, or with ``sequence`` the whole-sequence model (not checked here)."""
     kind = "sequence" if sequence else "step"
     body = _sequence_graph(graph) if sequence else _step_graph(graph)
-    model = helper.make_model(body, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
-                              producer_name="delaynir", producer_version=__version__,
-                              doc_string=f"delaynir {kind} model of a DelayGraph; see {DOC}")
+    model = helper.make_model(
+        body,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="delaynir",
+        producer_version=__version__,
+        doc_string=f"delaynir {kind} model of a DelayGraph; see {DOC}",
+    )
     inputs, outputs = sequence_interface(graph) if sequence else interface(graph)
     helper.set_model_props(model, _metadata(graph, kind, inputs, outputs))
     return model
@@ -454,8 +534,7 @@ def build_model(graph: DelayGraph, *, sequence: bool = False) -> onnx.ModelProto
 # ----------------------------------------------------------------------------- export
 
 
-def export_onnx(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool = False,
-                sequence: bool = False) -> Path:
+def export_onnx(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool = False, sequence: bool = False) -> Path:
     """Write the step model of ``graph`` (or with ``sequence`` the whole-sequence model) to ``path``; return it.
 
     The write is atomic. Raises ExportError (and writes nothing) if ``path`` exists and ``overwrite``
@@ -476,6 +555,13 @@ def export_onnx(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool =
             tmp.write_bytes(data)
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc}") from None
-    logger.info("wrote %s: ONNX %s model, opset %d, %d layers, %d synapses, %d bytes", path,
-                "sequence" if sequence else "step", OPSET, len(graph.layers), graph.n_synapses, len(data))
+    logger.info(
+        "wrote %s: ONNX %s model, opset %d, %d layers, %d synapses, %d bytes",
+        path,
+        "sequence" if sequence else "step",
+        OPSET,
+        len(graph.layers),
+        graph.n_synapses,
+        len(data),
+    )
     return path

@@ -59,14 +59,16 @@ class ExportedModel:
         last = self.layers[-1]
         output = membranes[last["name"]] if last["neuron"] == "li" else spikes[last["name"]]
         readout = last["neuron"] == "li"
-        return SimulationResult(output=output, predictions=predictions_of(output, readout=readout), spikes=spikes,
-                                membranes=membranes)
+        return SimulationResult(
+            output=output, predictions=predictions_of(output, readout=readout), spikes=spikes, membranes=membranes
+        )
 
     def _frames(self, inputs: Any) -> np.ndarray:
         x = torch.as_tensor(inputs).to(torch.float64).numpy()
         if x.ndim != 3 or x.shape[2] != self.n_inputs:
-            raise ExportError(f"{self.path} takes inputs (T, B, {self.n_inputs}) (n_inputs = {self.n_inputs}); "
-                              f"got {tuple(x.shape)}")
+            raise ExportError(
+                f"{self.path} takes inputs (T, B, {self.n_inputs}) (n_inputs = {self.n_inputs}); got {tuple(x.shape)}"
+            )
         return np.ascontiguousarray(x)
 
     def _steps(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -75,8 +77,12 @@ class ExportedModel:
         states = [p for p in self.inputs if p.role == "state"]
         state = {p.name: p.zeros(B) for p in states}
         names = [p.name for p in self.outputs]
-        traces = {f"{kind}.{layer['name']}": np.zeros((T, B, layer["size"])) for layer in self.layers
-                  for kind in ("out", "v") if kind == "out" or layer["neuron"] != "relay"}
+        traces = {
+            f"{kind}.{layer['name']}": np.zeros((T, B, layer["size"]))
+            for layer in self.layers
+            for kind in ("out", "v")
+            if kind == "out" or layer["neuron"] != "relay"
+        }
         for t in range(T):
             values = dict(zip(names, self.session.run(names, {FRAME: x[t], **state})))
             state = {p.name: values[p.next] for p in states}
@@ -102,27 +108,37 @@ def load_onnx(path: str | os.PathLike) -> ExportedModel:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         meta = session.get_modelmeta().custom_metadata_map
     except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...), bad UTF-8 in metadata
-        raise ExportError(f"{path}: not a loadable ONNX model; the file is malformed or truncated "
-                          f"({reason(exc)})") from None
+        raise ExportError(
+            f"{path}: not a loadable ONNX model; the file is malformed or truncated ({reason(exc)})"
+        ) from None
     kind = next((k for k, name in FORMATS.items() if meta.get(META["format"]) == name), None)
     if kind is None:
-        raise ExportError(f"{path}: metadata {META['format']!r} is {meta.get(META['format'])!r}, expected one of "
-                          f"{sorted(FORMATS.values())}; this ONNX file was not exported by delaynir's export_onnx")
+        raise ExportError(
+            f"{path}: metadata {META['format']!r} is {meta.get(META['format'])!r}, expected one of "
+            f"{sorted(FORMATS.values())}; this ONNX file was not exported by delaynir's export_onnx"
+        )
     if meta.get(META["version"]) not in READABLE_VERSIONS:
-        raise ExportError(f"{path}: format version {meta.get(META['version'])!r}; this delaynir reads versions "
-                          f"{', '.join(READABLE_VERSIONS)}; re-export the graph with this delaynir")
+        raise ExportError(
+            f"{path}: format version {meta.get(META['version'])!r}; this delaynir reads versions "
+            f"{', '.join(READABLE_VERSIONS)}; re-export the graph with this delaynir"
+        )
     try:
         io = json.loads(meta[META["io"]])
-        inputs, outputs = ([Port(**{**p, "shape": tuple(p["shape"])}) for p in io[key]]
-                           for key in ("inputs", "outputs"))
+        inputs, outputs = (
+            [Port(**{**p, "shape": tuple(p["shape"])}) for p in io[key]] for key in ("inputs", "outputs")
+        )
         layers, n_inputs = json.loads(meta[META["layers"]]), int(meta[META["n_inputs"]])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ExportError(f"{path}: delaynir metadata missing or malformed ({type(exc).__name__}: {exc}); "
-                          f"re-export the graph (layout: {DOC})") from None
+        raise ExportError(
+            f"{path}: delaynir metadata missing or malformed ({type(exc).__name__}: {exc}); "
+            f"re-export the graph (layout: {DOC})"
+        ) from None
     found = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
     if found != ([p.name for p in inputs], [p.name for p in outputs]):
-        raise ExportError(f"{path}: the model's inputs/outputs {found} do not match its {META['io']!r} metadata; "
-                          "the file was edited after export")
+        raise ExportError(
+            f"{path}: the model's inputs/outputs {found} do not match its {META['io']!r} metadata; "
+            "the file was edited after export"
+        )
     return ExportedModel(path, session, kind, inputs, outputs, layers, n_inputs)
 
 

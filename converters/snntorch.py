@@ -38,8 +38,9 @@ from delaynir.errors import NIRImportError
 
 def _leaky(beta, threshold) -> snn.Leaky:
     beta, threshold = np.array(beta, dtype=np.float64).ravel(), np.array(threshold, dtype=np.float64).ravel()
-    cell = snn.Leaky(beta=torch.as_tensor(beta), threshold=1.0,
-                     reset_mechanism="zero", reset_delay=False, init_hidden=False)
+    cell = snn.Leaky(
+        beta=torch.as_tensor(beta), threshold=1.0, reset_mechanism="zero", reset_delay=False, init_hidden=False
+    )
     cell.threshold = torch.as_tensor(threshold)
     cell.beta = torch.as_tensor(beta)
     return cell
@@ -87,23 +88,30 @@ def _lif(node: nir.LIF, dt: float) -> Recorded:
     if np.any(_f(node.v_leak) != 0):
         raise NIRImportError("snnTorch's Leaky has no v_leak; only v_leak = 0 can be run")
     step = coefficients(node, dt)
-    return Recorded(_Stateful(_leaky(step["beta"], node.v_threshold)), lambda mem, out: mem, gain=step["gain"],
-                    unit=step["unit"])
+    return Recorded(
+        _Stateful(_leaky(step["beta"], node.v_threshold)), lambda mem, out: mem, gain=step["gain"], unit=step["unit"]
+    )
 
 
 def _if(node: nir.IF, dt: float) -> Recorded:
     _check_reset(node)
     theta = _f(node.v_threshold)
     step = coefficients(node, dt)
-    return Recorded(_Stateful(_leaky(np.ones_like(theta), theta)), lambda mem, out: mem, gain=step["gain"],
-                    unit=step["unit"])
+    return Recorded(
+        _Stateful(_leaky(np.ones_like(theta), theta)), lambda mem, out: mem, gain=step["gain"], unit=step["unit"]
+    )
 
 
 def _li(node: nir.LI, dt: float) -> Recorded:
     tau = _f(node.tau)
     step = coefficients(node, dt)
-    return Recorded(_Stateful(_leaky(np.broadcast_to(step["beta"], tau.shape), np.full(tau.shape, np.inf))),
-                    lambda mem, out: mem, gain=step["gain"], output=lambda mem, out: mem, unit=step["unit"])
+    return Recorded(
+        _Stateful(_leaky(np.broadcast_to(step["beta"], tau.shape), np.full(tau.shape, np.inf))),
+        lambda mem, out: mem,
+        gain=step["gain"],
+        output=lambda mem, out: mem,
+        unit=step["unit"],
+    )
 
 
 def _cubalif(node: nir.CubaLIF, dt: float) -> Recorded:
@@ -118,8 +126,14 @@ def _linear(node) -> torch.nn.Module:
 
 
 def node_map(dt: float) -> dict:
-    return {nir.LIF: lambda n: _lif(n, dt), nir.IF: lambda n: _if(n, dt), nir.LI: lambda n: _li(n, dt),
-            nir.CubaLIF: lambda n: _cubalif(n, dt), nir.Affine: _linear, nir.Linear: _linear}
+    return {
+        nir.LIF: lambda n: _lif(n, dt),
+        nir.IF: lambda n: _if(n, dt),
+        nir.LI: lambda n: _li(n, dt),
+        nir.CubaLIF: lambda n: _cubalif(n, dt),
+        nir.Affine: _linear,
+        nir.Linear: _linear,
+    }
 
 
 def load(path_or_graph, *, dt: float | None = None) -> NIRModel:

@@ -38,8 +38,17 @@ import torch
 
 from delaynir import __version__
 from delaynir.errors import ConfigError, DelayNIRError, ExportError, VerificationError
-from delaynir.executors import (DELAYGRAPH, EXECUTORS, FLOAT_GRAPH, REFERENCE, TARGET_ARITHMETIC, ExecutorUnavailable,
-                                external, formats, names)
+from delaynir.executors import (
+    DELAYGRAPH,
+    EXECUTORS,
+    FLOAT_GRAPH,
+    REFERENCE,
+    TARGET_ARITHMETIC,
+    ExecutorUnavailable,
+    external,
+    formats,
+    names,
+)
 from delaynir.h5 import reading_hdf5
 from delaynir.inputs import read_text
 from delaynir.runs import atomic_dir
@@ -52,8 +61,10 @@ BUNDLE_FORMAT_VERSION = 1
 UNAVAILABLE = "unavailable"  #: a simulator's status when its library or environment is not installed here
 NOT_EXPORTED = "not exported"  #: a simulator's status when its file's writer refused the graph (FileFormat.partial)
 GRAPH, VECTORS, MANIFEST, README = DELAYGRAPH.file, "test_vectors.h5", "manifest.json", "README.md"
-NOT_RUN = {UNAVAILABLE: "not run: not installed where the bundle was written",  #: statuses of a simulator not run
-           NOT_EXPORTED: f"not run: its file cannot carry this graph ({MANIFEST} says why)"}
+NOT_RUN = {
+    UNAVAILABLE: "not run: not installed where the bundle was written",  #: statuses of a simulator not run
+    NOT_EXPORTED: f"not run: its file cannot carry this graph ({MANIFEST} says why)",
+}
 NO_FAILURE = frozenset(("exact", *NOT_RUN))  #: statuses that are no failure
 LIBRARIES = ("torch", "numpy", "h5py", "nir", "nirtorch", "norse", "snntorch", "onnx", "onnxruntime")
 
@@ -61,9 +72,11 @@ LIBRARIES = ("torch", "numpy", "h5py", "nir", "nirtorch", "norse", "snntorch", "
 def descriptions(graph) -> dict[str, str]:
     """Every file of ``graph``'s bundle and what it is: one per format the executors that run it read, the
     vectors, the README."""
-    return {**{fmt.file: fmt.description for fmt in formats(graph)},
-            VECTORS: "test inputs and the reference simulator's expected spikes, membranes and predictions",
-            README: "this bundle explained for the receiving team"}
+    return {
+        **{fmt.file: fmt.description for fmt in formats(graph)},
+        VECTORS: "test inputs and the reference simulator's expected spikes, membranes and predictions",
+        README: "this bundle explained for the receiving team",
+    }
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -91,8 +104,9 @@ def library_versions() -> dict[str, str | None]:
 # ----------------------------------------------------------------------------- test vectors
 
 
-def write_test_vectors(path: Path, x: torch.Tensor, y: torch.Tensor, result: SimulationResult,
-                       source: str, spiking: list[str]) -> None:
+def write_test_vectors(
+    path: Path, x: torch.Tensor, y: torch.Tensor, result: SimulationResult, source: str, spiking: list[str]
+) -> None:
     """inputs (T, B, n_inputs), labels (B,), expected/predictions (B,), expected/membranes/<layer> (T, B, n),
     and expected/spikes/<layer> for the ``spiking`` layers (not the li readout)."""
     with h5py.File(path, "w", track_order=True) as f:
@@ -124,13 +138,16 @@ def read_test_vectors(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, Sim
     except (ValueError, TypeError, AttributeError) as exc:  # members of another kind or shape than written
         raise ExportError(f"{path}: not a test-vector file written by `delaynir bundle` ({exc})") from None
     if x.dim() != 3 or not membranes or any(v.dim() != 3 for v in (*spikes.values(), *membranes.values())):
-        raise ExportError(f"{path}: expected inputs and every layer's spikes and membranes as (step, sample, neuron) "
-                          "arrays; the file is malformed")
+        raise ExportError(
+            f"{path}: expected inputs and every layer's spikes and membranes as (step, sample, neuron) "
+            "arrays; the file is malformed"
+        )
     last = list(membranes)[-1]
     return x, y, SimulationResult(output=membranes[last], predictions=preds, spikes=spikes, membranes=membranes)
 
 
 # ----------------------------------------------------------------------------- writing
+
 
 def parse_allow_mismatch(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
     """``--allow-mismatch SIM[,SIM]`` as a list of simulator names (norse, snntorch, onnxruntime)."""
@@ -139,8 +156,10 @@ def parse_allow_mismatch(value: str | list[str] | tuple[str, ...] | None) -> lis
     sims = [v.strip() for v in (value.split(",") if isinstance(value, str) else value) if v.strip()]
     unknown = [n for n in sims if n not in external()]
     if unknown:
-        raise ConfigError(f"--allow-mismatch: unknown simulator(s) {', '.join(unknown)}; choose from "
-                          f"{', '.join(external())} (the reference simulator defines the vectors)")
+        raise ConfigError(
+            f"--allow-mismatch: unknown simulator(s) {', '.join(unknown)}; choose from "
+            f"{', '.join(external())} (the reference simulator defines the vectors)"
+        )
     return list(dict.fromkeys(sims))
 
 
@@ -152,23 +171,34 @@ def semantics(graph) -> dict[str, Any]:
     executors of the float graph are checked against the float64 simulation of the same file.
     """
     float64 = graph.arithmetic == "float64"
-    how = ("float64, spiking layers in units of their weight scale (integer weights, currents and thresholds for "
-           "quantised targets), update order of delaynir/simulate.py" if float64 else
-           f"the {graph.arithmetic!r} arithmetic (delaynir.number_formats; the target's fixed-point neuron), "
-           "update order of delaynir/simulate.py")
+    how = (
+        "float64, spiking layers in units of their weight scale (integer weights, currents and thresholds for "
+        "quantised targets), update order of delaynir/simulate.py"
+        if float64
+        else f"the {graph.arithmetic!r} arithmetic (delaynir.number_formats; the target's fixed-point neuron), "
+        "update order of delaynir/simulate.py"
+    )
     return {
         TARGET_ARITHMETIC: f"the DelayGraph's equations as delaynir's reference simulator computes them for target "
-                           f"{graph.target!r}: {how}" + ("; for this target that is the float graph" if float64
-                                                          else ""),
+        f"{graph.target!r}: {how}" + ("; for this target that is the float graph" if float64 else ""),
         FLOAT_GRAPH: "the same equations (delaynir.neuron_kinds) in float64, each library's neuron formulas",
         "test_vectors": TARGET_ARITHMETIC,
         "identical": float64,
     }
 
 
-def write_bundle(run_dir: str | Path, target: str, out: str | Path, *, data: str | Path | None = None,
-                 n_samples: int = 16, overwrite: bool = False, progress: bool = False, fit: str = "error",
-                 allow_mismatch: str | list[str] | None = None) -> dict[str, Any]:
+def write_bundle(
+    run_dir: str | Path,
+    target: str,
+    out: str | Path,
+    *,
+    data: str | Path | None = None,
+    n_samples: int = 16,
+    overwrite: bool = False,
+    progress: bool = False,
+    fit: str = "error",
+    allow_mismatch: str | list[str] | None = None,
+) -> dict[str, Any]:
     """Compile ``run_dir`` for ``target`` and write the hand-off bundle to ``out``; return its manifest.
 
     Every simulator replays the test vectors before the bundle is renamed into place (the same replay
@@ -193,20 +223,40 @@ def write_bundle(run_dir: str | Path, target: str, out: str | Path, *, data: str
         graph = load_graph(tmp / GRAPH)
         loader, _ = graph_loader(graph, test_file, batch_size=n_samples)
         x, y = next(iter(loader))
-        manifest = _write_contents(tmp, out, graph, x, y, source=str(test_file), allowed=allowed, progress=progress,
-                                   extra={"source_run": run.provenance["source_run"],
-                                          "target": load_target(target).to_dict(),
-                                          "compile": {k: report[k] for k in ("fit", "layers", "relay_neurons")},
-                                          "accuracy": report["validation"]})
-    log.info("wrote bundle %s: %d neurons, %d synapses, %d test vectors", out, graph.n_neurons, graph.n_synapses,
-             len(y))
+        manifest = _write_contents(
+            tmp,
+            out,
+            graph,
+            x,
+            y,
+            source=str(test_file),
+            allowed=allowed,
+            progress=progress,
+            extra={
+                "source_run": run.provenance["source_run"],
+                "target": load_target(target).to_dict(),
+                "compile": {k: report[k] for k in ("fit", "layers", "relay_neurons")},
+                "accuracy": report["validation"],
+            },
+        )
+    log.info(
+        "wrote bundle %s: %d neurons, %d synapses, %d test vectors", out, graph.n_neurons, graph.n_synapses, len(y)
+    )
     manifest["out"] = str(out)
     return manifest
 
 
-def write_graph_bundle(graph, out: str | Path, inputs, labels=None, *, overwrite: bool = False,
-                       progress: bool = False, allow_mismatch: str | list[str] | None = None,
-                       source: str = "given inputs") -> dict[str, Any]:
+def write_graph_bundle(
+    graph,
+    out: str | Path,
+    inputs,
+    labels=None,
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
+    allow_mismatch: str | list[str] | None = None,
+    source: str = "given inputs",
+) -> dict[str, Any]:
     """The bundle of a DelayGraph you already have, with ``inputs`` (T, B, n_inputs) as the test vectors.
 
     As ``write_bundle`` (the same files, replay and rules), without a run: no compile report and no
@@ -220,15 +270,33 @@ def write_graph_bundle(graph, out: str | Path, inputs, labels=None, *, overwrite
     out = Path(out)
     profile = load_target(graph.target).to_dict() if graph.target in builtin_target_names() else None
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        manifest = _write_contents(tmp, out, graph, x, y, source=source, allowed=allowed, progress=progress,
-                                   extra={"source_run": None, "target": profile or {"name": graph.target},
-                                          "compile": None, "accuracy": None})
+        manifest = _write_contents(
+            tmp,
+            out,
+            graph,
+            x,
+            y,
+            source=source,
+            allowed=allowed,
+            progress=progress,
+            extra={"source_run": None, "target": profile or {"name": graph.target}, "compile": None, "accuracy": None},
+        )
     manifest["out"] = str(out)
     return manifest
 
 
-def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tensor, *, source: str,
-                    allowed: list[str], progress: bool, extra: dict[str, Any]) -> dict[str, Any]:
+def _write_contents(
+    tmp: Path,
+    out: Path,
+    graph,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    source: str,
+    allowed: list[str],
+    progress: bool,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     """Every file of the bundle into ``tmp`` (the DelayGraph first, if not there yet); returns the manifest.
 
     Raises VerificationError, naming each simulator and its first divergence, when a simulator not in
@@ -247,8 +315,9 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
                 log.warning("%s left out of the bundle: %s", fmt.file, exc)
                 left_out[fmt.file] = str(exc)
     expected = simulate(graph, x, record=True)
-    write_test_vectors(tmp / VECTORS, x, y, expected, source=source,
-                       spiking=[la.name for la in graph.layers if la.neuron != "li"])
+    write_test_vectors(
+        tmp / VECTORS, x, y, expected, source=source, spiking=[la.name for la in graph.layers if la.neuron != "li"]
+    )
     x, _, expected = read_test_vectors(tmp / VECTORS)  # replay exactly what --check will read
     problems: list[str] = []
     verification: dict[str, Any] = {}
@@ -256,65 +325,92 @@ def _write_contents(tmp: Path, out: Path, graph, x: torch.Tensor, y: torch.Tenso
     for sim in tqdm(external(graph), desc="verify", unit="sim", disable=not progress):
         file = EXECUTORS[sim].format.file
         if file in left_out:
-            verification[sim] = {"status": NOT_EXPORTED, "error": left_out[file], "file": file,
-                                 "reproduces": EXECUTORS[sim].reproduces_for(graph), "allowed_mismatch": False}
+            verification[sim] = {
+                "status": NOT_EXPORTED,
+                "error": left_out[file],
+                "file": file,
+                "reproduces": EXECUTORS[sim].reproduces_for(graph),
+                "allowed_mismatch": False,
+            }
             continue
         found: list[str] = []
         record = _replay(tmp, sim, x, wanted[sim], found)
         different = record["status"] not in NO_FAILURE
-        record.update(file=file, reproduces=EXECUTORS[sim].reproduces_for(graph),
-                      allowed_mismatch=different and sim in allowed)
+        record.update(
+            file=file, reproduces=EXECUTORS[sim].reproduces_for(graph), allowed_mismatch=different and sim in allowed
+        )
         if different and sim not in allowed:
             problems += found
         verification[sim] = record
     if problems:
-        named = ",".join(s for s, r in verification.items()
-                         if r["status"] not in NO_FAILURE and s not in allowed)
+        named = ",".join(s for s, r in verification.items() if r["status"] not in NO_FAILURE and s not in allowed)
         raise VerificationError(
             f"bundle NOT written to {out}: {len(problems)} simulator{'s' if len(problems) > 1 else ''} "
-            "do not reproduce the test vectors exactly:\n  - " + "\n  - ".join(problems)
+            "do not reproduce the test vectors exactly:\n  - "
+            + "\n  - ".join(problems)
             + f"\nNothing was left at {out}. To write the bundle anyway, with these simulators marked as not "
-            f"reproducing in {MANIFEST} (and reported by `delaynir bundle --check`), pass --allow-mismatch {named}")
+            f"reproducing in {MANIFEST} (and reported by `delaynir bundle --check`), pass --allow-mismatch {named}"
+        )
     labelled = bool((y >= 0).all())
     manifest = {
-        "format": "delaynir-bundle", "format_version": BUNDLE_FORMAT_VERSION,
+        "format": "delaynir-bundle",
+        "format_version": BUNDLE_FORMAT_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": library_versions(),
         "source_run": extra["source_run"],
         "target": extra["target"],
-        "dt": graph.dt, "input": graph.input, "quantization": graph.quantization,
-        "sizes": {"layers": [{"name": la.name, "neuron": la.neuron, "size": la.size, "synapses": la.n_synapses,
-                              "reset": la.reset} for la in graph.layers],
-                  "inputs": graph.n_inputs, "neurons": graph.n_neurons, "synapses": graph.n_synapses,
-                  "max_delay": graph.max_delay},
+        "dt": graph.dt,
+        "input": graph.input,
+        "quantization": graph.quantization,
+        "sizes": {
+            "layers": [
+                {"name": la.name, "neuron": la.neuron, "size": la.size, "synapses": la.n_synapses, "reset": la.reset}
+                for la in graph.layers
+            ],
+            "inputs": graph.n_inputs,
+            "neurons": graph.n_neurons,
+            "synapses": graph.n_synapses,
+            "max_delay": graph.max_delay,
+        },
         "compile": extra["compile"],
         "accuracy": extra["accuracy"],
-        "test_vectors": {"source": source, "samples": int(x.shape[1]), "steps": int(x.shape[0]),
-                         "reference_accuracy": float((expected.predictions == y).double().mean()) if labelled
-                         else None},
+        "test_vectors": {
+            "source": source,
+            "samples": int(x.shape[1]),
+            "steps": int(x.shape[0]),
+            "reference_accuracy": float((expected.predictions == y).double().mean()) if labelled else None,
+        },
         "semantics": semantics(graph),
         "verification": verification,
     }
     files = {name: text for name, text in descriptions(graph).items() if name not in left_out}
     (tmp / README).write_text(bundle_readme(manifest, files))
-    manifest["files"] = {name: {"sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size,
-                                "description": description}
-                         for name, description in files.items()}
+    manifest["files"] = {
+        name: {"sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size, "description": description}
+        for name, description in files.items()
+    }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return manifest
 
 
 def _equations() -> str:
     """graph.py's and simulate.py's docstrings with every neuron kind's step docstring (delaynir.neuron_kinds)."""
-    from delaynir import graph as graph_module, simulate as simulate_module
+    from delaynir import graph as graph_module
+    from delaynir import simulate as simulate_module
     from delaynir.neuron_kinds import KINDS
 
-    kinds = "\n\n".join(f"    {kind.name + ':':10}" + "\n".join((" " * 14 + line) if line else ""
-                                                              for line in inspect.getdoc(kind.step).splitlines()).lstrip()
-                          for kind in KINDS.values())
-    return ((graph_module.__doc__ or "").strip() + "\n\nThe neuron kinds (delaynir.neuron_kinds):\n\n" + kinds
-            + "\n\n" + (simulate_module.__doc__ or "").strip())
-
+    kinds = "\n\n".join(
+        f"    {kind.name + ':':10}"
+        + "\n".join((" " * 14 + line) if line else "" for line in inspect.getdoc(kind.step).splitlines()).lstrip()
+        for kind in KINDS.values()
+    )
+    return (
+        (graph_module.__doc__ or "").strip()
+        + "\n\nThe neuron kinds (delaynir.neuron_kinds):\n\n"
+        + kinds
+        + "\n\n"
+        + (simulate_module.__doc__ or "").strip()
+    )
 
 
 def _input_text(spec: dict[str, Any]) -> str:
@@ -324,32 +420,49 @@ def _input_text(spec: dict[str, Any]) -> str:
     if spec.get("bits") is None:
         return "graded real values per channel and step"
     lo, hi = spec["code_range"]
-    return (f"graded input as {spec['bits']}-bit integer codes q in [{lo}, {hi}] per channel and step; a code stands "
-            f"for the value q · {spec['input_scale']!r} (input_scale), which the first layer's weights already include")
+    return (
+        f"graded input as {spec['bits']}-bit integer codes q in [{lo}, {hi}] per channel and step; a code stands "
+        f"for the value q · {spec['input_scale']!r} (input_scale), which the first layer's weights already include"
+    )
+
 
 def bundle_readme(manifest: dict[str, Any], files: dict[str, str]) -> str:
     """The bundle's README.md for the receiving team, listing ``files`` (``descriptions``); the equations are
     graph.py's and simulate.py's docstrings."""
     s, tv, acc = manifest["sizes"], manifest["test_vectors"], manifest["accuracy"]
-    layers = "\n".join(f"| {la['name']} | {la['neuron']} | {la['size']} | {la['synapses']} | {la['reset']} |"
-                       for la in s["layers"])
-    files = "\n".join(f"- `{name}`: {text}" for name, text in files.items()) + \
-        f"\n- `{MANIFEST}`: SHA-256 of every other file, library versions, target profile, sizes, accuracies, " \
+    layers = "\n".join(
+        f"| {la['name']} | {la['neuron']} | {la['size']} | {la['synapses']} | {la['reset']} |" for la in s["layers"]
+    )
+    files = (
+        "\n".join(f"- `{name}`: {text}" for name, text in files.items())
+        + f"\n- `{MANIFEST}`: SHA-256 of every other file, library versions, target profile, sizes, accuracies, "
         "verification results"
+    )
     verification = "\n".join(
         f"| {name} | `{r.get('file', '')}` | {r.get('reproduces', '')} | "
-        + (("exact" if r.get("status") == "exact" else "**does not reproduce** (written with --allow-mismatch)")
-           + f" | {r['prediction_agreement']:.2%} | "
-           + ", ".join(f"{k} {v:.2%}" for k, v in r["spike_agreement"].items()) + " |"
-           if r.get("status") not in NOT_RUN else f"{NOT_RUN[r['status']]} | | |")
-        for name, r in manifest["verification"].items())
-    accuracy = (f" Validation accuracy: trained {acc['trained_accuracy']:.4f}, compiled\n"
-                f"{acc['compiled_accuracy']:.4f} ({acc['n']} samples).") if acc else ""
+        + (
+            ("exact" if r.get("status") == "exact" else "**does not reproduce** (written with --allow-mismatch)")
+            + f" | {r['prediction_agreement']:.2%} | "
+            + ", ".join(f"{k} {v:.2%}" for k, v in r["spike_agreement"].items())
+            + " |"
+            if r.get("status") not in NOT_RUN
+            else f"{NOT_RUN[r['status']]} | | |"
+        )
+        for name, r in manifest["verification"].items()
+    )
+    accuracy = (
+        (
+            f" Validation accuracy: trained {acc['trained_accuracy']:.4f}, compiled\n"
+            f"{acc['compiled_accuracy']:.4f} ({acc['n']} samples)."
+        )
+        if acc
+        else ""
+    )
     return f"""# delaynir hand-off bundle
 
-Model compiled for target **{manifest['target']['name']}** by delaynir {manifest['versions']['delaynir']}:
-{s['inputs']} inputs, {s['neurons']} neurons, {s['synapses']} synapses, delays up to {s['max_delay']} steps,
-time step dt = {manifest['dt']} s.{accuracy}
+Model compiled for target **{manifest["target"]["name"]}** by delaynir {manifest["versions"]["delaynir"]}:
+{s["inputs"]} inputs, {s["neurons"]} neurons, {s["synapses"]} synapses, delays up to {s["max_delay"]} steps,
+time step dt = {manifest["dt"]} s.{accuracy}
 
 | layer | neuron | size | synapses in | reset |
 |---|---|---|---|---|
@@ -363,16 +476,16 @@ Check that nothing changed in transit, and that the files still reproduce the te
 in the reference simulator, norse, snnTorch and ONNX Runtime:
 
 ```bash
-pip install delaynir=={manifest['versions']['delaynir']}
+pip install delaynir=={manifest["versions"]["delaynir"]}
 delaynir bundle --check THIS_DIRECTORY
 ```
 
 ## Test vectors (`{VECTORS}`)
 
-{tv['samples']} samples of {tv['steps']} steps from `{Path(tv['source']).name}`, all arrays time-first
+{tv["samples"]} samples of {tv["steps"]} steps from `{Path(tv["source"]).name}`, all arrays time-first
 (step, sample, neuron):
 
-- `inputs` (T, B, {s['inputs']}) float64: input frames ({_input_text(manifest['input'])}), fed as s_input[t];
+- `inputs` (T, B, {s["inputs"]}) float64: input frames ({_input_text(manifest["input"])}), fed as s_input[t];
 - `labels` (B,): the true classes;
 - `expected/spikes/<layer>` (T, B, size) uint8: z[t] of every spiking layer (not the `li` readout);
 - `expected/membranes/<layer>` (T, B, size) float64: v[t] after step t's update, before the reset of step t + 1;
@@ -411,7 +524,7 @@ threshold is decided alike everywhere.
 These are the exact equations and update order (from delaynir's `graph.py` and `simulate.py`).
 Weights are the stored integers (for quantised targets) times the per-neuron `scale`; spiking
 layers are computed in units of that scale (see "Units"); the quantisation is
-{json.dumps(manifest['quantization'])}.
+{json.dumps(manifest["quantization"])}.
 
 ```
 {_equations()}
@@ -441,8 +554,7 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
     files = manifest["files"]
     problems: list[str] = []
     notes: list[str] = []
-    report: dict[str, Any] = {"bundle": str(path), "problems": problems, "notes": notes, "files": {},
-                              "simulators": {}}
+    report: dict[str, Any] = {"bundle": str(path), "problems": problems, "notes": notes, "files": {}, "simulators": {}}
     for name, entry in files.items():
         file = path / name
         if not file.is_file():
@@ -450,8 +562,9 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
             problems.append(f"{name}: missing (listed in {MANIFEST})")
         elif sha256(file) != entry.get("sha256"):
             status = "changed"
-            problems.append(f"{name}: SHA-256 differs from {MANIFEST}; the file was changed after the bundle was "
-                            "written")
+            problems.append(
+                f"{name}: SHA-256 differs from {MANIFEST}; the file was changed after the bundle was written"
+            )
         else:
             status = "ok"
         report["files"][name] = status
@@ -480,8 +593,10 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
                     notes += [f"{p} (recorded in {MANIFEST}: written with --allow-mismatch {sim})" for p in found]
                 else:
                     if entry.get("allowed_mismatch") and result["status"] == "exact":
-                        notes.append(f"{sim}: reproduces the test vectors exactly, although {MANIFEST} marks it as "
-                                     "not reproducing")
+                        notes.append(
+                            f"{sim}: reproduces the test vectors exactly, although {MANIFEST} marks it as "
+                            "not reproducing"
+                        )
                     problems += found
                 if result["status"] == UNAVAILABLE:
                     notes.append(f"{sim}: not run, not installed here ({result['error']})")
@@ -497,8 +612,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
     ``semantics`` are objects (empty if absent).
     """
     if not path.is_dir():
-        raise ExportError(f"{path} is not a directory; `delaynir bundle --check` takes a bundle directory written "
-                          "by `delaynir bundle`")
+        raise ExportError(
+            f"{path} is not a directory; `delaynir bundle --check` takes a bundle directory written "
+            "by `delaynir bundle`"
+        )
     manifest_path = path / MANIFEST
     text = read_text(manifest_path, ExportError, f"the manifest of bundle {path},")
     try:
@@ -507,8 +624,10 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise ExportError(f"{manifest_path}: not readable as JSON ({exc}); the bundle is damaged") from None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(files, dict):
-        raise ExportError(f"{manifest_path}: not a valid bundle manifest: 'files' must be an object of file name -> "
-                          f"entry, found {type(files).__name__}")
+        raise ExportError(
+            f"{manifest_path}: not a valid bundle manifest: 'files' must be an object of file name -> "
+            f"entry, found {type(files).__name__}"
+        )
     problems = []
     for name, entry in files.items():
         if Path(name).name != name or name in ("", ".", ".."):
@@ -561,9 +680,14 @@ def _replay(path: Path, sim: str, x: torch.Tensor, expected: SimulationResult, p
     exact = summary["prediction_agreement"] == 1.0 and all(v == 1.0 for v in summary["spike_agreement"].values())
     if not exact:
         d = summary["first_divergence"]
-        where = (f"; first divergence: layer {d['layer']}, sample {d['sample']}, neuron {d['neuron']}, "
-                 f"step {d['step']}") if d else ""
+        where = (
+            (f"; first divergence: layer {d['layer']}, sample {d['sample']}, neuron {d['neuron']}, step {d['step']}")
+            if d
+            else ""
+        )
         spikes = ", ".join(f"{k} {v:.4%}" for k, v in summary["spike_agreement"].items())
-        problems.append(f"{sim} ({file}): does not reproduce the test vectors: same prediction "
-                        f"{summary['prediction_agreement']:.2%}, identical spikes {spikes}{where}")
+        problems.append(
+            f"{sim} ({file}): does not reproduce the test vectors: same prediction "
+            f"{summary['prediction_agreement']:.2%}, identical spikes {spikes}{where}"
+        )
     return {"status": "exact" if exact else "differs", **summary}

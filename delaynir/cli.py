@@ -30,16 +30,26 @@ def _progress() -> bool:
 def cmd_data_synth(args) -> int:
     from delaynir.data import SynthConfig, generate_synthetic
 
-    fields = {"n_channels": args.channels, "n_classes": args.classes, "n_train": args.train, "n_test": args.test,
-              "duration": args.duration, "spread": args.spread, "n_groups": args.groups, "seed": args.seed}
+    fields = {
+        "n_channels": args.channels,
+        "n_classes": args.classes,
+        "n_train": args.train,
+        "n_test": args.test,
+        "duration": args.duration,
+        "spread": args.spread,
+        "n_groups": args.groups,
+        "seed": args.seed,
+    }
     config = SynthConfig(**{k: v for k, v in fields.items() if v is not None})
     train_path, test_path = generate_synthetic(args.out, config, overwrite=args.overwrite)
     result = {"train": str(train_path), "test": str(test_path), "config": dataclasses.asdict(config)}
     if args.json:
         _print_json(result)
     else:
-        print(f"wrote {train_path} ({config.n_train} samples) and {test_path} ({config.n_test} samples): "
-              f"{config.n_classes} classes, {config.n_channels} channels, {config.duration} s")
+        print(
+            f"wrote {train_path} ({config.n_train} samples) and {test_path} ({config.n_test} samples): "
+            f"{config.n_classes} classes, {config.n_channels} channels, {config.duration} s"
+        )
     return 0
 
 
@@ -56,18 +66,27 @@ def cmd_data_speech(args) -> int:
     from delaynir.data.speech import SpeechConfig, generate_speech
 
     cochlea = {"n_channels": args.channels}
-    fields = {"trials": args.trials, "test_trials": args.test_trials, "speakers": args.speakers,
-              "test_speakers": args.test_speakers, "duration": args.duration, "seed": args.seed,
-              "workers": args.workers, "cochlea": CochleaConfig(**{k: v for k, v in cochlea.items() if v is not None})}
+    fields = {
+        "trials": args.trials,
+        "test_trials": args.test_trials,
+        "speakers": args.speakers,
+        "test_speakers": args.test_speakers,
+        "duration": args.duration,
+        "seed": args.seed,
+        "workers": args.workers,
+        "cochlea": CochleaConfig(**{k: v for k, v in cochlea.items() if v is not None}),
+    }
     config = SpeechConfig(**{k: v for k, v in fields.items() if v is not None})
     summary = generate_speech(args.out, config, overwrite=args.overwrite, progress=_progress())
     if args.json:
         _print_json(summary.as_dict())
     else:
-        print(f"wrote {summary.audio} ({summary.n_train + summary.n_test} FLAC files, {summary.sample_rate} Hz), "
-              f"{summary.train} ({summary.n_train} samples, speakers {summary.train_speakers}) and {summary.test} "
-              f"({summary.n_test} samples, speakers {summary.test_speakers}): {summary.n_channels} channels, "
-              f"{summary.duration} s, {summary.mean_spikes:.0f} spikes per sample on average, {summary.seconds:.0f} s")
+        print(
+            f"wrote {summary.audio} ({summary.n_train + summary.n_test} FLAC files, {summary.sample_rate} Hz), "
+            f"{summary.train} ({summary.n_train} samples, speakers {summary.train_speakers}) and {summary.test} "
+            f"({summary.n_test} samples, speakers {summary.test_speakers}): {summary.n_channels} channels, "
+            f"{summary.duration} s, {summary.mean_spikes:.0f} spikes per sample on average, {summary.seconds:.0f} s"
+        )
     return 0
 
 
@@ -77,15 +96,19 @@ def cmd_data_audio(args) -> int:
 
     fields = {"n_bands": args.bands, "n_frames": args.frames, "hop": args.hop, "sample_rate": args.sample_rate}
     config = FeatureConfig(**{k: v for k, v in fields.items() if v is not None})
-    summary = convert_audio(args.input, args.out, config, labels=args.labels, overwrite=args.overwrite,
-                            progress=_progress())
+    summary = convert_audio(
+        args.input, args.out, config, labels=args.labels, overwrite=args.overwrite, progress=_progress()
+    )
     if args.json:
         _print_json(summary)
     else:
-        written = ", ".join(f"{summary[s]['path']} ({summary[s]['samples']} samples)" for s in ("train", "test")
-                            if s in summary)
-        print(f"wrote {written}: {config.n_bands} mel bands x {config.n_frames} frames of {config.hop} s "
-              f"({summary['layout']} layout), shifted by the training minimum {summary['features']['shift_db']:.1f} dB")
+        written = ", ".join(
+            f"{summary[s]['path']} ({summary[s]['samples']} samples)" for s in ("train", "test") if s in summary
+        )
+        print(
+            f"wrote {written}: {config.n_bands} mel bands x {config.n_frames} frames of {config.hop} s "
+            f"({summary['layout']} layout), shifted by the training minimum {summary['features']['shift_db']:.1f} dB"
+        )
     return 0
 
 
@@ -98,14 +121,24 @@ def cmd_data_check(args) -> int:
         ds = FramesDataset(args.file, dt=args.dt if args.dt is not None else _frame_dt(args.file))
     else:
         ds = SpikeDataset(args.file, dt=args.dt or 0.01, n_steps=1, pool=1, n_channels=args.channels, cache=False)
-    speakers = None if ds.speakers is None else sorted(set(int(s) for s in ds.speakers))
-    result = {"file": str(args.file), "layout": "frames" if graded else "shd", "samples": len(ds),
-              "classes": ds.n_classes, "channels": ds.n_channels, "speakers": speakers, "keys": ds.keys, "valid": True}
+    speakers = None if ds.speakers is None else sorted({int(s) for s in ds.speakers})
+    result = {
+        "file": str(args.file),
+        "layout": "frames" if graded else "shd",
+        "samples": len(ds),
+        "classes": ds.n_classes,
+        "channels": ds.n_channels,
+        "speakers": speakers,
+        "keys": ds.keys,
+        "valid": True,
+    }
     if args.json:
         _print_json(result)
     else:
-        print(f"{args.file}: valid {'frames' if graded else 'SHD'} layout, {len(ds)} samples, {ds.n_classes} classes, "
-              f"{ds.n_channels} channels" + (f", {len(speakers)} speakers" if speakers else ""))
+        print(
+            f"{args.file}: valid {'frames' if graded else 'SHD'} layout, {len(ds)} samples, {ds.n_classes} classes, "
+            f"{ds.n_channels} channels" + (f", {len(speakers)} speakers" if speakers else "")
+        )
     return 0
 
 
@@ -122,10 +155,20 @@ def _print_dry_run(config, preset: str | None, file_values: dict, overrides: dic
     from delaynir.presets import PRESET_NOTES, preset_note, preset_values
 
     base = preset_values(preset)
-    rows = [{"setting": key, "value": value,
-             "from": "flag" if overrides.get(key) is not None else "config file" if key in file_values
-             else f"preset {preset}" if key in base else "default"}
-            for key, value in config.to_dict().items()]
+    rows = [
+        {
+            "setting": key,
+            "value": value,
+            "from": "flag"
+            if overrides.get(key) is not None
+            else "config file"
+            if key in file_values
+            else f"preset {preset}"
+            if key in base
+            else "default",
+        }
+        for key, value in config.to_dict().items()
+    ]
     for r in rows:
         r["note"] = preset_note(preset, r["setting"]) if r["from"].startswith("preset") else ""
     notes = PRESET_NOTES.get(preset or "", [])
@@ -135,7 +178,9 @@ def _print_dry_run(config, preset: str | None, file_values: dict, overrides: dic
     width = max(len(r["setting"]) for r in rows)
     shown = [json.dumps(r["value"]) for r in rows]
     vwidth = max(len(v) for v in shown)
-    print(f"training settings{f' (preset {preset})' if preset else ''}; override any with a flag or --config FILE.toml:")
+    print(
+        f"training settings{f' (preset {preset})' if preset else ''}; override any with a flag or --config FILE.toml:"
+    )
     for r, value in zip(rows, shown):
         print(f"  {r['setting']:<{width}}  {value:<{vwidth}}  {r['from']:<18} {r['note']}".rstrip())
     for note in notes:
@@ -148,10 +193,20 @@ def cmd_train(args) -> int:
     from delaynir.presets import preset_values
     from delaynir.train import train
 
-    overrides = {"epochs": args.epochs, "delays": args.delays, "device": args.device, "seed": args.seed,
-                 "batch_size": args.batch_size, "lr": args.lr, "max_delay": args.max_delay,
-                 "hidden": args.hidden, "sparsity": args.sparsity, "prune": args.prune, "structure": args.structure,
-                 "dale": args.dale or None}
+    overrides = {
+        "epochs": args.epochs,
+        "delays": args.delays,
+        "device": args.device,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "max_delay": args.max_delay,
+        "hidden": args.hidden,
+        "sparsity": args.sparsity,
+        "prune": args.prune,
+        "structure": args.structure,
+        "dale": args.dale or None,
+    }
     config = load_config(args.config, overrides, base=preset_values(args.preset))
     if args.dry_run:
         file_values = read_config_file(args.config) if args.config else {}
@@ -165,9 +220,11 @@ def cmd_train(args) -> int:
     if args.json:
         _print_json(summary)
     else:
-        print(f"trained {summary['run_dir']} ({summary['delays']} delays, {summary['epochs']} epochs on "
-              f"{summary['device']}): best validation accuracy {summary['best_val_accuracy']:.4f} "
-              f"at epoch {summary['best_epoch']} (rounded delays)")
+        print(
+            f"trained {summary['run_dir']} ({summary['delays']} delays, {summary['epochs']} epochs on "
+            f"{summary['device']}): best validation accuracy {summary['best_val_accuracy']:.4f} "
+            f"at epoch {summary['best_epoch']} (rounded delays)"
+        )
     return 0
 
 
@@ -178,9 +235,11 @@ def cmd_finetune(args) -> int:
     if args.json:
         _print_json(summary)
     else:
-        print(f"fine-tuned {args.run_dir} for {args.target} into {summary['run_dir']}: best validation accuracy "
-              f"{summary['best_val_accuracy']:.4f} with quantised weights and rounded delays; compile it with "
-              f"`delaynir compile {summary['run_dir']} --target {args.target} --out FILE`")
+        print(
+            f"fine-tuned {args.run_dir} for {args.target} into {summary['run_dir']}: best validation accuracy "
+            f"{summary['best_val_accuracy']:.4f} with quantised weights and rounded delays; compile it with "
+            f"`delaynir compile {summary['run_dir']} --target {args.target} --out FILE`"
+        )
     return 0
 
 
@@ -197,8 +256,10 @@ def cmd_evaluate(args) -> int:
         print(line + f" ({result['n']} samples)")
         if "unseen_speakers" in result:
             unseen = result["unseen_speakers"]
-            print(f"  speakers never seen in training ({', '.join(map(str, unseen['speakers']))}): accuracy "
-                  f"{unseen['accuracy']:.4f} ({unseen['n']} samples)")
+            print(
+                f"  speakers never seen in training ({', '.join(map(str, unseen['speakers']))}): accuracy "
+                f"{unseen['accuracy']:.4f} ({unseen['n']} samples)"
+            )
     return 0
 
 
@@ -222,22 +283,30 @@ def cmd_compile(args) -> int:
         _print_json(report)
         return 0
     val = report["validation"]
-    print(f"compiled {args.run_dir} for {report['target']} -> {report['out']}: {report['neurons']} neurons, "
-          f"{report['synapses']} synapses, max delay {report['max_delay']} steps"
-          + (f", {report['relay_neurons']} relay neurons" if report["relay_neurons"] else ""))
+    print(
+        f"compiled {args.run_dir} for {report['target']} -> {report['out']}: {report['neurons']} neurons, "
+        f"{report['synapses']} synapses, max delay {report['max_delay']} steps"
+        + (f", {report['relay_neurons']} relay neurons" if report["relay_neurons"] else "")
+    )
     print(f"{'layer':<10} {'synapses':>9} {'zeros removed':>14} {'w clipped':>10} {'d clipped':>10} {'max d':>6}")
     for r in report["layers"]:
-        print(f"{r['layer']:<10} {r['synapses']:>9} {r['zero_weights_removed']:>14} {r['weights_clipped']:>10} "
-              f"{r['delays_clipped']:>10} {r['max_delay']:>6}")
+        print(
+            f"{r['layer']:<10} {r['synapses']:>9} {r['zero_weights_removed']:>14} {r['weights_clipped']:>10} "
+            f"{r['delays_clipped']:>10} {r['max_delay']:>6}"
+        )
     agreement = ", ".join(f"{k} {v:.4%}" for k, v in val["spike_agreement"].items())
     if "trained_accuracy_quantized_input" in val:
         spec = report["input"]
-        print(f"graded input quantised to {spec['bits']}-bit codes (value = code x {spec['input_scale']:.4g}): "
-              f"trained model {val['trained_accuracy']:.4f} with float input, "
-              f"{val['trained_accuracy_quantized_input']:.4f} with the quantised input")
-    print(f"validation ({val['n']} samples): trained {val['trained_accuracy']:.4f}, compiled "
-          f"{val['compiled_accuracy']:.4f}, same prediction {val['prediction_agreement']:.4f}; "
-          f"identical spikes: {agreement}")
+        print(
+            f"graded input quantised to {spec['bits']}-bit codes (value = code x {spec['input_scale']:.4g}): "
+            f"trained model {val['trained_accuracy']:.4f} with float input, "
+            f"{val['trained_accuracy_quantized_input']:.4f} with the quantised input"
+        )
+    print(
+        f"validation ({val['n']} samples): trained {val['trained_accuracy']:.4f}, compiled "
+        f"{val['compiled_accuracy']:.4f}, same prediction {val['prediction_agreement']:.4f}; "
+        f"identical spikes: {agreement}"
+    )
     return 0
 
 
@@ -248,8 +317,10 @@ def cmd_simulate(args) -> int:
     if args.json:
         _print_json(result)
     else:
-        print(f"{args.graph} on {result['data']}: accuracy {result['accuracy']:.4f} in the reference simulator "
-              f"({result['n']} samples)")
+        print(
+            f"{args.graph} on {result['data']}: accuracy {result['accuracy']:.4f} in the reference simulator "
+            f"({result['n']} samples)"
+        )
     return 0
 
 
@@ -272,59 +343,92 @@ def cmd_import(args) -> int:
 
     graph = from_nir(args.file, dt=args.dt)
     path = save_graph(graph, args.out, overwrite=args.overwrite)
-    result = {"nir": args.file, "out": str(path), "dt": graph.dt, "layers": [layer.name for layer in graph.layers],
-              "neurons": graph.n_neurons, "synapses": graph.n_synapses, "max_delay": graph.max_delay}
+    result = {
+        "nir": args.file,
+        "out": str(path),
+        "dt": graph.dt,
+        "layers": [layer.name for layer in graph.layers],
+        "neurons": graph.n_neurons,
+        "synapses": graph.n_synapses,
+        "max_delay": graph.max_delay,
+    }
     if args.json:
         _print_json(result)
     else:
-        print(f"imported {args.file} (dt = {graph.dt} s) into {path}: layers {', '.join(result['layers'])}, "
-              f"{graph.n_synapses} synapses, delays up to {graph.max_delay} steps")
+        print(
+            f"imported {args.file} (dt = {graph.dt} s) into {path}: layers {', '.join(result['layers'])}, "
+            f"{graph.n_synapses} synapses, delays up to {graph.max_delay} steps"
+        )
     return 0
 
 
 def cmd_import_model(args) -> int:
     from delaynir.import_model import import_model
 
-    summary = import_model(args.checkpoint, args.source, args.out, args.data, max_delay=args.max_delay,
-                           tau_steps=args.tau_steps, threshold=args.threshold, dt=args.dt, n_steps=args.n_steps,
-                           overwrite=args.overwrite)
+    summary = import_model(
+        args.checkpoint,
+        args.source,
+        args.out,
+        args.data,
+        max_delay=args.max_delay,
+        tau_steps=args.tau_steps,
+        threshold=args.threshold,
+        dt=args.dt,
+        n_steps=args.n_steps,
+        overwrite=args.overwrite,
+    )
     if args.json:
         _print_json(summary)
     else:
         shapes = " → ".join([str(summary["layers"][0]["inputs"])] + [str(la["outputs"]) for la in summary["layers"]])
-        print(f"imported {args.checkpoint} ({args.source}: {shapes}, D = {summary['max_delay']} taps, "
-              f"σ = {summary['sigma']:.3g} steps, τ = {summary['tau_steps']} steps) into {summary['run_dir']}; "
-              f"compile it with `delaynir compile {summary['run_dir']} --target TARGET --out FILE`")
+        print(
+            f"imported {args.checkpoint} ({args.source}: {shapes}, D = {summary['max_delay']} taps, "
+            f"σ = {summary['sigma']:.3g} steps, τ = {summary['tau_steps']} steps) into {summary['run_dir']}; "
+            f"compile it with `delaynir compile {summary['run_dir']} --target TARGET --out FILE`"
+        )
     return 0
 
 
 def _print_verification(report: dict[str, Any]) -> None:
-    print(f"{report['model']} on {report['data']} ({report['n']} samples): reference simulator accuracy "
-          f"{report['reference_accuracy']:.4f}")
+    print(
+        f"{report['model']} on {report['data']} ({report['n']} samples): reference simulator accuracy "
+        f"{report['reference_accuracy']:.4f}"
+    )
     print(f"{'simulator':<12} {'accuracy':>9} {'same pred.':>11}  identical spikes per layer")
     for name, r in report["simulators"].items():
         spikes = ", ".join(f"{k} {v:.4%}" for k, v in r["spike_agreement"].items())
         print(f"{name:<12} {r['accuracy']:>9.4f} {r['prediction_agreement']:>11.2%}  {spikes}")
         if r["first_divergence"]:
             d = r["first_divergence"]
-            print(f"{'':<12} first divergence: layer {d['layer']}, sample {d['sample']}, neuron {d['neuron']}, "
-                  f"step {d['step']}: membrane {d['reference_membrane']:.6g} (reference) vs {d['other_membrane']}")
+            print(
+                f"{'':<12} first divergence: layer {d['layer']}, sample {d['sample']}, neuron {d['neuron']}, "
+                f"step {d['step']}: membrane {d['reference_membrane']:.6g} (reference) vs {d['other_membrane']}"
+            )
 
 
 def cmd_verify(args) -> int:
     from delaynir.verify import verify_path, worst_agreement
 
     sims = [s.strip() for s in args.sims.split(",") if s.strip() and s.strip() != "reference"]
-    report = verify_path(args.model, args.data, sims=sims, target=args.target, batch_size=args.batch_size,
-                         samples=args.samples, progress=_progress())
+    report = verify_path(
+        args.model,
+        args.data,
+        sims=sims,
+        target=args.target,
+        batch_size=args.batch_size,
+        samples=args.samples,
+        progress=_progress(),
+    )
     worst = worst_agreement(report)
     report.update(threshold=args.threshold, passed=worst >= args.threshold)
     if args.json:
         _print_json(report)
     else:
         _print_verification(report)
-        print(f"{'passed' if report['passed'] else 'FAILED'}: lowest agreement {worst:.4%} "
-              f"(threshold {args.threshold:.4%})")
+        print(
+            f"{'passed' if report['passed'] else 'FAILED'}: lowest agreement {worst:.4%} "
+            f"(threshold {args.threshold:.4%})"
+        )
     return 0 if report["passed"] else 1
 
 
@@ -341,23 +445,36 @@ def cmd_bundle(args) -> int:
         elif report["ok"]:
             exact = [k for k, r in report["simulators"].items() if r.get("status") == "exact"]
             allowed = [k for k, r in report["simulators"].items() if r.get("allowed_mismatch")]
-            print(f"bundle {args.check} passed: {len(report['files'])} files match manifest.json; "
-                  f"{', '.join(exact)} reproduce the test vectors exactly"
-                  + (f"; {', '.join(allowed)} do not, as manifest.json records (--allow-mismatch)" if allowed else ""))
+            print(
+                f"bundle {args.check} passed: {len(report['files'])} files match manifest.json; "
+                f"{', '.join(exact)} reproduce the test vectors exactly"
+                + (f"; {', '.join(allowed)} do not, as manifest.json records (--allow-mismatch)" if allowed else "")
+            )
             for note in report["notes"]:
                 print(f"  note: {note}")
         else:
-            print(f"delaynir: bundle check FAILED for {args.check} ({len(report['problems'])} problems):\n  - "
-                  + "\n  - ".join(report["problems"]), file=sys.stderr)
+            print(
+                f"delaynir: bundle check FAILED for {args.check} ({len(report['problems'])} problems):\n  - "
+                + "\n  - ".join(report["problems"]),
+                file=sys.stderr,
+            )
             for note in report["notes"]:
                 print(f"  note: {note}", file=sys.stderr)
         return 0 if report["ok"] else 1
     if not (args.run_dir and args.target and args.out):
         raise ConfigError("`delaynir bundle` needs RUN_DIR, --target and --out (or --check DIR)")
     try:
-        manifest = write_bundle(args.run_dir, args.target, args.out, data=args.data, n_samples=args.samples,
-                                overwrite=args.overwrite, progress=_progress(), fit=args.fit,
-                                allow_mismatch=args.allow_mismatch)
+        manifest = write_bundle(
+            args.run_dir,
+            args.target,
+            args.out,
+            data=args.data,
+            n_samples=args.samples,
+            overwrite=args.overwrite,
+            progress=_progress(),
+            fit=args.fit,
+            allow_mismatch=args.allow_mismatch,
+        )
     except VerificationError as exc:  # a verification failure, as for `verify` and `bundle --check`: status 1
         print(f"delaynir: {exc}", file=sys.stderr)
         return 1
@@ -365,16 +482,21 @@ def cmd_bundle(args) -> int:
         _print_json(manifest)
         return 0
     s, acc = manifest["sizes"], manifest["accuracy"]
-    print(f"bundle for {manifest['target']['name']} written to {manifest['out']}: {s['neurons']} neurons, "
-          f"{s['synapses']} synapses, max delay {s['max_delay']} steps; validation accuracy trained "
-          f"{acc['trained_accuracy']:.4f}, compiled {acc['compiled_accuracy']:.4f}")
+    print(
+        f"bundle for {manifest['target']['name']} written to {manifest['out']}: {s['neurons']} neurons, "
+        f"{s['synapses']} synapses, max delay {s['max_delay']} steps; validation accuracy trained "
+        f"{acc['trained_accuracy']:.4f}, compiled {acc['compiled_accuracy']:.4f}"
+    )
     for name, r in manifest["verification"].items():
         if r["status"] in ("unavailable", "not exported"):
             print(f"  {name:<12} not run: {r['error']}")
             continue
         spikes = ", ".join(f"{k} {v:.2%}" for k, v in r["spike_agreement"].items())
-        status = "reproduces the test vectors exactly" if r["status"] == "exact" else \
-            "does NOT reproduce the test vectors (allowed: --allow-mismatch)"
+        status = (
+            "reproduces the test vectors exactly"
+            if r["status"] == "exact"
+            else "does NOT reproduce the test vectors (allowed: --allow-mismatch)"
+        )
         print(f"  {name:<12} {status}: same prediction {r['prediction_agreement']:.2%}, identical spikes {spikes}")
     for name, entry in manifest["files"].items():
         print(f"  {name:<20} {entry['bytes']:>9} bytes  sha256 {entry['sha256'][:16]}…")
@@ -384,8 +506,9 @@ def cmd_bundle(args) -> int:
 def cmd_report(args) -> int:
     from delaynir.report import write_report
 
-    result = write_report(args.run_dir, args.out, target=args.target, data=args.data, overwrite=args.overwrite,
-                          progress=_progress())
+    result = write_report(
+        args.run_dir, args.out, target=args.target, data=args.data, overwrite=args.overwrite, progress=_progress()
+    )
     if args.json:
         _print_json(result)
     else:
@@ -410,15 +533,24 @@ def _reproduces(verification: dict) -> str:
 def _graded_summary(graded: dict) -> str:
     if "skipped" in graded:
         return "skipped (espeak-ng not installed)"
-    return (f"{graded['test_accuracy']:.4f} / {graded['compiled']['test_accuracy']:.4f} / "
-            f"{_reproduces(graded['verification'])}")
+    return (
+        f"{graded['test_accuracy']:.4f} / {graded['compiled']['test_accuracy']:.4f} / "
+        f"{_reproduces(graded['verification'])}"
+    )
 
 
 def cmd_demo(args) -> int:
     from delaynir.demo import run_demo
 
-    result = run_demo(args.out, device=args.device, epochs=args.epochs, seed=args.seed, force=args.force,
-                      progress=_progress(), target=args.target)
+    result = run_demo(
+        args.out,
+        device=args.device,
+        epochs=args.epochs,
+        seed=args.seed,
+        force=args.force,
+        progress=_progress(),
+        target=args.target,
+    )
     if args.json:
         _print_json(result)
         return 0
@@ -429,32 +561,44 @@ def cmd_demo(args) -> int:
         print(f"{name:<10} {r['val_accuracy']:>8.4f} {r['test_accuracy']:>19.4f} {gauss:>20}  {r['run_dir']}")
     c = result["compiled"]
     v = c["validation"]
-    print(f"\ncompiled for {c['target']}: {c['graph']} ({c['neurons']} neurons, {c['synapses']} synapses, "
-          f"max delay {c['max_delay']} steps)")
-    print(f"  validation: trained {v['trained_accuracy']:.4f}, compiled {v['compiled_accuracy']:.4f} "
-          f"(same prediction on {v['prediction_agreement']:.2%}); test accuracy of the compiled graph "
-          f"{c['test_accuracy']:.4f}")
+    print(
+        f"\ncompiled for {c['target']}: {c['graph']} ({c['neurons']} neurons, {c['synapses']} synapses, "
+        f"max delay {c['max_delay']} steps)"
+    )
+    print(
+        f"  validation: trained {v['trained_accuracy']:.4f}, compiled {v['compiled_accuracy']:.4f} "
+        f"(same prediction on {v['prediction_agreement']:.2%}); test accuracy of the compiled graph "
+        f"{c['test_accuracy']:.4f}"
+    )
     print(f"\nexported to NIR: {result['nir']} and ONNX: {result['onnx']}; verification on the test set:")
     _print_verification(result["verification"])
     b, rep = result["bundle"], result["report"]
     cl, fit = rep["clustering"], rep["hardware_fit"]
     print("\nsummary")
-    rows = [("learned delays, test accuracy", f"{result['runs']['learned']['test_accuracy']:.4f}"),
-            ("no delays, test accuracy", f"{result['runs']['none']['test_accuracy']:.4f}"),
-            ("pruned delay taps (2 % kept), test accuracy", f"{result['runs']['pruned']['test_accuracy']:.4f}"),
-            ("spoken digits (espeak-ng), test accuracy / unseen speaker", _speech_summary(result["speech"])),
-            (f"compiled ({c['target']}), test accuracy", f"{c['test_accuracy']:.4f}"),
-            ("mel frames, graded (paper's net): test / compiled / exact", _graded_summary(result["graded"])),
-            (f"{result['chip']['target']} ({result['chip']['arithmetic']}), test accuracy / cost vs trained",
-             f"{result['chip']['test_accuracy']:.4f} / {result['chip']['cost_pp']:+.2f} pp"),
-            ("exported files reproduce the reference", _reproduces(result["verification"])),
-            ("E/I clustering (same-sign share vs shuffled)",
-             f"{cl['same_sign_fraction']:.3f} vs {cl['shuffled_baseline']:.3f}"),
-            (f"fits {fit['target']} (before quantisation)", "yes" if fit["fits"] else "no")]
+    rows = [
+        ("learned delays, test accuracy", f"{result['runs']['learned']['test_accuracy']:.4f}"),
+        ("no delays, test accuracy", f"{result['runs']['none']['test_accuracy']:.4f}"),
+        ("pruned delay taps (2 % kept), test accuracy", f"{result['runs']['pruned']['test_accuracy']:.4f}"),
+        ("spoken digits (espeak-ng), test accuracy / unseen speaker", _speech_summary(result["speech"])),
+        (f"compiled ({c['target']}), test accuracy", f"{c['test_accuracy']:.4f}"),
+        ("mel frames, graded (paper's net): test / compiled / exact", _graded_summary(result["graded"])),
+        (
+            f"{result['chip']['target']} ({result['chip']['arithmetic']}), test accuracy / cost vs trained",
+            f"{result['chip']['test_accuracy']:.4f} / {result['chip']['cost_pp']:+.2f} pp",
+        ),
+        ("exported files reproduce the reference", _reproduces(result["verification"])),
+        (
+            "E/I clustering (same-sign share vs shuffled)",
+            f"{cl['same_sign_fraction']:.3f} vs {cl['shuffled_baseline']:.3f}",
+        ),
+        (f"fits {fit['target']} (before quantisation)", "yes" if fit["fits"] else "no"),
+    ]
     for name, value in rows:
         print(f"  {name:<58} {value}")
-    print(f"\nopen:\n  report  {rep['html']}\n  bundle  {b['out']}/README.md  (check it: delaynir bundle --check "
-          f"{b['out']})")
+    print(
+        f"\nopen:\n  report  {rep['html']}\n  bundle  {b['out']}/README.md  (check it: delaynir bundle --check "
+        f"{b['out']})"
+    )
     return 0
 
 
@@ -479,27 +623,45 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace existing train.h5/test.h5")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_data_synth)
-    sp = dsub.add_parser("speech", help="spoken digits from espeak-ng speakers: HD-layout audio (FLAC) and SHD-layout "
-                         "spikes from a cochlea model (train.h5, test.h5)")
+    sp = dsub.add_parser(
+        "speech",
+        help="spoken digits from espeak-ng speakers: HD-layout audio (FLAC) and SHD-layout "
+        "spikes from a cochlea model (train.h5, test.h5)",
+    )
     sp.add_argument("--out", required=True, help="output directory")
     sp.add_argument("--trials", type=int, help="utterances per speaker and class (default 12)")
-    sp.add_argument("--test-trials", type=int,
-                    help="trials of each training speaker and class put in the test split (default 1; 0 if --trials 1)")
+    sp.add_argument(
+        "--test-trials",
+        type=int,
+        help="trials of each training speaker and class put in the test split (default 1; 0 if --trials 1)",
+    )
     sp.add_argument("--speakers", type=_speaker_ids, help="speaker ids 0-11 to use, comma-separated (default all)")
-    sp.add_argument("--test-speakers", type=_speaker_ids,
-                    help="speakers only in the test split, comma-separated (default 4,5; '' for none)")
+    sp.add_argument(
+        "--test-speakers",
+        type=_speaker_ids,
+        help="speakers only in the test split, comma-separated (default 4,5; '' for none)",
+    )
     sp.add_argument("--channels", type=int, help="cochlea channels (default 700)")
     sp.add_argument("--duration", type=float, help="seconds per sample (default 1.0)")
     sp.add_argument("--seed", type=int)
-    sp.add_argument("--workers", type=int, help="parallel espeak-ng processes and analysis threads (default 2; 0: "
-                    "one per CPU)")
+    sp.add_argument(
+        "--workers", type=int, help="parallel espeak-ng processes and analysis threads (default 2; 0: one per CPU)"
+    )
     sp.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_data_speech)
-    au = dsub.add_parser("audio", help="mel-filterbank frames (graded input, frames layout) of Heidelberg Digits "
-                         "audio or of WAV/FLAC files with a labels CSV: OUT/train.h5, OUT/test.h5")
-    au.add_argument("--in", dest="input", required=True, help="audio directory: audio/*.flac with train_filenames.txt "
-                    "and test_filenames.txt, or audio files with labels.csv (file,label[,speaker][,split])")
+    au = dsub.add_parser(
+        "audio",
+        help="mel-filterbank frames (graded input, frames layout) of Heidelberg Digits "
+        "audio or of WAV/FLAC files with a labels CSV: OUT/train.h5, OUT/test.h5",
+    )
+    au.add_argument(
+        "--in",
+        dest="input",
+        required=True,
+        help="audio directory: audio/*.flac with train_filenames.txt "
+        "and test_filenames.txt, or audio files with labels.csv (file,label[,speaker][,split])",
+    )
     au.add_argument("--out", required=True, help="output directory")
     au.add_argument("--labels", help="labels CSV (default: DIR/labels.csv when DIR is not in the HD layout)")
     au.add_argument("--bands", type=int, help="mel bands (default 40, the paper's)")
@@ -519,11 +681,17 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a delay SNN (settings: see README or --config)")
     t.add_argument("--data", help="SHD- or frames-layout .h5 file, or a directory with train.h5 (required to train)")
     t.add_argument("--out", help="run directory (must not exist, unless --resume; required to train)")
-    t.add_argument("--preset", choices=["rawhd-paper"],
-                   help="start from a named set of settings (rawhd-paper: the paper's code on RawHD); "
-                        "--config and flags override it")
-    t.add_argument("--dry-run", action="store_true",
-                   help="print every setting (value, where it comes from, why) and exit without training")
+    t.add_argument(
+        "--preset",
+        choices=["rawhd-paper"],
+        help="start from a named set of settings (rawhd-paper: the paper's code on RawHD); "
+        "--config and flags override it",
+    )
+    t.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every setting (value, where it comes from, why) and exit without training",
+    )
     t.add_argument("--config", help="TOML file setting any training option")
     t.add_argument("--epochs", type=int)
     t.add_argument("--delays", choices=["learned", "fixed-random", "none"])
@@ -533,13 +701,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float)
     t.add_argument("--max-delay", type=int, help="delay taps D (delays 0 … D−1 steps)")
     t.add_argument("--hidden", type=int, nargs="+", help="hidden layer sizes, e.g. --hidden 256 256")
-    t.add_argument("--sparsity", type=float,
-                   help="fraction of candidate connections inactive per layer, e.g. 0.96875 (= 1 - 2^-5)")
-    t.add_argument("--prune", choices=["none", "deepr-rigl", "deepr-random"],
-                   help="dynamic pruning at a fixed budget: DEEP R removal with RigL or random regrowth "
-                        "(none: a fixed random mask)")
-    t.add_argument("--structure", choices=["pairs", "taps"],
-                   help="candidates: (pre, post) pairs with a learned delay each, or (pre, post, delay) taps")
+    t.add_argument(
+        "--sparsity", type=float, help="fraction of candidate connections inactive per layer, e.g. 0.96875 (= 1 - 2^-5)"
+    )
+    t.add_argument(
+        "--prune",
+        choices=["none", "deepr-rigl", "deepr-random"],
+        help="dynamic pruning at a fixed budget: DEEP R removal with RigL or random regrowth "
+        "(none: a fixed random mask)",
+    )
+    t.add_argument(
+        "--structure",
+        choices=["pairs", "taps"],
+        help="candidates: (pre, post) pairs with a learned delay each, or (pre, post, delay) taps",
+    )
     t.add_argument("--dale", action="store_true", help="one sign per presynaptic neuron (Dale's law; needs --prune)")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     t.add_argument("--json", action="store_true")
@@ -571,8 +746,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("run_dir")
     c.add_argument("--target", required=True, help="built-in target name (see `delaynir targets`) or a .toml path")
     c.add_argument("--out", required=True, help="DelayGraph file to write (.h5)")
-    c.add_argument("--fit", default="error", choices=["error", "clip-delays", "relay-neurons"],
-                   help="what to do with delays longer than the target allows (default: error)")
+    c.add_argument(
+        "--fit",
+        default="error",
+        choices=["error", "clip-delays", "relay-neurons"],
+        help="what to do with delays longer than the target allows (default: error)",
+    )
     c.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_compile)
@@ -600,16 +779,27 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_import)
 
-    im = sub.add_parser("import-model", help="a PyTorch checkpoint of SNN-delays or the paper's code as a run "
-                        "directory (compile, export, verify it like a trained run)")
+    im = sub.add_parser(
+        "import-model",
+        help="a PyTorch checkpoint of SNN-delays or the paper's code as a run "
+        "directory (compile, export, verify it like a trained run)",
+    )
     im.add_argument("checkpoint", help="state dict of tensors (torch.save(model.state_dict(), PATH))")
     im.add_argument("--from", dest="source", required=True, choices=["snn-delays", "paper"])
     im.add_argument("--out", required=True, help="run directory to create")
-    im.add_argument("--data", required=True, help="the data the model takes: SHD- or frames-layout .h5, or a "
-                    "directory with train.h5 (binning, classes, compile's validation split)")
+    im.add_argument(
+        "--data",
+        required=True,
+        help="the data the model takes: SHD- or frames-layout .h5, or a "
+        "directory with train.h5 (binning, classes, compile's validation split)",
+    )
     im.add_argument("--max-delay", type=int, default=25, help="the Dcls1d's dilated_kernel_size D (default 25)")
-    im.add_argument("--tau-steps", type=float, help="LIF τ in steps (default: 1.005 for snn-delays, whose code "
-                    "divides 10.05 ms by its 10 ms step; 10.05 for paper)")
+    im.add_argument(
+        "--tau-steps",
+        type=float,
+        help="LIF τ in steps (default: 1.005 for snn-delays, whose code "
+        "divides 10.05 ms by its 10 ms step; 10.05 for paper)",
+    )
     im.add_argument("--threshold", type=float, default=1.0, help="LIF threshold (default 1.0)")
     im.add_argument("--dt", type=float, default=0.01, help="time step in seconds (default 0.01)")
     im.add_argument("--n-steps", type=int, default=0, help="steps per sample (default: the data's)")
@@ -620,14 +810,25 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="run a model in the reference simulator and other simulators, compare")
     v.add_argument("model", help="DelayGraph .h5, or a run directory (compiled in memory for --target)")
     v.add_argument("--data", required=True, help="SHD-layout .h5 file, or a directory with test.h5")
-    v.add_argument("--sims", default="reference,norse,snntorch",
-                   help=f"comma list of {', '.join(executors.names())} (default: reference,norse,snntorch)")
+    v.add_argument(
+        "--sims",
+        default="reference,norse,snntorch",
+        help=f"comma list of {', '.join(executors.names())} (default: reference,norse,snntorch)",
+    )
     v.add_argument("--target", default="float", help="target to compile a run directory for (default: float)")
-    v.add_argument("--threshold", type=float, default=0.999,
-                   help="lowest acceptable spike and prediction agreement (default 0.999); exit 1 below it")
+    v.add_argument(
+        "--threshold",
+        type=float,
+        default=0.999,
+        help="lowest acceptable spike and prediction agreement (default 0.999); exit 1 below it",
+    )
     v.add_argument("--batch-size", type=int, default=64)
-    v.add_argument("--samples", type=int, metavar="N",
-                   help="only the first N samples of the data file, for a slow simulator such as lava; default all")
+    v.add_argument(
+        "--samples",
+        type=int,
+        metavar="N",
+        help="only the first N samples of the data file, for a slow simulator such as lava; default all",
+    )
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
 
@@ -635,16 +836,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("run_dir", nargs="?", help="run directory to compile and bundle")
     b.add_argument("--target", help="built-in target name or a .toml path")
     b.add_argument("--out", help="bundle directory to create (must not exist unless --overwrite)")
-    b.add_argument("--data", help="test data: SHD-layout .h5, or a directory with test.h5 "
-                   "(default: test.h5 beside the run's training file)")
+    b.add_argument(
+        "--data",
+        help="test data: SHD-layout .h5, or a directory with test.h5 (default: test.h5 beside the run's training file)",
+    )
     b.add_argument("--samples", type=int, default=16, help="test-vector samples (default 16)")
     b.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
-    b.add_argument("--fit", default="error", choices=["error", "clip-delays", "relay-neurons"],
-                   help="delays longer than the target allows, as for `delaynir compile` (default: error)")
-    b.add_argument("--allow-mismatch", metavar="SIM[,SIM]",
-                   help=f"write the bundle even if these simulators ({', '.join(executors.external())}) do not "
-                        "reproduce the test vectors, marked so in manifest.json; without it such a bundle is not "
-                        "written (exit 1)")
+    b.add_argument(
+        "--fit",
+        default="error",
+        choices=["error", "clip-delays", "relay-neurons"],
+        help="delays longer than the target allows, as for `delaynir compile` (default: error)",
+    )
+    b.add_argument(
+        "--allow-mismatch",
+        metavar="SIM[,SIM]",
+        help=f"write the bundle even if these simulators ({', '.join(executors.external())}) do not "
+        "reproduce the test vectors, marked so in manifest.json; without it such a bundle is not "
+        "written (exit 1)",
+    )
     b.add_argument("--check", metavar="DIR", help="re-verify a bundle from its files alone; exit 1 if anything fails")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bundle)
@@ -673,8 +883,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tune_cpu_allocator()
-    logging.basicConfig(level=logging.WARNING if args.quiet or getattr(args, "json", False) else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet or getattr(args, "json", False) else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         return args.func(args)
     except DelayNIRError as exc:

@@ -33,13 +33,13 @@ import torch
 
 from delaynir import __version__
 from delaynir.errors import GraphFormatError, TargetError
+from delaynir.fit import raise_if_misfit
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, decode_input, encode_input, quantized_input
 from delaynir.nn.model import DelaySNN, summed_softmax
 from delaynir.number_formats import FLOAT64, NumberFormat, arithmetic_named
 from delaynir.quantize import grid_for, input_quantization, quantize_weight
 from delaynir.relay import expand_relays
 from delaynir.simulate import simulate
-from delaynir.fit import raise_if_misfit
 from delaynir.target import TargetProfile
 
 if TYPE_CHECKING:
@@ -85,9 +85,15 @@ def _quantized_input(spec: dict[str, Any], profile: TargetProfile) -> dict[str, 
     return {**spec, "bits": bits, "input_scale": scale, "code_range": [q_min, q_max]}
 
 
-def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error",
-                  input_info: dict[str, Any] | None = None, dt: float = 0.01,
-                  provenance: dict[str, Any] | None = None) -> tuple[DelayGraph, dict[str, Any]]:
+def compile_model(
+    model: DelaySNN,
+    profile: TargetProfile,
+    *,
+    fit: str = "error",
+    input_info: dict[str, Any] | None = None,
+    dt: float = 0.01,
+    provenance: dict[str, Any] | None = None,
+) -> tuple[DelayGraph, dict[str, Any]]:
     """Compile ``model`` (its eval-mode, rounded-delay form) for ``profile``; returns (graph, report)."""
     if fit not in FIT_POLICIES:
         raise TargetError(f"unknown fit policy {fit!r}; choose one of {', '.join(FIT_POLICIES)}")
@@ -123,19 +129,44 @@ def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error"
             delays = np.minimum(delays, int(profile.max_delay))
         new_beta = number_format.decay.quantize(beta)
         proj = Projection(source, pre, post, delays, w_np[post, col], scale)
-        layers.append(Layer(name=name, size=n_out, neuron=kind, beta=new_beta, threshold=threshold, bias=b_np,
-                            projections=[proj], reset=reset))
-        report_layers.append({
-            "layer": name, "neurons": n_out, "synapses": len(proj), "zero_weights_removed": int(w_np.size - len(proj)),
-            "weights_clipped": clipped_w, "delays_clipped": clipped_d, "max_delay": proj.max_delay,
-            "max_decay_change": float(np.max(np.abs(new_beta - beta))),
-        })
+        layers.append(
+            Layer(
+                name=name,
+                size=n_out,
+                neuron=kind,
+                beta=new_beta,
+                threshold=threshold,
+                bias=b_np,
+                projections=[proj],
+                reset=reset,
+            )
+        )
+        report_layers.append(
+            {
+                "layer": name,
+                "neurons": n_out,
+                "synapses": len(proj),
+                "zero_weights_removed": int(w_np.size - len(proj)),
+                "weights_clipped": clipped_w,
+                "delays_clipped": clipped_d,
+                "max_delay": proj.max_delay,
+                "max_decay_change": float(np.max(np.abs(new_beta - beta))),
+            }
+        )
         source = name
     graph = DelayGraph(
-        dt=dt, n_inputs=model.config.n_inputs, layers=layers, target=profile.name, input=spec,
-        quantization={"weight_bits": profile.weight_bits, "weight_step": profile.weight_step,
-                      "scale": profile.weight_scale if grid else "none", "decay": profile.decay,
-                      **({"arithmetic": profile.arithmetic} if profile.arithmetic != FLOAT64.name else {})},
+        dt=dt,
+        n_inputs=model.config.n_inputs,
+        layers=layers,
+        target=profile.name,
+        input=spec,
+        quantization={
+            "weight_bits": profile.weight_bits,
+            "weight_step": profile.weight_step,
+            "scale": profile.weight_scale if grid else "none",
+            "decay": profile.decay,
+            **({"arithmetic": profile.arithmetic} if profile.arithmetic != FLOAT64.name else {}),
+        },
         provenance={"delaynir_version": __version__, **(provenance or {})},
     )
     relays = 0
@@ -143,10 +174,18 @@ def compile_model(model: DelaySNN, profile: TargetProfile, *, fit: str = "error"
         graph, relays = expand_relays(graph, int(profile.max_delay), weight_step=profile.weight_step)
         log.info("relay neurons: %d added for delays above %d steps", relays, int(profile.max_delay))
     raise_if_misfit(graph, profile)
-    report = {"target": profile.name, "fit": fit, "layers": report_layers, "relay_neurons": relays,
-              "neurons": graph.n_neurons, "synapses": graph.n_synapses, "max_delay": graph.max_delay,
-              "input": {key: spec[key] for key in ("encoding", "bits", "input_scale", "code_range", "value_range")
-                        if key in spec}}
+    report = {
+        "target": profile.name,
+        "fit": fit,
+        "layers": report_layers,
+        "relay_neurons": relays,
+        "neurons": graph.n_neurons,
+        "synapses": graph.n_synapses,
+        "max_delay": graph.max_delay,
+        "input": {
+            key: spec[key] for key in ("encoding", "bits", "input_scale", "code_range", "value_range") if key in spec
+        },
+    }
     return graph, report
 
 
@@ -171,7 +210,9 @@ def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
         for x, y in loader:
             codes = encode_input(graph, x)
             if quantized:
-                correct_quantized += int((summed_softmax(model(decode_input(graph, codes).float())).argmax(1) == y).sum())
+                correct_quantized += int(
+                    (summed_softmax(model(decode_input(graph, codes).float())).argmax(1) == y).sum()
+                )
             pred_model = summed_softmax(model(x)).argmax(1)
             result = simulate(graph, codes, record=True)
             for name, spikes in zip(names, model.recorded):
@@ -183,16 +224,27 @@ def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
             total += len(y)
     finally:
         model.record = False
-    out = {"n": total, "trained_accuracy": correct_model / max(total, 1),
-           "compiled_accuracy": correct_graph / max(total, 1), "prediction_agreement": agree / max(total, 1),
-           "spike_agreement": {n: same[n] / max(entries[n], 1) for n in names}}
+    out = {
+        "n": total,
+        "trained_accuracy": correct_model / max(total, 1),
+        "compiled_accuracy": correct_graph / max(total, 1),
+        "prediction_agreement": agree / max(total, 1),
+        "spike_agreement": {n: same[n] / max(entries[n], 1) for n in names},
+    }
     if quantized:
         out["trained_accuracy_quantized_input"] = correct_quantized / max(total, 1)
     return out
 
 
-def compile_run(run: str | Path | Run, target: str, out: str | Path, *, fit: str = "error",
-                overwrite: bool = False, batch_size: int = 256) -> dict[str, Any]:
+def compile_run(
+    run: str | Path | Run,
+    target: str,
+    out: str | Path,
+    *,
+    fit: str = "error",
+    overwrite: bool = False,
+    batch_size: int = 256,
+) -> dict[str, Any]:
     """Compile a run's best model (a run directory, or one already opened) for ``target`` (a built-in name or a
     .toml path), save the DelayGraph to ``out``, and compare trained vs compiled on the run's validation split
     (never the test file)."""

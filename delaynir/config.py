@@ -87,10 +87,14 @@ class TrainConfig:
             (self.epochs >= 1, f"epochs must be >= 1 (got {self.epochs})"),
             (self.batch_size >= 1, f"batch_size must be >= 1 (got {self.batch_size})"),
             (self.lr > 0, f"lr must be > 0 (got {self.lr})"),
-            (self.lr_schedule in LR_SCHEDULES,
-             f"lr_schedule must be one of {', '.join(LR_SCHEDULES)} (got {self.lr_schedule!r})"),
-            (self.position_lr_schedule in LR_SCHEDULES,
-             f"position_lr_schedule must be one of {', '.join(LR_SCHEDULES)} (got {self.position_lr_schedule!r})"),
+            (
+                self.lr_schedule in LR_SCHEDULES,
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)} (got {self.lr_schedule!r})",
+            ),
+            (
+                self.position_lr_schedule in LR_SCHEDULES,
+                f"position_lr_schedule must be one of {', '.join(LR_SCHEDULES)} (got {self.position_lr_schedule!r})",
+            ),
             (self.sigma_init >= 0 and self.sigma_final > 0, "sigma_init must be >= 0 and sigma_final > 0"),
             (0 < self.sigma_fraction <= 1, f"sigma_fraction must be in (0, 1] (got {self.sigma_fraction})"),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda (got {self.device!r})"),
@@ -98,16 +102,23 @@ class TrainConfig:
             (self.prune in PRUNE_METHODS, f"prune must be one of {', '.join(PRUNE_METHODS)} (got {self.prune!r})"),
             (self.structure in ("pairs", "taps"), f"structure must be pairs or taps (got {self.structure!r})"),
             (not self.dale or self.prune != "none", "dale needs a pruning method (prune deepr-rigl or deepr-random)"),
-            (self.prune_l1 >= 0 and self.prune_temperature >= 0 and self.regrow_magnitude >= 0,
-             "prune_l1, prune_temperature and regrow_magnitude must be >= 0"),
+            (
+                self.prune_l1 >= 0 and self.prune_temperature >= 0 and self.regrow_magnitude >= 0,
+                "prune_l1, prune_temperature and regrow_magnitude must be >= 0",
+            ),
             (self.rewire_interval >= 1, f"rewire_interval must be >= 1 batch (got {self.rewire_interval})"),
             (self.regrow_pool >= 0, f"regrow_pool must be >= 0 (0: score every candidate; got {self.regrow_pool})"),
-            (self.weight_decay >= 0 and self.position_lr_factor >= 0,
-             "weight_decay and position_lr_factor must be >= 0"),
+            (
+                self.weight_decay >= 0 and self.position_lr_factor >= 0,
+                "weight_decay and position_lr_factor must be >= 0",
+            ),
             (self.num_workers >= 0, f"num_workers must be >= 0 (got {self.num_workers})"),
         ]
-        checks += [(math.isfinite(value), f"{key} must be a finite number (got {value})")
-                   for key, value in self.to_dict().items() if isinstance(value, float)]
+        checks += [
+            (math.isfinite(value), f"{key} must be a finite number (got {value})")
+            for key, value in self.to_dict().items()
+            if isinstance(value, float)
+        ]
         problems = [msg for ok, msg in checks if not ok] + self.model_config(1, 1).problems()
         if problems:
             raise ConfigError("invalid training configuration:\n  " + "\n  ".join(dict.fromkeys(problems)))
@@ -117,10 +128,20 @@ class TrainConfig:
         from delaynir.nn.model import ModelConfig
 
         return ModelConfig(
-            n_inputs=n_inputs, n_outputs=n_outputs, hidden=list(self.hidden), max_delay=self.max_delay,
-            delays=self.delays, tau_steps=self.tau_steps, threshold=self.threshold, reset=self.reset,
-            surrogate_alpha=self.surrogate_alpha, batchnorm=self.batchnorm, dropout=self.dropout,
-            sparsity=self.sparsity, structure=self.structure, sparse_readout=self.prune_readout,
+            n_inputs=n_inputs,
+            n_outputs=n_outputs,
+            hidden=list(self.hidden),
+            max_delay=self.max_delay,
+            delays=self.delays,
+            tau_steps=self.tau_steps,
+            threshold=self.threshold,
+            reset=self.reset,
+            surrogate_alpha=self.surrogate_alpha,
+            batchnorm=self.batchnorm,
+            dropout=self.dropout,
+            sparsity=self.sparsity,
+            structure=self.structure,
+            sparse_readout=self.prune_readout,
             signs="free" if self.prune == "none" else "dale" if self.dale else "random",
         )
 
@@ -156,7 +177,9 @@ def make_config(values: dict[str, Any] | None = None, *, source: str = "settings
     values = dict(values or {})
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"{source}: unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}"
+        )
     try:
         coerced = {k: _coerce(k, v, getattr(defaults, k)) for k, v in values.items()}
         config = dataclasses.replace(defaults, **coerced)
@@ -176,8 +199,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None, *,
-                base: dict[str, Any] | None = None) -> TrainConfig:
+def load_config(
+    path: str | Path | None, overrides: dict[str, Any] | None = None, *, base: dict[str, Any] | None = None
+) -> TrainConfig:
     """``base`` (e.g. a preset, delaynir.presets), then a TOML file (optional), then ``overrides`` (e.g. from
     command-line flags; None values are skipped), over the defaults."""
     values: dict[str, Any] = dict(base or {})

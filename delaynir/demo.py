@@ -28,19 +28,19 @@ from pathlib import Path
 from typing import Any
 
 from delaynir.bundle import write_bundle
+from delaynir.compile import compile_run
 from delaynir.config import make_config
 from delaynir.data import SpeechConfig, SynthConfig, convert_audio, generate_speech, generate_synthetic
 from delaynir.data.speech import SpeechToolError
 from delaynir.errors import ConfigError
-from delaynir.executors import EXECUTORS, NIR, ONNX, external
-from delaynir.compile import compile_run
 from delaynir.evaluate import evaluate_run
+from delaynir.executors import EXECUTORS, NIR, ONNX, external
 from delaynir.graph_io import load_graph
 from delaynir.presets import preset_values
 from delaynir.report import write_report
 from delaynir.runs import check_output
-from delaynir.verify import verify_path
 from delaynir.train import train
+from delaynir.verify import verify_path
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,13 @@ MARKER = ".delaynir-demo"
 
 #: Training settings of the demo: small enough for a few minutes on 2 CPU cores.
 DEMO_SETTINGS: dict[str, Any] = {
-    "hidden": [64, 64], "max_delay": 25, "epochs": 20, "batch_size": 50, "lr": 5e-3,
-    "dropout": 0.1, "val_fraction": 0.2,
+    "hidden": [64, 64],
+    "max_delay": 25,
+    "epochs": 20,
+    "batch_size": 50,
+    "lr": 5e-3,
+    "dropout": 0.1,
+    "val_fraction": 0.2,
 }
 
 
@@ -76,8 +81,10 @@ def _prepare_out(out: Path, force: bool) -> None:
     check_output(out, overwrite=True, directory=True)  # a directory, not under a file
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise ConfigError(f"{out} already exists and is not empty; choose another --out, "
-                              "or pass --force to replace an earlier demo there")
+            raise ConfigError(
+                f"{out} already exists and is not empty; choose another --out, "
+                "or pass --force to replace an earlier demo there"
+            )
         if not (out / MARKER).exists():
             raise ConfigError(f"{out} was not written by `delaynir demo`; refusing to replace it even with --force")
         shutil.rmtree(out)
@@ -85,15 +92,22 @@ def _prepare_out(out: Path, force: bool) -> None:
     (out / MARKER).write_text("written by delaynir demo; `delaynir demo --force` may replace this directory\n")
 
 
-def run_demo(out: str | Path, *, device: str = "auto", epochs: int | None = None, seed: int = 0,
-             force: bool = False, progress: bool = False, target: str = "int8") -> dict[str, Any]:
+def run_demo(
+    out: str | Path,
+    *,
+    device: str = "auto",
+    epochs: int | None = None,
+    seed: int = 0,
+    force: bool = False,
+    progress: bool = False,
+    target: str = "int8",
+) -> dict[str, Any]:
     out = Path(out)
     _prepare_out(out, force)
     synth = SynthConfig(seed=seed)
     train_path, test_path = generate_synthetic(out / "data", synth)
     log.info("synthetic task written to %s", out / "data")
-    results: dict[str, Any] = {"out": str(out), "data": {"train": str(train_path), "test": str(test_path)},
-                               "runs": {}}
+    results: dict[str, Any] = {"out": str(out), "data": {"train": str(train_path), "test": str(test_path)}, "runs": {}}
     for name, extra in DEMO_RUNS.items():
         settings = dict(DEMO_SETTINGS, **extra, device=device, seed=seed)
         if epochs is not None:
@@ -101,32 +115,49 @@ def run_demo(out: str | Path, *, device: str = "auto", epochs: int | None = None
         run_dir = out / "runs" / name
         summary = train(make_config(settings), out / "data", run_dir, progress=progress)
         test = evaluate_run(run_dir, test_path, device=device)
-        results["runs"][name] = {"run_dir": str(run_dir), "best_epoch": summary["best_epoch"],
-                                   "val_accuracy": summary["best_val_accuracy"],
-                                   "test_accuracy": test["accuracy"],
-                                   "test_accuracy_gaussian": test.get("accuracy_gaussian")}
+        results["runs"][name] = {
+            "run_dir": str(run_dir),
+            "best_epoch": summary["best_epoch"],
+            "val_accuracy": summary["best_val_accuracy"],
+            "test_accuracy": test["accuracy"],
+            "test_accuracy_gaussian": test.get("accuracy_gaussian"),
+        }
     demo_settings = dict(DEMO_SETTINGS, device=device, seed=seed, **({"epochs": epochs} if epochs is not None else {}))
     results["speech"] = _speech_run(out, demo_settings, progress)
-    results["graded"] = (results["speech"] if "skipped" in results["speech"]
-                         else _graded_run(out, demo_settings, target, progress))
+    results["graded"] = (
+        results["speech"] if "skipped" in results["speech"] else _graded_run(out, demo_settings, target, progress)
+    )
     graph_path = out / f"learned.{target}.delaygraph.h5"
     report = compile_run(out / "runs" / "learned", target, graph_path)
     graph = load_graph(graph_path)
     results["nir"] = str(NIR.write(graph, out / f"learned.{target}.nir"))
     results["onnx"] = str(ONNX.write(graph, out / f"learned.{target}.onnx"))
     results["verification"] = verify_path(graph_path, test_path, progress=progress)
-    results["compiled"] = {"target": report["target"], "graph": str(graph_path), "neurons": report["neurons"],
-                           "synapses": report["synapses"], "max_delay": report["max_delay"],
-                           "validation": report["validation"],
-                           "test_accuracy": results["verification"]["reference_accuracy"]}
-    results["chip"] = _chip_leg(out / "runs" / "learned", out, test_path, results["runs"]["learned"]["test_accuracy"],
-                                progress)
+    results["compiled"] = {
+        "target": report["target"],
+        "graph": str(graph_path),
+        "neurons": report["neurons"],
+        "synapses": report["synapses"],
+        "max_delay": report["max_delay"],
+        "validation": report["validation"],
+        "test_accuracy": results["verification"]["reference_accuracy"],
+    }
+    results["chip"] = _chip_leg(
+        out / "runs" / "learned", out, test_path, results["runs"]["learned"]["test_accuracy"], progress
+    )
     manifest = write_bundle(out / "runs" / "learned", target, out / "bundle", data=test_path, progress=progress)
-    results["bundle"] = {"out": manifest["out"], "files": sorted(manifest["files"]) + ["manifest.json"],
-                         "verification": manifest["verification"]}
+    results["bundle"] = {
+        "out": manifest["out"],
+        "files": sorted(manifest["files"]) + ["manifest.json"],
+        "verification": manifest["verification"],
+    }
     page = write_report(out / "runs" / "learned", out / "report", data=test_path, progress=progress)
-    results["report"] = {"html": page["html"], "test_accuracy": page["test_accuracy"],
-                         "clustering": page["clustering"], "hardware_fit": page["hardware_fit"]}
+    results["report"] = {
+        "html": page["html"],
+        "test_accuracy": page["test_accuracy"],
+        "clustering": page["clustering"],
+        "hardware_fit": page["hardware_fit"],
+    }
     return results
 
 
@@ -138,10 +169,16 @@ def _chip_leg(run_dir: Path, out: Path, test_path: Path, trained_accuracy: float
     float_executors = [name for name in external() if EXECUTORS[name].arithmetic == "float64"]  # not Lava
     verification = verify_path(graph_path, test_path, sims=float_executors, progress=progress)
     accuracy = verification["reference_accuracy"]
-    return {"target": DEMO_CHIP, "graph": str(graph_path), "arithmetic": verification["arithmetic"],
-            "validation": report["validation"], "test_accuracy": accuracy,
-            "trained_test_accuracy": trained_accuracy, "cost_pp": 100 * (trained_accuracy - accuracy),
-            "verification": verification}
+    return {
+        "target": DEMO_CHIP,
+        "graph": str(graph_path),
+        "arithmetic": verification["arithmetic"],
+        "validation": report["validation"],
+        "test_accuracy": accuracy,
+        "trained_test_accuracy": trained_accuracy,
+        "cost_pp": 100 * (trained_accuracy - accuracy),
+        "verification": verification,
+    }
 
 
 def _speech_run(out: Path, settings: dict[str, Any], progress: bool) -> dict[str, Any]:
@@ -154,8 +191,13 @@ def _speech_run(out: Path, settings: dict[str, Any], progress: bool) -> dict[str
     run_dir = out / "runs" / "speech"
     summary = train(make_config(settings), out / "speech", run_dir, progress=progress)
     test = evaluate_run(run_dir, out / "speech" / "test.h5", device=settings["device"])
-    return {"data": str(out / "speech"), "run_dir": str(run_dir), "val_accuracy": summary["best_val_accuracy"],
-            "test_accuracy": test["accuracy"], "unseen_speakers": test.get("unseen_speakers")}
+    return {
+        "data": str(out / "speech"),
+        "run_dir": str(run_dir),
+        "val_accuracy": summary["best_val_accuracy"],
+        "test_accuracy": test["accuracy"],
+        "unseen_speakers": test.get("unseen_speakers"),
+    }
 
 
 #: The graded leg trains the paper's network (its preset) on the demo's few hundred recordings for 3× the
@@ -176,8 +218,16 @@ def _graded_run(out: Path, settings: dict[str, Any], target: str, progress: bool
     graph_path = out / f"graded.{target}.delaygraph.h5"
     report = compile_run(run_dir, target, graph_path)
     verification = verify_path(graph_path, frames / "test.h5", progress=progress)
-    return {"data": str(frames), "run_dir": str(run_dir), "val_accuracy": summary["best_val_accuracy"],
-            "test_accuracy": test["accuracy"], "unseen_speakers": test.get("unseen_speakers"),
-            "compiled": {"graph": str(graph_path), "validation": report["validation"],
-                         "test_accuracy": verification["reference_accuracy"]},  # the reference simulator's
-            "verification": verification}
+    return {
+        "data": str(frames),
+        "run_dir": str(run_dir),
+        "val_accuracy": summary["best_val_accuracy"],
+        "test_accuracy": test["accuracy"],
+        "unseen_speakers": test.get("unseen_speakers"),
+        "compiled": {
+            "graph": str(graph_path),
+            "validation": report["validation"],
+            "test_accuracy": verification["reference_accuracy"],
+        },  # the reference simulator's
+        "verification": verification,
+    }

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -113,8 +114,10 @@ def _env_int(name: str) -> int:
     try:
         return int(os.environ[name])
     except ValueError:
-        raise ConfigError(f"environment variable {name}={os.environ[name]!r} is not an integer; "
-                          "launch with torchrun, which sets RANK, WORLD_SIZE and LOCAL_RANK") from None
+        raise ConfigError(
+            f"environment variable {name}={os.environ[name]!r} is not an integer; "
+            "launch with torchrun, which sets RANK, WORLD_SIZE and LOCAL_RANK"
+        ) from None
 
 
 @contextmanager
@@ -130,8 +133,10 @@ def session(device: torch.device) -> Iterator[DistContext]:
     rank, local_rank = _env_int("RANK"), _env_int("LOCAL_RANK")
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise ConfigError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} CUDA device(s) on "
-                              "this node; start at most one process per GPU (--nproc_per_node)")
+            raise ConfigError(
+                f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} CUDA device(s) on "
+                "this node; start at most one process per GPU (--nproc_per_node)"
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     owned = not dist.is_initialized()

@@ -17,7 +17,9 @@ from delaynir.run import Run, data_file, input_encoding, open_dataset
 from delaynir.train import evaluate_model, resolve_device
 
 
-def evaluate_run(run_dir: str | Path, data: str | Path, *, device: str = "auto", batch_size: int = 256) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path, data: str | Path, *, device: str = "auto", batch_size: int = 256
+) -> dict[str, Any]:
     """Accuracy and loss of a run's best model on ``data`` (a file, or a directory's test.h5)."""
     path = data_file(data, "test.h5")
     run = Run(run_dir)
@@ -27,17 +29,26 @@ def evaluate_run(run_dir: str | Path, data: str | Path, *, device: str = "auto",
     model = run.model.to(dev)
     loader = make_loader(dataset, list(range(len(dataset))), batch_size=batch_size, shuffle=False)
     rounded = evaluate_model(model, loader, dev, kernel="rounded")
-    result = {"run_dir": str(run_dir), "data": str(path), "n": rounded["n"], "delays": config.delays,
-              "accuracy": rounded["accuracy"], "loss": rounded["loss"], "spike_rates": rounded["spike_rates"]}
+    result = {
+        "run_dir": str(run_dir),
+        "data": str(path),
+        "n": rounded["n"],
+        "delays": config.delays,
+        "accuracy": rounded["accuracy"],
+        "loss": rounded["loss"],
+        "spike_rates": rounded["spike_rates"],
+    }
     if config.delays == "learned" and not config.quantize_target:
         gaussian = evaluate_model(model, loader, dev, kernel="gaussian")
-        result.update(accuracy_gaussian=gaussian["accuracy"], loss_gaussian=gaussian["loss"],
-                      sigma=run.payload["sigma"])
+        result.update(
+            accuracy_gaussian=gaussian["accuracy"], loss_gaussian=gaussian["loss"], sigma=run.payload["sigma"]
+        )
     unseen = unseen_speaker_samples(dataset, run.train_file)
     if unseen is not None:
         speakers, indices = unseen
-        held = evaluate_model(model, make_loader(dataset, indices, batch_size=batch_size, shuffle=False), dev,
-                              kernel="rounded")
+        held = evaluate_model(
+            model, make_loader(dataset, indices, batch_size=batch_size, shuffle=False), dev, kernel="rounded"
+        )
         result["unseen_speakers"] = {"speakers": speakers, "n": held["n"], "accuracy": held["accuracy"]}
     return result
 
@@ -86,12 +97,15 @@ def graph_loader(graph, data: str | Path, *, batch_size: int = 256, samples: int
     config = make_config({"dt": float(info.get("dt", graph.dt))})
     dataset = open_dataset(path, config, n_steps=info.get("n_steps"), pool=info.get("pool"))
     if dataset.n_inputs != graph.n_inputs:
-        raise CheckpointError(f"{path} gives {dataset.n_inputs} inputs after pooling by {dataset.pool}; "
-                              f"the graph takes {graph.n_inputs}")
+        raise CheckpointError(
+            f"{path} gives {dataset.n_inputs} inputs after pooling by {dataset.pool}; the graph takes {graph.n_inputs}"
+        )
     encoding = input_encoding(dataset)["encoding"]
     if encoding != graph.encoding:
-        raise CheckpointError(f"{path} holds {encoding} input but the graph takes {graph.encoding} input; pass data "
-                              "made the way the model's training data was")
+        raise CheckpointError(
+            f"{path} holds {encoding} input but the graph takes {graph.encoding} input; pass data "
+            "made the way the model's training data was"
+        )
     n = len(dataset) if samples is None else min(samples, len(dataset))
     loader = make_loader(dataset, list(range(n)), batch_size=batch_size, shuffle=False)
     return EncodedLoader(loader, graph), path
@@ -108,5 +122,10 @@ def evaluate_graph(graph_path: str | Path, data: str | Path, *, batch_size: int 
     for x, y in loader:
         correct += int((simulate(graph, x).predictions == y).sum())
         total += len(y)
-    return {"graph": str(graph_path), "data": str(path), "n": total, "accuracy": correct / max(total, 1),
-            "target": graph.target}
+    return {
+        "graph": str(graph_path),
+        "data": str(path),
+        "n": total,
+        "accuracy": correct / max(total, 1),
+        "target": graph.target,
+    }

@@ -105,8 +105,10 @@ class Executor:
         except ImportError as exc:
             if (exc.name or "").split(".")[0] == "delaynir":  # a module of ours missing: a bug, not an install
                 raise
-            raise ExecutorUnavailable(f"simulator {self.name!r} cannot run: its library is not importable "
-                                      f"({reason(exc)}); install it with `{self.install}`") from None
+            raise ExecutorUnavailable(
+                f"simulator {self.name!r} cannot run: its library is not importable "
+                f"({reason(exc)}); install it with `{self.install}`"
+            ) from None
         return module.load(path)
 
     def export(self, graph, path: str | Path) -> Path:
@@ -114,27 +116,53 @@ class Executor:
         return self.format.write(graph, path)
 
 
-DELAYGRAPH = FileFormat("DelayGraph", "model.delaygraph.h5", "delaynir.graph_io:save_graph",
-                        "compiled DelayGraph (HDF5; layout in delaynir's docs/delaygraph-format.md)")
-NIR = FileFormat("NIR", "model.nir", "delaynir.nir_io:export_nir",
-                 "the same graph as NIR (nir.Delay for per-synapse delays; docs/nir-export.md)")
-ONNX = FileFormat("ONNX", "model.onnx", "delaynir.converters.onnx_export:export_onnx",
-                  "the same graph as a per-step ONNX model with explicit state (docs/onnx-format.md)")
-NETX = FileFormat("netx", "model.netx.h5", "delaynir.targets.loihi2.netx:export_netx",
-                  "the same graph as a lava-dl netx HDF5 network for Intel Lava / Loihi 2 (docs/netx-format.md)",
-                  partial=True)
+DELAYGRAPH = FileFormat(
+    "DelayGraph",
+    "model.delaygraph.h5",
+    "delaynir.graph_io:save_graph",
+    "compiled DelayGraph (HDF5; layout in delaynir's docs/delaygraph-format.md)",
+)
+NIR = FileFormat(
+    "NIR",
+    "model.nir",
+    "delaynir.nir_io:export_nir",
+    "the same graph as NIR (nir.Delay for per-synapse delays; docs/nir-export.md)",
+)
+ONNX = FileFormat(
+    "ONNX",
+    "model.onnx",
+    "delaynir.converters.onnx_export:export_onnx",
+    "the same graph as a per-step ONNX model with explicit state (docs/onnx-format.md)",
+)
+NETX = FileFormat(
+    "netx",
+    "model.netx.h5",
+    "delaynir.targets.loihi2.netx:export_netx",
+    "the same graph as a lava-dl netx HDF5 network for Intel Lava / Loihi 2 (docs/netx-format.md)",
+    partial=True,
+)
 
 #: Every executor by name, the reference simulator first.
-EXECUTORS: dict[str, Executor] = {e.name: e for e in (
-    Executor(REFERENCE, DELAYGRAPH, "delaynir.reference", TARGET_ARITHMETIC, "pip install delaynir", None),
-    Executor("norse", NIR, "delaynir.converters.norse", FLOAT_GRAPH, "pip install 'norse>=1.1.0'"),
-    Executor("snntorch", NIR, "delaynir.converters.snntorch", FLOAT_GRAPH, "pip install 'snntorch>=1.0.0'"),
-    Executor("onnxruntime", ONNX, "delaynir.converters.onnxruntime", TARGET_ARITHMETIC,
-             "pip install 'onnxruntime>=1.18'"),
-    Executor("lava", NETX, "delaynir.converters.lava", TARGET_ARITHMETIC,
-             "targets/loihi2/build_lava_env.sh --profile netx (then DELAYNIR_LAVA_PYTHON=<env>/bin/python)",
-             "loihi2-fixed", other_arithmetics=False),
-)}
+EXECUTORS: dict[str, Executor] = {
+    e.name: e
+    for e in (
+        Executor(REFERENCE, DELAYGRAPH, "delaynir.reference", TARGET_ARITHMETIC, "pip install delaynir", None),
+        Executor("norse", NIR, "delaynir.converters.norse", FLOAT_GRAPH, "pip install 'norse>=1.1.0'"),
+        Executor("snntorch", NIR, "delaynir.converters.snntorch", FLOAT_GRAPH, "pip install 'snntorch>=1.0.0'"),
+        Executor(
+            "onnxruntime", ONNX, "delaynir.converters.onnxruntime", TARGET_ARITHMETIC, "pip install 'onnxruntime>=1.18'"
+        ),
+        Executor(
+            "lava",
+            NETX,
+            "delaynir.converters.lava",
+            TARGET_ARITHMETIC,
+            "targets/loihi2/build_lava_env.sh --profile netx (then DELAYNIR_LAVA_PYTHON=<env>/bin/python)",
+            "loihi2-fixed",
+            other_arithmetics=False,
+        ),
+    )
+}
 
 
 def names() -> tuple[str, ...]:
@@ -145,8 +173,7 @@ def names() -> tuple[str, ...]:
 def external(graph=None) -> tuple[str, ...]:
     """The executors checked against the reference simulator: every one but the reference, in registry order;
     with ``graph``, those that run it (``Executor.applies``)."""
-    return tuple(name for name, e in EXECUTORS.items()
-                 if name != REFERENCE and (graph is None or e.applies(graph)))
+    return tuple(name for name, e in EXECUTORS.items() if name != REFERENCE and (graph is None or e.applies(graph)))
 
 
 def formats(graph=None) -> tuple[FileFormat, ...]:

@@ -178,7 +178,7 @@ class DelayGraph:
         """The arithmetic the graph is computed in (``quantization["arithmetic"]``; float64 when absent)."""
         return self.quantization.get("arithmetic", "float64")
 
-    def in_arithmetic(self, name: str) -> "DelayGraph":
+    def in_arithmetic(self, name: str) -> DelayGraph:
         """The same graph computed in arithmetic ``name`` (sharing its layers): for float64, the float graph."""
         quantization = {k: v for k, v in self.quantization.items() if k != "arithmetic"}
         if name != "float64":

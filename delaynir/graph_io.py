@@ -15,6 +15,7 @@ and runs it on the draft, so files written by other tools get exactly the same c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -28,9 +29,9 @@ import h5py
 import numpy as np
 
 from delaynir.errors import GraphFormatError
+from delaynir.graph import FORMAT_VERSION, INPUT, DelayGraph, Layer, Projection, quantized_input
 from delaynir.h5 import reading_hdf5
 from delaynir.memory import check_memory
-from delaynir.graph import FORMAT_VERSION, INPUT, DelayGraph, Layer, Projection, quantized_input
 from delaynir.neuron_kinds import NEURON_TYPES, RESETS
 from delaynir.runs import atomic_path
 
@@ -107,15 +108,18 @@ def _layer_problems(graph: DelayGraph, k: int, layer: Layer, first: dict[str, in
     if not isinstance(layer, (Layer, _Read)):
         return [f"layer {k}: expected a Layer, found {type(layer).__name__}"]
     where = f"layer {k} {layer.name!r}" if isinstance(layer.name, str) else f"layer {k}"
-    problems = _optional([
-        _string_problem("name", layer.name),
-        f"name: {INPUT!r} is reserved for the network input" if _is(layer.name, INPUT) else None,
-        _string_problem("neuron", layer.neuron, NEURON_TYPES),
-        _string_problem("reset", layer.reset, RESETS),
-        _count_problem("size", layer.size),
-        "alpha: missing, a cubalif layer needs alpha (synaptic current decay)"
-        if _is(layer.neuron, "cubalif") and layer.alpha is None else None,
-    ])
+    problems = _optional(
+        [
+            _string_problem("name", layer.name),
+            f"name: {INPUT!r} is reserved for the network input" if _is(layer.name, INPUT) else None,
+            _string_problem("neuron", layer.neuron, NEURON_TYPES),
+            _string_problem("reset", layer.reset, RESETS),
+            _count_problem("size", layer.size),
+            "alpha: missing, a cubalif layer needs alpha (synaptic current decay)"
+            if _is(layer.neuron, "cubalif") and layer.alpha is None
+            else None,
+        ]
+    )
     size = _valid_count(layer.size)
     for key in NEURON_ARRAYS:
         value = getattr(layer, key)
@@ -211,8 +215,9 @@ def _input_spec_problems(spec: dict) -> list[str]:
         problems.append(f"input: bits: expected an integer >= 1 (bits of a graded input code), found {_found(bits)}")
     if not (_is_real(scale) and math.isfinite(scale) and scale > 0):
         problems.append(f"input: input_scale: expected a finite number > 0 (value per code), found {_found(scale)}")
-    if not (isinstance(codes, list) and len(codes) == 2 and all(isinstance(c, int) for c in codes)
-            and codes[0] <= codes[1]):
+    if not (
+        isinstance(codes, list) and len(codes) == 2 and all(isinstance(c, int) for c in codes) and codes[0] <= codes[1]
+    ):
         problems.append(f"input: code_range: expected [q_min, q_max], two integers, found {_found(codes)}")
     return problems
 
@@ -236,8 +241,11 @@ def _json_problems(where: str, value: Any) -> list[str]:
         return [
             p
             for key, item in value.items()
-            for p in (_json_problems(f"{where}.{key}", item) if isinstance(key, str)
-                      else [f"{where}: expected string keys, found key {key!r}"])
+            for p in (
+                _json_problems(f"{where}.{key}", item)
+                if isinstance(key, str)
+                else [f"{where}: expected string keys, found key {key!r}"]
+            )
         ]
     return [f"{where}: expected str, int, float, bool, None, list or dict, found {type(value).__name__}"]
 
@@ -342,11 +350,14 @@ def save_graph(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool = 
     """
     path = Path(path)
     _raise_if_any(validate_graph(graph), f"refusing to write {path}: the DelayGraph is invalid")
-    with atomic_path(path, overwrite=overwrite, error=GraphFormatError) as tmp, \
-            h5py.File(tmp, "w", track_order=True) as f:
+    with (
+        atomic_path(path, overwrite=overwrite, error=GraphFormatError) as tmp,
+        h5py.File(tmp, "w", track_order=True) as f,
+    ):
         _write_graph(f, graph)
-    logger.info("wrote %s: %d layers, %d neurons, %d synapses", path, len(graph.layers), graph.n_neurons,
-                graph.n_synapses)
+    logger.info(
+        "wrote %s: %d layers, %d neurons, %d synapses", path, len(graph.layers), graph.n_neurons, graph.n_synapses
+    )
     return path
 
 
@@ -400,9 +411,12 @@ def load_graph(path: str | os.PathLike) -> DelayGraph:
     problems += validate_graph(draft)
     _raise_if_any(problems, f"{path} is not a valid DelayGraph file")
     graph = _to_graph(draft)
-    check_memory(graph.simulation_bytes(1, 1), f"{path}: running this DelayGraph (delays up to {graph.max_delay} "
-                 f"steps, {graph.n_neurons} neurons) for one step of one sample",
-                 "the file's delays or layer sizes are too large to be simulated; check how it was made")
+    check_memory(
+        graph.simulation_bytes(1, 1),
+        f"{path}: running this DelayGraph (delays up to {graph.max_delay} "
+        f"steps, {graph.n_neurons} neurons) for one step of one sample",
+        "the file's delays or layer sizes are too large to be simulated; check how it was made",
+    )
     logger.info("read %s: %d layers, %d synapses", path, len(graph.layers), graph.n_synapses)
     return graph
 
@@ -489,10 +503,8 @@ def _attr(obj: h5py.HLObject, key: str) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, bytes):
-        try:
+        with contextlib.suppress(UnicodeDecodeError):  # left as bytes: validation reports it
             value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            pass  # left as bytes: validation reports it
     return value
 
 
@@ -532,13 +544,24 @@ def _to_graph(draft: _Read) -> DelayGraph:
     """The validated draft as a DelayGraph (arrays converted to int64/float64)."""
     layers = [
         Layer(
-            name=d.name, size=int(d.size), neuron=d.neuron, reset=d.reset, beta=d.beta,
-            threshold=d.threshold, bias=d.bias, alpha=d.alpha,
+            name=d.name,
+            size=int(d.size),
+            neuron=d.neuron,
+            reset=d.reset,
+            beta=d.beta,
+            threshold=d.threshold,
+            bias=d.bias,
+            alpha=d.alpha,
             projections=[Projection(p.source, p.pre, p.post, p.delay, p.weight, p.scale) for p in d.projections],
         )
         for d in draft.layers
     ]
     return DelayGraph(
-        dt=float(draft.dt), n_inputs=int(draft.n_inputs), layers=layers, target=draft.target,
-        input=draft.input, quantization=draft.quantization, provenance=draft.provenance,
+        dt=float(draft.dt),
+        n_inputs=int(draft.n_inputs),
+        layers=layers,
+        target=draft.target,
+        input=draft.input,
+        quantization=draft.quantization,
+        provenance=draft.provenance,
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 
@@ -46,8 +46,11 @@ def reading_hdf5(path: str | os.PathLike, error: type[DelayNIRError], expected: 
 
 def _check_size(name: str, obj: h5py.HLObject) -> None:
     if isinstance(obj, h5py.Dataset):
-        check_memory((obj.size or 0) * obj.dtype.itemsize, f"{obj.file.filename}: dataset {name} of shape {obj.shape}",
-                     "the file declares more data than it holds; it is damaged or made to exhaust memory")
+        check_memory(
+            (obj.size or 0) * obj.dtype.itemsize,
+            f"{obj.file.filename}: dataset {name} of shape {obj.shape}",
+            "the file declares more data than it holds; it is damaged or made to exhaust memory",
+        )
 
 
 def damaged(path: str | os.PathLike, exc: BaseException) -> str:

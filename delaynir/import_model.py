@@ -58,8 +58,10 @@ NORM_OPTIONAL = {"num_batches_tracked"}
 LAG = {"snn-delays": (0, 0), "paper": (2, 1)}  #: extra delay steps of (hidden layers, readout)
 #: defaults of τ (steps) per source: SNN-delays divides its 10.05 ms by the 10 ms step; the paper's code uses 10.05
 DEFAULT_TAU = {"snn-delays": 1.005, "paper": 10.05}
-RESAVE = ("re-save it as a plain state dict of tensors: torch.save(model.state_dict(), PATH) in the environment "
-          "that trained it")
+RESAVE = (
+    "re-save it as a plain state dict of tensors: torch.save(model.state_dict(), PATH) in the environment "
+    "that trained it"
+)
 
 
 @dataclass
@@ -102,9 +104,9 @@ def parse_layers(state: dict[str, torch.Tensor], source: str, where: str = "chec
     for prefix in sorted(groups, key=_natural):
         params = groups[prefix]
         names = set(params)
-        if DCLS_KEYS <= names and names <= DCLS_KEYS | DCLS_OPTIONAL:
+        if names >= DCLS_KEYS and names <= DCLS_KEYS | DCLS_OPTIONAL:
             layers.append(_dcls_layer(prefix, params, source, where))
-        elif NORM_KEYS <= names and names <= NORM_KEYS | NORM_OPTIONAL and layers and layers[-1].norm is None:
+        elif names >= NORM_KEYS and names <= NORM_KEYS | NORM_OPTIONAL and layers and layers[-1].norm is None:
             layers[-1].norm = {k: params[k].double() for k in NORM_KEYS}
         else:
             unexpected += [f"{prefix}.{name}" for name in sorted(names)]
@@ -113,59 +115,84 @@ def parse_layers(state: dict[str, torch.Tensor], source: str, where: str = "chec
             f"{where}: unexpected keys {', '.join(unexpected[:12])}{' …' if len(unexpected) > 12 else ''}; "
             f"delaynir imports {source} models of Dcls1d layers ({', '.join(sorted(DCLS_KEYS))}, optional "
             f"{', '.join(sorted(DCLS_OPTIONAL))}) each but the last followed by a BatchNorm1d (a parametric LIF's w, "
-            "a synapse filter or a second BatchNorm are not supported)")
+            "a synapse filter or a second BatchNorm are not supported)"
+        )
     if len(layers) < 2:
-        raise CheckpointError(f"{where}: found {len(layers)} Dcls1d layer(s); a model needs a hidden and a readout layer")
+        raise CheckpointError(
+            f"{where}: found {len(layers)} Dcls1d layer(s); a model needs a hidden and a readout layer"
+        )
     if layers[-1].norm is not None:
-        raise CheckpointError(f"{where}: a BatchNorm follows the readout layer {layers[-1].name!r}; delaynir's readout "
-                              "has none")
+        raise CheckpointError(
+            f"{where}: a BatchNorm follows the readout layer {layers[-1].name!r}; delaynir's readout has none"
+        )
     if len({layer.norm is None for layer in layers[:-1]}) > 1:
-        raise CheckpointError(f"{where}: some hidden layers have a BatchNorm and some do not; delaynir needs all or none")
+        raise CheckpointError(
+            f"{where}: some hidden layers have a BatchNorm and some do not; delaynir needs all or none"
+        )
     for a, b in zip(layers, layers[1:]):
         if a.weight.shape[0] != b.weight.shape[1]:
-            raise CheckpointError(f"{where}: layer {b.name!r} takes {b.weight.shape[1]} inputs but {a.name!r} has "
-                                  f"{a.weight.shape[0]} outputs")
+            raise CheckpointError(
+                f"{where}: layer {b.name!r} takes {b.weight.shape[1]} inputs but {a.name!r} has "
+                f"{a.weight.shape[0]} outputs"
+            )
     return layers
 
 
 def _dcls_layer(prefix: str, params: dict[str, torch.Tensor], source: str, where: str) -> _Layer:
     weight, P, SIG = params["weight"].double(), params["P"].double(), params["SIG"].double()
     if weight.dim() != 3 or weight.shape[2] != 1 or P.shape != (1, *weight.shape) or SIG.shape != P.shape:
-        raise CheckpointError(f"{where}: layer {prefix!r}: expected weight (out, in, 1) and P, SIG (1, out, in, 1) "
-                              f"(one kernel element per synapse, kernel_count = 1), found {tuple(weight.shape)}, "
-                              f"{tuple(P.shape)}, {tuple(SIG.shape)}")
+        raise CheckpointError(
+            f"{where}: layer {prefix!r}: expected weight (out, in, 1) and P, SIG (1, out, in, 1) "
+            f"(one kernel element per synapse, kernel_count = 1), found {tuple(weight.shape)}, "
+            f"{tuple(P.shape)}, {tuple(SIG.shape)}"
+        )
     if "sign" in params:
         if source != "paper":
-            raise CheckpointError(f"{where}: layer {prefix!r} has a 'sign' (the paper's pruned Dcls1d); import it "
-                                  "with --from paper")
+            raise CheckpointError(
+                f"{where}: layer {prefix!r} has a 'sign' (the paper's pruned Dcls1d); import it with --from paper"
+            )
         weight = weight * params["sign"].double().reshape(weight.shape)
     bias = params["bias"].double() if "bias" in params else None
     return _Layer(prefix, weight[:, :, 0], P[0, :, :, 0], SIG[0, :, :, 0].abs() + DCLS_SIGMA_OFFSET, bias)
 
 
-def build_model(layers: list[_Layer], source: str, *, max_delay: int, tau_steps: float, threshold: float,
-                where: str = "checkpoint") -> tuple[DelaySNN, float]:
+def build_model(
+    layers: list[_Layer], source: str, *, max_delay: int, tau_steps: float, threshold: float, where: str = "checkpoint"
+) -> tuple[DelaySNN, float]:
     """The delaynir model of ``layers`` (module docstring) and its Gaussian width σ (steps)."""
     hidden_lag, readout_lag = LAG[source]
     sigmas = torch.cat([layer.sigma.flatten() for layer in layers])
     if float(sigmas.max() - sigmas.min()) > 1e-6:
-        raise CheckpointError(f"{where}: SIG differs between synapses ({float(sigmas.min()):.4g} … "
-                              f"{float(sigmas.max()):.4g}); delaynir anneals one σ for the whole model")
+        raise CheckpointError(
+            f"{where}: SIG differs between synapses ({float(sigmas.min()):.4g} … "
+            f"{float(sigmas.max()):.4g}); delaynir anneals one σ for the whole model"
+        )
     sigma = float(sigmas[0])
     has_bias = {layer.bias is not None for layer in layers}
-    config = ModelConfig(n_inputs=layers[0].weight.shape[1], n_outputs=layers[-1].weight.shape[0],
-                         hidden=[layer.weight.shape[0] for layer in layers[:-1]], max_delay=max_delay + hidden_lag,
-                         delays="learned", tau_steps=tau_steps, threshold=threshold, reset="hard",
-                         batchnorm=layers[0].norm is not None, dropout=0.0, bias=has_bias == {True})
+    config = ModelConfig(
+        n_inputs=layers[0].weight.shape[1],
+        n_outputs=layers[-1].weight.shape[0],
+        hidden=[layer.weight.shape[0] for layer in layers[:-1]],
+        max_delay=max_delay + hidden_lag,
+        delays="learned",
+        tau_steps=tau_steps,
+        threshold=threshold,
+        reset="hard",
+        batchnorm=layers[0].norm is not None,
+        dropout=0.0,
+        bias=has_bias == {True},
+    )
     model = DelaySNN(config)
     with torch.no_grad():
         for k, (layer, delay) in enumerate(zip(layers, model.delays)):
             lag = readout_lag if k == len(layers) - 1 else hidden_lag
             p = (max_delay - 1) - (layer.P + max_delay // 2) + lag
             if p.min() < lag - 1e-6 or p.max() > max_delay - 1 + lag + 1e-6:
-                raise CheckpointError(f"{where}: layer {layer.name!r} has positions P in [{float(layer.P.min()):.3g}, "
-                                      f"{float(layer.P.max()):.3g}], outside ±{max_delay // 2} for "
-                                      f"max_delay = {max_delay}; pass the --max-delay the model was trained with")
+                raise CheckpointError(
+                    f"{where}: layer {layer.name!r} has positions P in [{float(layer.P.min()):.3g}, "
+                    f"{float(layer.P.max()):.3g}], outside ±{max_delay // 2} for "
+                    f"max_delay = {max_delay}; pass the --max-delay the model was trained with"
+                )
             delay.weight.copy_(layer.weight.float())
             delay.positions.copy_(p.float())
             if delay.bias is not None:
@@ -178,9 +205,19 @@ def build_model(layers: list[_Layer], source: str, *, max_delay: int, tau_steps:
     return model.eval(), sigma
 
 
-def import_model(checkpoint: str | Path, source: str, out: str | Path, data: str | Path, *, max_delay: int = 25,
-                 tau_steps: float | None = None, threshold: float = 1.0, dt: float = 0.01, n_steps: int = 0,
-                 overwrite: bool = False) -> dict[str, Any]:
+def import_model(
+    checkpoint: str | Path,
+    source: str,
+    out: str | Path,
+    data: str | Path,
+    *,
+    max_delay: int = 25,
+    tau_steps: float | None = None,
+    threshold: float = 1.0,
+    dt: float = 0.01,
+    n_steps: int = 0,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Write run directory ``out`` (config.toml, model.pt) holding the checkpoint's model; returns a summary.
 
     ``data`` is the data the model takes (a file or a directory's train.h5): its channels, classes and binning
@@ -193,33 +230,73 @@ def import_model(checkpoint: str | Path, source: str, out: str | Path, data: str
     tau_steps = DEFAULT_TAU[source] if tau_steps is None else tau_steps
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise CheckpointError(f"run directory {out} already exists and is not empty; choose a new --out or pass "
-                              "--overwrite")
+        raise CheckpointError(
+            f"run directory {out} already exists and is not empty; choose a new --out or pass --overwrite"
+        )
     layers = parse_layers(read_state_dict(checkpoint), source, where=str(checkpoint))
-    model, sigma = build_model(layers, source, max_delay=max_delay, tau_steps=tau_steps, threshold=threshold,
-                               where=str(checkpoint))
+    model, sigma = build_model(
+        layers, source, max_delay=max_delay, tau_steps=tau_steps, threshold=threshold, where=str(checkpoint)
+    )
     mc = model.config
-    config = make_config({"dt": dt, "n_steps": n_steps, "pool": 0, "hidden": list(mc.hidden),
-                          "max_delay": mc.max_delay, "tau_steps": tau_steps, "threshold": threshold,
-                          "batchnorm": mc.batchnorm, "dropout": 0.0, "sigma_final": sigma, "epochs": 1})
+    config = make_config(
+        {
+            "dt": dt,
+            "n_steps": n_steps,
+            "pool": 0,
+            "hidden": list(mc.hidden),
+            "max_delay": mc.max_delay,
+            "tau_steps": tau_steps,
+            "threshold": threshold,
+            "batchnorm": mc.batchnorm,
+            "dropout": 0.0,
+            "sigma_final": sigma,
+            "epochs": 1,
+        }
+    )
     path = data_file(data)
     dataset = open_dataset(path, config)
     if dataset.n_inputs != mc.n_inputs or dataset.n_classes > mc.n_outputs:
-        raise CheckpointError(f"{path} gives {dataset.n_inputs} inputs and {dataset.n_classes} classes; the "
-                              f"checkpoint's model takes {mc.n_inputs} inputs and has {mc.n_outputs} outputs")
-    data_info = {"train_file": str(path.resolve()), "dt": dt, "n_steps": dataset.n_steps, "pool": dataset.pool,
-                 "n_channels": dataset.n_channels, "n_inputs": dataset.n_inputs, "n_classes": mc.n_outputs,
-                 **input_encoding(dataset)}
+        raise CheckpointError(
+            f"{path} gives {dataset.n_inputs} inputs and {dataset.n_classes} classes; the "
+            f"checkpoint's model takes {mc.n_inputs} inputs and has {mc.n_outputs} outputs"
+        )
+    data_info = {
+        "train_file": str(path.resolve()),
+        "dt": dt,
+        "n_steps": dataset.n_steps,
+        "pool": dataset.pool,
+        "n_channels": dataset.n_channels,
+        "n_inputs": dataset.n_inputs,
+        "n_classes": mc.n_outputs,
+        **input_encoding(dataset),
+    }
     payload = model_payload(model, config, data_info, sigma, epoch=0, val_accuracy=float("nan"))
-    payload["imported_from"] = {"checkpoint": str(Path(checkpoint).resolve()), "source": source,
-                                "layers": [layer.name for layer in layers], "delay_lag": list(LAG[source])}
+    payload["imported_from"] = {
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "source": source,
+        "layers": [layer.name for layer in layers],
+        "delay_lag": list(LAG[source]),
+    }
     out.mkdir(parents=True, exist_ok=True)
     runs.write_text_atomic(out / runs.CONFIG, dumps_toml(config.to_dict()))
     runs.save_pt(out / runs.MODEL, payload)
     log.info("imported %s (%s, %d layers, σ = %.3g steps) into %s", checkpoint, source, len(layers), sigma, out)
-    return {"run_dir": str(out), "source": source, "checkpoint": str(checkpoint), "layers": [
-        {"name": layer.name, "inputs": layer.weight.shape[1], "outputs": layer.weight.shape[0],
-         "batchnorm": layer.norm is not None} for layer in layers],
-        "max_delay": mc.max_delay, "sigma": sigma, "tau_steps": tau_steps, "threshold": threshold,
-        "data": str(path)}
-
+    return {
+        "run_dir": str(out),
+        "source": source,
+        "checkpoint": str(checkpoint),
+        "layers": [
+            {
+                "name": layer.name,
+                "inputs": layer.weight.shape[1],
+                "outputs": layer.weight.shape[0],
+                "batchnorm": layer.norm is not None,
+            }
+            for layer in layers
+        ],
+        "max_delay": mc.max_delay,
+        "sigma": sigma,
+        "tau_steps": tau_steps,
+        "threshold": threshold,
+        "data": str(path),
+    }

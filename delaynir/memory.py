@@ -17,8 +17,9 @@ def check_memory(n_bytes: int, what: str, fix: str) -> None:
     """ResourceError saying how much ``what`` would need, and ``fix``, if it exceeds the machine's memory."""
     limit = memory_bytes()
     if n_bytes > limit:
-        raise ResourceError(f"{what} would need {_gib(n_bytes)} of memory, more than this machine has "
-                            f"({_gib(limit)}); {fix}")
+        raise ResourceError(
+            f"{what} would need {_gib(n_bytes)} of memory, more than this machine has ({_gib(limit)}); {fix}"
+        )
 
 
 def _gib(n_bytes: int) -> str:

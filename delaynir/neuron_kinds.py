@@ -21,8 +21,9 @@ output after it). ``p`` holds per-neuron parameters (β, θ, α, broadcastable a
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

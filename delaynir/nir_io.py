@@ -103,8 +103,9 @@ def _step_metadata(beta: np.ndarray, unit: np.ndarray | None = None, alpha: np.n
 def _leak(layer: Layer, values: np.ndarray, what: str) -> np.ndarray:
     leak = 1.0 - values
     if np.any(leak <= 0) and not np.all(leak == 0):
-        raise ExportError(f"layer {layer.name!r} mixes neurons with and without {what} (a decay of 1); "
-                          "NIR needs one node type")
+        raise ExportError(
+            f"layer {layer.name!r} mixes neurons with and without {what} (a decay of 1); NIR needs one node type"
+        )
     return leak
 
 
@@ -129,8 +130,10 @@ def _neuron_nodes(layer: Layer, dt: float) -> tuple[dict[str, nir.NIRNode], list
     theta = in_units(layer.threshold, unit)
     if layer.reset == "subtract":
         if np.all(leak == 0) or (layer.neuron == "cubalif" and np.any(layer.alpha == 1)):
-            raise ExportError(f"layer {layer.name!r}: a subtract-reset layer without leak (a decay of 1) has no NIR "
-                              "form here (its membrane is an nir.LI)")
+            raise ExportError(
+                f"layer {layer.name!r}: a subtract-reset layer without leak (a decay of 1) has no NIR "
+                "form here (its membrane is an nir.LI)"
+            )
         nodes: dict[str, nir.NIRNode] = {
             me: nir.LI(tau=dt / leak, r=1.0 / leak, v_leak=zeros, metadata=_step_metadata(layer.beta, unit)),
             f"{me}.spike": nir.Threshold(threshold=theta.copy()),
@@ -140,8 +143,9 @@ def _neuron_nodes(layer: Layer, dt: float) -> tuple[dict[str, nir.NIRNode], list
         if layer.neuron == "lif":
             return nodes, edges, me
         syn_leak = _leak(layer, layer.alpha, "synaptic leak")
-        nodes[f"{me}.syn"] = nir.LI(tau=dt / syn_leak, r=1.0 / syn_leak, v_leak=zeros,
-                                    metadata=_step_metadata(layer.alpha))
+        nodes[f"{me}.syn"] = nir.LI(
+            tau=dt / syn_leak, r=1.0 / syn_leak, v_leak=zeros, metadata=_step_metadata(layer.alpha)
+        )
         return nodes, edges + [(f"{me}.syn", me)], f"{me}.syn"
     meta = _step_metadata(layer.beta, unit, layer.alpha if layer.neuron == "cubalif" else None)
     if np.all(leak == 0):
@@ -150,10 +154,27 @@ def _neuron_nodes(layer: Layer, dt: float) -> tuple[dict[str, nir.NIRNode], list
         return {me: nir.IF(r=np.full(n, 1.0 / dt), v_threshold=theta, v_reset=zeros, metadata=meta)}, [], me
     if layer.neuron == "cubalif":
         syn_leak = 1.0 - layer.alpha
-        return {me: nir.CubaLIF(tau_syn=dt / syn_leak, tau_mem=dt / leak, r=1.0 / leak, v_leak=zeros,
-                                v_threshold=theta, v_reset=zeros, w_in=1.0 / syn_leak, metadata=meta)}, [], me
-    return {me: nir.LIF(tau=dt / leak, r=1.0 / leak, v_leak=zeros, v_threshold=theta, v_reset=zeros,
-                        metadata=meta)}, [], me
+        return (
+            {
+                me: nir.CubaLIF(
+                    tau_syn=dt / syn_leak,
+                    tau_mem=dt / leak,
+                    r=1.0 / leak,
+                    v_leak=zeros,
+                    v_threshold=theta,
+                    v_reset=zeros,
+                    w_in=1.0 / syn_leak,
+                    metadata=meta,
+                )
+            },
+            [],
+            me,
+        )
+    return (
+        {me: nir.LIF(tau=dt / leak, r=1.0 / leak, v_leak=zeros, v_threshold=theta, v_reset=zeros, metadata=meta)},
+        [],
+        me,
+    )
 
 
 def to_nir(graph: DelayGraph) -> nir.NIRGraph:
@@ -199,15 +220,26 @@ def to_nir(graph: DelayGraph) -> nir.NIRGraph:
                 nodes[f"{prefix}.select"] = nir.Linear(weight=select)
                 nodes[f"{prefix}.delay"] = nir.Delay(delay=pairs[1] * dt)
                 nodes[f"{prefix}.weight"] = nir.Linear(weight=weight)
-                edges += [(src, f"{prefix}.select"), (f"{prefix}.select", f"{prefix}.delay"),
-                          (f"{prefix}.delay", f"{prefix}.weight"), (f"{prefix}.weight", scale_node)]
+                edges += [
+                    (src, f"{prefix}.select"),
+                    (f"{prefix}.select", f"{prefix}.delay"),
+                    (f"{prefix}.delay", f"{prefix}.weight"),
+                    (f"{prefix}.weight", scale_node),
+                ]
     out = names[graph.layers[-1].name]
     nodes["output"] = nir.Output(output_type={"output": np.array([graph.n_outputs])})
     edges.append((out, "output"))
-    meta = {"format_version": FORMAT_VERSION, "dt": dt, "discretisation": DISCRETISATION,
-            "cycle_delay_steps": 1, "target": graph.target, "input": graph.input,
-            "quantization": graph.quantization, "provenance": graph.provenance,
-            "layers": [_layer_meta(layer, offsets[layer.name]) for layer in graph.layers]}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "dt": dt,
+        "discretisation": DISCRETISATION,
+        "cycle_delay_steps": 1,
+        "target": graph.target,
+        "input": graph.input,
+        "quantization": graph.quantization,
+        "provenance": graph.provenance,
+        "layers": [_layer_meta(layer, offsets[layer.name]) for layer in graph.layers],
+    }
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META_KEY: json.dumps(meta), "dt": dt})
 
 
@@ -233,9 +265,13 @@ def cycle_offsets(graph: DelayGraph) -> dict[str, list[int]]:
                     todo.append(nxt)
         return False
 
-    return {layer.name: [int(graph.is_recurrent(layer, p)
-                             and (p.source == layer.name or depends_on(p.source, layer.name)))
-                         for p in layer.projections] for layer in graph.layers}
+    return {
+        layer.name: [
+            int(graph.is_recurrent(layer, p) and (p.source == layer.name or depends_on(p.source, layer.name)))
+            for p in layer.projections
+        ]
+        for layer in graph.layers
+    }
 
 
 def _layer_meta(layer: Layer, offsets: list[int]) -> dict[str, Any]:
@@ -246,12 +282,19 @@ def _layer_meta(layer: Layer, offsets: list[int]) -> dict[str, Any]:
     per projection ``offset`` is the step left out of the file's delays (cycle_offsets).
     """
     unit = membrane_unit(layer)
-    meta = {"name": layer.name, "node": _node_name(layer.name), "output_node": _output_name(layer),
-            "neuron": layer.neuron, "reset": layer.reset,
-            "size": layer.size, "beta": layer.beta.tolist(), "threshold": [_json_float(v) for v in layer.threshold],
-            "bias": layer.bias.tolist(), "unit": None if unit is None else unit.tolist(),
-            "projections": [{"source": p.source, "n": len(p), "offset": off}
-                            for p, off in zip(layer.projections, offsets)]}
+    meta = {
+        "name": layer.name,
+        "node": _node_name(layer.name),
+        "output_node": _output_name(layer),
+        "neuron": layer.neuron,
+        "reset": layer.reset,
+        "size": layer.size,
+        "beta": layer.beta.tolist(),
+        "threshold": [_json_float(v) for v in layer.threshold],
+        "bias": layer.bias.tolist(),
+        "unit": None if unit is None else unit.tolist(),
+        "projections": [{"source": p.source, "n": len(p), "offset": off} for p, off in zip(layer.projections, offsets)],
+    }
     if layer.alpha is not None:
         meta["alpha"] = layer.alpha.tolist()
     return meta
@@ -303,7 +346,7 @@ def _unknown_node_types(path: Path) -> list[str]:
             kind = obj[()]
             kind = kind.decode("utf-8", "replace") if isinstance(kind, bytes) else str(kind)
             if kind not in known:
-                found.append(f"{name[:-len('/type')]} ({kind})")
+                found.append(f"{name[: -len('/type')]} ({kind})")
 
     try:
         with h5py.File(path, "r") as f:
@@ -326,8 +369,10 @@ def from_nir(graph: nir.NIRGraph | str | Path, *, dt: float | None = None) -> De
     try:
         if meta is not None:
             if dt is not None and dt != meta["dt"]:
-                raise NIRImportError(f"this is a delaynir file and carries dt = {meta['dt']} s; omit --dt (or pass "
-                                     "that value): its delays are whole steps of that dt")
+                raise NIRImportError(
+                    f"this is a delaynir file and carries dt = {meta['dt']} s; omit --dt (or pass "
+                    "that value): its delays are whole steps of that dt"
+                )
             return _import_own(ngraph, meta)
         if dt is None:
             raise NIRImportError("this NIR graph carries no time step; pass dt (seconds), e.g. --dt 0.001")
@@ -335,8 +380,10 @@ def from_nir(graph: nir.NIRGraph | str | Path, *, dt: float | None = None) -> De
     except NIRImportError as exc:
         raise NIRImportError(f"{source}: {exc}") from None
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:  # malformed node parameters
-        raise NIRImportError(f"{source}: its nodes are malformed or do not fit together ({type(exc).__name__}: "
-                             f"{exc}); fix or re-export the file") from None
+        raise NIRImportError(
+            f"{source}: its nodes are malformed or do not fit together ({type(exc).__name__}: "
+            f"{exc}); fix or re-export the file"
+        ) from None
 
 
 def own_metadata(ngraph: nir.NIRGraph, source: str = "the NIR graph") -> dict[str, Any] | None:
@@ -347,34 +394,54 @@ def own_metadata(ngraph: nir.NIRGraph, source: str = "the NIR graph") -> dict[st
     try:
         meta = json.loads(raw if isinstance(raw, str) else bytes(raw).decode("utf-8"))
     except (TypeError, ValueError) as exc:
-        raise NIRImportError(f"{source}: its {META_KEY!r} metadata is not valid JSON ({exc}); the file was damaged "
-                             "after export: re-export it") from None
-    if isinstance(meta, dict) and isinstance(meta.get("format_version"), int) \
-            and meta["format_version"] > FORMAT_VERSION:
-        raise NIRImportError(f"{source} was written by a newer delaynir (format {meta['format_version']}); "
-                             "upgrade delaynir")
+        raise NIRImportError(
+            f"{source}: its {META_KEY!r} metadata is not valid JSON ({exc}); the file was damaged "
+            "after export: re-export it"
+        ) from None
+    if (
+        isinstance(meta, dict)
+        and isinstance(meta.get("format_version"), int)
+        and meta["format_version"] > FORMAT_VERSION
+    ):
+        raise NIRImportError(
+            f"{source} was written by a newer delaynir (format {meta['format_version']}); upgrade delaynir"
+        )
     problems = _own_metadata_problems(meta)
     if problems:
-        raise NIRImportError(f"{source}: its {META_KEY!r} metadata is malformed ({'; '.join(problems[:5])}); the file "
-                             "was edited after export: re-export it")
+        raise NIRImportError(
+            f"{source}: its {META_KEY!r} metadata is malformed ({'; '.join(problems[:5])}); the file "
+            "was edited after export: re-export it"
+        )
     return meta
 
 
 #: Fields of our metadata (and of each of its layers and projections) that import and the converters read.
 _META_FIELDS = {"dt": (int, float), "layers": list}
-_LAYER_FIELDS = {"name": str, "node": str, "neuron": str, "reset": str, "size": int, "beta": list,
-                 "threshold": list, "bias": list, "projections": list}
+_LAYER_FIELDS = {
+    "name": str,
+    "node": str,
+    "neuron": str,
+    "reset": str,
+    "size": int,
+    "beta": list,
+    "threshold": list,
+    "bias": list,
+    "projections": list,
+}
 _PROJECTION_FIELDS = {"source": str, "n": int}
 
 
 def _own_metadata_problems(meta: Any) -> list[str]:
     """What in our metadata is missing or of the wrong type (empty: it can be read)."""
+
     def wrong(where: str, obj: Any, fields: dict[str, Any]) -> list[str]:
         if not isinstance(obj, dict):
             return [f"{where or 'the metadata'}: expected an object, found {type(obj).__name__}"]
-        return [f"{where}{key}: expected {getattr(kind, '__name__', 'a number')}, found {obj.get(key)!r:.40}"
-                for key, kind in fields.items()
-                if not isinstance(obj.get(key), kind) or isinstance(obj.get(key), bool)]
+        return [
+            f"{where}{key}: expected {getattr(kind, '__name__', 'a number')}, found {obj.get(key)!r:.40}"
+            for key, kind in fields.items()
+            if not isinstance(obj.get(key), kind) or isinstance(obj.get(key), bool)
+        ]
 
     problems = wrong("", meta, _META_FIELDS)
     if problems:
@@ -410,11 +477,16 @@ def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
             weight_node = f"{me}.p{k}.weight"
             group = next((dst for src, dst in ngraph.edges if src == weight_node), None)
             if pm["n"] and weight_node not in ngraph.nodes:
-                raise NIRImportError(f"layer {lm['name']!r}: node {weight_node!r} of its projection {k} ({pm['n']} "
-                                     "synapses) is missing; the file was edited after export: re-export it")
+                raise NIRImportError(
+                    f"layer {lm['name']!r}: node {weight_node!r} of its projection {k} ({pm['n']} "
+                    "synapses) is missing; the file was edited after export: re-export it"
+                )
             if pm["n"] == 0:
-                scale = np.array(unit, dtype=np.float64) if unit is not None else \
-                    scale_of.get(group, next(iter(scale_of.values()), np.ones(lm["size"])))
+                scale = (
+                    np.array(unit, dtype=np.float64)
+                    if unit is not None
+                    else scale_of.get(group, next(iter(scale_of.values()), np.ones(lm["size"])))
+                )
                 empty = np.zeros(0, dtype=np.int64)
                 projections.append(Projection(pm["source"], empty, empty, empty, np.zeros(0), scale))
                 continue
@@ -424,8 +496,10 @@ def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
             if chain[0] in ngraph.nodes or weight.shape[1] != sizes[pm["source"]]:  # a delayed projection
                 missing = [name for name in chain if name not in ngraph.nodes]
                 if missing:
-                    raise NIRImportError(f"layer {lm['name']!r}: node(s) {', '.join(missing)} of its projection {k} "
-                                         "are missing; the file was edited after export: re-export it")
+                    raise NIRImportError(
+                        f"layer {lm['name']!r}: node(s) {', '.join(missing)} of its projection {k} "
+                        "are missing; the file was edited after export: re-export it"
+                    )
                 select = np.asarray(ngraph.nodes[f"{me}.p{k}.select"].weight)
                 pair_pre = select.argmax(1)
                 pair_delay = np.rint(np.asarray(ngraph.nodes[f"{me}.p{k}.delay"].delay) / dt).astype(np.int64)
@@ -436,24 +510,55 @@ def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
                 col, delay = pre, np.zeros(len(pre), dtype=np.int64)
             delay = delay + pm.get("offset", 1 if recurrent else 0)  # format 1: every recurrent projection
             if len(pre) != pm["n"]:
-                raise NIRImportError(f"layer {lm['name']!r}: projection {k} holds {len(pre)} synapses in its nodes, "
-                                     f"its metadata says {pm['n']}; the file was edited after export: re-export it")
+                raise NIRImportError(
+                    f"layer {lm['name']!r}: projection {k} holds {len(pre)} synapses in its nodes, "
+                    f"its metadata says {pm['n']}; the file was edited after export: re-export it"
+                )
             order_syn = np.lexsort((delay, pre, post))
-            projections.append(Projection(pm["source"], pre[order_syn], post[order_syn], delay[order_syn],
-                                          weight[post, col][order_syn], scale_of[group]))
+            projections.append(
+                Projection(
+                    pm["source"],
+                    pre[order_syn],
+                    post[order_syn],
+                    delay[order_syn],
+                    weight[post, col][order_syn],
+                    scale_of[group],
+                )
+            )
         threshold = np.array([np.inf if v == "inf" else v for v in lm["threshold"]], dtype=np.float64)
-        layers.append(Layer(lm["name"], lm["size"], lm["neuron"], np.array(lm["beta"]), threshold,
-                            np.array(lm["bias"]), projections, reset=lm["reset"],
-                            alpha=np.array(lm["alpha"]) if "alpha" in lm else None))
+        layers.append(
+            Layer(
+                lm["name"],
+                lm["size"],
+                lm["neuron"],
+                np.array(lm["beta"]),
+                threshold,
+                np.array(lm["bias"]),
+                projections,
+                reset=lm["reset"],
+                alpha=np.array(lm["alpha"]) if "alpha" in lm else None,
+            )
+        )
     owners = {"input", "output", *(lm["node"] for lm in meta["layers"])}
-    strays = [n for n in ngraph.nodes if n not in owners and n.rsplit(".", 1)[0] not in owners
-              and n.split(".p", 1)[0] not in owners]
+    strays = [
+        n
+        for n in ngraph.nodes
+        if n not in owners and n.rsplit(".", 1)[0] not in owners and n.split(".p", 1)[0] not in owners
+    ]
     if strays:
-        raise NIRImportError(f"node(s) {', '.join(strays[:5])} belong to no layer of the file's delaynir metadata; "
-                             "the file was edited after export: re-export it")
-    graph = DelayGraph(dt=dt, n_inputs=n_inputs, layers=layers, target=meta.get("target", "float"),
-                       input=meta.get("input", {}), quantization=meta.get("quantization", {}),
-                       provenance=meta.get("provenance", {}))
+        raise NIRImportError(
+            f"node(s) {', '.join(strays[:5])} belong to no layer of the file's delaynir metadata; "
+            "the file was edited after export: re-export it"
+        )
+    graph = DelayGraph(
+        dt=dt,
+        n_inputs=n_inputs,
+        layers=layers,
+        target=meta.get("target", "float"),
+        input=meta.get("input", {}),
+        quantization=meta.get("quantization", {}),
+        provenance=meta.get("provenance", {}),
+    )
     _raise_if_invalid(graph)
     return graph
 
@@ -508,12 +613,17 @@ def step_coefficients(name: str, node: nir.NIRNode, dt: float) -> dict[str, np.n
         return {"beta": beta, "alpha": alpha, "gain": gain, "unit": unit}
     exact_beta = _arr(meta[STEP_BETA])
     exact_alpha = _arr(meta[STEP_ALPHA]) if alpha is not None and STEP_ALPHA in meta else alpha
-    for what, found, recomputed in (("delaynir.beta", exact_beta, beta), ("delaynir.alpha", exact_alpha, alpha),
-                                    ("the input gain 1", np.ones_like(gain), gain)):
+    for what, found, recomputed in (
+        ("delaynir.beta", exact_beta, beta),
+        ("delaynir.alpha", exact_alpha, alpha),
+        ("the input gain 1", np.ones_like(gain), gain),
+    ):
         if recomputed is not None and not _agree(found, recomputed):
-            raise NIRImportError(f"node {name!r}: its metadata ({what}) disagrees with its parameters (τ, r) beyond "
-                                 "rounding; the file was edited without its metadata. Re-export it, or delete the "
-                                 f"node's {STEP_BETA!r} metadata to use τ and r")
+            raise NIRImportError(
+                f"node {name!r}: its metadata ({what}) disagrees with its parameters (τ, r) beyond "
+                "rounding; the file was edited without its metadata. Re-export it, or delete the "
+                f"node's {STEP_BETA!r} metadata to use τ and r"
+            )
     return {"beta": exact_beta, "alpha": exact_alpha, "gain": np.ones_like(gain), "unit": unit}
 
 
@@ -526,6 +636,7 @@ def _agree(found: np.ndarray, recomputed: np.ndarray) -> bool:
 
 def _neuron_params(name: str, node: nir.NIRNode, dt: float) -> dict[str, Any]:
     """β, θ, input gain g (applied to all incoming weights and biases), bias from v_leak, α."""
+
     def check_reset(v_reset):
         if v_reset is not None and np.any(_arr(v_reset) != 0):
             raise NIRImportError(f"node {name!r}: v_reset ≠ 0 is not supported (delaynir resets to 0)")
@@ -535,21 +646,41 @@ def _neuron_params(name: str, node: nir.NIRNode, dt: float) -> dict[str, Any]:
     if isinstance(node, nir.IF):
         check_reset(node.v_reset)
         theta = _arr(node.v_threshold)
-        return {"neuron": "lif", "beta": np.broadcast_to(step["beta"], theta.shape).copy(), "threshold": theta,
-                "gain": step["gain"], "leak_bias": np.zeros_like(theta)}
+        return {
+            "neuron": "lif",
+            "beta": np.broadcast_to(step["beta"], theta.shape).copy(),
+            "threshold": theta,
+            "gain": step["gain"],
+            "leak_bias": np.zeros_like(theta),
+        }
     if isinstance(node, nir.LIF):
         check_reset(node.v_reset)
-        return {"neuron": "lif", "beta": step["beta"], "threshold": _arr(node.v_threshold),
-                "gain": step["gain"], "leak_bias": _arr(node.v_leak) * dt / _arr(node.tau)}
+        return {
+            "neuron": "lif",
+            "beta": step["beta"],
+            "threshold": _arr(node.v_threshold),
+            "gain": step["gain"],
+            "leak_bias": _arr(node.v_leak) * dt / _arr(node.tau),
+        }
     if isinstance(node, nir.CubaLIF):
         check_reset(node.v_reset)
-        return {"neuron": "cubalif", "beta": step["beta"], "alpha": step["alpha"],
-                "threshold": _arr(node.v_threshold), "gain": step["gain"],
-                "leak_bias": _arr(node.v_leak) * dt / _arr(node.tau_mem)}
+        return {
+            "neuron": "cubalif",
+            "beta": step["beta"],
+            "alpha": step["alpha"],
+            "threshold": _arr(node.v_threshold),
+            "gain": step["gain"],
+            "leak_bias": _arr(node.v_leak) * dt / _arr(node.tau_mem),
+        }
     if isinstance(node, nir.LI):
         tau = _arr(node.tau)
-        return {"neuron": "li", "beta": step["beta"], "threshold": np.full(tau.shape, np.inf),
-                "gain": step["gain"], "leak_bias": _arr(node.v_leak) * dt / tau}
+        return {
+            "neuron": "li",
+            "beta": step["beta"],
+            "threshold": np.full(tau.shape, np.inf),
+            "gain": step["gain"],
+            "leak_bias": _arr(node.v_leak) * dt / tau,
+        }
     raise NIRImportError(f"node {name!r} of type {type(node).__name__} is not a neuron delaynir can import")
 
 
@@ -557,8 +688,10 @@ def _steps(name: str, delay: np.ndarray, dt: float) -> np.ndarray:
     steps = np.asarray(delay, dtype=np.float64).ravel() / dt
     rounded = np.rint(steps)
     if np.any(np.abs(steps - rounded) > 1e-6) or np.any(rounded < 0):
-        raise NIRImportError(f"node {name!r}: delays {np.asarray(delay).ravel()[:5]} s are not non-negative "
-                             f"multiples of dt = {dt} s; pass the dt the graph was made for")
+        raise NIRImportError(
+            f"node {name!r}: delays {np.asarray(delay).ravel()[:5]} s are not non-negative "
+            f"multiples of dt = {dt} s; pass the dt the graph was made for"
+        )
     return rounded.astype(np.int64)
 
 
@@ -569,8 +702,10 @@ def _import_general(ngraph: nir.NIRGraph, dt: float) -> DelayGraph:
         if isinstance(node, nir.NIRGraph):
             raise NIRImportError(f"node {name!r} is a nested NIRGraph; flatten it before importing")
         if not isinstance(node, (*NEURON_NODES, *LINEAR_NODES, nir.Input, nir.Output)):
-            raise NIRImportError(f"node {name!r} has type {type(node).__name__}, which delaynir cannot import "
-                                 "(supported: Input, Output, Affine, Linear, Scale, Delay, LIF, CubaLIF, IF, LI)")
+            raise NIRImportError(
+                f"node {name!r} has type {type(node).__name__}, which delaynir cannot import "
+                "(supported: Input, Output, Affine, Linear, Scale, Delay, LIF, CubaLIF, IF, LI)"
+            )
     incoming = defaultdict(list)
     for src, dst in ngraph.edges:
         incoming[dst].append(src)
@@ -591,8 +726,10 @@ def _import_general(ngraph: nir.NIRGraph, dt: float) -> DelayGraph:
         if params["neuron"] == "li" and name != order[-1]:
             raise NIRImportError(f"node {name!r}: LI is supported only as the output (its output is a membrane)")
         size = _layer_size(ngraph, name, incoming, params)
-        params = {k: np.broadcast_to(v, (size,)).astype(np.float64) if isinstance(v, np.ndarray) else v
-                  for k, v in params.items()}  # scalar parameters (e.g. norse's exporter) apply to every neuron
+        params = {
+            k: np.broadcast_to(v, (size,)).astype(np.float64) if isinstance(v, np.ndarray) else v
+            for k, v in params.items()
+        }  # scalar parameters (e.g. norse's exporter) apply to every neuron
         synapses, bias = _paths_into(ngraph, name, incoming, set(neurons) | {input_name}, size, dt)
         projections = []
         for source, per_delay in synapses.items():
@@ -602,13 +739,31 @@ def _import_general(ngraph: nir.NIRGraph, dt: float) -> DelayGraph:
                 j, i = np.nonzero(matrix)
                 pre.append(i), post.append(j), delay.append(np.full(len(i), d + (1 if recurrent else 0)))
                 weight.append(matrix[j, i] * params["gain"][j])
-            projections.append(Projection(INPUT if source == input_name else source, np.concatenate(pre),
-                                          np.concatenate(post), np.concatenate(delay), np.concatenate(weight),
-                                          np.ones(size)))
-        layers.append(Layer(name, size, params["neuron"], params["beta"], params["threshold"],
-                            bias * params["gain"] + params["leak_bias"], projections, alpha=params.get("alpha")))
-    graph = DelayGraph(dt=dt, n_inputs=n_inputs, layers=layers, target="float",
-                       provenance={"imported_from": "NIR", "dt_given": dt})
+            projections.append(
+                Projection(
+                    INPUT if source == input_name else source,
+                    np.concatenate(pre),
+                    np.concatenate(post),
+                    np.concatenate(delay),
+                    np.concatenate(weight),
+                    np.ones(size),
+                )
+            )
+        layers.append(
+            Layer(
+                name,
+                size,
+                params["neuron"],
+                params["beta"],
+                params["threshold"],
+                bias * params["gain"] + params["leak_bias"],
+                projections,
+                alpha=params.get("alpha"),
+            )
+        )
+    graph = DelayGraph(
+        dt=dt, n_inputs=n_inputs, layers=layers, target="float", provenance={"imported_from": "NIR", "dt_given": dt}
+    )
     _raise_if_invalid(graph)
     return graph
 

@@ -32,8 +32,9 @@ import importlib
 import importlib.util
 import math
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -157,19 +158,21 @@ class NumberFormat:
     input: tuple[float, int, int] | None = None
 
     @classmethod
-    def of(cls, profile) -> "NumberFormat":
+    def of(cls, profile) -> NumberFormat:
         """The format of a target profile (``record_of``)."""
         return cls.from_record(record_of(profile))
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "NumberFormat":
+    def from_record(cls, record: dict[str, Any]) -> NumberFormat:
         """The format a ``record_of`` dictionary describes (how a fine-tuned run stores it)."""
         shift = record.get("max_decay_shift")
         threshold, state, graded = record.get("threshold_bits"), record.get("state_bits"), record.get("input")
-        return cls(decay_format(record["decay"], math.inf if shift is None else shift),
-                   FloatState() if threshold is None else IntegerState(threshold),
-                   FloatState() if state is None else IntegerState(state),
-                   None if graded is None else (float(graded[0]), int(graded[1]), int(graded[2])))
+        return cls(
+            decay_format(record["decay"], math.inf if shift is None else shift),
+            FloatState() if threshold is None else IntegerState(threshold),
+            FloatState() if state is None else IntegerState(state),
+            None if graded is None else (float(graded[0]), int(graded[1]), int(graded[2])),
+        )
 
 
 def record_of(profile, input_spec: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -186,9 +189,13 @@ def record_of(profile, input_spec: dict[str, Any] | None = None) -> dict[str, An
 
     shift = profile.max_decay_shift
     graded = input_quantization(input_spec or {}, profile)
-    return {"decay": profile.decay, "max_decay_shift": None if math.isinf(shift) else int(shift),
-            "threshold_bits": bits(profile.threshold_bits), "state_bits": bits(profile.state_bits),
-            "input": None if graded is None else list(graded[1:])}
+    return {
+        "decay": profile.decay,
+        "max_decay_shift": None if math.isinf(shift) else int(shift),
+        "threshold_bits": bits(profile.threshold_bits),
+        "state_bits": bits(profile.state_bits),
+        "input": None if graded is None else list(graded[1:]),
+    }
 
 
 @dataclass(frozen=True)
@@ -243,8 +250,10 @@ def arithmetic_named(name: str) -> Arithmetic:
     if name not in _ARITHMETICS:
         from delaynir.errors import GraphFormatError
 
-        raise GraphFormatError(f"no installed target provides the arithmetic {name!r} (known: "
-                               f"{', '.join(sorted(_ARITHMETICS))}); install the target package that defines it")
+        raise GraphFormatError(
+            f"no installed target provides the arithmetic {name!r} (known: "
+            f"{', '.join(sorted(_ARITHMETICS))}); install the target package that defines it"
+        )
     return _ARITHMETICS[name]()
 
 

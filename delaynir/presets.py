@@ -24,8 +24,11 @@ PRESETS: dict[str, dict[str, tuple[Any, str]]] = {
         "delays": ("learned", "model_type = 'snn_delays': DCLS Gaussian kernels"),
         "tau_steps": (10.05, "init_tau = 10.05; its LIF decays by 1 − 1/τ per step"),
         "threshold": (1.0, "v_threshold"),
-        "reset": ("hard", "the paper's LIF zeroes the membrane after a spike; it also drops that step's input "
-                          "(one-step synaptic lag), which delaynir's hard reset keeps"),
+        "reset": (
+            "hard",
+            "the paper's LIF zeroes the membrane after a spike; it also drops that step's input "
+            "(one-step synaptic lag), which delaynir's hard reset keeps",
+        ),
         "surrogate_alpha": (5.0, "SurrGradSpike α = 5: α/2 / (1 + (π/2 α v)²), the ATan derivative"),
         "batchnorm": (True, "use_batchnorm"),
         "dropout": (0.4, "dropout_p"),

@@ -97,8 +97,10 @@ def input_quantization(spec: dict, profile) -> tuple[int, float, int, int] | Non
     if "value_range" not in spec:
         from delaynir.errors import TargetError
 
-        raise TargetError("graded input without a value range cannot be quantised; retrain with this delaynir "
-                          "version (the run records the training data's value range)")
+        raise TargetError(
+            "graded input without a value range cannot be quantised; retrain with this delaynir "
+            "version (the run records the training data's value range)"
+        )
     bits = int(profile.input_bits)
     return (bits, *input_grid(spec["value_range"], bits))
 

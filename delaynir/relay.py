@@ -24,17 +24,32 @@ from delaynir.graph import DelayGraph, Layer, Projection
 
 def _relay_layer(name: str, size: int, source: str, pre: np.ndarray, hop: int, step: int) -> Layer:
     n = np.arange(size)
-    hop_proj = Projection(source=source, pre=pre, post=n, delay=np.full(size, hop), weight=np.full(size, float(step)),
-                          scale=np.full(size, 1.0 / step))
-    return Layer(name=name, size=size, neuron="relay", beta=np.zeros(size), threshold=np.full(size, np.inf),
-                 bias=np.zeros(size), projections=[hop_proj])
+    hop_proj = Projection(
+        source=source,
+        pre=pre,
+        post=n,
+        delay=np.full(size, hop),
+        weight=np.full(size, float(step)),
+        scale=np.full(size, 1.0 / step),
+    )
+    return Layer(
+        name=name,
+        size=size,
+        neuron="relay",
+        beta=np.zeros(size),
+        threshold=np.full(size, np.inf),
+        bias=np.zeros(size),
+        projections=[hop_proj],
+    )
 
 
 def expand_relays(graph: DelayGraph, hop: int, *, weight_step: int = 1) -> tuple[DelayGraph, int]:
     """A copy of ``graph`` where no synapse delay exceeds ``hop`` steps; returns (graph, relay neurons added)."""
     if hop < 1:
-        raise TargetError(f"relay neurons need a target delay of at least 1 step per hop (target allows {hop}); "
-                          "this target cannot realise synaptic delays")
+        raise TargetError(
+            f"relay neurons need a target delay of at least 1 step per hop (target allows {hop}); "
+            "this target cannot realise synaptic delays"
+        )
     out = copy.deepcopy(graph)
     layers: list[Layer] = []
     added = 0
@@ -43,8 +58,11 @@ def expand_relays(graph: DelayGraph, hop: int, *, weight_step: int = 1) -> tuple
         for p_index, proj in enumerate(layer.projections):
             depth = np.maximum(-(-proj.delay // hop) - 1, 0)  # q = ceil(d / h) − 1, 0 when d <= h
             keep = depth == 0
-            projections.append(Projection(proj.source, proj.pre[keep], proj.post[keep], proj.delay[keep],
-                                          proj.weight[keep], proj.scale))
+            projections.append(
+                Projection(
+                    proj.source, proj.pre[keep], proj.post[keep], proj.delay[keep], proj.weight[keep], proj.scale
+                )
+            )
             source, source_index = proj.source, np.arange(graph.source_size(proj.source))
             for k in range(1, int(depth.max(initial=0)) + 1):
                 needs = np.unique(proj.pre[depth >= k])
@@ -54,8 +72,16 @@ def expand_relays(graph: DelayGraph, hop: int, *, weight_step: int = 1) -> tuple
                 at_depth = depth == k
                 relay_of = np.full(graph.source_size(proj.source), -1)
                 relay_of[needs] = np.arange(len(needs))
-                projections.append(Projection(name, relay_of[proj.pre[at_depth]], proj.post[at_depth],
-                                              proj.delay[at_depth] - k * hop, proj.weight[at_depth], proj.scale))
+                projections.append(
+                    Projection(
+                        name,
+                        relay_of[proj.pre[at_depth]],
+                        proj.post[at_depth],
+                        proj.delay[at_depth] - k * hop,
+                        proj.weight[at_depth],
+                        proj.scale,
+                    )
+                )
                 source, source_index = name, relay_of
         layer.projections = projections
         layers.append(layer)

@@ -57,8 +57,15 @@ def training_curves(metrics: list[dict[str, Any]], path: Path) -> Path:
     return _save(fig, path)
 
 
-def spike_rasters(x: torch.Tensor, spikes: dict[str, torch.Tensor], labels: torch.Tensor, preds: torch.Tensor,
-                  path: Path, *, graded: bool = False) -> Path:
+def spike_rasters(
+    x: torch.Tensor,
+    spikes: dict[str, torch.Tensor],
+    labels: torch.Tensor,
+    preds: torch.Tensor,
+    path: Path,
+    *,
+    graded: bool = False,
+) -> Path:
     """Input and hidden-layer rasters (rows: populations, columns: samples), time on x; ``graded`` input
     (real values or their codes) is drawn as an image of the values (channel × step) instead of dots."""
     rows = [(INPUT, x)] + list(spikes.items())
@@ -68,8 +75,14 @@ def spike_rasters(x: torch.Tensor, spikes: dict[str, torch.Tensor], labels: torc
         for r, (name, z) in enumerate(rows):
             a = ax[r, c]
             if graded and r == 0:
-                a.imshow(z[:, c].numpy().T, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
-                         extent=(-0.5, z.shape[0] - 0.5, -0.5, z.shape[2] - 0.5))
+                a.imshow(
+                    z[:, c].numpy().T,
+                    aspect="auto",
+                    origin="lower",
+                    cmap="magma",
+                    interpolation="nearest",
+                    extent=(-0.5, z.shape[0] - 0.5, -0.5, z.shape[2] - 0.5),
+                )
             else:
                 t, j = np.nonzero(z[:, c].numpy())
                 a.scatter(t, j, s=2, marker="|", c="k", linewidths=0.8)
@@ -89,8 +102,11 @@ def _layers(graph: DelayGraph):
     """(layer name, delays, effective weights) of every layer's synapses, all projections together."""
     for layer in graph.layers:
         if layer.projections:
-            yield (layer.name, np.concatenate([p.delay for p in layer.projections]),
-                   np.concatenate([p.effective_weight() for p in layer.projections]))
+            yield (
+                layer.name,
+                np.concatenate([p.delay for p in layer.projections]),
+                np.concatenate([p.effective_weight() for p in layer.projections]),
+            )
 
 
 def delay_histograms(graph: DelayGraph, path: Path) -> Path:
@@ -176,8 +192,12 @@ def clustering(grid: np.ndarray, *, shuffles: int = 20, seed: int = 0) -> dict[s
             shuffled[j][nz] = np.abs(grid[j][nz]) * rng.permutation(np.sign(grid[j][nz]))
         fractions = _same_sign_fraction(torch.from_numpy(shuffled))
         baseline.append(float((fractions * weights).sum() / weights.sum().clamp_min(1e-300)))
-    return {"same_sign_fraction": observed, "shuffled_baseline": float(np.mean(baseline)),
-            "shuffled_std": float(np.std(baseline)), "excess": observed - float(np.mean(baseline))}
+    return {
+        "same_sign_fraction": observed,
+        "shuffled_baseline": float(np.mean(baseline)),
+        "shuffled_std": float(np.std(baseline)),
+        "excess": observed - float(np.mean(baseline)),
+    }
 
 
 def structure_plot(graph: DelayGraph, path: Path) -> Path:
@@ -187,16 +207,24 @@ def structure_plot(graph: DelayGraph, path: Path) -> Path:
     offsets, mean = centred_structure(synapse_grid(graph))
     used = np.flatnonzero(np.abs(mean).sum(axis=1))  # offsets no neuron reaches stay off the plot
     if len(used):
-        offsets, mean = offsets[used[0]: used[-1] + 1], mean[used[0]: used[-1] + 1]
+        offsets, mean = offsets[used[0] : used[-1] + 1], mean[used[0] : used[-1] + 1]
     fig, ax = _figure()
     a = ax[0, 0]
     limit = float(np.abs(mean).max()) or 1.0
-    image = a.imshow(mean.T, origin="lower", aspect="auto", cmap="RdBu_r",
-                     norm=TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit),
-                     extent=(offsets[0] - 0.5, offsets[-1] + 0.5, -0.5, mean.shape[1] - 0.5))
+    image = a.imshow(
+        mean.T,
+        origin="lower",
+        aspect="auto",
+        cmap="RdBu_r",
+        norm=TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit),
+        extent=(offsets[0] - 0.5, offsets[-1] + 0.5, -0.5, mean.shape[1] - 0.5),
+    )
     fig.colorbar(image, ax=a, label="mean effective weight (red: excitatory, blue: inhibitory)")
-    a.set(xlabel="input channel offset from the neuron's |w|-weighted centre", ylabel="delay (steps)",
-          title=f"{graph.layers[0].name}: incoming weights by channel offset and delay, mean over neurons")
+    a.set(
+        xlabel="input channel offset from the neuron's |w|-weighted centre",
+        ylabel="delay (steps)",
+        title=f"{graph.layers[0].name}: incoming weights by channel offset and delay, mean over neurons",
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -207,8 +235,15 @@ def confusion_plot(matrix: np.ndarray, path: Path) -> Path:
     image = a.imshow(matrix, cmap="Blues")
     for (i, j), v in np.ndenumerate(matrix):
         if matrix.shape[0] <= 20:
-            a.text(j, i, str(int(v)), ha="center", va="center", fontsize=8,
-                   color="white" if v > matrix.max() / 2 else "black")
+            a.text(
+                j,
+                i,
+                str(int(v)),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if v > matrix.max() / 2 else "black",
+            )
     fig.colorbar(image, ax=a, label="samples")
     ticks = np.arange(matrix.shape[0]) if matrix.shape[0] <= 20 else np.linspace(0, matrix.shape[0] - 1, 10, dtype=int)
     a.set_xticks(ticks)

@@ -44,14 +44,17 @@ def data_file(data: str | Path, name: str = "train.h5") -> Path:
     data = Path(data)
     path = data / name if data.is_dir() else data
     if not path.is_file():
-        raise DataFormatError(f"no spike data at {path}; pass an SHD-layout (or frames-layout) .h5 file or a "
-                              f"directory with {name} (`delaynir data synth --out DIR` or `delaynir data audio` "
-                              "writes one)")
+        raise DataFormatError(
+            f"no spike data at {path}; pass an SHD-layout (or frames-layout) .h5 file or a "
+            f"directory with {name} (`delaynir data synth --out DIR` or `delaynir data audio` "
+            "writes one)"
+        )
     return path
 
 
-def open_dataset(path: str | Path, config: TrainConfig, *, n_steps: int | None = None,
-                 pool: int | None = None) -> SpikeDataset | FramesDataset:
+def open_dataset(
+    path: str | Path, config: TrainConfig, *, n_steps: int | None = None, pool: int | None = None
+) -> SpikeDataset | FramesDataset:
     """Open a spike file with the run's binning, or a frames file (graded input) at the run's dt;
     n_steps/pool default to the config (0 = automatic: a frames file's own frame count, no pooling)."""
     n_steps = n_steps or config.n_steps
@@ -79,8 +82,9 @@ def input_spec(data_info: dict[str, Any]) -> dict[str, Any]:
     return {key: data_info[key] for key in INPUT_SPEC_KEYS if key in data_info}
 
 
-def target_arithmetic(config: TrainConfig, data_info: dict[str, Any] | None = None
-                      ) -> tuple[WeightGrid | None, dict[str, Any] | None]:
+def target_arithmetic(
+    config: TrainConfig, data_info: dict[str, Any] | None = None
+) -> tuple[WeightGrid | None, dict[str, Any] | None]:
     """(weight grid, number format record) of ``config.quantize_target``'s profile (read now) for data binned as
     ``data_info`` says (graded input: its codes); (None, None) without a target or for float weights."""
     if not config.quantize_target:
@@ -94,9 +98,17 @@ def target_arithmetic(config: TrainConfig, data_info: dict[str, Any] | None = No
     return grid, (record_of(profile, input_spec(data_info or {})) if grid is not None else None)
 
 
-def model_payload(model: DelaySNN, config: TrainConfig, data_info: dict[str, Any], sigma: float,
-                  epoch: int, val_accuracy: float, *, weight_grid: WeightGrid | None = None,
-                  number_format: dict[str, Any] | None = None) -> dict[str, Any]:
+def model_payload(
+    model: DelaySNN,
+    config: TrainConfig,
+    data_info: dict[str, Any],
+    sigma: float,
+    epoch: int,
+    val_accuracy: float,
+    *,
+    weight_grid: WeightGrid | None = None,
+    number_format: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """What ``model.pt`` holds: enough to rebuild and evaluate the model without the training state
     (``weight_grid`` and ``number_format``: what fine-tuning rounded the model to, None without)."""
     return {
@@ -120,9 +132,9 @@ class Run:
 
     ``path`` the directory; ``model_file`` its model.pt; ``payload`` model.pt's entries; ``config`` the
     TrainConfig; ``data_info`` how the training file was binned (model.pt's ``data``); ``weight_grid`` and
-    ``number_format`` what fine-tuning rounded to (None when not fine-tuned for integer weights); ``model`` the best-validation
-    DelaySNN (CPU, eval mode, rounded delays). A directory that is not a loadable run raises CheckpointError
-    (TargetError for an old fine-tuned run whose profile is gone) naming the file and what to do.
+    ``number_format`` what fine-tuning rounded to (None when not fine-tuned for integer weights); ``model`` the
+    best-validation DelaySNN (CPU, eval mode, rounded delays). A directory that is not a loadable run raises
+    CheckpointError (TargetError for an old fine-tuned run whose profile is gone) naming the file and what to do.
     """
 
     def __init__(self, path: str | Path):
@@ -132,8 +144,10 @@ class Run:
         try:
             self.config = make_config(self.payload["config"], source=str(self.model_file))
         except ConfigError as exc:
-            raise CheckpointError(f"{exc}; the settings stored in it are damaged or from another delaynir "
-                                  "version: retrain the run, or load it with the delaynir that wrote it") from None
+            raise CheckpointError(
+                f"{exc}; the settings stored in it are damaged or from another delaynir "
+                "version: retrain the run, or load it with the delaynir that wrote it"
+            ) from None
         self.data_info: dict[str, Any] = self.payload["data"]
         self.weight_grid, self.number_format = self._arithmetic()
         self.model = self._model()
@@ -151,10 +165,12 @@ class Run:
             try:  # written before runs stored their grid
                 grid, record = target_arithmetic(self.config, self.data_info)
             except TargetError as exc:
-                raise TargetError(f"{self.model_file} was fine-tuned for target {self.config.quantize_target!r} "
-                                  "before runs stored their weight grid, so the grid is read from that profile, "
-                                  f"which fails: {exc}; put the profile back where it was, or fine-tune the source "
-                                  "run again") from None
+                raise TargetError(
+                    f"{self.model_file} was fine-tuned for target {self.config.quantize_target!r} "
+                    "before runs stored their weight grid, so the grid is read from that profile, "
+                    f"which fails: {exc}; put the profile back where it was, or fine-tune the source "
+                    "run again"
+                ) from None
         return grid, (None if grid is None or record is None else NumberFormat.from_record(record))
 
     def _model(self) -> DelaySNN:
@@ -164,8 +180,10 @@ class Run:
                 model.quantize_as(self.weight_grid, self.number_format)
             model.load_state_dict(self.payload["model"])
         except (KeyError, TypeError, RuntimeError, ConfigError) as exc:
-            raise CheckpointError(f"{self.model_file} does not match this delaynir version's model ({reason(exc)}); "
-                                  "retrain the run, or load it with the delaynir that wrote it") from None
+            raise CheckpointError(
+                f"{self.model_file} does not match this delaynir version's model ({reason(exc)}); "
+                "retrain the run, or load it with the delaynir that wrote it"
+            ) from None
         model.set_sigma(self.payload["sigma"])
         return model.eval()
 
@@ -187,8 +205,11 @@ class Run:
     @property
     def provenance(self) -> dict[str, Any]:
         """What a graph compiled from the run records of it: the run directory, config digest and epoch."""
-        return {"source_run": str(self.path.resolve()), "config_digest": self.payload.get("config_digest"),
-                "epoch": self.payload.get("epoch")}
+        return {
+            "source_run": str(self.path.resolve()),
+            "config_digest": self.payload.get("config_digest"),
+            "epoch": self.payload.get("epoch"),
+        }
 
     @property
     def metrics(self) -> list[dict[str, Any]]:
@@ -209,7 +230,8 @@ class Run:
             raise CheckpointError(
                 f"{path} has {dataset.n_inputs} inputs and {dataset.n_classes} classes after pooling by "
                 f"{info['pool']}; the run {self.path} was trained on {info['n_inputs']} inputs and "
-                f"{info['n_classes']} classes")
+                f"{info['n_classes']} classes"
+            )
         return dataset
 
     def validation_loader(self, batch_size: int = 256):
@@ -223,5 +245,6 @@ class Run:
         spec, dt and provenance (delaynir.compile.compile_model)."""
         from delaynir.compile import compile_model
 
-        return compile_model(self.model, profile, fit=fit, input_info=self.input_spec, dt=self.dt,
-                             provenance=self.provenance)
+        return compile_model(
+            self.model, profile, fit=fit, input_info=self.input_spec, dt=self.dt, provenance=self.provenance
+        )

@@ -18,9 +18,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -31,8 +32,9 @@ CONFIG, METRICS, CHECKPOINT, MODEL = "config.toml", "metrics.jsonl", "checkpoint
 FORMAT_VERSION = 1
 
 
-def check_output(path: str | Path, *, overwrite: bool, directory: bool = False,
-                 error: type[DelayNIRError] = ConfigError) -> Path:
+def check_output(
+    path: str | Path, *, overwrite: bool, directory: bool = False, error: type[DelayNIRError] = ConfigError
+) -> Path:
     """``path`` if an output can be committed there; else ``error`` saying why and what to do.
 
     Refused: an existing path without ``overwrite``, a directory where a file is written (or a file
@@ -54,8 +56,9 @@ def check_output(path: str | Path, *, overwrite: bool, directory: bool = False,
 
 
 @contextmanager
-def atomic_path(path: str | Path, *, overwrite: bool = True,
-                error: type[DelayNIRError] = ConfigError) -> Iterator[Path]:
+def atomic_path(
+    path: str | Path, *, overwrite: bool = True, error: type[DelayNIRError] = ConfigError
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
     ``path`` is checked first (``check_output``). On any error the temporary file is removed and
@@ -112,13 +115,35 @@ def content_digest(value: Any) -> str:
 
 
 #: What a checkpoint.pt and a model.pt must hold (key: type), checked when they are loaded.
-CHECKPOINT_KEYS = {"epoch": int, "best_val": float, "model": dict, "optimizer": dict, "scheduler": dict,
-                   "rng": torch.Tensor, "config": dict, "data": dict}
-MODEL_KEYS = {"model": dict, "model_config": dict, "config": dict, "data": dict, "sigma": float, "epoch": int,
-              "val_accuracy": float}
+CHECKPOINT_KEYS = {
+    "epoch": int,
+    "best_val": float,
+    "model": dict,
+    "optimizer": dict,
+    "scheduler": dict,
+    "rng": torch.Tensor,
+    "config": dict,
+    "data": dict,
+}
+MODEL_KEYS = {
+    "model": dict,
+    "model_config": dict,
+    "config": dict,
+    "data": dict,
+    "sigma": float,
+    "epoch": int,
+    "val_accuracy": float,
+}
 #: What the ``data`` entry of both must hold (how the run binned its training file).
-DATA_KEYS = {"train_file": str, "dt": float, "n_steps": int, "pool": int, "n_channels": int, "n_inputs": int,
-             "n_classes": int}
+DATA_KEYS = {
+    "train_file": str,
+    "dt": float,
+    "n_steps": int,
+    "pool": int,
+    "n_channels": int,
+    "n_inputs": int,
+    "n_classes": int,
+}
 #: What a model.pt's ``weight_grid`` must hold when it is not None (the fine-tuning grid, delaynir.quantize.WeightGrid).
 WEIGHT_GRID_KEYS = {"q_min": int, "q_max": int, "step": int, "per_output_channel": bool}
 #: What a model.pt's ``number_format`` must hold when it is not None (delaynir.number_formats.record_of).
@@ -157,19 +182,25 @@ def load_pt(path: str | Path, keys: dict[str, type] | None = None) -> dict[str, 
         )
     digest = payload.pop(DIGEST, None)  # absent in files written before digests were added
     if digest is not None and digest != content_digest(payload):
-        raise CheckpointError(f"{path} is damaged: its content does not match its SHA-256; restore it from a copy "
-                              "or retrain")
+        raise CheckpointError(
+            f"{path} is damaged: its content does not match its SHA-256; restore it from a copy or retrain"
+        )
     problems = _entry_problems(payload, keys or {}, "")
     if "data" in (keys or {}) and isinstance(payload.get("data"), dict):
         problems += _entry_problems(payload["data"], DATA_KEYS, "data.")
     for entry, keys in (("weight_grid", WEIGHT_GRID_KEYS), ("number_format", NUMBER_FORMAT_KEYS)):
         value = payload.get(entry)
         if value is not None:
-            problems += (_entry_problems(value, keys, f"{entry}.") if isinstance(value, dict)
-                         else [f"{entry} is a {type(value).__name__}, expected dict or None"])
+            problems += (
+                _entry_problems(value, keys, f"{entry}.")
+                if isinstance(value, dict)
+                else [f"{entry} is a {type(value).__name__}, expected dict or None"]
+            )
     if problems:
-        raise CheckpointError(f"{path} is incomplete or damaged: {'; '.join(problems)}; retrain the run "
-                              "(or resume it from an intact checkpoint)")
+        raise CheckpointError(
+            f"{path} is incomplete or damaged: {'; '.join(problems)}; retrain the run "
+            "(or resume it from an intact checkpoint)"
+        )
     return payload
 
 

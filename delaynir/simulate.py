@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 
 from delaynir.errors import ShapeError
-from delaynir.memory import check_memory
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
+from delaynir.memory import check_memory
 from delaynir.neuron_kinds import KINDS, predictions_of
 from delaynir.number_formats import arithmetic_of
 
@@ -73,7 +73,7 @@ class _Population:
         self.buf = torch.empty(n * (T + pad) * B + T * B, dtype=torch.float64)
         full = self.buf[: n * (T + pad) * B].view(n, T + pad, B)
         full[:, :pad].zero_()
-        self.buf[n * (T + pad) * B:].zero_()
+        self.buf[n * (T + pad) * B :].zero_()
         self.grid = full[:, pad:]
 
     def rows(self, length: int) -> torch.Tensor:
@@ -111,8 +111,10 @@ class _Inputs:
     def __init__(self, layer: Layer, pulls: list[_Pull], arithmetic, unit: np.ndarray | None = None):
         bias = in_units(layer.bias, unit)
         self.bias = torch.from_numpy(np.zeros_like(bias) if arithmetic.separate_bias else bias)
-        self.groups = [(None if scale is None else torch.from_numpy(scale), [pulls[k] for k in members])
-                       for scale, members in layer.scale_groups(arithmetic.unit_kinds)]
+        self.groups = [
+            (None if scale is None else torch.from_numpy(scale), [pulls[k] for k in members])
+            for scale, members in layer.scale_groups(arithmetic.unit_kinds)
+        ]
 
     def current(self, T: int, B: int, t: int | None = None) -> torch.Tensor:
         """I as (n, T, B) for all steps, or (n, B) at step t."""
@@ -126,16 +128,20 @@ class _Inputs:
 
 
 class _Neurons:
-    """A layer's neuron state (n, B) and its update: the kind's step (delaynir.neuron_kinds) in the graph's arithmetic."""
+    """A layer's neuron state (n, B) and its update: the kind's step (delaynir.neuron_kinds) in the graph's
+    arithmetic."""
 
     def __init__(self, layer: Layer, B: int, arithmetic, unit: np.ndarray | None = None):
         col = (-1, 1)
         self.kind, self.ops, self.per_unit = KINDS[layer.neuron], arithmetic.ops, arithmetic.state_per_unit
         self.step_of = arithmetic.step(self.kind)
         theta = in_units(layer.threshold, unit)
-        self.params = {"beta": torch.from_numpy(layer.beta).view(col), "theta": torch.from_numpy(theta).view(col),
-                       "alpha": torch.from_numpy(layer.alpha).view(col) if layer.alpha is not None else None,
-                       "hard": layer.reset == "hard"}
+        self.params = {
+            "beta": torch.from_numpy(layer.beta).view(col),
+            "theta": torch.from_numpy(theta).view(col),
+            "alpha": torch.from_numpy(layer.alpha).view(col) if layer.alpha is not None else None,
+            "hard": layer.reset == "hard",
+        }
         if arithmetic.separate_bias:
             self.params["bias"] = torch.from_numpy(in_units(layer.bias, unit)).view(col)
         self.state = self.kind.zero_state(torch.zeros(layer.size, B, dtype=torch.float64))
@@ -156,8 +162,11 @@ def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationRe
     if x.dim() != 3 or x.shape[2] != graph.n_inputs:
         raise ShapeError(f"the graph takes inputs (T, B, {graph.n_inputs}); got {tuple(x.shape)}")
     T, B, _ = x.shape
-    check_memory(graph.simulation_bytes(T, B), f"simulating {B} samples of {T} steps (delays up to "
-                 f"{graph.max_delay} steps, {graph.n_neurons} neurons)", "simulate fewer samples or steps at a time")
+    check_memory(
+        graph.simulation_bytes(T, B),
+        f"simulating {B} samples of {T} steps (delays up to {graph.max_delay} steps, {graph.n_neurons} neurons)",
+        "simulate fewer samples or steps at a time",
+    )
     sources = [INPUT, *(layer.name for layer in graph.layers)]
     pad = dict.fromkeys(sources, 0)
     for layer in graph.layers:
@@ -168,9 +177,12 @@ def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationRe
     pops[INPUT].grid.copy_(x.permute(2, 0, 1))
     arithmetic = arithmetic_of(graph)
     units = {layer.name: membrane_unit(layer, arithmetic.unit_kinds) for layer in graph.layers}
-    inputs_of = {layer.name: _Inputs(layer, [_Pull(p, pops[p.source], layer.size) for p in layer.projections],
-                                     arithmetic, units[layer.name])
-                 for layer in graph.layers}
+    inputs_of = {
+        layer.name: _Inputs(
+            layer, [_Pull(p, pops[p.source], layer.size) for p in layer.projections], arithmetic, units[layer.name]
+        )
+        for layer in graph.layers
+    }
     membranes = {layer.name: torch.empty(layer.size, T, B, dtype=torch.float64) for layer in graph.layers}
     neurons = {layer.name: _Neurons(layer, B, arithmetic, units[layer.name]) for layer in graph.layers}
     if graph.has_recurrence:

@@ -27,7 +27,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-
 from delaynir.errors import TargetError
 from delaynir.inputs import read_text
 from delaynir.neuron_kinds import NEURON_TYPES, RESETS
@@ -76,15 +75,24 @@ class _Spec:
 
 
 _SPECS: dict[str, _Spec] = {
-    "weight_bits": _Spec("int", "signed integer weight bits (>= 2), or 0 for float weights", required=True,
-                         minimum=0, maximum=64),
+    "weight_bits": _Spec(
+        "int", "signed integer weight bits (>= 2), or 0 for float weights", required=True, minimum=0, maximum=64
+    ),
     "weight_step": _Spec("int", "only multiples of this integer are representable", minimum=1, default=1),
-    "weight_symmetric": _Spec("bool", "range is symmetric, [-(2^(b-1)-1), 2^(b-1)-1] (sign-magnitude)",
-                              default=False),
-    "weight_scale": _Spec("choice", "granularity of the float scale of the integer weights",
-                          choices=WEIGHT_SCALES, default="per-output-channel"),
-    "max_delay": _Spec("int", "largest programmable synaptic delay in steps (0 = none), or inf", required=True,
-                       minimum=0, allow_inf=True),
+    "weight_symmetric": _Spec("bool", "range is symmetric, [-(2^(b-1)-1), 2^(b-1)-1] (sign-magnitude)", default=False),
+    "weight_scale": _Spec(
+        "choice",
+        "granularity of the float scale of the integer weights",
+        choices=WEIGHT_SCALES,
+        default="per-output-channel",
+    ),
+    "max_delay": _Spec(
+        "int",
+        "largest programmable synaptic delay in steps (0 = none), or inf",
+        required=True,
+        minimum=0,
+        allow_inf=True,
+    ),
     "per_synapse_delays": _Spec("bool", "every synapse has its own delay (else one per presynaptic neuron)"),
     "max_fan_in": _Spec("int", "synapses into one neuron", minimum=1, allow_inf=True, default=INF),
     "max_neurons": _Spec("int", "neurons in total", minimum=1, allow_inf=True, default=INF),
@@ -92,16 +100,29 @@ _SPECS: dict[str, _Spec] = {
     "max_inputs": _Spec("int", "input channels", minimum=1, allow_inf=True, default=INF),
     "max_outputs": _Spec("int", "output neurons", minimum=1, allow_inf=True, default=INF),
     "decay": _Spec("choice", "how a decay factor β is represented", choices=DECAY_KINDS, default="float"),
-    "max_decay_shift": _Spec("int", "largest k of a bitshift decay β = 1 − 2^−k", minimum=0, allow_inf=True,
-                             default=INF),
+    "max_decay_shift": _Spec(
+        "int", "largest k of a bitshift decay β = 1 − 2^−k", minimum=0, allow_inf=True, default=INF
+    ),
     "state_bits": _Spec("int", "bits of the neuron state", minimum=1, allow_inf=True, default=INF),
     "threshold_bits": _Spec("int", "bits of the threshold", minimum=1, allow_inf=True, default=INF),
-    "graded_input": _Spec("bool", "the network input may be real-valued (graded values of input_bits bits) "
-                          "instead of spikes", default=False),
-    "input_bits": _Spec("int", "bits of one graded input value (unsigned codes for non-negative input), or inf",
-                        minimum=1, allow_inf=True, default=INF),
-    "arithmetic": _Spec("name", "the arithmetic a compiled graph is computed in: float64, or one a target package "
-                        "provides (delaynir.number_formats)", default="float64"),
+    "graded_input": _Spec(
+        "bool",
+        "the network input may be real-valued (graded values of input_bits bits) instead of spikes",
+        default=False,
+    ),
+    "input_bits": _Spec(
+        "int",
+        "bits of one graded input value (unsigned codes for non-negative input), or inf",
+        minimum=1,
+        allow_inf=True,
+        default=INF,
+    ),
+    "arithmetic": _Spec(
+        "name",
+        "the arithmetic a compiled graph is computed in: float64, or one a target package "
+        "provides (delaynir.number_formats)",
+        default="float64",
+    ),
     "neuron_types": _Spec("list", "neuron types the target runs", choices=NEURON_TYPES, default=NEURON_TYPES),
     "resets": _Spec("list", "reset modes the target runs", choices=RESETS, default=RESETS),
 }
@@ -120,8 +141,7 @@ class Limit:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": json_value(self.value), "source": self.source, "confirmed": self.confirmed,
-                "note": self.note}
+        return {"value": json_value(self.value), "source": self.source, "confirmed": self.confirmed, "note": self.note}
 
 
 @dataclass
@@ -302,8 +322,11 @@ def _builtin_dir() -> Any:
 
 def _builtin_files() -> dict[str, Any]:
     folder = _builtin_dir()
-    return {entry.name[: -len(".toml")]: entry for entry in folder.iterdir()
-            if entry.name.endswith(".toml") and entry.is_file()}
+    return {
+        entry.name[: -len(".toml")]: entry
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml") and entry.is_file()
+    }
 
 
 def builtin_target_names() -> list[str]:
@@ -407,33 +430,39 @@ def _check_value(key: str, spec: _Spec, value: Any) -> str | None:
             return f"{where} must be a non-empty list of strings out of {', '.join(spec.choices)} (got {value!r})"
         unknown = [v for v in value if v not in spec.choices]
         if unknown:
-            return (f"{where} has unknown entr{'ies' if len(unknown) > 1 else 'y'} "
-                    f"{', '.join(repr(v) for v in unknown)}; allowed: {', '.join(spec.choices)}")
+            return (
+                f"{where} has unknown entr{'ies' if len(unknown) > 1 else 'y'} "
+                f"{', '.join(repr(v) for v in unknown)}; allowed: {', '.join(spec.choices)}"
+            )
         if len(set(value)) != len(value):
             return f"{where} lists an entry twice ({value!r})"
         return None
     raise AssertionError(spec.kind)  # pragma: no cover
 
 
-def _validate(data: dict[str, Any], source: str, problems: list[str],
-              expected_name: str | None) -> TargetProfile | None:
+def _validate(
+    data: dict[str, Any], source: str, problems: list[str], expected_name: str | None
+) -> TargetProfile | None:
     for key in sorted(set(data) - set(_TOP_KEYS)):
         problems.append(f"unknown top-level key {key!r}; allowed: {', '.join(_TOP_KEYS)}")
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.append(f"key 'name' must be a non-empty string (got {name!r})")
     elif expected_name is not None and name != expected_name:
-        problems.append(f"key 'name' is {name!r} but a built-in profile must be named after its file "
-                        f"({expected_name!r})")
-    description = data.get("description", None)
+        problems.append(
+            f"key 'name' is {name!r} but a built-in profile must be named after its file ({expected_name!r})"
+        )
+    description = data.get("description")
     if not isinstance(description, str):
         problems.append(f"key 'description' must be a string (got {description!r})")
     version = data.get("format_version")
     if version is None:
         problems.append(f"key 'format_version' is missing; write format_version = {FORMAT_VERSION}")
     elif not _is_int(version) or version != FORMAT_VERSION:
-        problems.append(f"key 'format_version' must be {FORMAT_VERSION} (got {version!r}); "
-                        "a newer delaynir may be needed to read this profile")
+        problems.append(
+            f"key 'format_version' must be {FORMAT_VERSION} (got {version!r}); "
+            "a newer delaynir may be needed to read this profile"
+        )
 
     raw_limits = data.get("limits")
     limits: dict[str, Limit] = {}
@@ -453,8 +482,10 @@ def _validate(data: dict[str, Any], source: str, problems: list[str],
             continue
         entry = raw_limits[key]
         if not isinstance(entry, dict):
-            problems.append(f"limits.{key} must be an inline table {{ value = ..., source = \"...\", "
-                            f"confirmed = true|false }} (got {entry!r})")
+            problems.append(
+                f'limits.{key} must be an inline table {{ value = ..., source = "...", '
+                f"confirmed = true|false }} (got {entry!r})"
+            )
             continue
         entry_ok = True
         for sub in sorted(set(entry) - set(_ENTRY_KEYS)):
@@ -503,13 +534,18 @@ def _cross_check(limits: dict[str, Limit], raw: dict[str, Any], problems: list[s
         symmetric = limits["weight_symmetric"].value if "weight_symmetric" in limits else False
         lo, hi = _weight_range(bits, step, symmetric)
         if hi < step:
-            problems.append(f"limits.weight_step.value {step} leaves no non-zero weight in {bits} bits "
-                            f"(range {lo}..{hi})")
+            problems.append(
+                f"limits.weight_step.value {step} leaves no non-zero weight in {bits} bits (range {lo}..{hi})"
+            )
     decay = limits["decay"].value if "decay" in limits else "float"
     if "max_decay_shift" in raw and "decay" in limits and decay != "bitshift":
-        problems.append(f"limits.max_decay_shift applies only to decay = \"bitshift\" (decay is {decay!r})")
+        problems.append(f'limits.max_decay_shift applies only to decay = "bitshift" (decay is {decay!r})')
     if "max_decay_shift" in raw and "decay" not in raw:
-        problems.append("limits.max_decay_shift applies only to decay = \"bitshift\", but decay is not set")
-    if (limits.get("per_synapse_delays") is not None and limits["per_synapse_delays"].value
-            and "max_delay" in limits and limits["max_delay"].value == 0):
+        problems.append('limits.max_decay_shift applies only to decay = "bitshift", but decay is not set')
+    if (
+        limits.get("per_synapse_delays") is not None
+        and limits["per_synapse_delays"].value
+        and "max_delay" in limits
+        and limits["max_delay"].value == 0
+    ):
         problems.append("limits.per_synapse_delays is true but max_delay is 0 (no programmable delays)")

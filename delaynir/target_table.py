@@ -4,7 +4,8 @@ does not confirm it)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from delaynir.target import TargetProfile
 
@@ -32,9 +33,11 @@ def _columns(p: TargetProfile) -> list[str]:
     delays = _cell(p, ("max_delay", "per_synapse_delays"), delays)
     fan_in = _cell(p, ("max_fan_in",), _limit_text(p.max_fan_in))
     neurons = _limit_text(p.max_neurons)
-    extras = [f"{label} {_limit_text(v)}" for label, v in
-              (("in", p.max_inputs), ("out", p.max_outputs), ("per layer", p.max_neurons_per_layer))
-              if not math.isinf(v)]
+    extras = [
+        f"{label} {_limit_text(v)}"
+        for label, v in (("in", p.max_inputs), ("out", p.max_outputs), ("per layer", p.max_neurons_per_layer))
+        if not math.isinf(v)
+    ]
     if extras:
         neurons += f" ({', '.join(extras)})"
     neurons = _cell(p, ("max_neurons", "max_inputs", "max_outputs", "max_neurons_per_layer"), neurons)
@@ -42,8 +45,9 @@ def _columns(p: TargetProfile) -> list[str]:
     if decay == "bitshift" and not math.isinf(p.max_decay_shift):
         decay += f" k<={p.max_decay_shift}"
     decay = _cell(p, ("decay", "max_decay_shift"), decay)
-    graded = "spikes" if not p.graded_input else "graded " + (
-        "float" if math.isinf(p.input_bits) else f"{p.input_bits}-bit")
+    graded = (
+        "spikes" if not p.graded_input else "graded " + ("float" if math.isinf(p.input_bits) else f"{p.input_bits}-bit")
+    )
     graded = _cell(p, ("graded_input", "input_bits"), graded)
     return [p.name, weights, delays, fan_in, neurons, decay, graded]
 
@@ -61,6 +65,7 @@ def format_targets_table(profiles: Iterable[TargetProfile]) -> str:
     out = [line(header), line(["-" * w for w in widths])]
     out.extend(line(r) for r in rows)
     out.append("")
-    out.append("? = not confirmed by a public source; - = no limit. "
-               "Sources: delaynir targets --json, or docs/targets.md")
+    out.append(
+        "? = not confirmed by a public source; - = no limit. Sources: delaynir targets --json, or docs/targets.md"
+    )
     return "\n".join(out)

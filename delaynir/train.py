@@ -39,8 +39,8 @@ from delaynir.errors import CheckpointError, ConfigError, reason
 from delaynir.memory import check_memory
 from delaynir.nn.model import DelaySNN, readout_loss, summed_softmax
 from delaynir.nn.rewiring import Rewiring, active_connections
-from delaynir.quantize import WeightGrid
 from delaynir.number_formats import NumberFormat
+from delaynir.quantize import WeightGrid
 from delaynir.run import Run, data_file, input_encoding, model_payload, open_dataset, target_arithmetic
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,7 @@ def build_model(config: TrainConfig, n_inputs: int, n_outputs: int) -> DelaySNN:
     return DelaySNN(config.model_config(n_inputs, n_outputs))
 
 
-def build_rewiring(model: DelaySNN, config: TrainConfig, ctx: distributed.DistContext | None = None
-                   ) -> Rewiring | None:
+def build_rewiring(model: DelaySNN, config: TrainConfig, ctx: distributed.DistContext | None = None) -> Rewiring | None:
     """DEEP R + RigL / random regrowth for the model's sparse layers; None without pruning.
 
     Its randomness is seeded per step from ``config.seed`` and, with ``ctx``, RigL's candidate
@@ -88,14 +87,27 @@ def build_rewiring(model: DelaySNN, config: TrainConfig, ctx: distributed.DistCo
     """
     if config.prune == "none":
         return None
-    return Rewiring(model.sparse_layers(), method=config.prune, l1=config.prune_l1,
-                    temperature=config.prune_temperature, magnitude=config.regrow_magnitude,
-                    interval=config.rewire_interval, pool=config.regrow_pool, seed=config.seed,
-                    average=ctx.average_ if ctx is not None and ctx.enabled else None)
+    return Rewiring(
+        model.sparse_layers(),
+        method=config.prune,
+        l1=config.prune_l1,
+        temperature=config.prune_temperature,
+        magnitude=config.regrow_magnitude,
+        interval=config.rewire_interval,
+        pool=config.regrow_pool,
+        seed=config.seed,
+        average=ctx.average_ if ctx is not None and ctx.enabled else None,
+    )
 
 
-def _build_state(config: TrainConfig, n_inputs: int, n_outputs: int, steps_per_epoch: int,
-                 device: torch.device, data_info: dict[str, Any] | None = None) -> _State:
+def _build_state(
+    config: TrainConfig,
+    n_inputs: int,
+    n_outputs: int,
+    steps_per_epoch: int,
+    device: torch.device,
+    data_info: dict[str, Any] | None = None,
+) -> _State:
     model = build_model(config, n_inputs, n_outputs)
     grid, number_format = target_arithmetic(config, data_info)
     if grid is not None:
@@ -113,9 +125,10 @@ def _build_state(config: TrainConfig, n_inputs: int, n_outputs: int, steps_per_e
         groups.append({"params": positions, "lr": config.lr * config.position_lr_factor, "weight_decay": 0.0})
     optimizer = torch.optim.Adam(groups)
     total = config.epochs * steps_per_epoch
-    schedules = [config.lr_schedule, config.position_lr_schedule][:len(groups)]
+    schedules = [config.lr_schedule, config.position_lr_schedule][: len(groups)]
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, [functools.partial(lr_factor, name, total_steps=total) for name in schedules])
+        optimizer, [functools.partial(lr_factor, name, total_steps=total) for name in schedules]
+    )
     return _State(model, optimizer, scheduler, grid, number_format)
 
 
@@ -148,8 +161,14 @@ def _autocast(device: torch.device, enabled: bool):
 
 
 @torch.no_grad()
-def evaluate_model(model: DelaySNN, loader, device: torch.device, *, kernel: str = "rounded",
-                   ctx: distributed.DistContext | None = None) -> dict[str, Any]:
+def evaluate_model(
+    model: DelaySNN,
+    loader,
+    device: torch.device,
+    *,
+    kernel: str = "rounded",
+    ctx: distributed.DistContext | None = None,
+) -> dict[str, Any]:
     """Accuracy, loss and mean hidden spike rates per sample of ``model`` in eval mode with ``rounded``
     (deployed) or ``gaussian`` kernels. With ``ctx``, ``loader`` holds this process's share of the
     samples and the totals are summed over processes."""
@@ -173,12 +192,21 @@ def evaluate_model(model: DelaySNN, loader, device: torch.device, *, kernel: str
     if ctx is not None:
         loss_sum, correct, total, *rate_sums = ctx.sum([loss_sum, correct, total, *rate_sums])
     total = int(total)
-    return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1), "n": total,
-            "spike_rates": [r / total for r in rate_sums] if total else []}
+    return {
+        "accuracy": correct / max(total, 1),
+        "loss": loss_sum / max(total, 1),
+        "n": total,
+        "spike_rates": [r / total for r in rate_sums] if total else [],
+    }
 
 
-def _checkpoint_payload(state: _State, config: TrainConfig, data_info: dict[str, Any],
-                        rng_ranks: list[torch.Tensor], metrics: list[dict[str, Any]]) -> dict[str, Any]:
+def _checkpoint_payload(
+    state: _State,
+    config: TrainConfig,
+    data_info: dict[str, Any],
+    rng_ranks: list[torch.Tensor],
+    metrics: list[dict[str, Any]],
+) -> dict[str, Any]:
     extra = {"rng_ranks": rng_ranks} if len(rng_ranks) > 1 else {}  # each process's dropout stream
     return {
         "format_version": runs.FORMAT_VERSION,
@@ -200,8 +228,9 @@ def _rank_seed(seed: int, rank: int, epoch: int) -> int:
     return (seed * 1_000_003 + rank * 7919 + epoch) % 2**63
 
 
-def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: bool = False,
-          progress: bool = False) -> dict[str, Any]:
+def train(
+    config: TrainConfig, data: str | Path, out: str | Path, *, resume: bool = False, progress: bool = False
+) -> dict[str, Any]:
     """Train a delay SNN on ``data`` into run directory ``out``; returns a summary dict.
 
     ``resume`` continues an interrupted run from ``out/checkpoint.pt`` with the
@@ -219,57 +248,85 @@ def train(config: TrainConfig, data: str | Path, out: str | Path, *, resume: boo
         ckpt = runs.load_pt(out / runs.CHECKPOINT, runs.CHECKPOINT_KEYS)
         config = make_config(ckpt["config"], source=str(out / runs.CHECKPOINT))
     elif out.exists() and any(out.iterdir()):
-        raise CheckpointError(f"run directory {out} already exists and is not empty; pass --resume to continue it "
-                              "or choose a new --out (nothing there is overwritten)")
+        raise CheckpointError(
+            f"run directory {out} already exists and is not empty; pass --resume to continue it "
+            "or choose a new --out (nothing there is overwritten)"
+        )
     config.validate()
     with distributed.session(resolve_device(config.device)) as ctx:
         ctx.barrier()  # every rank has checked `out` before rank 0 writes to it
         return _train(ctx, config, data, out, ckpt, progress and ctx.is_main)
 
 
-def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, out: Path,
-           ckpt: dict[str, Any] | None, progress: bool) -> dict[str, Any]:
+def _train(
+    ctx: distributed.DistContext,
+    config: TrainConfig,
+    data: str | Path,
+    out: Path,
+    ckpt: dict[str, Any] | None,
+    progress: bool,
+) -> dict[str, Any]:
     if config.batch_size < ctx.world_size:
-        raise ConfigError(f"batch_size {config.batch_size} is the global batch, shared by {ctx.world_size} processes; "
-                          f"it must be at least {ctx.world_size}")
+        raise ConfigError(
+            f"batch_size {config.batch_size} is the global batch, shared by {ctx.world_size} processes; "
+            f"it must be at least {ctx.world_size}"
+        )
     torch.manual_seed(config.seed)
     device = ctx.device
     path = data_file(data)
     dataset = open_dataset(path, config)
     train_idx, val_idx = validation_split(dataset, fraction=config.val_fraction, seed=config.seed)
-    data_info = {"train_file": str(path.resolve()), "dt": config.dt, "n_steps": dataset.n_steps,
-                 "pool": dataset.pool, "n_channels": dataset.n_channels, "n_inputs": dataset.n_inputs,
-                 "n_classes": dataset.n_classes, "n_train": len(train_idx), "n_val": len(val_idx),
-                 **input_encoding(dataset)}
+    data_info = {
+        "train_file": str(path.resolve()),
+        "dt": config.dt,
+        "n_steps": dataset.n_steps,
+        "pool": dataset.pool,
+        "n_channels": dataset.n_channels,
+        "n_inputs": dataset.n_inputs,
+        "n_classes": dataset.n_classes,
+        "n_train": len(train_idx),
+        "n_val": len(val_idx),
+        **input_encoding(dataset),
+    }
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
     sizes = [dataset.n_inputs, *config.hidden, dataset.n_classes]
-    check_memory(4 * (config.batch_size * dataset.n_steps * sum(sizes)
-                      + config.max_delay * sum(a * b for a, b in zip(sizes, sizes[1:]))),
-                 f"training on {path} (batch {config.batch_size} × {dataset.n_steps} steps, layers "
-                 f"{' → '.join(map(str, sizes))}, {config.max_delay} delay taps)",
-                 f"lower batch_size, n_steps, hidden or max_delay (the readout has one neuron per class: the labels "
-                 f"in {path.name} give {dataset.n_classes})")
+    check_memory(
+        4
+        * (
+            config.batch_size * dataset.n_steps * sum(sizes)
+            + config.max_delay * sum(a * b for a, b in zip(sizes, sizes[1:]))
+        ),
+        f"training on {path} (batch {config.batch_size} × {dataset.n_steps} steps, layers "
+        f"{' → '.join(map(str, sizes))}, {config.max_delay} delay taps)",
+        f"lower batch_size, n_steps, hidden or max_delay (the readout has one neuron per class: the labels "
+        f"in {path.name} give {dataset.n_classes})",
+    )
     state = _build_state(config, dataset.n_inputs, dataset.n_classes, steps_per_epoch, device, data_info)
     metrics: list[dict[str, Any]] = []
     if ckpt is not None:
         if ckpt["data"]["n_inputs"] != dataset.n_inputs or ckpt["data"]["n_classes"] != dataset.n_classes:
-            raise CheckpointError(f"{out}: checkpoint was trained on {ckpt['data']['train_file']} with different "
-                                  f"inputs/classes than {path}")
+            raise CheckpointError(
+                f"{out}: checkpoint was trained on {ckpt['data']['train_file']} with different "
+                f"inputs/classes than {path}"
+            )
         try:
             state.model.load_state_dict(ckpt["model"])
             state.optimizer.load_state_dict(ckpt["optimizer"])
             state.scheduler.load_state_dict(ckpt["scheduler"])
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{out / runs.CHECKPOINT} does not match the model its configuration builds "
-                                  f"({reason(exc)}); it is damaged or from another delaynir version") from None
+            raise CheckpointError(
+                f"{out / runs.CHECKPOINT} does not match the model its configuration builds "
+                f"({reason(exc)}); it is damaged or from another delaynir version"
+            ) from None
         state.epoch, state.best_val = ckpt["epoch"], ckpt["best_val"]
         rngs = ckpt.get("rng_ranks", [ckpt["rng"]])
         if ctx.rank == 0 or len(rngs) == ctx.world_size:
             torch.set_rng_state(rngs[ctx.rank])
         else:  # resumed with more processes than the run had
             torch.manual_seed(_rank_seed(config.seed, ctx.rank, state.epoch))
-        metrics = ckpt["metrics"] if "metrics" in ckpt else \
-            [m for m in runs.read_metrics(out) if m["epoch"] <= state.epoch]  # a checkpoint without its metrics
+        metrics = (
+            ckpt["metrics"] if "metrics" in ckpt else [m for m in runs.read_metrics(out) if m["epoch"] <= state.epoch]
+        )  # a checkpoint without its metrics
         log.info("resuming %s after epoch %d", out, state.epoch)
     elif ctx.rank:
         torch.manual_seed(_rank_seed(config.seed, ctx.rank, 0))
@@ -277,9 +334,17 @@ def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, 
         out.mkdir(parents=True, exist_ok=True)
         runs.write_text_atomic(out / runs.CONFIG, dumps_toml(config.to_dict()))
         runs.write_metrics(out, metrics)
-    log.info("training on %s (%d train / %d validation samples, %d inputs, %d classes, T=%d) on %s%s",
-             path, len(train_idx), len(val_idx), dataset.n_inputs, dataset.n_classes, dataset.n_steps, device,
-             f" × {ctx.world_size} processes (global batch {config.batch_size})" if ctx.enabled else "")
+    log.info(
+        "training on %s (%d train / %d validation samples, %d inputs, %d classes, T=%d) on %s%s",
+        path,
+        len(train_idx),
+        len(val_idx),
+        dataset.n_inputs,
+        dataset.n_classes,
+        dataset.n_steps,
+        device,
+        f" × {ctx.world_size} processes (global batch {config.batch_size})" if ctx.enabled else "",
+    )
     shard = {"rank": ctx.rank, "world_size": ctx.world_size}
     val_loader = make_loader(dataset, val_idx, batch_size=config.batch_size, shuffle=False, pad_shards=False, **shard)
     total_steps = config.epochs * steps_per_epoch
@@ -288,8 +353,15 @@ def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, 
     rewiring = build_rewiring(model, config, ctx)
     for epoch in range(state.epoch + 1, config.epochs + 1):
         t0 = time.perf_counter()
-        loader = make_loader(dataset, train_idx, batch_size=config.batch_size, shuffle=True,
-                             seed=config.seed + epoch, num_workers=config.num_workers, **shard)
+        loader = make_loader(
+            dataset,
+            train_idx,
+            batch_size=config.batch_size,
+            shuffle=True,
+            seed=config.seed + epoch,
+            num_workers=config.num_workers,
+            **shard,
+        )
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
         bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress, unit="batch")
@@ -319,8 +391,9 @@ def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, 
             loss_sum += float(loss.detach()) * n
             correct += int((summed_softmax(out_v[:, :n].detach().float()).argmax(1) == y[:n]).sum())
             seen += n
-            bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.3f}", acc=f"{correct / max(seen, 1):.3f}",
-                            sigma=f"{sigma:.2f}")
+            bar.set_postfix(
+                loss=f"{loss_sum / max(seen, 1):.3f}", acc=f"{correct / max(seen, 1):.3f}", sigma=f"{sigma:.2f}"
+            )
         loss_sum, correct, seen = ctx.sum([loss_sum, correct, seen])
         ctx.broadcast_batchnorm(model)
         val = evaluate_model(model, val_loader, device, ctx=ctx)
@@ -329,35 +402,80 @@ def _train(ctx: distributed.DistContext, config: TrainConfig, data: str | Path, 
         if improved:
             state.best_val = val["accuracy"]
         rng_ranks = ctx.gather(torch.get_rng_state())
-        row = {"epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen,
-               "val_accuracy": val["accuracy"], "val_loss": val["loss"], "sigma": sigma,
-               "lr": state.optimizer.param_groups[0]["lr"], "spike_rates": val["spike_rates"],
-               "seconds": time.perf_counter() - t0}
+        row = {
+            "epoch": epoch,
+            "loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
+            "val_accuracy": val["accuracy"],
+            "val_loss": val["loss"],
+            "sigma": sigma,
+            "lr": state.optimizer.param_groups[0]["lr"],
+            "spike_rates": val["spike_rates"],
+            "seconds": time.perf_counter() - t0,
+        }
         if rewiring is not None:
             row.update(rewiring.epoch_metrics())
-            log.info("epoch %d: active connections %s of %s per sparse layer; removed %s, regrown %s", epoch,
-                     row["active_connections"], row["connection_budget"], row["removed"], row["regrown"])
+            log.info(
+                "epoch %d: active connections %s of %s per sparse layer; removed %s, regrown %s",
+                epoch,
+                row["active_connections"],
+                row["connection_budget"],
+                row["removed"],
+                row["regrown"],
+            )
         elif model.sparse_layers():
             row.update(active_connections(model.sparse_layers()))
         metrics.append(row)
         if ctx.is_main:  # model.pt and metrics.jsonl first; checkpoint.pt, which holds both, commits the epoch
             if improved:
-                runs.save_pt(out / runs.MODEL, model_payload(model, config, data_info, sigma, epoch, val["accuracy"],
-                                                             weight_grid=state.weight_grid,
-                                                             number_format=state.number_format))
+                runs.save_pt(
+                    out / runs.MODEL,
+                    model_payload(
+                        model,
+                        config,
+                        data_info,
+                        sigma,
+                        epoch,
+                        val["accuracy"],
+                        weight_grid=state.weight_grid,
+                        number_format=state.number_format,
+                    ),
+                )
             runs.write_metrics(out, metrics)
             runs.save_pt(out / runs.CHECKPOINT, _checkpoint_payload(state, config, data_info, rng_ranks, metrics))
-        log.info("epoch %d/%d loss %.4f train %.3f val %.3f sigma %.2f (%.1fs)", epoch, config.epochs,
-                 row["loss"], row["train_accuracy"], row["val_accuracy"], sigma, row["seconds"])
+        log.info(
+            "epoch %d/%d loss %.4f train %.3f val %.3f sigma %.2f (%.1fs)",
+            epoch,
+            config.epochs,
+            row["loss"],
+            row["train_accuracy"],
+            row["val_accuracy"],
+            sigma,
+            row["seconds"],
+        )
     ctx.barrier()  # the run directory is complete when any rank returns
     best = max(metrics, key=lambda m: m["val_accuracy"]) if metrics else {}
-    return {"run_dir": str(out), "epochs": config.epochs, "best_epoch": best.get("epoch"),
-            "best_val_accuracy": state.best_val, "final": metrics[-1] if metrics else None,
-            "delays": config.delays, "device": str(device), "world_size": ctx.world_size}
+    return {
+        "run_dir": str(out),
+        "epochs": config.epochs,
+        "best_epoch": best.get("epoch"),
+        "best_val_accuracy": state.best_val,
+        "final": metrics[-1] if metrics else None,
+        "delays": config.delays,
+        "device": str(device),
+        "world_size": ctx.world_size,
+    }
 
 
-def finetune(run_dir: str | Path, target: str, out: str | Path | None = None, *, epochs: int = 5,
-             lr: float | None = None, progress: bool = False) -> dict[str, Any]:
+def finetune(
+    run_dir: str | Path,
+    target: str,
+    out: str | Path | None = None,
+    *,
+    epochs: int = 5,
+    lr: float | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Quantisation-aware fine-tuning of a run's best model for ``target`` into a new run directory.
 
     Trains with rounded delays, frozen BatchNorm statistics and weights fake-quantised
@@ -368,8 +486,13 @@ def finetune(run_dir: str | Path, target: str, out: str | Path | None = None, *,
 
     profile = load_target(target)
     source = Run(run_dir)
-    values = dict(source.config.to_dict(), epochs=epochs, init_from=str(source.path.resolve() / runs.MODEL),
-                  quantize_target=str(profile.path) if Path(target).suffix == ".toml" else profile.name,
-                  lr=lr if lr is not None else source.config.lr / 10, lr_schedule="cosine")
+    values = dict(
+        source.config.to_dict(),
+        epochs=epochs,
+        init_from=str(source.path.resolve() / runs.MODEL),
+        quantize_target=str(profile.path) if Path(target).suffix == ".toml" else profile.name,
+        lr=lr if lr is not None else source.config.lr / 10,
+        lr_schedule="cosine",
+    )
     out = Path(out) if out else Path(f"{run_dir}-finetune-{profile.name}")
     return train(load_config(None, values), source.train_file, out, progress=progress)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -39,9 +40,11 @@ def _runners(graph: DelayGraph, sims: list[str] | None, workdir: Path) -> dict[s
     for name in external(graph) if sims is None else [n for n in external() if n in sims]:
         executor = EXECUTORS[name]
         if not executor.applies(graph):
-            raise ConfigError(f"simulator {name!r} runs only graphs in the {executor.arithmetic} arithmetic; this "
-                              f"graph is computed in {graph.arithmetic!r} (compiled for target {graph.target!r}); "
-                              f"leave {name!r} out of --sims")
+            raise ConfigError(
+                f"simulator {name!r} runs only graphs in the {executor.arithmetic} arithmetic; this "
+                f"graph is computed in {graph.arithmetic!r} (compiled for target {graph.target!r}); "
+                f"leave {name!r} out of --sims"
+            )
         try:
             if executor.format not in files:
                 files[executor.format] = executor.export(graph, workdir / executor.format.file)
@@ -93,9 +96,12 @@ class Tally:
             self.first = _first_divergence(ref, other, offset)
 
     def summary(self) -> dict[str, Any]:
-        return {"spike_agreement": {k: self.same[k] / self.entries[k] for k in self.same if self.entries[k]},
-                "prediction_agreement": self.agree / max(self.n, 1), "accuracy": self.correct / max(self.n, 1),
-                "first_divergence": self.first}
+        return {
+            "spike_agreement": {k: self.same[k] / self.entries[k] for k in self.same if self.entries[k]},
+            "prediction_agreement": self.agree / max(self.n, 1),
+            "accuracy": self.correct / max(self.n, 1),
+            "first_divergence": self.first,
+        }
 
 
 def _first_divergence(ref: SimulationResult, other: SimulationResult, offset: int) -> dict[str, Any] | None:
@@ -106,14 +112,20 @@ def _first_divergence(ref: SimulationResult, other: SimulationResult, offset: in
         diff = (a != other.spikes[layer].to(a.dtype)).nonzero()
         if len(diff) and (best is None or int(diff[0, 0]) < best["step"]):
             t, b, j = (int(v) for v in diff[0])
-            best = {"layer": layer, "sample": offset + b, "neuron": j, "step": t,
-                    "reference_membrane": float(ref.membranes[layer][t, b, j]),
-                    "other_membrane": float(other.membranes[layer][t, b, j]) if layer in other.membranes else None}
+            best = {
+                "layer": layer,
+                "sample": offset + b,
+                "neuron": j,
+                "step": t,
+                "reference_membrane": float(ref.membranes[layer][t, b, j]),
+                "other_membrane": float(other.membranes[layer][t, b, j]) if layer in other.membranes else None,
+            }
     return best
 
 
-def verify(graph: DelayGraph, loader, *, sims: list[str] | None = None, model=None,
-           progress: bool = False) -> dict[str, Any]:
+def verify(
+    graph: DelayGraph, loader, *, sims: list[str] | None = None, model=None, progress: bool = False
+) -> dict[str, Any]:
     """Compare every simulator in ``sims`` (None: every one that runs the graph and is installed; ``_runners``)
     and ``model`` (a DelaySNN, when given) with the reference.
 
@@ -143,8 +155,12 @@ def verify(graph: DelayGraph, loader, *, sims: list[str] | None = None, model=No
             if model is not None:  # the trained model takes the values the input codes stand for
                 tallies["trained"].add(ref, _model_result(model, decode_input(graph, x).float(), hidden), y, offset)
             offset += len(y)
-    report = {"n": reference.n, "reference_accuracy": reference.summary()["accuracy"],
-              "simulators": {name: t.summary() for name, t in tallies.items()}, "arithmetic": graph.arithmetic}
+    report = {
+        "n": reference.n,
+        "reference_accuracy": reference.summary()["accuracy"],
+        "simulators": {name: t.summary() for name, t in tallies.items()},
+        "arithmetic": graph.arithmetic,
+    }
     for name in runners:
         report["simulators"][name]["compared_with"] = EXECUTORS[name].expected_graph(graph).arithmetic
     return report
@@ -178,8 +194,16 @@ def worst_agreement(report: dict[str, Any]) -> float:
     return min(values)
 
 
-def verify_path(model: str | Path, data: str | Path, *, sims: list[str] | None = None, target: str = "float",
-                batch_size: int = 64, samples: int | None = None, progress: bool = False) -> dict[str, Any]:
+def verify_path(
+    model: str | Path,
+    data: str | Path,
+    *,
+    sims: list[str] | None = None,
+    target: str = "float",
+    batch_size: int = 64,
+    samples: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """``verify`` for a DelayGraph file or a run directory (compiled in memory for ``target``), on the data
     file's first ``samples`` samples if given (else all)."""
     from delaynir.evaluate import graph_loader

@@ -2,7 +2,8 @@
 or any data set.
 
     python examples/sparsity_sweep.py [OUT_DIR] [--k 1 3 5 7] [--epochs 20] [--seeds 0 1]
-    python examples/sparsity_sweep.py OUT --data frames/ --preset rawhd-paper --dale --arms dcls dcls-rigl random-rigl taps
+    python examples/sparsity_sweep.py OUT --data frames/ --preset rawhd-paper --dale \
+        --arms dcls dcls-rigl random-rigl taps
 
 At each connection density 2^-k of all-to-all (sparsity 1 − 2^-k, as in Mészáros et al. 2024),
 five networks with the same number of connections in every hidden layer:
@@ -22,8 +23,8 @@ five networks with the same number of connections in every hidden layer:
 The readout stays dense in every arm; a dense DCLS network (k = 0) is the reference. Settings:
 delaynir.demo.DEMO_SETTINGS, or a training preset (--preset, e.g. rawhd-paper: the paper's one-layer
 network), with --epochs, one run per seed; --dale gives the pruned arms one sign per presynaptic neuron
-(the paper's setting); --data takes a directory with train.h5 and test.h5 instead of the synthetic task. Test accuracy is with rounded
-integer delays (the deployed model). Writes sweep.csv and sweep.json (one row per run) and
+(the paper's setting); --data takes a directory with train.h5 and test.h5 instead of the synthetic task. Test
+accuracy is with rounded integer delays (the deployed model). Writes sweep.csv and sweep.json (one row per run) and
 sweep.png (mean over seeds; needs matplotlib) to OUT_DIR; finished runs are reused.
 """
 
@@ -43,18 +44,29 @@ from delaynir.train import train
 ARMS = {
     "dcls": lambda k, D: {"structure": "pairs", "prune": "none", "sparsity": 1 - 2.0**-k},
     "dcls-rigl": lambda k, D: {"structure": "pairs", "prune": "deepr-rigl", "sparsity": 1 - 2.0**-k},
-    "random-rigl": lambda k, D: {"structure": "pairs", "prune": "deepr-rigl", "delays": "fixed-random",
-                                 "sparsity": 1 - 2.0**-k},
+    "random-rigl": lambda k, D: {
+        "structure": "pairs",
+        "prune": "deepr-rigl",
+        "delays": "fixed-random",
+        "sparsity": 1 - 2.0**-k,
+    },
     "taps": lambda k, D: {"structure": "taps", "prune": "deepr-rigl", "sparsity": 1 - 2.0**-k / D},
-    "taps-pool": lambda k, D: {"structure": "taps", "prune": "deepr-rigl", "sparsity": 1 - 2.0**-k / D,
-                               "regrow_pool": 10},
+    "taps-pool": lambda k, D: {
+        "structure": "taps",
+        "prune": "deepr-rigl",
+        "sparsity": 1 - 2.0**-k / D,
+        "regrow_pool": 10,
+    },
 }
 
 
-LABELS = {"dcls": "DCLS delays, fixed random mask", "dcls-rigl": "DCLS delays, DEEP R + RigL",
-          "random-rigl": "fixed random delays, DEEP R + RigL",
-          "taps": "DEEP R + RigL over delay taps",
-          "taps-pool": "same, RigL over a random pool (regrow_pool 10)"}
+LABELS = {
+    "dcls": "DCLS delays, fixed random mask",
+    "dcls-rigl": "DCLS delays, DEEP R + RigL",
+    "random-rigl": "fixed random delays, DEEP R + RigL",
+    "taps": "DEEP R + RigL over delay taps",
+    "taps-pool": "same, RigL over a random pool (regrow_pool 10)",
+}
 
 
 def mean_accuracy(rows: list[dict], arm: str, k: int) -> float:
@@ -119,10 +131,19 @@ def main() -> None:
             test = evaluate_run(run_dir, data / "test.h5")
             metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
             best = max(metrics, key=lambda m: m["val_accuracy"])
-            rows.append({"arm": arm, "k": k, "seed": seed, "sparsity": config.sparsity, "structure": config.structure,
-                         "connections_per_hidden_layer": metrics[-1].get("active_connections"),
-                         "val_accuracy": best["val_accuracy"], "test_accuracy": test["accuracy"],
-                         "seconds": round(sum(m["seconds"] for m in metrics), 1)})
+            rows.append(
+                {
+                    "arm": arm,
+                    "k": k,
+                    "seed": seed,
+                    "sparsity": config.sparsity,
+                    "structure": config.structure,
+                    "connections_per_hidden_layer": metrics[-1].get("active_connections"),
+                    "val_accuracy": best["val_accuracy"],
+                    "test_accuracy": test["accuracy"],
+                    "seconds": round(sum(m["seconds"] for m in metrics), 1),
+                }
+            )
             logging.info("%s k=%d seed %d: test accuracy %.3f", arm, k, seed, test["accuracy"])
     with open(out / "sweep.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -134,7 +155,7 @@ def main() -> None:
     print(f"{'k':>3} {'connections':>14} " + " ".join(f"{arm:>10}" for arm in arms))
     for k in args.k:
         conns = next(r["connections_per_hidden_layer"] for r in rows if r["k"] == k)
-        print(f"{k:>3} {str(conns):>14} " + " ".join(f"{mean_accuracy(rows, arm, k):>10.3f}" for arm in arms))
+        print(f"{k:>3} {conns!s:>14} " + " ".join(f"{mean_accuracy(rows, arm, k):>10.3f}" for arm in arms))
     print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.json'}" + (f", {out / 'sweep.png'}" if plotted else ""))
 
 

@@ -24,15 +24,25 @@ def small_synth_files(tmp_path_factory, small_synth_config):
 def tiny_data(tmp_path_factory):
     """A directory with train.h5/test.h5 of a tiny task (10 channels, 3 classes, 0.4 s) for training tests."""
     out = tmp_path_factory.mktemp("tiny")
-    generate_synthetic(out, SynthConfig(n_channels=10, n_classes=3, n_train=60, n_test=20, duration=0.4,
-                                        spread=20, n_groups=3, seed=3))
+    generate_synthetic(
+        out, SynthConfig(n_channels=10, n_classes=3, n_train=60, n_test=20, duration=0.4, spread=20, n_groups=3, seed=3)
+    )
     return out
 
 
 #: A tiny trained model that spikes (threshold 0.5) in both hidden layers: enough for export,
 #: bundle and report tests, trained once per session.
-SMALL_RUN_SETTINGS = {"hidden": [16, 12], "max_delay": 12, "epochs": 2, "batch_size": 16, "lr": 5e-3,
-                      "dropout": 0.1, "val_fraction": 0.25, "n_steps": 40, "threshold": 0.5}
+SMALL_RUN_SETTINGS = {
+    "hidden": [16, 12],
+    "max_delay": 12,
+    "epochs": 2,
+    "batch_size": 16,
+    "lr": 5e-3,
+    "dropout": 0.1,
+    "val_fraction": 0.25,
+    "n_steps": 40,
+    "threshold": 0.5,
+}
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +52,10 @@ def small_run(tmp_path_factory):
     from delaynir.train import train
 
     root = tmp_path_factory.mktemp("small_run")
-    generate_synthetic(root / "data", SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=24, duration=0.4,
-                                                  spread=20, n_groups=3, seed=1))
+    generate_synthetic(
+        root / "data",
+        SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=24, duration=0.4, spread=20, n_groups=3, seed=1),
+    )
     train(make_config(SMALL_RUN_SETTINGS), root / "data", root / "run")
     return root / "run"
 

@@ -30,9 +30,16 @@ def tone_dir(tmp_path_factory):
     """Six WAV/FLAC tones with labels.csv: classes 0 (300 Hz) and 1 (2 kHz), a 44.1 kHz file, a test split."""
     root = tmp_path_factory.mktemp("tones")
     rows = []
-    for k, (hz, label, split, rate, ext) in enumerate([(300, 0, "train", RATE, "wav"), (2000, 1, "train", RATE, "flac"),
-                                                       (310, 0, "train", 44100, "wav"), (1900, 1, "train", RATE, "wav"),
-                                                       (290, 0, "test", RATE, "wav"), (2100, 1, "test", RATE, "wav")]):
+    for k, (hz, label, split, rate, ext) in enumerate(
+        [
+            (300, 0, "train", RATE, "wav"),
+            (2000, 1, "train", RATE, "flac"),
+            (310, 0, "train", 44100, "wav"),
+            (1900, 1, "train", RATE, "wav"),
+            (290, 0, "test", RATE, "wav"),
+            (2100, 1, "test", RATE, "wav"),
+        ]
+    ):
         name = f"clip{k}.{ext}"
         soundfile.write(root / name, _tone(hz, 0.3 + 0.1 * k, rate, 0.1 + 0.1 * k), rate)
         rows.append({"file": name, "label": label, "speaker": k % 2, "split": split})
@@ -76,7 +83,8 @@ def test_pre_emphasis_lifts_high_frequencies():
 def test_resampling_keeps_the_tone_in_its_band():
     config = FeatureConfig()
     assert np.argmax(log_mel(_tone(2000, rate=44100), 44100, config)[20]) == np.argmax(
-        log_mel(_tone(2000), RATE, config)[20])
+        log_mel(_tone(2000), RATE, config)[20]
+    )
 
 
 def test_normalise_shifts_scales_clips_and_pads():
@@ -97,8 +105,10 @@ def test_feature_settings_are_validated():
 def test_csv_directory_to_frames_with_training_statistics(tone_dir, tmp_path):
     summary = convert_audio(tone_dir, tmp_path / "out", FeatureConfig(n_frames=40))
     config = FeatureConfig(n_frames=40)
-    train_db = [log_mel(*soundfile.read(tone_dir / f"clip{k}.{ext}"), config)
-                for k, ext in enumerate(["wav", "flac", "wav", "wav"])]
+    train_db = [
+        log_mel(*soundfile.read(tone_dir / f"clip{k}.{ext}"), config)
+        for k, ext in enumerate(["wav", "flac", "wav", "wav"])
+    ]
     minimum = min(d.min() for d in train_db)
     assert summary["features"]["shift_db"] == pytest.approx(minimum)
     with h5py.File(tmp_path / "out" / "test.h5") as f:
@@ -124,7 +134,7 @@ def test_hd_layout_from_the_speech_generator(tiny_speech, tmp_path):
         assert f["extra/keys"][10] == b"null"
     assert is_frames_file(out / "train.h5") and not is_frames_file(tiny_speech / "train.h5")
     dataset = open_dataset(out / "train.h5", make_config({}))
-    x, y = dataset[0]
+    x, _y = dataset[0]
     assert x.shape == (60, 40) and dataset.n_classes == 20 and dataset.speakers.tolist() == [0] * 20
 
 

@@ -51,8 +51,10 @@ def test_manifest_hashes_versions_target_sizes_accuracy_verification(bundle):
         assert r["prediction_agreement"] == 1.0 and set(r["spike_agreement"].values()) == {1.0}
         assert r["status"] == "exact" and r["allowed_mismatch"] is False
     assert {k: (r["file"], r["reproduces"]) for k, r in m["verification"].items()} == {
-        "norse": ("model.nir", "float graph"), "snntorch": ("model.nir", "float graph"),
-        "onnxruntime": ("model.onnx", "target arithmetic")}
+        "norse": ("model.nir", "float graph"),
+        "snntorch": ("model.nir", "float graph"),
+        "onnxruntime": ("model.onnx", "target arithmetic"),
+    }
     assert m["semantics"]["test_vectors"] == "target arithmetic" and m["semantics"]["identical"]
     assert "float64" in m["semantics"]["target arithmetic"] and "float graph" in m["semantics"]["target arithmetic"]
     assert m["test_vectors"]["samples"] == 5 and m["test_vectors"]["source"].endswith("test.h5")
@@ -73,8 +75,15 @@ def test_test_vectors_are_the_reference_simulators_output(bundle):
 
 def test_readme_explains_files_replay_and_equations(bundle):
     text = (bundle / "README.md").read_text()
-    for needle in ("model.nir", "model.onnx", "test_vectors.h5", "delaynir bundle --check",
-                   "v[t] = β v[t−1] (1 − z[t−1]) + I[t]", "Update order", "z[t] = 1 if v[t] > θ else 0"):
+    for needle in (
+        "model.nir",
+        "model.onnx",
+        "test_vectors.h5",
+        "delaynir bundle --check",
+        "v[t] = β v[t−1] (1 − z[t−1]) + I[t]",
+        "Update order",
+        "z[t] = 1 if v[t] > θ else 0",
+    ):
         assert needle in text, needle
 
 
@@ -121,8 +130,12 @@ def test_check_catches_a_changed_expected_spike_even_with_a_fixed_hash(bundle, t
     (copy / "manifest.json").write_text(json.dumps(m))
     report = check_bundle(copy)
     assert not report["ok"]
-    assert {s for s, r in report["simulators"].items() if r["status"] == "differs"} == \
-        {"reference", "norse", "snntorch", "onnxruntime"}
+    assert {s for s, r in report["simulators"].items() if r["status"] == "differs"} == {
+        "reference",
+        "norse",
+        "snntorch",
+        "onnxruntime",
+    }
     assert any("first divergence: layer hidden1, sample 0, neuron 0, step 3" in p for p in report["problems"])
 
 
@@ -160,8 +173,9 @@ def _norse_flips_a_spike(monkeypatch):
     monkeypatch.setattr(bundle_mod, "_run", run)
 
 
-def test_a_simulator_that_does_not_reproduce_stops_the_bundle_and_leaves_nothing(small_run, tmp_path, monkeypatch,
-                                                                                  capsys):
+def test_a_simulator_that_does_not_reproduce_stops_the_bundle_and_leaves_nothing(
+    small_run, tmp_path, monkeypatch, capsys
+):
     _norse_flips_a_spike(monkeypatch)
     out = tmp_path / "b"
     assert main(["-q", "bundle", str(small_run), "--target", "int8", "--out", str(out), "--samples", "3"]) == 1
@@ -201,11 +215,31 @@ def test_a_bundle_of_a_graph_without_a_run(tmp_path):
     from delaynir.bundle import write_graph_bundle
     from delaynir.graph import INPUT, DelayGraph, Layer, Projection
 
-    graph = DelayGraph(dt=0.001, n_inputs=2, target="loihi2", layers=[
-        Layer("h", 2, "lif", np.full(2, 0.75), np.full(2, 4.0), np.zeros(2),
-              [Projection(INPUT, [0, 1, 1], [0, 0, 1], [0, 3, 1], [2.0, 4.0, 6.0], np.ones(2))]),
-        Layer("output", 1, "li", np.full(1, 0.5), np.full(1, np.inf), np.zeros(1),
-              [Projection("h", [0, 1], [0, 0], [1, 2], [2.0, -2.0], np.ones(1))])])
+    graph = DelayGraph(
+        dt=0.001,
+        n_inputs=2,
+        target="loihi2",
+        layers=[
+            Layer(
+                "h",
+                2,
+                "lif",
+                np.full(2, 0.75),
+                np.full(2, 4.0),
+                np.zeros(2),
+                [Projection(INPUT, [0, 1, 1], [0, 0, 1], [0, 3, 1], [2.0, 4.0, 6.0], np.ones(2))],
+            ),
+            Layer(
+                "output",
+                1,
+                "li",
+                np.full(1, 0.5),
+                np.full(1, np.inf),
+                np.zeros(1),
+                [Projection("h", [0, 1], [0, 0], [1, 2], [2.0, -2.0], np.ones(1))],
+            ),
+        ],
+    )
     x = np.zeros((10, 2, 2))
     x[[0, 3, 4], 0, 0] = x[[1, 2], 1, 1] = 1.0
     m = write_graph_bundle(graph, tmp_path / "g", x)

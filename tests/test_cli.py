@@ -17,9 +17,28 @@ def run(capsys, *argv):
 
 @pytest.fixture
 def data_dir(tmp_path, capsys):
-    code, out, _ = run(capsys, "data", "synth", "--out", str(tmp_path / "d"), "--channels", "8", "--classes", "3",
-                       "--train", "40", "--test", "12", "--duration", "0.3", "--spread", "20", "--groups", "3",
-                       "--json")
+    code, out, _ = run(
+        capsys,
+        "data",
+        "synth",
+        "--out",
+        str(tmp_path / "d"),
+        "--channels",
+        "8",
+        "--classes",
+        "3",
+        "--train",
+        "40",
+        "--test",
+        "12",
+        "--duration",
+        "0.3",
+        "--spread",
+        "20",
+        "--groups",
+        "3",
+        "--json",
+    )
     assert code == 0
     info = json.loads(out)
     assert info["config"]["n_channels"] == 8
@@ -31,8 +50,19 @@ def test_synth_check_train_evaluate_with_json(data_dir, tmp_path, capsys):
     assert code == 0 and json.loads(out)["samples"] == 40 and json.loads(out)["channels"] == 8
     cfg = tmp_path / "c.toml"
     cfg.write_text("hidden = [8]\nmax_delay = 5\nbatch_size = 8\nval_fraction = 0.25\n")
-    code, out, _ = run(capsys, "train", "--data", str(data_dir), "--out", str(tmp_path / "run"), "--config", str(cfg),
-                       "--epochs", "2", "--json")
+    code, out, _ = run(
+        capsys,
+        "train",
+        "--data",
+        str(data_dir),
+        "--out",
+        str(tmp_path / "run"),
+        "--config",
+        str(cfg),
+        "--epochs",
+        "2",
+        "--json",
+    )
     assert code == 0
     summary = json.loads(out)
     assert summary["epochs"] == 2 and summary["delays"] == "learned"

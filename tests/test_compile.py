@@ -19,15 +19,24 @@ from delaynir.simulate import simulate
 from delaynir.target import load_target, parse_target
 from delaynir.train import train
 
-SETTINGS = {"hidden": [16, 12], "max_delay": 12, "epochs": 2, "batch_size": 16, "lr": 5e-3, "dropout": 0.1,
-            "val_fraction": 0.25, "n_steps": 40}
+SETTINGS = {
+    "hidden": [16, 12],
+    "max_delay": 12,
+    "epochs": 2,
+    "batch_size": 16,
+    "lr": 5e-3,
+    "dropout": 0.1,
+    "val_fraction": 0.25,
+    "n_steps": 40,
+}
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
-    generate_synthetic(out, SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=48, duration=0.4,
-                                        spread=20, n_groups=3, seed=1))
+    generate_synthetic(
+        out, SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=48, duration=0.4, spread=20, n_groups=3, seed=1)
+    )
     return out
 
 
@@ -74,7 +83,7 @@ def test_batchnorm_folding_matches_the_layer_with_batchnorm(run):
         folded = torch.zeros_like(expected)
         for j in range(w.shape[0]):
             for i in range(w.shape[1]):
-                folded[int(d[j, i]):, :, j] += w[j, i] * x[: T - int(d[j, i]), :, i].double()
+                folded[int(d[j, i]) :, :, j] += w[j, i] * x[: T - int(d[j, i]), :, i].double()
         folded += b
     torch.testing.assert_close(folded, expected, rtol=1e-5, atol=1e-5)
 
@@ -118,8 +127,10 @@ def test_delays_beyond_the_target_are_an_error_unless_a_policy_is_chosen(run, da
     relayed, report = compile_model(model, profile, fit="relay-neurons")
     assert relayed.max_delay <= 8 and report["relay_neurons"] > 0
     assert relayed.n_neurons == clipped.n_neurons + report["relay_neurons"]
-    unlimited = parse_target(Path(profile.path).read_text().replace("max_delay = { value = 8,", "max_delay = { value = inf,"),
-                             source="spinnaker2 without a delay limit")
+    unlimited = parse_target(
+        Path(profile.path).read_text().replace("max_delay = { value = 8,", "max_delay = { value = inf,"),
+        source="spinnaker2 without a delay limit",
+    )
     unexpanded, _ = compile_model(model, unlimited)
     assert unexpanded.max_delay == 11
     x, _ = next(iter(_test_batches(data)))

@@ -25,26 +25,66 @@ CONVERTERS = {"norse": norse_conv, "snntorch": snntorch_conv}
 DT = 0.01
 
 
-def tiny_graph(*, neuron="lif", beta=(0.9, 0.75, 0.5), threshold=(1.0, 2.0, 1.5), weight=(1.0, 2.0, 1.5, 1.0),
-               delay=(0, 1, 2, 3), alpha=None) -> DelayGraph:
+def tiny_graph(
+    *,
+    neuron="lif",
+    beta=(0.9, 0.75, 0.5),
+    threshold=(1.0, 2.0, 1.5),
+    weight=(1.0, 2.0, 1.5, 1.0),
+    delay=(0, 1, 2, 3),
+    alpha=None,
+) -> DelayGraph:
     """Input (2) → hidden h (3, per-neuron β and θ; synapses 0→0, 1→1, 0→2, 1→2) → li readout (2), dt = 10 ms."""
     n = len(beta)
-    hidden = Layer("h", n, neuron, np.array(beta), np.array(threshold), np.zeros(n),
-                   [Projection(INPUT, [0, 1, 0, 1], [0, 1, 2, 2], delay, weight, np.ones(n))],
-                   alpha=None if alpha is None else np.array(alpha))
-    readout = Layer("output", 2, "li", np.array([0.9, 0.8]), np.full(2, np.inf), np.zeros(2),
-                    [Projection("h", [0, 1, 2], [0, 1, 1], [1, 0, 2], [1.0, 1.0, -1.0], np.ones(2))])
+    hidden = Layer(
+        "h",
+        n,
+        neuron,
+        np.array(beta),
+        np.array(threshold),
+        np.zeros(n),
+        [Projection(INPUT, [0, 1, 0, 1], [0, 1, 2, 2], delay, weight, np.ones(n))],
+        alpha=None if alpha is None else np.array(alpha),
+    )
+    readout = Layer(
+        "output",
+        2,
+        "li",
+        np.array([0.9, 0.8]),
+        np.full(2, np.inf),
+        np.zeros(2),
+        [Projection("h", [0, 1, 2], [0, 1, 1], [1, 0, 2], [1.0, 1.0, -1.0], np.ones(2))],
+    )
     return DelayGraph(dt=DT, n_inputs=2, layers=[hidden, readout])
 
 
 def one_neuron_graph(neuron, beta, threshold, weight, alpha=None) -> DelayGraph:
     """Input (1) → one ``neuron`` h (synapse weight ``weight``, delay 0) → one li readout."""
-    return DelayGraph(dt=DT, n_inputs=1, layers=[
-        Layer("h", 1, neuron, np.array([beta]), np.array([threshold]), np.zeros(1),
-              [Projection(INPUT, [0], [0], [0], [weight], np.ones(1))],
-              alpha=None if alpha is None else np.array([alpha])),
-        Layer("output", 1, "li", np.array([0.5]), np.full(1, np.inf), np.zeros(1),
-              [Projection("h", [0], [0], [0], [1.0], np.ones(1))])])
+    return DelayGraph(
+        dt=DT,
+        n_inputs=1,
+        layers=[
+            Layer(
+                "h",
+                1,
+                neuron,
+                np.array([beta]),
+                np.array([threshold]),
+                np.zeros(1),
+                [Projection(INPUT, [0], [0], [0], [weight], np.ones(1))],
+                alpha=None if alpha is None else np.array([alpha]),
+            ),
+            Layer(
+                "output",
+                1,
+                "li",
+                np.array([0.5]),
+                np.full(1, np.inf),
+                np.zeros(1),
+                [Projection("h", [0], [0], [0], [1.0], np.ones(1))],
+            ),
+        ],
+    )
 
 
 def tiny_input(steps=16) -> np.ndarray:
@@ -68,28 +108,41 @@ def foreign_graph(*, r_lif=2.0, r_li=3.0, v_reset=0.0) -> nir.NIRGraph:
     """Another tool's file (no delaynir metadata, dt = 1 ms): input (2) → Linear → LIF (r·dt/τ ≠ 1) → Linear → LI."""
     tau = np.array([0.004, 0.008])
     return nir.NIRGraph(
-        nodes={"input": nir.Input(input_type={"input": np.array([2])}),
-               "w1": nir.Linear(weight=np.array([[0.6, 0.3], [0.2, 0.9]])),
-               "lif": nir.LIF(tau=tau, r=np.full(2, r_lif), v_leak=np.zeros(2), v_threshold=np.array([0.5, 0.7]),
-                              v_reset=np.full(2, v_reset)),
-               "w2": nir.Linear(weight=np.array([[1.0, -0.5], [0.5, 1.0]])),
-               "li": nir.LI(tau=np.array([0.01, 0.02]), r=np.full(2, r_li), v_leak=np.zeros(2)),
-               "output": nir.Output(output_type={"output": np.array([2])})},
-        edges=[("input", "w1"), ("w1", "lif"), ("lif", "w2"), ("w2", "li"), ("li", "output")])
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([2])}),
+            "w1": nir.Linear(weight=np.array([[0.6, 0.3], [0.2, 0.9]])),
+            "lif": nir.LIF(
+                tau=tau,
+                r=np.full(2, r_lif),
+                v_leak=np.zeros(2),
+                v_threshold=np.array([0.5, 0.7]),
+                v_reset=np.full(2, v_reset),
+            ),
+            "w2": nir.Linear(weight=np.array([[1.0, -0.5], [0.5, 1.0]])),
+            "li": nir.LI(tau=np.array([0.01, 0.02]), r=np.full(2, r_li), v_leak=np.zeros(2)),
+            "output": nir.Output(output_type={"output": np.array([2])}),
+        },
+        edges=[("input", "w1"), ("w1", "lif"), ("lif", "w2"), ("w2", "li"), ("li", "output")],
+    )
 
 
 def assert_foreign_like_reference(converter, ngraph, dt=1e-3):
     x = tiny_input(40)
-    assert_like_reference(converter.load(ngraph, dt=dt).run(x), simulate(from_nir(ngraph, dt=dt), x, record=True),
-                          layers=("lif",))
+    assert_like_reference(
+        converter.load(ngraph, dt=dt).run(x), simulate(from_nir(ngraph, dt=dt), x, record=True), layers=("lif",)
+    )
 
 
 def _linear_delay_graph():
-    return nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
-                               "w": nir.Linear(weight=np.eye(2)),
-                               "d": nir.Delay(delay=np.array([0.002, 0.002])),
-                               "output": nir.Output(output_type={"output": np.array([2])})},
-                        edges=[("input", "w"), ("w", "d"), ("d", "output")])
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([2])}),
+            "w": nir.Linear(weight=np.eye(2)),
+            "d": nir.Delay(delay=np.array([0.002, 0.002])),
+            "output": nir.Output(output_type={"output": np.array([2])}),
+        },
+        edges=[("input", "w"), ("w", "d"), ("d", "output")],
+    )
 
 
 # --- the registry ------------------------------------------------------------------------------------------------
@@ -160,8 +213,13 @@ def _assert_delays_kept(converter, tmp_path):
 def test_norse_ignores_r_and_v_reset_so_the_input_gain_is_applied_here_and_v_reset_refused():
     from norse.torch.utils.import_nir import _import_norse_module
 
-    node = nir.LIF(tau=np.array([0.01]), r=np.array([2.0]), v_leak=np.array([0.0]), v_threshold=np.array([10.0]),
-                   v_reset=np.array([0.5]))
+    node = nir.LIF(
+        tau=np.array([0.01]),
+        r=np.array([2.0]),
+        v_leak=np.array([0.0]),
+        v_threshold=np.array([10.0]),
+        v_reset=np.array([0.5]),
+    )
     cell = _import_norse_module(node, ignore_warnings=True, dt=0.001)
     _, state = cell(torch.ones(1, 1))
     assert torch.allclose(state.v, torch.tensor([[0.1]]))  # dt/τ · 1, not dt/τ · r · 1
@@ -174,8 +232,9 @@ def test_norse_ignores_r_and_v_reset_so_the_input_gain_is_applied_here_and_v_res
 def test_snntorch_hardcodes_dt_and_folds_r_into_the_threshold_so_both_are_applied_here(capsys):
     from snntorch.import_nir import _nir_to_snntorch_module
 
-    lif = _nir_to_snntorch_module(nir.LIF(tau=np.array([0.02]), r=np.array([1.0]), v_leak=np.array([0.0]),
-                                          v_threshold=np.array([1.0])))
+    lif = _nir_to_snntorch_module(
+        nir.LIF(tau=np.array([0.02]), r=np.array([1.0]), v_leak=np.array([0.0]), v_threshold=np.array([1.0]))
+    )
     assert float(lif.beta) == pytest.approx(1 - 1e-4 / 0.02)  # dt = 1e-4 s whatever the file's dt
     assert float(lif.threshold) == pytest.approx(1.0 / (1e-4 / 0.02))  # θ / (r·dt/τ): r folded into θ
     capsys.readouterr()
@@ -185,8 +244,13 @@ def test_snntorch_hardcodes_dt_and_folds_r_into_the_threshold_so_both_are_applie
 def test_snntorch_ignores_v_reset_so_it_is_refused_here():
     from snntorch.import_nir import _nir_to_snntorch_module
 
-    node = nir.LIF(tau=np.array([0.02]), r=np.array([1.0]), v_leak=np.array([0.0]), v_threshold=np.array([1.0]),
-                   v_reset=np.array([0.5]))
+    node = nir.LIF(
+        tau=np.array([0.02]),
+        r=np.array([1.0]),
+        v_leak=np.array([0.0]),
+        v_threshold=np.array([1.0]),
+        v_reset=np.array([0.5]),
+    )
     assert _snntorch_quiet(_nir_to_snntorch_module, node).reset_mechanism == "zero"  # to 0, not to v_reset
     with pytest.raises(NIRImportError, match="v_reset"):
         snntorch_conv.load(foreign_graph(v_reset=0.5), dt=1e-3)
@@ -211,14 +275,18 @@ def test_if_nodes_lose_r_and_dt_in_norse_and_leak_in_snntorch_so_they_are_built_
     with torch.no_grad():
         _, state = _import_norse_module(node, ignore_warnings=True, dt=1e-3)(torch.ones(1, 1))
     assert float(state.v) == 1.0  # v ← v + input: r·dt (here 1) ignored
-    assert float(_snntorch_quiet(_nir_to_snntorch_module, nir.IF(r=np.array([1.0]), v_threshold=np.array([1.0])))
-                 .beta) == pytest.approx(0.9)  # IF becomes a leaky neuron
-    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
-                            "w": nir.Linear(weight=np.array([[0.6, 0.3], [0.2, 0.9]])),
-                            "if": nir.IF(r=np.array([2000.0, 2000.0]), v_threshold=np.array([1.0, 1.5]),
-                                         v_reset=np.array([0.0, 0.0])),
-                            "output": nir.Output(output_type={"output": np.array([2])})},
-                     edges=[("input", "w"), ("w", "if"), ("if", "output")])
+    assert float(
+        _snntorch_quiet(_nir_to_snntorch_module, nir.IF(r=np.array([1.0]), v_threshold=np.array([1.0]))).beta
+    ) == pytest.approx(0.9)  # IF becomes a leaky neuron
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([2])}),
+            "w": nir.Linear(weight=np.array([[0.6, 0.3], [0.2, 0.9]])),
+            "if": nir.IF(r=np.array([2000.0, 2000.0]), v_threshold=np.array([1.0, 1.5]), v_reset=np.array([0.0, 0.0])),
+            "output": nir.Output(output_type={"output": np.array([2])}),
+        },
+        edges=[("input", "w"), ("w", "if"), ("if", "output")],
+    )
     x = (np.random.default_rng(3).random((50, 2, 2)) < 0.5).astype(float)
     ref = simulate(from_nir(g, dt=1e-3), x, record=True).spikes["if"]
     assert ref.sum() > 0
@@ -240,19 +308,24 @@ def test_li_nodes_are_dropped_by_norse_and_rejected_by_snntorch_so_they_are_buil
     import norse.torch
     from snntorch.import_nir import import_from_nir
 
-    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([1])}),
-                            "w": nir.Linear(weight=np.array([[2.0]])),
-                            "li": nir.LI(tau=np.array([0.02]), r=np.array([1.0]), v_leak=np.zeros(1)),
-                            "output": nir.Output(output_type={"output": np.array([1])})},
-                     edges=[("input", "w"), ("w", "li"), ("li", "output")])
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([1])}),
+            "w": nir.Linear(weight=np.array([[2.0]])),
+            "li": nir.LI(tau=np.array([0.02]), r=np.array([1.0]), v_leak=np.zeros(1)),
+            "output": nir.Output(output_type={"output": np.array([1])}),
+        },
+        edges=[("input", "w"), ("w", "li"), ("li", "output")],
+    )
     out = norse.torch.from_nir(g)(torch.ones(1, 1))
     assert torch.equal(out[0] if isinstance(out, tuple) else out, torch.full((1, 1), 2.0))  # the Linear's output
     with pytest.raises(ValueError, match="Unknown node type"):
         _snntorch_quiet(import_from_nir, g)
     graph, x = tiny_graph(), tiny_input()
     for converter in CONVERTERS.values():  # the li readout: outputs and predictions as the reference's
-        assert_like_reference(run_exported(converter, graph, x, tmp_path / converter.__name__),
-                              simulate(graph, x, record=True))
+        assert_like_reference(
+            run_exported(converter, graph, x, tmp_path / converter.__name__), simulate(graph, x, record=True)
+        )
 
 
 def test_snntorch_synaptic_drops_the_input_after_a_spike_so_cubalif_is_built_here(tmp_path):
@@ -306,7 +379,7 @@ def test_norse_lif_step_misses_beta_v_plus_i_by_an_ulp_so_the_membrane_is_scaled
     beta, current = 1 - 5 / 4096, 7.0  # v = β·0 + 7 lands exactly on θ = 7: no spike (strict v > θ)
     leak = torch.tensor([1 - beta], dtype=torch.float64)
     cell = LIFBoxCell(LIFBoxParameters(tau_mem_inv=leak, v_th=torch.tensor([7.0], dtype=torch.float64)), dt=1.0)
-    spike, state = cell(torch.tensor([[1 / (1 - beta) * current]], dtype=torch.float64))  # input r·I, r = 1/(1 − β)
+    spike, _state = cell(torch.tensor([[1 / (1 - beta) * current]], dtype=torch.float64))  # input r·I, r = 1/(1 − β)
     assert float(spike) == 1.0  # (1 − β)·(r·I) is an ulp above I = θ: it spikes
     graph = one_neuron_graph("lif", beta, 7.0, current)
     x = np.zeros((3, 1, 1))
@@ -321,8 +394,9 @@ def test_norse_lif_step_misses_beta_v_plus_i_by_an_ulp_so_the_membrane_is_scaled
 def test_snntorch_prints_so_its_calls_are_silenced_here(capsys, tmp_path):
     from snntorch.import_nir import _nir_to_snntorch_module
 
-    _nir_to_snntorch_module(nir.LIF(tau=np.array([0.02]), r=np.array([1.0]), v_leak=np.array([0.0]),
-                                    v_threshold=np.array([1.0])))
+    _nir_to_snntorch_module(
+        nir.LIF(tau=np.array([0.02]), r=np.array([1.0]), v_leak=np.array([0.0]), v_threshold=np.array([1.0]))
+    )
     assert "warning" in capsys.readouterr().out  # r·dt/τ ≠ 1: it prints
     run_exported(snntorch_conv, tiny_graph(), tiny_input(), tmp_path)
     assert capsys.readouterr().out == ""

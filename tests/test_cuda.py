@@ -59,8 +59,9 @@ def test_neuron_recurrences_on_cuda_match_the_compiled_cpu_loops(reset):
         torch.testing.assert_close(cuda, cpu, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("settings", [{}, {"sparsity": 0.875, "prune": "deepr-rigl", "structure": "taps"}],
-                         ids=["dense", "pruned-taps"])
+@pytest.mark.parametrize(
+    "settings", [{}, {"sparsity": 0.875, "prune": "deepr-rigl", "structure": "taps"}], ids=["dense", "pruned-taps"]
+)
 def test_model_training_step_on_cuda_matches_cpu(settings):
     from delaynir.config import make_config
     from delaynir.nn.model import readout_loss
@@ -90,8 +91,26 @@ def test_train_on_cuda_gives_a_run_that_evaluates_and_compiles_on_cpu(tmp_path, 
 
     run, config = tmp_path / "run", tmp_path / "amp.toml"
     config.write_text(f"amp = {str(amp).lower()}\n")
-    args = ["train", "--data", str(tiny_data), "--out", str(run), "--device", "cuda", "--epochs", "2",
-            "--batch-size", "16", "--hidden", "16", "12", "--max-delay", "8", "--config", str(config)]
+    args = [
+        "train",
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(run),
+        "--device",
+        "cuda",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--hidden",
+        "16",
+        "12",
+        "--max-delay",
+        "8",
+        "--config",
+        str(config),
+    ]
     assert main(args) == 0
     assert main(["evaluate", str(run), "--data", str(tiny_data), "--device", "cpu", "--json"]) == 0
     assert main(["compile", str(run), "--target", "int8", "--out", str(tmp_path / "m.h5")]) == 0

@@ -26,8 +26,19 @@ from delaynir.errors import ConfigError, DataFormatError
 # ----------------------------------------------------------------------------- helpers
 
 
-def write_raw(path, times, units, labels=None, *, speakers=None, keys=None, attrs=None,
-              times_dtype=np.float64, units_dtype=np.int32, skip=()):
+def write_raw(
+    path,
+    times,
+    units,
+    labels=None,
+    *,
+    speakers=None,
+    keys=None,
+    attrs=None,
+    times_dtype=np.float64,
+    units_dtype=np.int32,
+    skip=(),
+):
     """Write an SHD-layout file with plain h5py (not our writer); ``skip`` omits datasets."""
     with h5py.File(path, "w") as f:
         for key, data, dtype in (("spikes/times", times, times_dtype), ("spikes/units", units, units_dtype)):
@@ -105,8 +116,9 @@ def test_reads_raw_h5py_file_without_extra_group(tmp_path):
     assert ds.labels.dtype == np.int64 and ds.labels.tolist() == [2, 0, 1]
     frames, label = ds[0]
     assert frames.dtype == torch.float32 and frames.shape == (40, 7) and label == 2
-    expected = bin_events(np.array(GOOD_TIMES[0]), np.array(GOOD_UNITS[0]),
-                          dt=0.01, n_steps=40, n_channels=700, pool=100)
+    expected = bin_events(
+        np.array(GOOD_TIMES[0]), np.array(GOOD_UNITS[0]), dt=0.01, n_steps=40, n_channels=700, pool=100
+    )
     np.testing.assert_array_equal(frames.numpy(), expected)
     # (0.001 s, 0), (0.02 s, 699 // 100 = 6), (0.02 s, 3 // 100 = 0), (0.3 s, 10 // 100 = 0)
     assert frames[0, 0] == frames[2, 6] == frames[2, 0] == frames[30, 0] == 1 and frames.sum() == 4
@@ -115,8 +127,9 @@ def test_reads_raw_h5py_file_without_extra_group(tmp_path):
 
 
 def test_channel_count_from_root_attribute_and_override(tmp_path):
-    path = write_raw(tmp_path / "attr.h5", [[0.0, 0.1]], [[0, 11]], [0], speakers=np.int32([3]),
-                     attrs={"n_channels": 12})
+    path = write_raw(
+        tmp_path / "attr.h5", [[0.0, 0.1]], [[0, 11]], [0], speakers=np.int32([3]), attrs={"n_channels": 12}
+    )
     ds = SpikeDataset(path)
     assert ds.n_channels == 12 and ds.speakers.tolist() == [3]
     with pytest.raises(DataFormatError, match=r"sample 0: spike unit 11 out of the allowed range 0\.\.9"):
@@ -125,8 +138,14 @@ def test_channel_count_from_root_attribute_and_override(tmp_path):
 
 def test_writer_round_trip_and_layout(tmp_path):
     path = write_spike_file(
-        tmp_path / "ours.h5", GOOD_TIMES, [np.array(u) for u in GOOD_UNITS], [1, 0, 1],
-        speakers=[4, 4, 7], keys=["zero", "one"], n_channels=700, duration=0.5,
+        tmp_path / "ours.h5",
+        GOOD_TIMES,
+        [np.array(u) for u in GOOD_UNITS],
+        [1, 0, 1],
+        speakers=[4, 4, 7],
+        keys=["zero", "one"],
+        n_channels=700,
+        duration=0.5,
     )
     with h5py.File(path, "r") as f:
         assert h5py.check_vlen_dtype(f["spikes/times"].dtype) == np.float32
@@ -166,28 +185,52 @@ def _case_files(tmp_path):
     t, u, labels = GOOD_TIMES, GOOD_UNITS, [0, 1, 0]
     d = tmp_path
     return {
-        "missing times": (write_raw(d / "a.h5", t, u, labels, skip=("spikes/times",)), None,
-                          r"missing dataset 'spikes/times' \(the layout expects spikes/times: .*seconds"),
+        "missing times": (
+            write_raw(d / "a.h5", t, u, labels, skip=("spikes/times",)),
+            None,
+            r"missing dataset 'spikes/times' \(the layout expects spikes/times: .*seconds",
+        ),
         "missing labels": (write_raw(d / "b.h5", t, u, labels, skip=("labels",)), None, r"missing dataset 'labels'"),
-        "times vs units length": (write_raw(d / "c.h5", t, [u[0], u[1], [1, 2]], labels), 2,
-                                  r"spikes/times has 3 events but spikes/units has 2"),
-        "sample counts": (write_raw(d / "d.h5", t, u, [0, 1]), None,
-                          r"number of samples differs.*spikes/times has 3.*labels has 2"),
-        "unit 700": (write_raw(d / "e.h5", t, [u[0], u[1], [1, 700, 3]], labels), 2,
-                     r"spike unit 700 out of the allowed range 0\.\.699"),
+        "times vs units length": (
+            write_raw(d / "c.h5", t, [u[0], u[1], [1, 2]], labels),
+            2,
+            r"spikes/times has 3 events but spikes/units has 2",
+        ),
+        "sample counts": (
+            write_raw(d / "d.h5", t, u, [0, 1]),
+            None,
+            r"number of samples differs.*spikes/times has 3.*labels has 2",
+        ),
+        "unit 700": (
+            write_raw(d / "e.h5", t, [u[0], u[1], [1, 700, 3]], labels),
+            2,
+            r"spike unit 700 out of the allowed range 0\.\.699",
+        ),
         "negative time": (write_raw(d / "f.h5", [t[0], [-0.5, 0.1], t[2]], u, labels), 1, r"negative spike time -0\.5"),
-        "unsorted": (write_raw(d / "g.h5", [t[0], t[1], [0.1, 0.25, 0.2]], u, labels), 2,
-                     r"not sorted: 0\.2 s follows 0\.25 s"),
+        "unsorted": (
+            write_raw(d / "g.h5", [t[0], t[1], [0.1, 0.25, 0.2]], u, labels),
+            2,
+            r"not sorted: 0\.2 s follows 0\.25 s",
+        ),
         "nan": (write_raw(d / "h.h5", [[0.001, np.nan, 0.02, 0.3], t[1], t[2]], u, labels), 0, r"nan is not finite"),
         "empty": (write_raw(d / "i.h5", [t[0], [], t[2]], [u[0], [], u[2]], labels), 1, r"empty sample"),
         "negative label": (write_raw(d / "j.h5", t, u, [0, 1, -1]), 2, r"label -1 is negative"),
         "label without name": (write_raw(d / "k.h5", t, u, [0, 2, 0], keys=[b"a", b"b"]), 1, r"label 2 has no name"),
-        "bad n_channels attribute": (write_raw(d / "l.h5", t, u, labels, attrs={"n_channels": -3}), None,
-                                     r"root attribute n_channels=.*-3.* not a positive integer"),
-        "bad duration attribute": (write_raw(d / "n.h5", t, u, labels, attrs={"duration": -1.0}), None,
-                                   r"root attribute duration=.*-1.* not a positive number"),
-        "float units": (write_raw(d / "m.h5", t, u, labels, units_dtype=np.float32), None,
-                        r"'spikes/units' has dtype float32"),
+        "bad n_channels attribute": (
+            write_raw(d / "l.h5", t, u, labels, attrs={"n_channels": -3}),
+            None,
+            r"root attribute n_channels=.*-3.* not a positive integer",
+        ),
+        "bad duration attribute": (
+            write_raw(d / "n.h5", t, u, labels, attrs={"duration": -1.0}),
+            None,
+            r"root attribute duration=.*-1.* not a positive number",
+        ),
+        "float units": (
+            write_raw(d / "m.h5", t, u, labels, units_dtype=np.float32),
+            None,
+            r"'spikes/units' has dtype float32",
+        ),
     }
 
 
@@ -216,15 +259,24 @@ def test_missing_or_non_hdf5_file(tmp_path):
 
 def test_several_problems_reported_at_once_and_capped(tmp_path):
     path = write_raw(tmp_path / "multi.h5", [[0.2, 0.1], [-1.0], [np.inf]], [[0, 900], [1], []], [0, -2, 1])
-    message = str(pytest.raises(DataFormatError, validate_file, path).value)
-    for expected in ("sample 0: spike times not sorted", "sample 0: spike unit 900", "sample 1: negative spike time",
-                     "sample 1: label -2", "sample 2: spikes/times has 1 events but spikes/units has 0",
-                     "sample 2: spike time inf is not finite"):
+    with pytest.raises(DataFormatError) as raised:
+        validate_file(path)
+    message = str(raised.value)
+    for expected in (
+        "sample 0: spike times not sorted",
+        "sample 0: spike unit 900",
+        "sample 1: negative spike time",
+        "sample 1: label -2",
+        "sample 2: spikes/times has 1 events but spikes/units has 0",
+        "sample 2: spike time inf is not finite",
+    ):
         assert expected in message, expected
     assert message.startswith(f"{path}: 6 problem(s)")
 
     many = write_raw(tmp_path / "many.h5", [[0.1]] * 30, [[800]] * 30, [0] * 30)
-    message = str(pytest.raises(DataFormatError, validate_file, many).value)
+    with pytest.raises(DataFormatError) as raised:
+        validate_file(many)
+    message = str(raised.value)
     assert "30 problem(s)" in message and "... and 10 more" in message
     assert message.count("spike unit 800") == 20
 
@@ -379,10 +431,19 @@ def test_synthetic_is_deterministic_by_seed_and_refuses_overwrite(tmp_path):
 
 @pytest.mark.parametrize(
     "overrides, message",
-    [({"n_classes": 1}, "n_classes"), ({"n_channels": 0}, "n_channels"), ({"dt": 0.0}, "dt"),
-     ({"jitter": -1.0}, "jitter"), ({"noise_rate": float("nan")}, "noise_rate"), ({"seed": -1}, "seed"),
-     ({"n_train": 2.5}, "n_train"), ({"spread": 200}, "does not fit"), ({"n_groups": 1}, "n_groups"),
-     ({"n_groups": 50}, "must not exceed n_channels"), ({"n_classes": 200}, "firing orders")],
+    [
+        ({"n_classes": 1}, "n_classes"),
+        ({"n_channels": 0}, "n_channels"),
+        ({"dt": 0.0}, "dt"),
+        ({"jitter": -1.0}, "jitter"),
+        ({"noise_rate": float("nan")}, "noise_rate"),
+        ({"seed": -1}, "seed"),
+        ({"n_train": 2.5}, "n_train"),
+        ({"spread": 200}, "does not fit"),
+        ({"n_groups": 1}, "n_groups"),
+        ({"n_groups": 50}, "must not exceed n_channels"),
+        ({"n_classes": 200}, "firing orders"),
+    ],
 )
 def test_synth_config_rejects_bad_values(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -33,9 +33,17 @@ def dense_delayed_sum(x, table):
 
 
 @settings(max_examples=25, deadline=None)
-@given(T=st.integers(1, 12), B=st.integers(1, 3), C_in=st.integers(1, 6), C_out=st.integers(1, 5),
-       D=st.integers(1, 15), density=st.sampled_from([0.0, 0.1, 0.5, 1.0]), graded=st.booleans(),
-       strategy=st.sampled_from(["events", "dense", "spectral"]), seed=st.integers(0, 2**16))
+@given(
+    T=st.integers(1, 12),
+    B=st.integers(1, 3),
+    C_in=st.integers(1, 6),
+    C_out=st.integers(1, 5),
+    D=st.integers(1, 15),
+    density=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    graded=st.booleans(),
+    strategy=st.sampled_from(["events", "dense", "spectral"]),
+    seed=st.integers(0, 2**16),
+)
 def test_delayed_sum_matches_reference_in_value_and_gradient(T, B, C_in, C_out, D, density, graded, strategy, seed):
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(T, B, C_in, generator=g, dtype=torch.float64) < density).double()
@@ -54,11 +62,10 @@ def test_delayed_sum_matches_reference_in_value_and_gradient(T, B, C_in, C_out, 
     torch.testing.assert_close(t1.grad, t2.grad, rtol=1e-12, atol=1e-12)
 
 
-
 def test_auto_strategy_is_exact_without_gradients_and_spectral_for_hidden_layers_in_training():
     from delaynir.nn.delay_conv import choose_strategy
 
-    anchor = dict(T=100, B=64, C_in=256, C_out=256, D=25, sparse_threshold=0.15)
+    anchor = {"T": 100, "B": 64, "C_in": 256, "C_out": 256, "D": 25, "sparse_threshold": 0.15}
     sparse, dense = int(0.08 * 100 * 64 * 256), int(0.5 * 100 * 64 * 256)
     # no gradient (evaluation, deployment checks): the exact direct sums, chosen by input density
     assert choose_strategy(**anchor, n_events=sparse, x_grad=False, table_grad=False) == "events"
@@ -66,8 +73,12 @@ def test_auto_strategy_is_exact_without_gradients_and_spectral_for_hidden_layers
     # a hidden layer in training needs the dense input gradient: the spectral form is cheaper
     assert choose_strategy(**anchor, n_events=sparse, x_grad=True, table_grad=True) == "spectral"
     # a short kernel over few steps: T·D is small, the direct sums stay cheaper
-    assert choose_strategy(T=8, B=4, C_in=6, C_out=5, D=2, n_events=10, sparse_threshold=0.15,
-                           x_grad=True, table_grad=True) != "spectral"
+    assert (
+        choose_strategy(
+            T=8, B=4, C_in=6, C_out=5, D=2, n_events=10, sparse_threshold=0.15, x_grad=True, table_grad=True
+        )
+        != "spectral"
+    )
 
 
 def test_spectral_strategy_is_accurate_in_float32_at_the_anchor_shape():
@@ -85,6 +96,7 @@ def test_spectral_strategy_is_accurate_in_float32_at_the_anchor_shape():
     gx64, gt64 = torch.autograd.grad((y64 * gy.double()).sum(), (x64, t64))
     for a, b in ((y.detach(), y64.detach()), (gx, gx64), (gt, gt64)):
         assert float((a.double() - b).abs().max()) <= 1e-5 * float(b.abs().max())
+
 
 @pytest.mark.parametrize("density", [0.05, 0.6])
 def test_rounded_layer_equals_shift_and_sum_exactly(density):

@@ -17,8 +17,19 @@ from delaynir.data import make_loader
 from delaynir.train import train
 
 # 45 training samples in global batches of 16: 16, 16, 13 (uneven shards, as in real runs)
-PRUNED = {"hidden": [12], "max_delay": 8, "epochs": 2, "batch_size": 16, "lr": 5e-3, "dropout": 0.0,
-          "val_fraction": 0.25, "n_steps": 40, "batchnorm": False, "sparsity": 0.75, "prune": "deepr-rigl"}
+PRUNED = {
+    "hidden": [12],
+    "max_delay": 8,
+    "epochs": 2,
+    "batch_size": 16,
+    "lr": 5e-3,
+    "dropout": 0.0,
+    "val_fraction": 0.25,
+    "n_steps": 40,
+    "batchnorm": False,
+    "sparsity": 0.75,
+    "prune": "deepr-rigl",
+}
 # dropout, BatchNorm and Langevin noise: ranks draw different masks, yet must stay identical
 NOISY = dict(PRUNED, dropout=0.3, batchnorm=True, prune="deepr-random", prune_temperature=1e-4, structure="taps")
 FILES = sorted([runs.CONFIG, runs.METRICS, runs.CHECKPOINT, runs.MODEL])
@@ -42,8 +53,9 @@ def _worker(rank: int, world: int, ports: list[int], data: Path, root: Path) -> 
 
     def after_step(self, optimizer, step):
         real_after_step(self, optimizer, step)
-        masks.append([(layer.candidate.clone(), layer.alive.clone(), layer.theta.detach().clone())
-                      for layer in self.layers])
+        masks.append(
+            [(layer.candidate.clone(), layer.alive.clone(), layer.theta.detach().clone()) for layer in self.layers]
+        )
 
     def evaluate(model, *args, **kwargs):
         states[current] = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -78,16 +90,19 @@ def test_sharded_loader_covers_the_single_process_batches(tiny_data):
     ds = SpikeDataset(tiny_data / "train.h5", dt=0.01, n_steps=40, pool=1)
     idx = list(range(0, 45))
     single = [y for _, y in make_loader(ds, idx, batch_size=16, shuffle=True, seed=5)]
-    shards = [[y for _, y in make_loader(ds, idx, batch_size=16, shuffle=True, seed=5, rank=r, world_size=2)]
-              for r in range(2)]
+    shards = [
+        [y for _, y in make_loader(ds, idx, batch_size=16, shuffle=True, seed=5, rank=r, world_size=2)]
+        for r in range(2)
+    ]
     assert [len(y) for y in single] == [16, 16, 13]
     assert [len(y) for y in shards[0]] == [8, 8, 6] and [len(y) for y in shards[1]] == [8, 8, 7]
     for whole, a, b in zip(single, *shards):
         assert torch.equal(whole, torch.cat([a, b]))
     padded = make_loader(ds, idx[:3], batch_size=2, shuffle=False, rank=0, world_size=2)
     assert [len(y) for _, y in padded] == [1, 1]  # every rank runs every step; the empty share is padded
-    assert [len(y) for _, y in make_loader(ds, idx[:3], batch_size=2, shuffle=False, rank=0, world_size=2,
-                                           pad_shards=False)] == [1]
+    assert [
+        len(y) for _, y in make_loader(ds, idx[:3], batch_size=2, shuffle=False, rank=0, world_size=2, pad_shards=False)
+    ] == [1]
 
 
 def test_ranks_hold_identical_parameters_and_masks_after_every_step(two_ranks):
@@ -144,8 +159,25 @@ def test_cli_under_torchrun(tiny_data, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
-    result = subprocess.run([str(torchrun), "--nproc_per_node=2", f"--master_port={_free_port()}", "-m", "delaynir",
-                             "train", "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--config",
-                             str(config)], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc_per_node=2",
+            f"--master_port={_free_port()}",
+            "-m",
+            "delaynir",
+            "train",
+            "--data",
+            str(tiny_data),
+            "--out",
+            str(tmp_path / "run"),
+            "--config",
+            str(config),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == FILES

@@ -23,12 +23,12 @@ from delaynir.converters import snntorch as snntorch_conv
 from delaynir.converters.onnx_export import export_onnx
 from delaynir.converters.onnxruntime import run_onnx
 from delaynir.errors import NIRImportError
+from delaynir.fit import max_model_delay, raise_if_misfit
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.nir_io import STEP_BETA, export_nir, to_nir
 from delaynir.nn.model import DelaySNN, ModelConfig
 from delaynir.number_formats import IntegerState, decay_format
 from delaynir.simulate import simulate
-from delaynir.fit import max_model_delay, raise_if_misfit
 from delaynir.target import builtin_target_names, load_target
 
 TARGETS = ("float", "int8", "loihi2", "spinnaker2", "xylo-audio2", "seneca")
@@ -37,9 +37,12 @@ TARGETS = ("float", "int8", "loihi2", "spinnaker2", "xylo-audio2", "seneca")
 def _run_everywhere(graph: DelayGraph, x: np.ndarray, tmp_path) -> dict:
     """The graph's results in the reference simulator and in every exported file."""
     nir_path = export_nir(graph, tmp_path / "g.nir")
-    return {"reference": simulate(graph, x, record=True), "norse": norse_conv.load(nir_path).run(x),
-            "snntorch": snntorch_conv.load(nir_path).run(x),
-            "onnxruntime": run_onnx(export_onnx(graph, tmp_path / "g.onnx"), x)}
+    return {
+        "reference": simulate(graph, x, record=True),
+        "norse": norse_conv.load(nir_path).run(x),
+        "snntorch": snntorch_conv.load(nir_path).run(x),
+        "onnxruntime": run_onnx(export_onnx(graph, tmp_path / "g.onnx"), x),
+    }
 
 
 def test_a_membrane_exactly_on_its_integer_threshold_does_not_spike_in_any_simulator(tmp_path):
@@ -51,17 +54,35 @@ def test_a_membrane_exactly_on_its_integer_threshold_does_not_spike_in_any_simul
     second neuron, an ulp below in norse (no spike). In units of the scale it is exactly k: no spike.
     """
     beta = np.array([1 - 408 / 4096])  # loihi2's fixed12 decay of τ = 10.05 steps
-    cases = [(0.005009782183681072, [100.0, 122.0], 200.0, -22.0),  # the demo's loihi2 bundle, hidden2
-             (0.005730088704654258, [218.0, -46.0, -30.0], 293.0, 151.0)]  # reference 0, norse 1 before
+    cases = [
+        (0.005009782183681072, [100.0, 122.0], 200.0, -22.0),  # the demo's loihi2 bundle, hidden2
+        (0.005730088704654258, [218.0, -46.0, -30.0], 293.0, 151.0),
+    ]  # reference 0, norse 1 before
     layers = []
     for k, (s, w, theta, bias) in enumerate(cases):
         grid = np.array([s])  # θ and b on the weight grid, as compile puts them for loihi2
-        layers.append(Layer(f"hidden{k + 1}", 1, "lif", beta, IntegerState().quantize(s * np.array([theta]), grid),
-                            IntegerState().quantize(s * np.array([bias]), grid),
-                            [Projection(INPUT, np.arange(len(w)), np.zeros(len(w), int), np.zeros(len(w), int),
-                                        w, np.array([s]))]))
-    layers.append(Layer("output", 1, "li", beta, np.array([np.inf]), np.zeros(1),
-                        [Projection(f"hidden{k + 1}", [0], [0], [1], [2.0], np.array([0.01])) for k in range(2)]))
+        layers.append(
+            Layer(
+                f"hidden{k + 1}",
+                1,
+                "lif",
+                beta,
+                IntegerState().quantize(s * np.array([theta]), grid),
+                IntegerState().quantize(s * np.array([bias]), grid),
+                [Projection(INPUT, np.arange(len(w)), np.zeros(len(w), int), np.zeros(len(w), int), w, np.array([s]))],
+            )
+        )
+    layers.append(
+        Layer(
+            "output",
+            1,
+            "li",
+            beta,
+            np.array([np.inf]),
+            np.zeros(1),
+            [Projection(f"hidden{k + 1}", [0], [0], [1], [2.0], np.array([0.01])) for k in range(2)],
+        )
+    )
     graph = DelayGraph(dt=0.01, n_inputs=3, layers=layers, target="loihi2")
     x = np.zeros((8, 1, 3))
     x[0] = 1.0  # step 0: the membrane is exactly k
@@ -83,11 +104,20 @@ def test_a_membrane_exactly_on_its_integer_threshold_does_not_spike_in_any_simul
 def test_units_thresholds_and_biases_on_the_grid_are_exact_integers():
     s = np.array([0.005009782183681072, 0.1, 1 / 3, 1.0])
     k = np.array([200.0, -7.0, 12345.0, 3.0])
-    assert np.array_equal(in_units(IntegerState().quantize(k * s, s), s), k)  # compile's θ = s·round(θ/s) comes back as k
+    assert np.array_equal(
+        in_units(IntegerState().quantize(k * s, s), s), k
+    )  # compile's θ = s·round(θ/s) comes back as k
     assert np.array_equal(in_units(np.array([np.inf, 0.5, 0.5, 0.5]), s)[[0, 3]], [np.inf, 0.5])
     assert not float(in_units(np.array([0.5]), np.array([0.3]))[0]).is_integer()  # off the grid: the quotient
-    layer = Layer("h", 4, "lif", np.full(4, 0.9), k * s, np.zeros(4),
-                  [Projection(INPUT, [0], [0], [0], [1.0], s), Projection("h", [0], [1], [1], [1.0], s)])
+    layer = Layer(
+        "h",
+        4,
+        "lif",
+        np.full(4, 0.9),
+        k * s,
+        np.zeros(4),
+        [Projection(INPUT, [0], [0], [0], [1.0], s), Projection("h", [0], [1], [1], [1.0], s)],
+    )
     assert np.array_equal(membrane_unit(layer), s)
     layer.projections[1].scale = s * 2  # projections with different scales: real units
     assert membrane_unit(layer) is None
@@ -107,11 +137,31 @@ def test_per_step_coefficients_recomputed_from_tau_are_an_ulp_off_so_nir_nodes_c
 
     assert recomputed(412)[1] != 1.0 and recomputed(2414)[0] != 1 - 2414 / 4096
     beta = 1 - 412 / 4096  # β · 1024 = 921 exactly
-    graph = DelayGraph(dt=dt, n_inputs=2, target="loihi2", layers=[
-        Layer("h", 1, "lif", np.array([beta]), np.array([1100.0]), np.zeros(1),
-              [Projection(INPUT, [0, 1], [0, 0], [0, 0], [1024.0, 179.0], np.array([1.0]))]),
-        Layer("output", 1, "li", np.array([beta]), np.array([np.inf]), np.zeros(1),
-              [Projection("h", [0], [0], [0], [1.0], np.array([1.0]))])])
+    graph = DelayGraph(
+        dt=dt,
+        n_inputs=2,
+        target="loihi2",
+        layers=[
+            Layer(
+                "h",
+                1,
+                "lif",
+                np.array([beta]),
+                np.array([1100.0]),
+                np.zeros(1),
+                [Projection(INPUT, [0, 1], [0, 0], [0, 0], [1024.0, 179.0], np.array([1.0]))],
+            ),
+            Layer(
+                "output",
+                1,
+                "li",
+                np.array([beta]),
+                np.array([np.inf]),
+                np.zeros(1),
+                [Projection("h", [0], [0], [0], [1.0], np.array([1.0]))],
+            ),
+        ],
+    )
     ngraph = to_nir(graph)
     lif = ngraph.nodes["layer_h"]
     assert isinstance(lif, nir.LIF) and np.array_equal(lif.metadata[STEP_BETA], [beta])
@@ -148,10 +198,17 @@ def target_graph(target: str, seed: int, *, reset: str, recurrent: bool, cubalif
     reset = reset if reset in profile.resets else profile.resets[0]
     delays = profile.max_delay >= 1
     n_in, n_out = int(rng.integers(3, 9)), int(rng.integers(2, 5))
-    config = ModelConfig(n_inputs=n_in, n_outputs=n_out, hidden=[int(rng.integers(4, 10))] * int(rng.integers(1, 3)),
-                         max_delay=12 if delays else 1, delays="learned" if delays else "none",
-                         threshold=float(rng.uniform(0.3, 1.0)), reset=reset, dropout=0.0,
-                         tau_steps=float(rng.uniform(3, 20)))
+    config = ModelConfig(
+        n_inputs=n_in,
+        n_outputs=n_out,
+        hidden=[int(rng.integers(4, 10))] * int(rng.integers(1, 3)),
+        max_delay=12 if delays else 1,
+        delays="learned" if delays else "none",
+        threshold=float(rng.uniform(0.3, 1.0)),
+        reset=reset,
+        dropout=0.0,
+        tau_steps=float(rng.uniform(3, 20)),
+    )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = DelaySNN(config).eval()
@@ -178,12 +235,28 @@ def target_graph(target: str, seed: int, *, reset: str, recurrent: bool, cubalif
     if recurrent:
         post, pre = np.nonzero(rng.random((first.size, first.size)) < 0.4)
         top = int(min(6, max_model_delay(profile, recurrent=True)))
-        first.projections.append(Projection("hidden1", pre, post, rng.integers(1, top + 1, len(pre)),
-                                            weights(len(pre)), scale))
+        first.projections.append(
+            Projection("hidden1", pre, post, rng.integers(1, top + 1, len(pre)), weights(len(pre)), scale)
+        )
     if relay and not delays:  # the input one step late, through relays after hidden1 in the list
-        relays = Layer("relay.hidden1.in", n_in, "relay", np.zeros(n_in), np.full(n_in, np.inf), np.zeros(n_in),
-                       [Projection(INPUT, np.arange(n_in), np.arange(n_in), np.zeros(n_in, int),
-                                   np.full(n_in, float(step)), np.full(n_in, 1.0 / step))])
+        relays = Layer(
+            "relay.hidden1.in",
+            n_in,
+            "relay",
+            np.zeros(n_in),
+            np.full(n_in, np.inf),
+            np.zeros(n_in),
+            [
+                Projection(
+                    INPUT,
+                    np.arange(n_in),
+                    np.arange(n_in),
+                    np.zeros(n_in, int),
+                    np.full(n_in, float(step)),
+                    np.full(n_in, 1.0 / step),
+                )
+            ],
+        )
         graph.layers.insert(graph.layers.index(first) + 1, relays)
         post, pre = np.nonzero(rng.random((first.size, n_in)) < 0.5)
         first.projections.append(Projection(relays.name, pre, post, np.ones(len(pre), int), weights(len(pre)), scale))
@@ -235,16 +308,28 @@ def test_the_builtin_targets_are_the_ones_covered():
 
 @pytest.mark.parametrize("target", TARGETS)
 @settings(max_examples=4, deadline=None, derandomize=True)
-@given(seed=st.integers(0, 2**16), reset=st.sampled_from(["hard", "subtract"]), recurrent=st.booleans(),
-       cubalif=st.booleans(), relay=st.booleans())
-def test_a_bundle_of_a_random_model_for_every_target_passes_its_check(target, seed, reset, recurrent, cubalif, relay,
-                                                                      tmp_path_factory):
+@given(
+    seed=st.integers(0, 2**16),
+    reset=st.sampled_from(["hard", "subtract"]),
+    recurrent=st.booleans(),
+    cubalif=st.booleans(),
+    relay=st.booleans(),
+)
+def test_a_bundle_of_a_random_model_for_every_target_passes_its_check(
+    target, seed, reset, recurrent, cubalif, relay, tmp_path_factory
+):
     graph = target_graph(target, seed, reset=reset, recurrent=recurrent, cubalif=cubalif, relay=relay)
     x = random_inputs(seed, graph)
     ref = simulate(graph, x, record=True)
     if integer_state(load_target(target)):  # loihi2, xylo-audio2: the vectors hold membranes exactly on θ
-        assert sum(int((ref.membranes[la.name] == torch.from_numpy(la.threshold)).sum())
-                   for la in graph.layers if la.neuron in ("lif", "cubalif")) > 0
+        assert (
+            sum(
+                int((ref.membranes[la.name] == torch.from_numpy(la.threshold)).sum())
+                for la in graph.layers
+                if la.neuron in ("lif", "cubalif")
+            )
+            > 0
+        )
     out = tmp_path_factory.mktemp("bundle") / target
     manifest = write_graph_bundle(graph, out, x)  # raises VerificationError if a simulator differs anywhere
     fixed_point = graph.arithmetic != "float64"  # loihi2: vectors in its fixed-point arithmetic, NIR/ONNX float64
@@ -258,20 +343,30 @@ def test_a_bundle_of_a_random_model_for_every_target_passes_its_check(target, se
     assert statuses.pop("lava", None) in lava
     assert statuses == dict.fromkeys(("reference", "norse", "snntorch", "onnxruntime"), "exact")
     assert manifest["semantics"]["identical"] is not fixed_point
-    assert manifest["verification"]["onnxruntime"]["reproduces"] == ("float graph" if fixed_point
-                                                                     else "target arithmetic")
+    assert manifest["verification"]["onnxruntime"]["reproduces"] == (
+        "float graph" if fixed_point else "target arithmetic"
+    )
 
 
 def test_every_target_kind_of_graph_is_generated():
     """The generator reaches what the hypothesis test claims: resets, cubalif, recurrence, relays per target."""
     seen = set()
-    for target, (reset, recurrent, cubalif) in itertools.product(TARGETS, itertools.product(
-            ["hard", "subtract"], [False, True], [False, True])):
+    for target, (reset, recurrent, cubalif) in itertools.product(
+        TARGETS, itertools.product(["hard", "subtract"], [False, True], [False, True])
+    ):
         graph = target_graph(target, 3, reset=reset, recurrent=recurrent, cubalif=cubalif, relay=True)
         for layer in graph.layers:
             seen.add((target, layer.neuron, layer.reset if layer.neuron in ("lif", "cubalif") else "-"))
         if recurrent:
             assert any(p.source == "hidden1" for p in graph.layer("hidden1").projections)
-    assert {("loihi2", "lif", "hard"), ("loihi2", "cubalif", "hard"), ("xylo-audio2", "lif", "subtract"),
-            ("xylo-audio2", "cubalif", "subtract"), ("xylo-audio2", "relay", "-"), ("spinnaker2", "relay", "-"),
-            ("seneca", "relay", "-"), ("float", "lif", "subtract"), ("int8", "lif", "hard")} <= seen
+    assert {
+        ("loihi2", "lif", "hard"),
+        ("loihi2", "cubalif", "hard"),
+        ("xylo-audio2", "lif", "subtract"),
+        ("xylo-audio2", "cubalif", "subtract"),
+        ("xylo-audio2", "relay", "-"),
+        ("spinnaker2", "relay", "-"),
+        ("seneca", "relay", "-"),
+        ("float", "lif", "subtract"),
+        ("int8", "lif", "hard"),
+    } <= seen

@@ -12,17 +12,25 @@ from delaynir.compile import compile_run
 from delaynir.config import make_config
 from delaynir.data.frames import write_frames_file
 from delaynir.errors import GraphFormatError, TargetError
+from delaynir.fit import check_fit
 from delaynir.graph import decode_input, encode_input
 from delaynir.graph_io import load_graph, save_graph, validate_graph
 from delaynir.quantize import input_grid, quantize_input
-from delaynir.fit import check_fit
 from delaynir.run import Run
 from delaynir.target import load_target
 from delaynir.train import train
 from delaynir.verify import verify_path, worst_agreement
 
-SETTINGS = {"hidden": [16], "max_delay": 8, "epochs": 2, "batch_size": 16, "dropout": 0.1, "val_fraction": 0.25,
-            "threshold": 0.5, "seed": 1}
+SETTINGS = {
+    "hidden": [16],
+    "max_delay": 8,
+    "epochs": 2,
+    "batch_size": 16,
+    "dropout": 0.1,
+    "val_fraction": 0.25,
+    "threshold": 0.5,
+    "seed": 1,
+}
 
 
 def _frames(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -81,8 +89,9 @@ def test_compile_quantises_graded_input_and_reports_its_cost(graded_run, tmp_pat
 
 @pytest.mark.parametrize("target", ["int8", "float"])
 def test_verify_is_spike_exact_with_graded_input_in_every_simulator(graded_run, target):
-    report = verify_path(graded_run, graded_run.parent / "data", sims=["norse", "snntorch", "onnxruntime"],
-                         target=target, batch_size=16)
+    report = verify_path(
+        graded_run, graded_run.parent / "data", sims=["norse", "snntorch", "onnxruntime"], target=target, batch_size=16
+    )
     assert worst_agreement(report) == 1.0
     for name in ("norse", "snntorch", "onnxruntime"):
         assert set(report["simulators"][name]["spike_agreement"].values()) == {1.0}
@@ -121,8 +130,9 @@ def test_a_version_1_file_reads_as_spike_input(graded_run, tmp_path):
 
 
 def test_bundle_and_report_with_graded_input(graded_run, tmp_path):
-    assert main(["-q", "bundle", str(graded_run), "--target", "int8", "--out", str(tmp_path / "b"), "--samples",
-                 "4"]) == 0
+    assert (
+        main(["-q", "bundle", str(graded_run), "--target", "int8", "--out", str(tmp_path / "b"), "--samples", "4"]) == 0
+    )
     with h5py.File(tmp_path / "b" / "test_vectors.h5") as f:
         inputs = f["inputs"][()]
     assert np.array_equal(inputs, np.round(inputs)) and inputs.max() <= 255 and inputs.max() > 1

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from delaynir.errors import DelayNIRError, GraphFormatError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
-from delaynir.neuron_kinds import NEURON_TYPES, RESETS
 from delaynir.graph_io import load_graph, save_graph, validate_graph
+from delaynir.neuron_kinds import NEURON_TYPES, RESETS
 
 INF = math.inf
 
@@ -26,26 +26,43 @@ INF = math.inf
 
 
 def proj(source, pre, post, delay, weight, scale) -> Projection:
-    return Projection(source, np.array(pre), np.array(post), np.array(delay), np.array(weight, float),
-                      np.array(scale, float))
+    return Projection(
+        source, np.array(pre), np.array(post), np.array(delay), np.array(weight, float), np.array(scale, float)
+    )
 
 
 def lif_li_graph() -> DelayGraph:
     """input(3) -> lif 'hidden'(4, recurrent, delays >= 1) -> li 'out'(2)."""
     hidden = Layer(
-        "hidden", 4, "lif", beta=[0.9, 0.8, 1.0, 0.0], threshold=[1.0, 1.0, 0.5, 2.0], bias=[0.0, 0.1, -0.2, 0.0],
+        "hidden",
+        4,
+        "lif",
+        beta=[0.9, 0.8, 1.0, 0.0],
+        threshold=[1.0, 1.0, 0.5, 2.0],
+        bias=[0.0, 0.1, -0.2, 0.0],
         projections=[
             proj(INPUT, [0, 1, 2, 2], [0, 1, 2, 3], [0, 3, 7, 24], [1.0, -2.0, 3.0, 127.0], [0.5, 0.25, 1.0, 2.0]),
             proj("hidden", [0, 3], [1, 2], [1, 5], [-1.0, 4.0], [1.0, 1.0, 1.0, 1.0]),
         ],
     )
-    out = Layer("out", 2, "li", beta=[0.95, 0.95], threshold=[INF, INF], bias=[0.0, 0.0],
-                projections=[proj("hidden", [0, 1, 3], [0, 1, 1], [2, 0, 1], [0.1, 0.2, -0.3], [1.0, 1.0])])
-    return DelayGraph(dt=0.01, n_inputs=3, layers=[hidden, out], target="loihi2",
-                      input={"n_channels": 700, "pool": 5, "encoding": "counts"},
-                      quantization={"weight_bits": 8, "scheme": "per-neuron", "signed": True},
-                      provenance={"delaynir": "0.1.0", "run": "runs/a", "seeds": [0, 1],
-                                  "nested": {"x": 1.5, "n": None}})
+    out = Layer(
+        "out",
+        2,
+        "li",
+        beta=[0.95, 0.95],
+        threshold=[INF, INF],
+        bias=[0.0, 0.0],
+        projections=[proj("hidden", [0, 1, 3], [0, 1, 1], [2, 0, 1], [0.1, 0.2, -0.3], [1.0, 1.0])],
+    )
+    return DelayGraph(
+        dt=0.01,
+        n_inputs=3,
+        layers=[hidden, out],
+        target="loihi2",
+        input={"n_channels": 700, "pool": 5, "encoding": "counts"},
+        quantization={"weight_bits": 8, "scheme": "per-neuron", "signed": True},
+        provenance={"delaynir": "0.1.0", "run": "runs/a", "seeds": [0, 1], "nested": {"x": 1.5, "n": None}},
+    )
 
 
 def all_kinds_graph() -> DelayGraph:
@@ -54,11 +71,28 @@ def all_kinds_graph() -> DelayGraph:
     hidden, out = graph.layers
     hidden.reset = "subtract"
     hidden.projections.append(proj("out", [1], [0], [3], [0.5], [1.0] * 4))  # from a later layer: recurrent
-    syn = Layer("syn", 3, "cubalif", beta=[0.5] * 3, threshold=[1.0] * 3, bias=[0.0] * 3, alpha=[0.25, 0.5, 1.0],
-                projections=[proj("hidden", [0, 1, 2], [0, 1, 2], [0, 0, 0], [1.0, 1.0, 1.0], [0.1, 0.2, 0.3])])
-    relay = Layer("relay", 3, "relay", beta=[0.0] * 3, threshold=[INF] * 3, bias=[0.0] * 3,
-                  projections=[proj("syn", [0, 1, 2], [2, 1, 0], [4, 4, 4], [1.0, 1.0, 1.0], [1.0] * 3),
-                               proj("hidden", [], [], [], [], [1.0] * 3)])
+    syn = Layer(
+        "syn",
+        3,
+        "cubalif",
+        beta=[0.5] * 3,
+        threshold=[1.0] * 3,
+        bias=[0.0] * 3,
+        alpha=[0.25, 0.5, 1.0],
+        projections=[proj("hidden", [0, 1, 2], [0, 1, 2], [0, 0, 0], [1.0, 1.0, 1.0], [0.1, 0.2, 0.3])],
+    )
+    relay = Layer(
+        "relay",
+        3,
+        "relay",
+        beta=[0.0] * 3,
+        threshold=[INF] * 3,
+        bias=[0.0] * 3,
+        projections=[
+            proj("syn", [0, 1, 2], [2, 1, 0], [4, 4, 4], [1.0, 1.0, 1.0], [1.0] * 3),
+            proj("hidden", [], [], [], [], [1.0] * 3),
+        ],
+    )
     out.projections = [proj("relay", [0, 2], [0, 1], [1, 1], [2.0, -2.0], [0.5, 0.5])]
     graph.layers = [hidden, syn, relay, out]
     return graph
@@ -106,8 +140,16 @@ def test_layout_is_as_documented(tmp_path):
     path = save_graph(all_kinds_graph(), tmp_path / "g.h5")
     with h5py.File(path, "r") as f:
         assert f.attrs["format"] == "delaynir.DelayGraph" and f.attrs["format_version"] == 2
-        assert list(f.attrs) == ["format", "format_version", "dt", "n_inputs", "target", "input", "quantization",
-                                 "provenance"]
+        assert list(f.attrs) == [
+            "format",
+            "format_version",
+            "dt",
+            "n_inputs",
+            "target",
+            "input",
+            "quantization",
+            "provenance",
+        ]
         assert list(f["layers"]) == ["000", "001", "002", "003"]
         assert f["layers/001"].attrs["name"] == "syn" and f["layers/001/alpha"].dtype == np.float64
         assert "alpha" not in f["layers/000"]
@@ -184,19 +226,51 @@ def raw_spec() -> dict:
     """A valid lif -> li graph as {group path: {"attrs": ..., dataset: array}}, in other tools' styles:
     int64 / uint8 indices, float32 arrays, fixed-length bytes strings, no metadata attributes."""
     return {
-        "/": {"attrs": {"format": "delaynir.DelayGraph", "format_version": np.int32(1), "dt": 0.001,
-                        "n_inputs": np.uint16(3), "target": np.bytes_(b"float")}},
-        "layers/000": {"attrs": {"name": "hidden", "neuron": np.bytes_(b"lif"), "reset": "hard", "size": 3},
-                       "beta": np.array([0.9, 0.9, 0.5], np.float32), "threshold": np.ones(3), "bias": np.zeros(3)},
-        "layers/000/projections/000": {"attrs": {"source": "input"}, "pre": np.array([0, 1, 2], np.int64),
-                                       "post": np.array([0, 1, 2], np.uint8), "delay": np.array([0, 2, 5], np.int16),
-                                       "weight": np.array([1.0, -1.0, 2.0]), "scale": np.ones(3)},
-        "layers/000/projections/001": {"attrs": {"source": "hidden"}, "pre": np.array([2]), "post": np.array([0]),
-                                       "delay": np.array([1]), "weight": np.array([0.5]), "scale": np.ones(3)},
-        "layers/001": {"attrs": {"name": "out", "neuron": "li", "reset": "hard", "size": 2},
-                       "beta": np.array([0.8, 0.8]), "threshold": np.array([INF, INF]), "bias": np.zeros(2)},
-        "layers/001/projections/000": {"attrs": {"source": "hidden"}, "pre": np.array([0, 1]), "post": np.array([0, 1]),
-                                       "delay": np.array([3, 3]), "weight": np.array([1.0, 1.0]), "scale": np.ones(2)},
+        "/": {
+            "attrs": {
+                "format": "delaynir.DelayGraph",
+                "format_version": np.int32(1),
+                "dt": 0.001,
+                "n_inputs": np.uint16(3),
+                "target": np.bytes_(b"float"),
+            }
+        },
+        "layers/000": {
+            "attrs": {"name": "hidden", "neuron": np.bytes_(b"lif"), "reset": "hard", "size": 3},
+            "beta": np.array([0.9, 0.9, 0.5], np.float32),
+            "threshold": np.ones(3),
+            "bias": np.zeros(3),
+        },
+        "layers/000/projections/000": {
+            "attrs": {"source": "input"},
+            "pre": np.array([0, 1, 2], np.int64),
+            "post": np.array([0, 1, 2], np.uint8),
+            "delay": np.array([0, 2, 5], np.int16),
+            "weight": np.array([1.0, -1.0, 2.0]),
+            "scale": np.ones(3),
+        },
+        "layers/000/projections/001": {
+            "attrs": {"source": "hidden"},
+            "pre": np.array([2]),
+            "post": np.array([0]),
+            "delay": np.array([1]),
+            "weight": np.array([0.5]),
+            "scale": np.ones(3),
+        },
+        "layers/001": {
+            "attrs": {"name": "out", "neuron": "li", "reset": "hard", "size": 2},
+            "beta": np.array([0.8, 0.8]),
+            "threshold": np.array([INF, INF]),
+            "bias": np.zeros(2),
+        },
+        "layers/001/projections/000": {
+            "attrs": {"source": "hidden"},
+            "pre": np.array([0, 1]),
+            "post": np.array([0, 1]),
+            "delay": np.array([3, 3]),
+            "weight": np.array([1.0, 1.0]),
+            "scale": np.ones(2),
+        },
     }
 
 
@@ -231,12 +305,14 @@ def test_file_written_by_another_tool_loads(tmp_path):
 def _set(path, key, value):
     def mutate(spec):
         spec[path][key] = value
+
     return mutate
 
 
 def _set_attr(path, key, value):
     def mutate(spec):
         spec[path]["attrs"][key] = value
+
     return mutate
 
 
@@ -249,6 +325,7 @@ def _drop(path, key=None):
             del spec[path]["attrs"][key]
         else:
             del spec[path][key]
+
     return mutate
 
 
@@ -283,72 +360,119 @@ def _beta_is_group(spec):
 
 # case id: (mutation of raw_spec(), [text the message must contain, ...])
 MALFORMED = {
-    "no format_version": (_drop("/", "format_version"),
-                          ["root attribute 'format_version': expected an integer 1..2, found nothing (missing)"]),
-    "wrong format": (_set_attr("/", "format", "nir"),
-                     ["root attribute 'format': expected 'delaynir.DelayGraph', found 'nir'"]),
+    "no format_version": (
+        _drop("/", "format_version"),
+        ["root attribute 'format_version': expected an integer 1..2, found nothing (missing)"],
+    ),
+    "wrong format": (
+        _set_attr("/", "format", "nir"),
+        ["root attribute 'format': expected 'delaynir.DelayGraph', found 'nir'"],
+    ),
     "no layers group": (_drop("layers"), ["layers: expected a non-empty list of layers", "found nothing (missing)"]),
     "no layers": (_no_layers, ["layers: expected a non-empty list of layers (the last is the output), found []"]),
     "dt zero": (_set_attr("/", "dt", 0.0), ["dt: expected a finite number of seconds > 0, found 0.0"]),
     "n_inputs zero": (_set_attr("/", "n_inputs", 0), ["n_inputs: expected an integer in 1..4294967296, found 0"]),
-    "bad json": (_set_attr("/", "provenance", "{oops"),
-                 ["root attribute 'provenance': expected a JSON object, found invalid JSON"]),
+    "bad json": (
+        _set_attr("/", "provenance", "{oops"),
+        ["root attribute 'provenance': expected a JSON object, found invalid JSON"],
+    ),
     "json not a dict": (_set_attr("/", "input", "[1, 2]"), ["input: expected a dict, found [1, 2]"]),
     "missing beta": (_drop("layers/000", "beta"), [f"{H0}: beta: {PER_NEURON}, found nothing (missing)"]),
-    "missing size": (_drop("layers/000", "size"),
-                     [f"{H0}: size: expected an integer in 1..4294967296, found nothing (missing)"]),
-    "missing projections": (_drop("layers/001/projections"),
-                            [f"{H1}: projections: expected a list of projections, found nothing (missing)"]),
+    "missing size": (
+        _drop("layers/000", "size"),
+        [f"{H0}: size: expected an integer in 1..4294967296, found nothing (missing)"],
+    ),
+    "missing projections": (
+        _drop("layers/001/projections"),
+        [f"{H1}: projections: expected a list of projections, found nothing (missing)"],
+    ),
     "missing pre": (_drop(PROJ10, "pre"), [f"{P10}: pre: expected a 1-D integer array, found nothing (missing)"]),
     "beta is a group": (_beta_is_group, [f"{H0}: beta: {PER_NEURON}, found Group"]),
     "2-D bias": (_set("layers/000", "bias", np.zeros((3, 1))), [f"{H0}: bias: {PER_NEURON}, found shape (3, 1)"]),
-    "float pre": (_set(PROJ10, "pre", np.array([0.0, 1.0])),
-                  [f"{P10}: pre: expected a 1-D integer array, found dtype float64"]),
-    "mismatched lengths": (_set(PROJ10, "delay", np.array([3])),
-                           [f"{P10}: expected pre, post, delay and weight of equal length (one entry per synapse), "
-                            "found pre 2, post 2, delay 1, weight 2"]),
-    "pre out of range": (_set("layers/000/projections/000", "pre", np.array([0, 3, 2])),
-                         [f"{P00}: pre: expected indices in 0..2 (source 'input' has 3 neurons), "
-                          f"{BAD} (first: synapse 1 = 3)"]),
-    "post out of range": (_set(PROJ10, "post", np.array([0, 2])),
-                          [f"{P10}: post: expected indices in 0..1 (this layer has 2 neurons), "
-                           f"{BAD} (first: synapse 1 = 2)"]),
-    "unknown source": (_set_attr(PROJ10, "source", "nowhere"),
-                       [f"{H1} projection 0 (source 'nowhere'): source: expected 'input' or the name of a layer, "
-                        "found 'nowhere'"]),
-    "negative delay": (_set("layers/000/projections/000", "delay", np.array([0, -1, 5])),
-                       [f"{P00}: delay: expected delays in 0..4294967295 steps, {BAD} (first: synapse 1 = -1)"]),
-    "recurrent delay 0": (_set("layers/000/projections/001", "delay", np.array([0])),
-                          [f"{P01}: delay: expected delays in 1..4294967295 steps (the projection is recurrent"]),
-    "nan weight": (_set(PROJ10, "weight", np.array([1.0, np.nan])),
-                   [f"{P10}: weight: expected finite values, {BAD} (first: synapse 1 = nan)"]),
-    "inf scale": (_set(PROJ10, "scale", np.array([1.0, -INF])),
-                  [f"{P10}: scale: expected finite values, {BAD} (first: neuron 1 = -inf)"]),
-    "scale length": (_set(PROJ10, "scale", np.ones(3)),
-                     [f"{P10}: scale: expected a 1-D real array of length 2 (one per neuron of this layer), "
-                      "found length 3"]),
-    "nan beta": (_set("layers/000", "beta", np.array([0.5, np.nan, 0.5])),
-                 [f"{H0}: beta: expected decay factors in [0, 1], {BAD} (first: neuron 1 = nan)"]),
-    "beta above 1": (_set("layers/001", "beta", np.array([0.5, 1.5])),
-                     [f"{H1}: beta: expected decay factors in [0, 1], {BAD} (first: neuron 1 = 1.5)"]),
-    "inf threshold on lif": (_set("layers/000", "threshold", np.array([1.0, INF, 1.0])),
-                             [f"{H0}: threshold: expected finite values (+inf only for li and relay layers), "
-                              f"{BAD} (first: neuron 1 = inf)"]),
-    "nan threshold on li": (_set("layers/001", "threshold", np.array([INF, np.nan])),
-                            [f"{H1}: threshold: expected finite values or +inf, {BAD} (first: neuron 1 = nan)"]),
-    "inf bias": (_set("layers/000", "bias", np.array([0.0, 0.0, INF])),
-                 [f"{H0}: bias: expected finite values, {BAD} (first: neuron 2 = inf)"]),
-    "unknown neuron": (_set_attr("layers/000", "neuron", "izhikevich"),
-                       [f"{H0}: neuron: expected one of 'lif', 'cubalif', 'li', 'relay', found 'izhikevich'"]),
-    "unknown reset": (_set_attr("layers/000", "reset", "soft"),
-                      [f"{H0}: reset: expected one of 'hard', 'subtract', found 'soft'"]),
-    "cubalif without alpha": (_set_attr("layers/000", "neuron", "cubalif"),
-                              [f"{H0}: alpha: missing, a cubalif layer needs alpha"]),
-    "alpha wrong length": (_set("layers/000", "alpha", np.array([0.5, 0.5])),
-                           [f"{H0}: alpha: {PER_NEURON}, found length 2"]),
+    "float pre": (
+        _set(PROJ10, "pre", np.array([0.0, 1.0])),
+        [f"{P10}: pre: expected a 1-D integer array, found dtype float64"],
+    ),
+    "mismatched lengths": (
+        _set(PROJ10, "delay", np.array([3])),
+        [
+            f"{P10}: expected pre, post, delay and weight of equal length (one entry per synapse), "
+            "found pre 2, post 2, delay 1, weight 2"
+        ],
+    ),
+    "pre out of range": (
+        _set("layers/000/projections/000", "pre", np.array([0, 3, 2])),
+        [f"{P00}: pre: expected indices in 0..2 (source 'input' has 3 neurons), {BAD} (first: synapse 1 = 3)"],
+    ),
+    "post out of range": (
+        _set(PROJ10, "post", np.array([0, 2])),
+        [f"{P10}: post: expected indices in 0..1 (this layer has 2 neurons), {BAD} (first: synapse 1 = 2)"],
+    ),
+    "unknown source": (
+        _set_attr(PROJ10, "source", "nowhere"),
+        [f"{H1} projection 0 (source 'nowhere'): source: expected 'input' or the name of a layer, found 'nowhere'"],
+    ),
+    "negative delay": (
+        _set("layers/000/projections/000", "delay", np.array([0, -1, 5])),
+        [f"{P00}: delay: expected delays in 0..4294967295 steps, {BAD} (first: synapse 1 = -1)"],
+    ),
+    "recurrent delay 0": (
+        _set("layers/000/projections/001", "delay", np.array([0])),
+        [f"{P01}: delay: expected delays in 1..4294967295 steps (the projection is recurrent"],
+    ),
+    "nan weight": (
+        _set(PROJ10, "weight", np.array([1.0, np.nan])),
+        [f"{P10}: weight: expected finite values, {BAD} (first: synapse 1 = nan)"],
+    ),
+    "inf scale": (
+        _set(PROJ10, "scale", np.array([1.0, -INF])),
+        [f"{P10}: scale: expected finite values, {BAD} (first: neuron 1 = -inf)"],
+    ),
+    "scale length": (
+        _set(PROJ10, "scale", np.ones(3)),
+        [f"{P10}: scale: expected a 1-D real array of length 2 (one per neuron of this layer), found length 3"],
+    ),
+    "nan beta": (
+        _set("layers/000", "beta", np.array([0.5, np.nan, 0.5])),
+        [f"{H0}: beta: expected decay factors in [0, 1], {BAD} (first: neuron 1 = nan)"],
+    ),
+    "beta above 1": (
+        _set("layers/001", "beta", np.array([0.5, 1.5])),
+        [f"{H1}: beta: expected decay factors in [0, 1], {BAD} (first: neuron 1 = 1.5)"],
+    ),
+    "inf threshold on lif": (
+        _set("layers/000", "threshold", np.array([1.0, INF, 1.0])),
+        [f"{H0}: threshold: expected finite values (+inf only for li and relay layers), {BAD} (first: neuron 1 = inf)"],
+    ),
+    "nan threshold on li": (
+        _set("layers/001", "threshold", np.array([INF, np.nan])),
+        [f"{H1}: threshold: expected finite values or +inf, {BAD} (first: neuron 1 = nan)"],
+    ),
+    "inf bias": (
+        _set("layers/000", "bias", np.array([0.0, 0.0, INF])),
+        [f"{H0}: bias: expected finite values, {BAD} (first: neuron 2 = inf)"],
+    ),
+    "unknown neuron": (
+        _set_attr("layers/000", "neuron", "izhikevich"),
+        [f"{H0}: neuron: expected one of 'lif', 'cubalif', 'li', 'relay', found 'izhikevich'"],
+    ),
+    "unknown reset": (
+        _set_attr("layers/000", "reset", "soft"),
+        [f"{H0}: reset: expected one of 'hard', 'subtract', found 'soft'"],
+    ),
+    "cubalif without alpha": (
+        _set_attr("layers/000", "neuron", "cubalif"),
+        [f"{H0}: alpha: missing, a cubalif layer needs alpha"],
+    ),
+    "alpha wrong length": (
+        _set("layers/000", "alpha", np.array([0.5, 0.5])),
+        [f"{H0}: alpha: {PER_NEURON}, found length 2"],
+    ),
     "duplicate names": (_rename_layer, ["duplicate layer name 'hidden' (layers 0, 1); layer names must be unique"]),
-    "gap in layer indices": (_skip_index,
-                             ["/layers: expected members named by index 000, 001, ... without gaps, found 000, 002"]),
+    "gap in layer indices": (
+        _skip_index,
+        ["/layers: expected members named by index 000, 001, ... without gaps, found 000, 002"],
+    ),
 }
 
 
@@ -365,15 +489,23 @@ def test_malformed_file_is_reported(tmp_path, case):
 
 def test_every_problem_is_reported_at_once(tmp_path):
     spec = raw_spec()
-    for mutate in (_set_attr("/", "dt", -1.0), _drop("layers/000", "bias"),
-                   _set("layers/000/projections/001", "delay", np.array([0])),
-                   _set("layers/001/projections/000", "weight", np.array([np.nan, 1.0])),
-                   _set_attr("layers/001", "reset", "none")):
+    for mutate in (
+        _set_attr("/", "dt", -1.0),
+        _drop("layers/000", "bias"),
+        _set("layers/000/projections/001", "delay", np.array([0])),
+        _set("layers/001/projections/000", "weight", np.array([np.nan, 1.0])),
+        _set_attr("layers/001", "reset", "none"),
+    ):
         mutate(spec)
     message = load_problems(tmp_path, spec)
     assert "5 problem(s)" in message
-    for text in ("dt: expected", f"{H0}: bias: expected", f"{P01}: delay: expected", f"{P10}: weight: expected",
-                 f"{H1}: reset: expected"):
+    for text in (
+        "dt: expected",
+        f"{H0}: bias: expected",
+        f"{P01}: delay: expected",
+        f"{P10}: weight: expected",
+        f"{H1}: reset: expected",
+    ):
         assert text in message
 
 
@@ -406,7 +538,8 @@ def test_unknown_members_are_logged_not_dropped_silently(tmp_path, caplog):
 FLOATS = st.floats(allow_nan=False, allow_infinity=False)
 UNIT = st.floats(0.0, 1.0)
 NAMES = st.text(st.characters(exclude_characters="\0", exclude_categories=("Cs",)), min_size=1, max_size=6).filter(
-    lambda s: s != INPUT)
+    lambda s: s != INPUT
+)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | FLOATS | st.text(max_size=5),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
@@ -422,9 +555,13 @@ def floats(draw, n, elements=FLOATS) -> np.ndarray:
 def random_projection(draw, k, size, sources) -> Projection:
     j, source, source_size = draw(st.sampled_from(sources))
     n = draw(st.integers(0, 5))
-    ints = lambda lo, hi: np.array(draw(st.lists(st.integers(lo, hi), min_size=n, max_size=n)), dtype=np.int64)
-    return Projection(source, ints(0, source_size - 1), ints(0, size - 1), ints(int(j >= k), 30),
-                      floats(draw, n), floats(draw, size))
+
+    def ints(lo, hi):
+        return np.array(draw(st.lists(st.integers(lo, hi), min_size=n, max_size=n)), dtype=np.int64)
+
+    return Projection(
+        source, ints(0, source_size - 1), ints(0, size - 1), ints(int(j >= k), 30), floats(draw, n), floats(draw, size)
+    )
 
 
 @st.composite
@@ -437,15 +574,29 @@ def random_graph(draw) -> DelayGraph:
     for k, (name, size) in enumerate(zip(names, sizes)):
         neuron = draw(st.sampled_from(NEURON_TYPES))
         threshold = FLOATS | st.just(INF) if neuron in ("li", "relay") else FLOATS
-        layers.append(Layer(
-            name, size, neuron, beta=floats(draw, size, UNIT), threshold=floats(draw, size, threshold),
-            bias=floats(draw, size), reset=draw(st.sampled_from(RESETS)),
-            alpha=floats(draw, size, UNIT) if neuron == "cubalif" or draw(st.booleans()) else None,
-            projections=draw(st.lists(random_projection(k, size, sources), max_size=3)),
-        ))
+        layers.append(
+            Layer(
+                name,
+                size,
+                neuron,
+                beta=floats(draw, size, UNIT),
+                threshold=floats(draw, size, threshold),
+                bias=floats(draw, size),
+                reset=draw(st.sampled_from(RESETS)),
+                alpha=floats(draw, size, UNIT) if neuron == "cubalif" or draw(st.booleans()) else None,
+                projections=draw(st.lists(random_projection(k, size, sources), max_size=3)),
+            )
+        )
     metadata = st.dictionaries(st.text(max_size=4), JSON, max_size=3)
-    return DelayGraph(dt=draw(st.floats(1e-6, 1.0)), n_inputs=n_inputs, layers=layers, target=draw(NAMES),
-                      input=draw(metadata), quantization=draw(metadata), provenance=draw(metadata))
+    return DelayGraph(
+        dt=draw(st.floats(1e-6, 1.0)),
+        n_inputs=n_inputs,
+        layers=layers,
+        target=draw(NAMES),
+        input=draw(metadata),
+        quantization=draw(metadata),
+        provenance=draw(metadata),
+    )
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

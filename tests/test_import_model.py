@@ -34,11 +34,13 @@ class Reference(nn.Module):
         torch.manual_seed(seed)
         n_in, n_hidden, n_out = sizes
         self.paper = paper
-        self.model = nn.ModuleList([
-            Dcls1d(n_in, n_hidden, kernel_count=1, dilated_kernel_size=D, bias=False, version="gauss"),
-            nn.BatchNorm1d(n_hidden),
-            Dcls1d(n_hidden, n_out, kernel_count=1, dilated_kernel_size=D, bias=False, version="gauss"),
-        ])
+        self.model = nn.ModuleList(
+            [
+                Dcls1d(n_in, n_hidden, kernel_count=1, dilated_kernel_size=D, bias=False, version="gauss"),
+                nn.BatchNorm1d(n_hidden),
+                Dcls1d(n_hidden, n_out, kernel_count=1, dilated_kernel_size=D, bias=False, version="gauss"),
+            ]
+        )
         with torch.no_grad():
             for layer in (self.model[0], self.model[2]):
                 nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
@@ -50,8 +52,14 @@ class Reference(nn.Module):
             bn.running_var.uniform_(0.5, 1.5)
             bn.weight.uniform_(0.8, 1.6)
             bn.bias.uniform_(0.0, 0.4)
-        self.sign = [torch.sign(torch.randn(layer.weight.shape[1], 1)).expand(layer.weight.shape)
-                     for layer in (self.model[0], self.model[2])] if paper else None
+        self.sign = (
+            [
+                torch.sign(torch.randn(layer.weight.shape[1], 1)).expand(layer.weight.shape)
+                for layer in (self.model[0], self.model[2])
+            ]
+            if paper
+            else None
+        )
         self.eval()
 
     def _delay(self, k: int, x: torch.Tensor) -> torch.Tensor:
@@ -118,8 +126,21 @@ def _frames(root):
 
 def _import(tmp_path, ref, source, **flags):
     data = _data(tmp_path / "data", ref.model[0].weight.shape[1])
-    argv = ["-q", "import-model", str(ref.checkpoint(tmp_path / "ckpt.pt")), "--from", source, "--out",
-            str(tmp_path / "run"), "--data", str(data), "--max-delay", str(D), "--tau-steps", str(TAU)]
+    argv = [
+        "-q",
+        "import-model",
+        str(ref.checkpoint(tmp_path / "ckpt.pt")),
+        "--from",
+        source,
+        "--out",
+        str(tmp_path / "run"),
+        "--data",
+        str(data),
+        "--max-delay",
+        str(D),
+        "--tau-steps",
+        str(TAU),
+    ]
     assert main(argv + [f"--{k}={v}" for k, v in flags.items()]) == 0
     run = Run(tmp_path / "run")
     model, payload = run.model, run.payload
@@ -146,8 +167,22 @@ def test_an_imported_model_compiles_and_verifies_spike_exact(tmp_path, capsys):
     graph = tmp_path / "g.h5"
     assert main(["-q", "compile", str(tmp_path / "run"), "--target", "int8", "--out", str(graph)]) == 0
     capsys.readouterr()
-    assert main(["verify", str(graph), "--data", str(tmp_path / "data"), "--sims", "reference,norse,snntorch,"
-                 "onnxruntime", "--threshold", "1.0", "--json"]) == 0
+    assert (
+        main(
+            [
+                "verify",
+                str(graph),
+                "--data",
+                str(tmp_path / "data"),
+                "--sims",
+                "reference,norse,snntorch,onnxruntime",
+                "--threshold",
+                "1.0",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert all(set(r["spike_agreement"].values()) == {1.0} for r in report["simulators"].values())
 
@@ -213,9 +248,34 @@ def test_unsafe_and_unexpected_checkpoints_are_clear_errors(tmp_path, capsys):
         parse_layers(state, "snn-delays")
     torch.save(ref.state_dict(), tmp_path / "ok.pt")
     data = _data(tmp_path / "data", 4)
-    code = main(["import-model", str(tmp_path / "ok.pt"), "--from", "snn-delays", "--out", str(tmp_path / "r"),
-                 "--data", str(data), "--max-delay", "3"])
+    code = main(
+        [
+            "import-model",
+            str(tmp_path / "ok.pt"),
+            "--from",
+            "snn-delays",
+            "--out",
+            str(tmp_path / "r"),
+            "--data",
+            str(data),
+            "--max-delay",
+            "3",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--max-delay" in err and not (tmp_path / "r").exists()
-    assert main(["import-model", str(tmp_path / "pickled.pt"), "--from", "paper", "--out", str(tmp_path / "r"),
-                 "--data", str(data)]) == 2
+    assert (
+        main(
+            [
+                "import-model",
+                str(tmp_path / "pickled.pt"),
+                "--from",
+                "paper",
+                "--out",
+                str(tmp_path / "r"),
+                "--data",
+                str(data),
+            ]
+        )
+        == 2
+    )

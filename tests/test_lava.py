@@ -22,7 +22,7 @@ from delaynir.executors import EXECUTORS, ExecutorUnavailable, external, formats
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units
 from delaynir.simulate import simulate
 from delaynir.targets.loihi2 import netx
-from delaynir.targets.loihi2.netx import export_netx, layer_lags, lava_weights
+from delaynir.targets.loihi2.netx import export_netx, lava_weights, layer_lags
 
 EVEN_GRID = np.arange(-256, 255, 2)  #: targets/loihi2.toml: even integers in [-256, 254]
 INT8_GRID = np.arange(-128, 128)
@@ -30,22 +30,35 @@ INT8_GRID = np.arange(-128, 128)
 
 def layer(name, size, kind, projections, *, dv=0, di=None, theta=10, bias=0, scale=1.0):
     """A layer as compile makes one for loihi2: β = (4096 − dv)/4096, θ and b on the weight grid (k · scale)."""
-    return Layer(name, size, kind, np.full(size, (4096 - dv) / 4096),
-                 np.full(size, np.inf) if kind == "li" else np.full(size, theta * scale),
-                 np.asarray(bias, dtype=np.float64) * scale * np.ones(size), projections,
-                 alpha=None if di is None else np.full(size, (4096 - di) / 4096))
+    return Layer(
+        name,
+        size,
+        kind,
+        np.full(size, (4096 - dv) / 4096),
+        np.full(size, np.inf) if kind == "li" else np.full(size, theta * scale),
+        np.asarray(bias, dtype=np.float64) * scale * np.ones(size),
+        projections,
+        alpha=None if di is None else np.full(size, (4096 - di) / 4096),
+    )
 
 
 def dense(source, weight, delay, scale=1.0):
     """A projection holding every non-zero entry of ``weight`` (out, in), with ``delay`` (out, in)."""
     post, pre = np.nonzero(weight)
-    return Projection(source, pre, post, np.asarray(delay)[post, pre], np.asarray(weight, dtype=float)[post, pre],
-                      np.full(np.shape(weight)[0], scale))
+    return Projection(
+        source,
+        pre,
+        post,
+        np.asarray(delay)[post, pre],
+        np.asarray(weight, dtype=float)[post, pre],
+        np.full(np.shape(weight)[0], scale),
+    )
 
 
 def loihi2_graph(n_inputs, layers):
-    return DelayGraph(dt=1e-3, n_inputs=n_inputs, layers=layers, target="loihi2",
-                      quantization={"arithmetic": "loihi2-fixed"})
+    return DelayGraph(
+        dt=1e-3, n_inputs=n_inputs, layers=layers, target="loihi2", quantization={"arithmetic": "loihi2-fixed"}
+    )
 
 
 def chain(weights, delays, *, kinds=None, scales=None, **kw):
@@ -71,10 +84,12 @@ def small_chain(**kw):
 
 def test_layer_lags_follow_feed_forward_sources_only():
     a = layer("a", 2, "lif", [dense(INPUT, np.eye(2), np.zeros((2, 2), int))])
-    b = layer("b", 2, "lif", [dense("a", np.eye(2), np.zeros((2, 2), int)),
-                               dense("b", np.eye(2), np.ones((2, 2), int))])  # recurrent: does not count
-    c = layer("c", 2, "lif", [dense("b", np.eye(2), np.zeros((2, 2), int)),
-                               dense(INPUT, np.eye(2), np.zeros((2, 2), int))])  # skip from the input
+    b = layer(
+        "b", 2, "lif", [dense("a", np.eye(2), np.zeros((2, 2), int)), dense("b", np.eye(2), np.ones((2, 2), int))]
+    )  # recurrent: does not count
+    c = layer(
+        "c", 2, "lif", [dense("b", np.eye(2), np.zeros((2, 2), int)), dense(INPUT, np.eye(2), np.zeros((2, 2), int))]
+    )  # skip from the input
     graph = loihi2_graph(2, [a, b, c])
     assert layer_lags(graph) == {"a": 1, "b": 2, "c": 3}
     # the self-recurrent synapse gets d − 1, the skip d + 2, a chain synapse d
@@ -100,7 +115,8 @@ def test_export_writes_the_netx_layout(tmp_path):
         assert meta.attrs["max_lag"] == 2 and meta.attrs["input_message_bits"] == 0
         assert [dict(meta[f"layers/{k}"].attrs) for k in (1, 2)] == [
             {"name": "h0", "kind": "lif", "lag": 1, "scale": 0.5},
-            {"name": "output", "kind": "li", "lag": 2, "scale": 0.25}]
+            {"name": "output", "kind": "li", "lag": 2, "scale": 0.25},
+        ]
     with pytest.raises(ExportError, match="already exists"):
         export_netx(graph, path)
     export_netx(graph, path, overwrite=True)
@@ -118,20 +134,23 @@ def refused(graph, match, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing left behind
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda g: g.quantization.pop("arithmetic"), "'float64' arithmetic"),
-    (lambda g: g.layers[0].projections[0].delay.__setitem__(0, 63), r"hardware delays .*, 63\]"),
-    (lambda g: g.layers[0].beta.__setitem__(0, 0.5), "beta values"),
-    (lambda g: g.layers[0].beta.__setitem__(slice(None), 0.3), "beta values"),
-    (lambda g: g.layers[0].threshold.__setitem__(0, 3.0), r"thresholds \[3, 10\]"),
-    (lambda g: g.layers[0].threshold.__setitem__(slice(None), 2.5), "thresholds .* not integers"),
-    (lambda g: g.layers[0].bias.__setitem__(0, 0.5), "biases .* not integers"),
-    (lambda g: g.layers[0].projections[0].weight.__setitem__(0, 1.5), "weights that are not integers"),
-    (lambda g: g.layers[0].projections[0].scale.__setitem__(0, 2.0), "per-neuron weight scales"),
-    (lambda g: setattr(g.layers[0], "reset", "subtract"), "reset 'subtract'"),
-    (lambda g: setattr(g.layers[0], "neuron", "relay"), "is a relay layer"),
-    (lambda g: setattr(g.layers[1], "neuron", "lif"), "is a lif layer"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda g: g.quantization.pop("arithmetic"), "'float64' arithmetic"),
+        (lambda g: g.layers[0].projections[0].delay.__setitem__(0, 63), r"hardware delays .*, 63\]"),
+        (lambda g: g.layers[0].beta.__setitem__(0, 0.5), "beta values"),
+        (lambda g: g.layers[0].beta.__setitem__(slice(None), 0.3), "beta values"),
+        (lambda g: g.layers[0].threshold.__setitem__(0, 3.0), r"thresholds \[3, 10\]"),
+        (lambda g: g.layers[0].threshold.__setitem__(slice(None), 2.5), "thresholds .* not integers"),
+        (lambda g: g.layers[0].bias.__setitem__(0, 0.5), "biases .* not integers"),
+        (lambda g: g.layers[0].projections[0].weight.__setitem__(0, 1.5), "weights that are not integers"),
+        (lambda g: g.layers[0].projections[0].scale.__setitem__(0, 2.0), "per-neuron weight scales"),
+        (lambda g: setattr(g.layers[0], "reset", "subtract"), "reset 'subtract'"),
+        (lambda g: setattr(g.layers[0], "neuron", "relay"), "is a relay layer"),
+        (lambda g: setattr(g.layers[1], "neuron", "lif"), "is a lif layer"),
+    ],
+)
 def test_refuses_what_netx_cannot_carry(change, match, tmp_path):
     graph = small_chain()
     change(graph)
@@ -142,7 +161,9 @@ def with_other_projections():
     """small_chain with a self-recurrent projection into h0 (d 1, 5) and a skip input → output (d 0, 3)."""
     graph = small_chain()
     graph.layers[0].projections.append(dense("h0", np.array([[0, -4], [6, 0]]), np.array([[0, 5], [1, 0]])))
-    graph.layers[1].projections.append(dense(INPUT, np.array([[2, 0, 0], [0, 0, -2]]), np.array([[0, 0, 0], [0, 0, 3]])))
+    graph.layers[1].projections.append(
+        dense(INPUT, np.array([[2, 0, 0], [0, 0, -2]]), np.array([[0, 0, 0], [0, 0, 3]]))
+    )
     return graph
 
 
@@ -177,27 +198,32 @@ def test_refuses_other_projections_lava_cannot_run_and_double_synapses(tmp_path)
     refused(graph, r"excitatory weights up to 300 .* from 'h0' \(recurrent\)", tmp_path)
     graph = small_chain()
     proj = graph.layers[0].projections[0]
-    graph.layers[0].projections[0] = Projection(INPUT, [*proj.pre, 0], [*proj.post, 0], [*proj.delay, 5],
-                                                [*proj.weight, 1.0], proj.scale)
+    graph.layers[0].projections[0] = Projection(
+        INPUT, [*proj.pre, 0], [*proj.post, 0], [*proj.delay, 5], [*proj.weight, 1.0], proj.scale
+    )
     refused(graph, "one .pre, post. pair from .input. with different delays", tmp_path)
 
 
-@pytest.mark.parametrize("weights, problem", [
-    ([[400, 3, 0]], "excitatory weights up to 400"),
-    ([[-255, -1, 0]], "one is 0"),
-    ([[-5, -1, 0]], None),  # all ≤ 0 with a 0, yet exact: netx's 4 bits and Lava's truncation agree,
-    ([[-128, -1, -3]], "minimum -128 is a power of two"),
-    ([[-256, -4, -2]], "minimum -256 is a power of two"),
-    ([[300, -3, 1]], "mixed-sign weights in [-3, 300]"),
-    ([[0, 0, 0]], "every weight is 0"),
-])
+@pytest.mark.parametrize(
+    "weights, problem",
+    [
+        ([[400, 3, 0]], "excitatory weights up to 400"),
+        ([[-255, -1, 0]], "one is 0"),
+        ([[-5, -1, 0]], None),  # all ≤ 0 with a 0, yet exact: netx's 4 bits and Lava's truncation agree,
+        ([[-128, -1, -3]], "minimum -128 is a power of two"),
+        ([[-256, -4, -2]], "minimum -256 is a power of two"),
+        ([[300, -3, 1]], "mixed-sign weights in [-3, 300]"),
+        ([[0, 0, 0]], "every weight is 0"),
+    ],
+)
 def test_lava_weights_names_the_patterns_lava_corrupts(weights, problem, tmp_path):
     if problem is None:
         assert lava_weights(np.array(weights))[2] is None
         return
     assert problem in lava_weights(np.array(weights))[2]
-    refused(chain([np.array(weights)], [np.zeros((1, 3), int)]), "Lava would not compute these weights exactly",
-            tmp_path)
+    refused(
+        chain([np.array(weights)], [np.zeros((1, 3), int)]), "Lava would not compute these weights exactly", tmp_path
+    )
 
 
 @pytest.mark.parametrize("grid", [EVEN_GRID, INT8_GRID], ids=["even-256-254", "int8"])
@@ -322,7 +348,7 @@ def fixed_point_reference(graph, x):
             if proj.source != la.name:
                 for i, j, d, w in synapses(proj):
                     if d < T:
-                        a[d:, :, j] += w * outputs[proj.source][:T - d, :, i]
+                        a[d:, :, j] += w * outputs[proj.source][: T - d, :, i]
         recurrent = [syn for proj in la.projections if proj.source == la.name for syn in synapses(proj)]
         du = 4096 if la.alpha is None else int(round(4096 * (1 - la.alpha[0])))
         dv = int(round(4096 * (1 - la.beta[0])))
@@ -383,14 +409,24 @@ def test_lava_effective_weights_are_what_lava_weights_predicts(tmp_path, monkeyp
     """Accepted matrices come out exactly; each refused pattern comes out as ``lava_weights`` says (not w)."""
     need_lava()
     rng = np.random.default_rng(1)
-    accepted = [rng.choice(EVEN_GRID, (3, 8)), rng.choice(INT8_GRID, (3, 8)),
-                np.array([[-256, 254, 2, -2, 0, 100, -100, 6]]), np.array([[-128, 127, 1, -1, 0, 5, -3, 64]]),
-                np.array([[201, -255, 254, -256, 1, 7, 99, -3]]), np.array([[255, 1, 128, 0, 77, 254, 3, 200]]),
-                np.array([[-100, -4, -20, -8, -76, -60, -12, -2]]), np.array([[-5, -1, 0, -3, 0, -4, -2, -5]])]
+    accepted = [
+        rng.choice(EVEN_GRID, (3, 8)),
+        rng.choice(INT8_GRID, (3, 8)),
+        np.array([[-256, 254, 2, -2, 0, 100, -100, 6]]),
+        np.array([[-128, 127, 1, -1, 0, 5, -3, 64]]),
+        np.array([[201, -255, 254, -256, 1, 7, 99, -3]]),
+        np.array([[255, 1, 128, 0, 77, 254, 3, 200]]),
+        np.array([[-100, -4, -20, -8, -76, -60, -12, -2]]),
+        np.array([[-5, -1, 0, -3, 0, -4, -2, -5]]),
+    ]
     for w in accepted[:2]:
         w[0, :2] = [8, -2]  # mixed signs
-    corrupted = [np.array([[400, 3, 128, 0, 77, 254, 1, 200]]), np.array([[-255, -1, -128, 0, -77, -256, -3, -2]]),
-                 np.array([[-128, -1, -100, -5, -77, -64, -3, -2]]), np.array([[-64, -2, -4, -8, -6, -62, -10, -2]])]
+    corrupted = [
+        np.array([[400, 3, 128, 0, 77, 254, 1, 200]]),
+        np.array([[-255, -1, -128, 0, -77, -256, -3, -2]]),
+        np.array([[-128, -1, -100, -5, -77, -64, -3, -2]]),
+        np.array([[-64, -2, -4, -8, -6, -62, -10, -2]]),
+    ]
     for w, exact in [(w, True) for w in accepted] + [(w, False) for w in corrupted]:
         stored, exponent, problem = lava_weights(w)
         assert (problem is None) == exact, (w, problem)
@@ -421,8 +457,13 @@ def test_lava_takes_graded_codes_and_spike_counts(tmp_path):
     need_lava()
     rng = np.random.default_rng(3)
     graph = small_chain(dv=50, theta=40)
-    graph.input = {"encoding": "graded", "bits": 8, "input_scale": 0.1, "code_range": [-128, 127],
-                   "value_range": [-12.8, 12.7]}
+    graph.input = {
+        "encoding": "graded",
+        "bits": 8,
+        "input_scale": 0.1,
+        "code_range": [-128, 127],
+        "value_range": [-12.8, 12.7],
+    }
     with h5py.File(export_netx(graph, tmp_path / "graded.h5")) as f:
         assert f["delaynir"].attrs["input_message_bits"] == 8
     assert_lava_is_reference(graph, rng.integers(-128, 128, (30, 2, 3)).astype(float), tmp_path)
@@ -454,14 +495,26 @@ def lava_graphs(draw):
         name = "output" if kind == "li" else f"h{k}"
         projections = [dense(source, weights(n_out, n_in), rng.choice([0, 62, *range(63)], (n_out, n_in)), scale)]
         if kind != "li" and draw(st.booleans()):
-            projections.append(dense(name, weights(n_out, n_out), rng.choice([1, 63, *range(1, 64)], (n_out, n_out)),
-                                     scale))
+            projections.append(
+                dense(name, weights(n_out, n_out), rng.choice([1, 63, *range(1, 64)], (n_out, n_out)), scale)
+            )
         if kind == "li" and n_hidden == 2 and draw(st.booleans()):  # lag(output) = 3: input delays up to 60
             projections.append(dense(INPUT, weights(n_out, sizes[0]), rng.integers(0, 61, (n_out, sizes[0])), scale))
         dv = int(draw(st.sampled_from([0, 1, 4096, int(rng.integers(0, 4097))])))
         di = int(rng.integers(0, 4097)) if kind == "cubalif" else None
-        layers.append(layer(name, n_out, kind, projections, dv=dv, di=di, theta=int(rng.integers(0, 200)),
-                            bias=rng.integers(-20, 21, n_out), scale=scale))
+        layers.append(
+            layer(
+                name,
+                n_out,
+                kind,
+                projections,
+                dv=dv,
+                di=di,
+                theta=int(rng.integers(0, 200)),
+                bias=rng.integers(-20, 21, n_out),
+                scale=scale,
+            )
+        )
         source = name
     graph = loihi2_graph(sizes[0], layers)
     steps = draw(st.integers(1, 80))

@@ -21,8 +21,16 @@ DV = 410  # β = (4096 − 410) / 4096: a decayed value is trunc(x · 3686 / 409
 
 def _neuron(kind="lif", weight=3.0, scale=0.5, theta_units=10, bias_units=1, alpha=None, beta=1 - DV / 4096):
     """One neuron fed by one input channel (delay 0) in the loihi2-fixed arithmetic; θ and b in weight units."""
-    layer = Layer("h", 1, kind, [beta], [theta_units * scale], [bias_units * scale],
-                  [Projection(INPUT, [0], [0], [0], [weight], [scale])], alpha=alpha)
+    layer = Layer(
+        "h",
+        1,
+        kind,
+        [beta],
+        [theta_units * scale],
+        [bias_units * scale],
+        [Projection(INPUT, [0], [0], [0], [weight], [scale])],
+        alpha=alpha,
+    )
     return DelayGraph(dt=1e-3, n_inputs=1, layers=[layer], quantization={"arithmetic": "loihi2-fixed"})
 
 
@@ -65,8 +73,9 @@ def test_u_wraps_once_into_its_24_bit_range_and_v_saturates():
 
 
 def test_cubalif_current_decays_by_truncation_and_is_not_reset():
-    graph = _neuron("cubalif", weight=2.0, scale=1.0, theta_units=3, bias_units=0, alpha=[1 - 1024 / 4096],
-                    beta=1 - 2048 / 4096)
+    graph = _neuron(
+        "cubalif", weight=2.0, scale=1.0, theta_units=3, bias_units=0, alpha=[1 - 1024 / 4096], beta=1 - 2048 / 4096
+    )
     spikes, membranes = _run(graph, [1, 0, 0])
     # α = 3072/4096, β = 2048/4096, threshold 64·3 = 192:
     # t0: u = 128; v = 128
@@ -95,8 +104,10 @@ def test_float64_and_loihi2_fixed_differ_only_by_the_chips_rounding():
 
 
 def test_the_core_finds_the_arithmetic_from_the_targets_package_alone():
-    code = ("from delaynir.number_formats import arithmetic_named; "
-            "a = arithmetic_named('loihi2-fixed'); print(a.name, a.state_per_unit)")
+    code = (
+        "from delaynir.number_formats import arithmetic_named; "
+        "a = arithmetic_named('loihi2-fixed'); print(a.name, a.state_per_unit)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["loihi2-fixed", "64"]
     assert arithmetic_named("loihi2-fixed").separate_bias
@@ -115,11 +126,13 @@ def test_a_profile_naming_an_unknown_arithmetic_is_refused_at_compile():
     from delaynir.errors import TargetError
     from delaynir.target import parse_target
 
-    profile = parse_target('name = "chip"\ndescription = "test"\nformat_version = 1\n\n[limits]\n'
-                           'weight_bits = { value = 8, source = "test", confirmed = true }\n'
-                           'max_delay = { value = 10, source = "test", confirmed = true }\n'
-                           'arithmetic = { value = "nonesuch-fixed", source = "test", confirmed = false }\n',
-                           source="chip.toml")
+    profile = parse_target(
+        'name = "chip"\ndescription = "test"\nformat_version = 1\n\n[limits]\n'
+        'weight_bits = { value = 8, source = "test", confirmed = true }\n'
+        'max_delay = { value = 10, source = "test", confirmed = true }\n'
+        'arithmetic = { value = "nonesuch-fixed", source = "test", confirmed = false }\n',
+        source="chip.toml",
+    )
     model = DelaySNN(ModelConfig(n_inputs=4, n_outputs=2, hidden=[3], max_delay=3)).eval()
     with pytest.raises(TargetError, match="target chip: no installed target provides the arithmetic 'nonesuch-fixed'"):
         compile_model(model, profile)
@@ -128,16 +141,26 @@ def test_a_profile_naming_an_unknown_arithmetic_is_refused_at_compile():
 def test_the_fit_check_lists_what_lava_processes_cannot_hold():
     from delaynir.fit import check_fit
 
-    h = Layer("h", 2, "lif", [0.5, 0.75], [200000.0, 200000.0], [5000.0, 0.0],
-              [Projection(INPUT, [0, 1], [0, 1], [0, 0], [1.0, 1.0], [1.0, 1.0])])
+    h = Layer(
+        "h",
+        2,
+        "lif",
+        [0.5, 0.75],
+        [200000.0, 200000.0],
+        [5000.0, 0.0],
+        [Projection(INPUT, [0, 1], [0, 1], [0, 0], [1.0, 1.0], [1.0, 1.0])],
+    )
     relay = Layer("r", 1, "relay", [0.0], [0.0], [0.0], [Projection("h", [0], [0], [1], [1.0], [1.0])])
     graph = DelayGraph(dt=1e-3, n_inputs=2, layers=[h, relay])
     found = {(v.layer, v.limit) for v in check_fit(graph, load_target("loihi2"))}
     assert {("h", "beta"), ("h", "threshold_bits"), ("h", "state_bits"), ("r", "arithmetic")} <= found
     h.beta, h.threshold, h.bias = np.full(2, 0.5), np.full(2, 131071.0), np.array([4095.0, -4096.0])
     graph.layers = [h]
-    assert not [v for v in check_fit(graph, load_target("loihi2")) if v.limit in ("beta", "threshold_bits",
-                                                                                 "state_bits", "arithmetic")]
+    assert not [
+        v
+        for v in check_fit(graph, load_target("loihi2"))
+        if v.limit in ("beta", "threshold_bits", "state_bits", "arithmetic")
+    ]
 
 
 def test_the_demos_chip_leg_reports_fixed_point_accuracy_against_the_trained_model(small_run, tmp_path):

@@ -49,9 +49,17 @@ def _graph(kind: str, reset: str = "hard") -> DelayGraph:
     rng = np.random.default_rng(7)
     pre, post = np.array([0, 1, 0, 1, 0]), np.array([0, 0, 1, 2, 2])
     proj = Projection(INPUT, pre, post, [0, 2, 1, 0, 2], rng.uniform(0.2, 0.9, 5), np.ones(3))
-    layer = Layer("L", 3, kind, np.full(3, 0.8), np.full(3, 1.0) if kind != "li" else np.full(3, np.inf),
-                  np.array([0.05, 0.0, -0.1]), [proj], reset=reset,
-                  alpha=np.full(3, 0.6) if kind == "cubalif" else None)
+    layer = Layer(
+        "L",
+        3,
+        kind,
+        np.full(3, 0.8),
+        np.full(3, 1.0) if kind != "li" else np.full(3, np.inf),
+        np.array([0.05, 0.0, -0.1]),
+        [proj],
+        reset=reset,
+        alpha=np.full(3, 0.6) if kind == "cubalif" else None,
+    )
     return DelayGraph(dt=1e-3, n_inputs=2, layers=[layer])
 
 
@@ -96,8 +104,9 @@ def test_simulator_onnx_and_training_use_the_one_step_and_agree(kind, reset, tmp
     calls.clear()
     monkeypatch.setattr(neurons, "_kernels", lambda *tensors: None)  # the torch loop, not a compiled lowering
     if kind == "lif":
-        spikes, membranes = neurons.lif_sequence(current, torch.from_numpy(layer.beta),
-                                                 torch.from_numpy(layer.threshold), reset=reset)
+        spikes, membranes = neurons.lif_sequence(
+            current, torch.from_numpy(layer.beta), torch.from_numpy(layer.threshold), reset=reset
+        )
         torch.testing.assert_close(spikes, ref.spikes["L"], rtol=0, atol=0)
     else:
         membranes = neurons.li_sequence(current, torch.from_numpy(layer.beta))

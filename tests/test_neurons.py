@@ -46,7 +46,7 @@ def reference_lif(current, beta, theta, reset, alpha=5.0):
 def test_lif_forward_and_gradient_match_the_equations(reset, uses):
     """Also when the loss reads only one of the two outputs (the other's gradient is then None)."""
     torch.manual_seed(0)
-    current = (torch.randn(40, 3, 6, dtype=torch.float64) * 0.8 + 0.3)
+    current = torch.randn(40, 3, 6, dtype=torch.float64) * 0.8 + 0.3
     beta = torch.rand(6, dtype=torch.float64) * 0.5 + 0.45
     theta = torch.rand(6, dtype=torch.float64) + 0.5
     c1, c2 = current.clone().requires_grad_(), current.clone().requires_grad_()

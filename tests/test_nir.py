@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from delaynir.cli import main
-from delaynir.data import SynthConfig, generate_synthetic
 from delaynir.converters import norse as norse_conv
 from delaynir.converters import snntorch as snntorch_conv
+from delaynir.data import SynthConfig, generate_synthetic
 from delaynir.errors import ExportError, NIRImportError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
 from delaynir.graph_io import load_graph, save_graph
@@ -30,36 +30,97 @@ def random_graph(seed, *, recurrent, neuron, relay, max_delay, reset="hard"):
     def proj(source, n_pre, n_post, density, lo=0):
         post, pre = np.nonzero(rng.random((n_post, n_pre)) < density)
         weight = rng.integers(1, 9, len(pre)) * rng.choice([-1.0, 1.0], len(pre))
-        return Projection(source, pre, post, rng.integers(lo, max(max_delay, lo) + 1, len(pre)), weight,
-                          rng.uniform(0.05, 0.3, n_post))
+        return Projection(
+            source,
+            pre,
+            post,
+            rng.integers(lo, max(max_delay, lo) + 1, len(pre)),
+            weight,
+            rng.uniform(0.05, 0.3, n_post),
+        )
 
     layers = []
     source = INPUT
     if relay:
-        layers.append(Layer("relay.1", n_in, "relay", np.zeros(n_in), np.full(n_in, np.inf), np.zeros(n_in),
-                            [Projection(INPUT, np.arange(n_in), np.arange(n_in), rng.integers(1, 3, n_in),
-                                        np.full(n_in, 2.0), np.full(n_in, 0.5))]))
+        layers.append(
+            Layer(
+                "relay.1",
+                n_in,
+                "relay",
+                np.zeros(n_in),
+                np.full(n_in, np.inf),
+                np.zeros(n_in),
+                [
+                    Projection(
+                        INPUT,
+                        np.arange(n_in),
+                        np.arange(n_in),
+                        rng.integers(1, 3, n_in),
+                        np.full(n_in, 2.0),
+                        np.full(n_in, 0.5),
+                    )
+                ],
+            )
+        )
         source = "relay.1"
     projections = [proj(source, n_in, n_h, 0.7)]
     if recurrent:
         projections.append(proj("h", n_h, n_h, 0.3, lo=1))
-    layers.append(Layer("h", n_h, neuron, rng.uniform(0.5, 0.95, n_h), rng.uniform(0.3, 1.2, n_h),
-                        rng.normal(0, 0.05, n_h), projections, reset=reset,
-                        alpha=rng.uniform(0.2, 0.8, n_h) if neuron == "cubalif" else None))
-    layers.append(Layer("output", n_out, "li", rng.uniform(0.5, 0.95, n_out), np.full(n_out, np.inf),
-                        np.zeros(n_out), [proj("h", n_h, n_out, 0.8)]))
-    return DelayGraph(dt=0.001, n_inputs=n_in, layers=layers, target="int8", input={"pool": 1},
-                      quantization={"weight_bits": 8}, provenance={"seed": seed})
+    layers.append(
+        Layer(
+            "h",
+            n_h,
+            neuron,
+            rng.uniform(0.5, 0.95, n_h),
+            rng.uniform(0.3, 1.2, n_h),
+            rng.normal(0, 0.05, n_h),
+            projections,
+            reset=reset,
+            alpha=rng.uniform(0.2, 0.8, n_h) if neuron == "cubalif" else None,
+        )
+    )
+    layers.append(
+        Layer(
+            "output",
+            n_out,
+            "li",
+            rng.uniform(0.5, 0.95, n_out),
+            np.full(n_out, np.inf),
+            np.zeros(n_out),
+            [proj("h", n_h, n_out, 0.8)],
+        )
+    )
+    return DelayGraph(
+        dt=0.001,
+        n_inputs=n_in,
+        layers=layers,
+        target="int8",
+        input={"pool": 1},
+        quantization={"weight_bits": 8},
+        provenance={"seed": seed},
+    )
 
 
-graphs = st.builds(random_graph, seed=st.integers(0, 2**16), recurrent=st.booleans(),
-                   neuron=st.sampled_from(["lif", "cubalif"]), relay=st.booleans(), max_delay=st.integers(0, 7),
-                   reset=st.sampled_from(["hard", "subtract"]))
+graphs = st.builds(
+    random_graph,
+    seed=st.integers(0, 2**16),
+    recurrent=st.booleans(),
+    neuron=st.sampled_from(["lif", "cubalif"]),
+    relay=st.booleans(),
+    max_delay=st.integers(0, 7),
+    reset=st.sampled_from(["hard", "subtract"]),
+)
 
 
 def _same_graph(a: DelayGraph, b: DelayGraph):
-    assert (a.dt, a.n_inputs, a.target, a.input, a.quantization, a.provenance) == \
-           (b.dt, b.n_inputs, b.target, b.input, b.quantization, b.provenance)
+    assert (a.dt, a.n_inputs, a.target, a.input, a.quantization, a.provenance) == (
+        b.dt,
+        b.n_inputs,
+        b.target,
+        b.input,
+        b.quantization,
+        b.provenance,
+    )
     for la, lb in zip(a.layers, b.layers, strict=True):
         assert (la.name, la.size, la.neuron, la.reset) == (lb.name, lb.size, lb.neuron, lb.reset)
         for f in ("beta", "threshold", "bias"):
@@ -119,10 +180,12 @@ def test_a_quantised_layer_is_written_in_units_of_its_scale_with_integers_in_the
         assert isinstance(ngraph.nodes["layer_h"], nir.LI)
         assert np.array_equal(ngraph.nodes["layer_h.spike"].threshold, k)
         assert np.array_equal(ngraph.nodes["layer_h.reset"].weight, np.diag(-k))
-        assert {("layer_h", "layer_h.spike"), ("layer_h.spike", "layer_h.reset"),
-                ("layer_h.reset", "layer_h")} <= set(ngraph.edges)
-        assert {src for src, dst in ngraph.edges if dst.startswith("layer_output.p0")
-                and not src.startswith("layer_output")} == {"layer_h.spike"}  # the layer's output is its Threshold
+        assert {("layer_h", "layer_h.spike"), ("layer_h.spike", "layer_h.reset"), ("layer_h.reset", "layer_h")} <= set(
+            ngraph.edges
+        )
+        assert {
+            src for src, dst in ngraph.edges if dst.startswith("layer_output.p0") and not src.startswith("layer_output")
+        } == {"layer_h.spike"}  # the layer's output is its Threshold
     assert np.array_equal(ngraph.nodes["layer_h"].metadata["delaynir.unit"], s)
     _same_graph(graph, from_nir(ngraph))
     x = (np.random.default_rng(1).random((30, 2, 4)) < 0.4) * 2.0
@@ -151,12 +214,20 @@ def test_single_lif_neuron_spikes_at_the_same_steps_everywhere():
     """NIR paper-style check: one LIF, τ = 2.5 ms, θ = 0.1, dt = 0.1 ms, a fixed input spike train."""
     dt = 1e-4
     g = nir.NIRGraph(
-        nodes={"input": nir.Input(input_type={"input": np.array([1])}),
-               "w": nir.Linear(weight=np.array([[1.0]])),
-               "lif": nir.LIF(tau=np.array([2.5e-3]), r=np.array([1.0]), v_leak=np.array([0.0]),
-                              v_threshold=np.array([0.1]), v_reset=np.array([0.0])),
-               "output": nir.Output(output_type={"output": np.array([1])})},
-        edges=[("input", "w"), ("w", "lif"), ("lif", "output")])
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([1])}),
+            "w": nir.Linear(weight=np.array([[1.0]])),
+            "lif": nir.LIF(
+                tau=np.array([2.5e-3]),
+                r=np.array([1.0]),
+                v_leak=np.array([0.0]),
+                v_threshold=np.array([0.1]),
+                v_reset=np.array([0.0]),
+            ),
+            "output": nir.Output(output_type={"output": np.array([1])}),
+        },
+        edges=[("input", "w"), ("w", "lif"), ("lif", "output")],
+    )
     x = np.zeros((200, 1, 1))
     x[[5, 10, 11, 12, 13, 40, 41, 42, 43, 44, 45, 90, 150, 151, 152, 153], 0, 0] = 1.0
     ref = simulate(from_nir(g, dt=dt), x, record=True).spikes["lif"][:, 0, 0].nonzero().ravel().tolist()
@@ -176,10 +247,14 @@ def test_unsupported_graphs_give_clear_errors(tmp_path):
     graph.layers[0].beta[:] = 1.0
     with pytest.raises(ExportError, match="subtract-reset layer without leak"):
         to_nir(graph)
-    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
-                            "t": nir.Threshold(threshold=np.array([0.5, 0.5])),
-                            "output": nir.Output(output_type={"output": np.array([2])})},
-                     edges=[("input", "t"), ("t", "output")])
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([2])}),
+            "t": nir.Threshold(threshold=np.array([0.5, 0.5])),
+            "output": nir.Output(output_type={"output": np.array([2])}),
+        },
+        edges=[("input", "t"), ("t", "output")],
+    )
     with pytest.raises(NIRImportError, match="'t' has type Threshold"):
         from_nir(g, dt=1e-3)
     (tmp_path / "bad.nir").write_bytes(b"not hdf5")
@@ -197,8 +272,10 @@ def test_export_import_verify_commands(tmp_path, capsys):
     _same_graph(graph, load_graph(tmp_path / "back.h5"))
     assert main(["export", str(tmp_path / "g.h5"), "--format", "nir", "-o", str(tmp_path / "g.nir")]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    generate_synthetic(tmp_path / "data", SynthConfig(n_channels=4, n_classes=3, n_train=8, n_test=16,
-                                                      duration=0.03, dt=0.001, spread=12, n_groups=3))
+    generate_synthetic(
+        tmp_path / "data",
+        SynthConfig(n_channels=4, n_classes=3, n_train=8, n_test=16, duration=0.03, dt=0.001, spread=12, n_groups=3),
+    )
     argv = ["verify", str(tmp_path / "g.h5"), "--data", str(tmp_path / "data"), "--json"]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
@@ -226,10 +303,16 @@ def test_import_of_a_file_exported_by_snntorch_reproduces_snntorch():
         def __init__(self):
             super().__init__()
             self.fc1, self.fc2 = torch.nn.Linear(4, 6), torch.nn.Linear(6, 3)
-            self.lif1 = snn.Leaky(beta=torch.full((6,), 0.9), threshold=torch.ones(6), reset_mechanism="zero",
-                                  init_hidden=True)
-            self.lif2 = snn.Leaky(beta=torch.full((3,), 0.8), threshold=torch.ones(3), reset_mechanism="zero",
-                                  init_hidden=True, output=True)
+            self.lif1 = snn.Leaky(
+                beta=torch.full((6,), 0.9), threshold=torch.ones(6), reset_mechanism="zero", init_hidden=True
+            )
+            self.lif2 = snn.Leaky(
+                beta=torch.full((3,), 0.8),
+                threshold=torch.ones(3),
+                reset_mechanism="zero",
+                init_hidden=True,
+                output=True,
+            )
 
         def forward(self, x):
             return self.lif2(self.fc2(self.lif1(self.fc1(x))))
@@ -253,8 +336,11 @@ def test_norse_exporter_writes_tau_times_dt_and_imports_once_corrected():
 
     torch.manual_seed(0)
     net = norse.SequentialState(
-        torch.nn.Linear(4, 6), norse.LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.tensor(100.0), v_th=torch.tensor(0.2))),
-        torch.nn.Linear(6, 3), norse.LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.tensor(50.0), v_th=torch.tensor(0.2))))
+        torch.nn.Linear(4, 6),
+        norse.LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.tensor(100.0), v_th=torch.tensor(0.2))),
+        torch.nn.Linear(6, 3),
+        norse.LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.tensor(50.0), v_th=torch.tensor(0.2))),
+    )
     ngraph = norse.to_nir(net, torch.zeros(1, 4))
     lifs = [n for n in ngraph.nodes.values() if isinstance(n, nir.LIF)]
     assert float(lifs[0].tau) == pytest.approx(0.01 * 1e-3)  # norse issue #411: τ written as τ·dt (true τ = 10 ms)

@@ -9,13 +9,22 @@ from delaynir.compile import compare, compile_model
 from delaynir.config import make_config
 from delaynir.data import SpikeDataset, SynthConfig, generate_synthetic, make_loader, validation_split
 from delaynir.errors import GraphFormatError
+from delaynir.fit import check_fit
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
-from delaynir.number_formats import (FLOAT64, Arithmetic, FixedDecay, FloatState, IntegerState, NumberFormat,
-                                     ShiftDecay, arithmetic_of, register_arithmetic)
 from delaynir.neuron_kinds import TORCH
+from delaynir.number_formats import (
+    FLOAT64,
+    Arithmetic,
+    FixedDecay,
+    FloatState,
+    IntegerState,
+    NumberFormat,
+    ShiftDecay,
+    arithmetic_of,
+    register_arithmetic,
+)
 from delaynir.run import Run
 from delaynir.simulate import simulate
-from delaynir.fit import check_fit
 from delaynir.target import load_target
 from delaynir.train import finetune, train
 
@@ -54,8 +63,15 @@ def test_a_profile_names_its_format():
 
 
 def test_the_fit_check_uses_the_formats_representability_test():
-    layer = Layer("h", 2, "lif", np.array([0.9, 1 - 205 / 4096]), np.ones(2), np.zeros(2),
-                  [Projection(INPUT, [0, 1], [0, 1], [0, 0], [1.0, 1.0], np.ones(2))])
+    layer = Layer(
+        "h",
+        2,
+        "lif",
+        np.array([0.9, 1 - 205 / 4096]),
+        np.ones(2),
+        np.zeros(2),
+        [Projection(INPUT, [0, 1], [0, 1], [0, 0], [1.0, 1.0], np.ones(2))],
+    )
     graph = DelayGraph(dt=1e-3, n_inputs=2, layers=[layer])
     [violation] = [v for v in check_fit(graph, load_target("loihi2")) if v.limit == "decay"]
     assert violation.count == 1 and violation.found == 0.9 and "1 − dv/4096" in violation.message
@@ -87,10 +103,20 @@ def test_the_simulator_takes_its_arithmetic_from_the_graph():
 @pytest.fixture(scope="module")
 def source_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("formats")
-    generate_synthetic(root / "data", SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=16, duration=0.4,
-                                                  spread=20, n_groups=3, seed=5))
-    settings = {"hidden": [16, 12], "max_delay": 10, "epochs": 2, "batch_size": 16, "lr": 5e-3, "threshold": 0.5,
-                "val_fraction": 0.25, "n_steps": 40}
+    generate_synthetic(
+        root / "data",
+        SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=16, duration=0.4, spread=20, n_groups=3, seed=5),
+    )
+    settings = {
+        "hidden": [16, 12],
+        "max_delay": 10,
+        "epochs": 2,
+        "batch_size": 16,
+        "lr": 5e-3,
+        "threshold": 0.5,
+        "val_fraction": 0.25,
+        "n_steps": 40,
+    }
     train(make_config(settings), root / "data", root / "run")
     return root
 

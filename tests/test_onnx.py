@@ -52,14 +52,34 @@ def random_graph(seed: int, *, integer: bool = True, max_delay: int = 5) -> Dela
             if rng.random() < 0.4:
                 sources.append((name, (1, max_delay)))
             if k + 1 < len(names) and rng.random() < 0.4:
-                sources.append((str(rng.choice(names[k + 1:])), (1, max_delay)))
-        projections = [projection(rng, str(s), sizes[str(s)], n, rng.choice([0.0, 0.3, 0.7, 1.0]), delays,
-                                  integer=integer, scale=pool[rng.integers(len(pool))]) for s, delays in sources]
+                sources.append((str(rng.choice(names[k + 1 :])), (1, max_delay)))
+        projections = [
+            projection(
+                rng,
+                str(s),
+                sizes[str(s)],
+                n,
+                rng.choice([0.0, 0.3, 0.7, 1.0]),
+                delays,
+                integer=integer,
+                scale=pool[rng.integers(len(pool))],
+            )
+            for s, delays in sources
+        ]
         spiking = kind in ("lif", "cubalif")
-        layers.append(Layer(
-            name, n, kind, rng.uniform(0.5, 0.95, n), rng.uniform(0.5, 1.5, n) if spiking else np.full(n, np.inf),
-            np.zeros(n) if kind == "relay" else rng.normal(0, 0.1, n), projections,
-            reset=str(rng.choice(["hard", "subtract"])), alpha=rng.uniform(0.2, 0.8, n) if kind == "cubalif" else None))
+        layers.append(
+            Layer(
+                name,
+                n,
+                kind,
+                rng.uniform(0.5, 0.95, n),
+                rng.uniform(0.5, 1.5, n) if spiking else np.full(n, np.inf),
+                np.zeros(n) if kind == "relay" else rng.normal(0, 0.1, n),
+                projections,
+                reset=str(rng.choice(["hard", "subtract"])),
+                alpha=rng.uniform(0.2, 0.8, n) if kind == "cubalif" else None,
+            )
+        )
     return DelayGraph(dt=0.001, n_inputs=n_in, layers=layers, target="test")
 
 
@@ -121,13 +141,29 @@ def test_float_weights_give_the_same_spikes(tmp_path_factory, seed):
 def test_recurrent_and_feedback_projections(tmp_path):
     """h reads itself (d ≥ 1) and the later layer o (feedback, d ≥ 1); o reads h with d = 0 in the same step."""
     rng = np.random.default_rng(0)
-    h = Layer("h", 4, "lif", np.full(4, 0.9), np.full(4, 1.0), np.zeros(4), [
-        projection(rng, INPUT, 3, 4, 0.8, (0, 3), integer=True, scale=np.full(4, 0.25)),
-        projection(rng, "h", 4, 4, 0.5, (1, 4), integer=True, scale=np.full(4, 0.25)),
-        projection(rng, "o", 2, 4, 1.0, (1, 2), integer=True, scale=np.full(4, 0.125)),
-    ], reset="subtract")
-    o = Layer("o", 2, "lif", np.full(2, 0.8), np.full(2, 0.5), np.zeros(2),
-              [Projection("h", [0, 1, 2, 3], [0, 0, 1, 1], [0, 0, 0, 2], [3.0, -1.0, 2.0, 2.0], np.full(2, 0.5))])
+    h = Layer(
+        "h",
+        4,
+        "lif",
+        np.full(4, 0.9),
+        np.full(4, 1.0),
+        np.zeros(4),
+        [
+            projection(rng, INPUT, 3, 4, 0.8, (0, 3), integer=True, scale=np.full(4, 0.25)),
+            projection(rng, "h", 4, 4, 0.5, (1, 4), integer=True, scale=np.full(4, 0.25)),
+            projection(rng, "o", 2, 4, 1.0, (1, 2), integer=True, scale=np.full(4, 0.125)),
+        ],
+        reset="subtract",
+    )
+    o = Layer(
+        "o",
+        2,
+        "lif",
+        np.full(2, 0.8),
+        np.full(2, 0.5),
+        np.zeros(2),
+        [Projection("h", [0, 1, 2, 3], [0, 0, 1, 1], [0, 0, 0, 2], [3.0, -1.0, 2.0, 2.0], np.full(2, 0.5))],
+    )
     graph = DelayGraph(0.01, 3, [h, o])
     x = integer_inputs(1, graph, T=40, B=4)
     expected = simulate(graph, x, record=True)
@@ -144,20 +180,39 @@ def test_skewed_fan_in_uses_bands_and_stays_exact(tmp_path):
     padded = sum(padded_synapses(rows, np.ones(len(post)), post, band)[0].size for band in bands)
     assert padded <= 2 * len(post)
     rng = np.random.default_rng(2)
-    proj = Projection(INPUT, rng.integers(0, 30, len(post)), post, rng.integers(0, 5, len(post)),
-                      rng.integers(-4, 5, len(post)).astype(float), rng.uniform(0.05, 0.2, 9))
+    proj = Projection(
+        INPUT,
+        rng.integers(0, 30, len(post)),
+        post,
+        rng.integers(0, 5, len(post)),
+        rng.integers(-4, 5, len(post)).astype(float),
+        rng.uniform(0.05, 0.2, 9),
+    )
     graph = DelayGraph(0.01, 30, [Layer("o", 9, "li", np.full(9, 0.9), np.full(9, np.inf), np.ones(9), [proj])])
     x = integer_inputs(3, graph, T=15)
     assert_identical(simulate(graph, x, record=True), run_onnx(export_onnx(graph, tmp_path / "m.onnx"), x))
 
 
 def test_layer_without_synapses_and_symbolic_batch(tmp_path):
-    graph = DelayGraph(0.01, 2, [
-        Layer("b", 3, "lif", np.full(3, 0.5), np.full(3, 1.0), np.array([0.6, 0.3, -1.0]), []),
-        Layer("o", 2, "li", np.full(2, 0.9), np.full(2, np.inf), np.zeros(2),
-              [Projection("b", [0, 1], [0, 1], [1, 0], [1.0, 2.0], np.ones(2)),
-               Projection(INPUT, [1], [1], [2], [1.0], np.ones(2))]),
-    ])
+    graph = DelayGraph(
+        0.01,
+        2,
+        [
+            Layer("b", 3, "lif", np.full(3, 0.5), np.full(3, 1.0), np.array([0.6, 0.3, -1.0]), []),
+            Layer(
+                "o",
+                2,
+                "li",
+                np.full(2, 0.9),
+                np.full(2, np.inf),
+                np.zeros(2),
+                [
+                    Projection("b", [0, 1], [0, 1], [1, 0], [1.0, 2.0], np.ones(2)),
+                    Projection(INPUT, [1], [1], [2], [1.0], np.ones(2)),
+                ],
+            ),
+        ],
+    )
     path = export_onnx(graph, tmp_path / "m.onnx")
     for batch in (1, 5):
         x = integer_inputs(batch, graph, T=12, B=batch)
@@ -173,8 +228,17 @@ def anchor_graph(seed: int = 0, sizes=(140, 256, 256, 20), density=0.1, D=25) ->
         proj = projection(rng, source, n_pre, n, density, (0, D - 1), integer=True, scale=rng.uniform(0.01, 0.02, n))
         proj.weight = rng.integers(-127, 128, len(proj)).astype(float)
         name = "out" if readout else f"h{k}"
-        layers.append(Layer(name, n, "li" if readout else "lif", np.full(n, 0.9),
-                            np.full(n, np.inf) if readout else np.ones(n), np.zeros(n), [proj]))
+        layers.append(
+            Layer(
+                name,
+                n,
+                "li" if readout else "lif",
+                np.full(n, 0.9),
+                np.full(n, np.inf) if readout else np.ones(n),
+                np.zeros(n),
+                [proj],
+            )
+        )
         source = name
     return DelayGraph(0.01, sizes[0], layers, target="test")
 
@@ -228,8 +292,9 @@ def test_overwrite_is_refused_and_the_old_file_kept(tmp_path, small_graph):
 
 
 def test_invalid_graph_is_refused(tmp_path, small_graph):
-    small_graph.layers[0].projections.append(Projection(small_graph.layers[0].name, [0], [0], [0], [1.0],
-                                                        np.ones(small_graph.layers[0].size)))
+    small_graph.layers[0].projections.append(
+        Projection(small_graph.layers[0].name, [0], [0], [0], [1.0], np.ones(small_graph.layers[0].size))
+    )
     with pytest.raises(ExportError, match="(?s)DelayGraph is invalid.*recurrent"):
         export_onnx(small_graph, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
@@ -253,9 +318,16 @@ def test_missing_file_raises_export_error(tmp_path):
 
 def test_foreign_model_and_wrong_input_width_raise_export_error(tmp_path, small_graph):
     value = helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["B", 3])
-    foreign = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [value],
-                                                  [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["B", 3])]),
-                                opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
+    foreign = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["y"])],
+            "g",
+            [value],
+            [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["B", 3])],
+        ),
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+    )
     onnx.save(foreign, tmp_path / "foreign.onnx")
     with pytest.raises(ExportError, match=r"foreign\.onnx.*not exported by delaynir"):
         run_onnx(tmp_path / "foreign.onnx", np.zeros((2, 1, 3)))

@@ -20,9 +20,22 @@ def test_dry_run_prints_every_setting_with_its_origin(capsys):
     out = _dry_run(capsys)
     rows = {r["setting"]: r for r in out["settings"]}
     assert list(rows) == [f.name for f in dataclasses.fields(TrainConfig)]
-    paper = {"hidden": [256], "tau_steps": 10.05, "max_delay": 25, "dropout": 0.4, "batch_size": 256, "epochs": 150,
-             "lr": 5e-3, "lr_schedule": "one-cycle", "position_lr_schedule": "cosine", "batchnorm": True,
-             "prune_l1": 1e-2, "regrow_magnitude": 1e-12, "rewire_interval": 1, "sigma_fraction": 0.25}
+    paper = {
+        "hidden": [256],
+        "tau_steps": 10.05,
+        "max_delay": 25,
+        "dropout": 0.4,
+        "batch_size": 256,
+        "epochs": 150,
+        "lr": 5e-3,
+        "lr_schedule": "one-cycle",
+        "position_lr_schedule": "cosine",
+        "batchnorm": True,
+        "prune_l1": 1e-2,
+        "regrow_magnitude": 1e-12,
+        "rewire_interval": 1,
+        "sigma_fraction": 0.25,
+    }
     for key, value in paper.items():
         assert rows[key]["value"] == value and rows[key]["from"] == "preset rawhd-paper", key
     assert rows["lr"]["value"] * rows["position_lr_factor"]["value"] == pytest.approx(0.1)  # 100 × lr_w = 1e-3
@@ -33,8 +46,12 @@ def test_dry_run_prints_every_setting_with_its_origin(capsys):
 
 def test_flags_and_config_files_override_the_preset(capsys, tmp_path):
     (tmp_path / "c.toml").write_text("dropout = 0.2\nbatch_size = 32\n")
-    rows = {r["setting"]: r for r in _dry_run(capsys, "--config", str(tmp_path / "c.toml"), "--batch-size", "8",
-                                              "--epochs", "3")["settings"]}
+    rows = {
+        r["setting"]: r
+        for r in _dry_run(capsys, "--config", str(tmp_path / "c.toml"), "--batch-size", "8", "--epochs", "3")[
+            "settings"
+        ]
+    }
     assert (rows["dropout"]["value"], rows["dropout"]["from"]) == (0.2, "config file")
     assert (rows["batch_size"]["value"], rows["batch_size"]["from"]) == (8, "flag")
     assert (rows["epochs"]["value"], rows["epochs"]["from"], rows["epochs"]["note"]) == (3, "flag", "")
@@ -59,14 +76,47 @@ def test_spoken_audio_to_verified_graded_model_with_the_paper_preset(tiny_speech
     """data audio -> train --preset rawhd-paper -> compile int8 -> export -> verify, spike-exact everywhere."""
     frames, run, graph = tmp_path / "frames", tmp_path / "run", tmp_path / "g.h5"
     assert main(["-q", "data", "audio", "--in", str(tiny_speech), "--out", str(frames)]) == 0
-    assert main(["-q", "train", "--preset", "rawhd-paper", "--data", str(frames), "--out", str(run), "--epochs",
-                 "2", "--hidden", "32", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "train",
+                "--preset",
+                "rawhd-paper",
+                "--data",
+                str(frames),
+                "--out",
+                str(run),
+                "--epochs",
+                "2",
+                "--hidden",
+                "32",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert main(["-q", "compile", str(run), "--target", "int8", "--out", str(graph)]) == 0
     assert main(["-q", "export", str(graph), "--format", "nir", "-o", str(tmp_path / "g.nir")]) == 0
     assert main(["-q", "export", str(graph), "--format", "onnx", "-o", str(tmp_path / "g.onnx")]) == 0
     capsys.readouterr()
-    assert main(["verify", str(graph), "--data", str(frames), "--sims", "reference,norse,snntorch,onnxruntime",
-                 "--threshold", "1.0", "--json"]) == 0
+    assert (
+        main(
+            [
+                "verify",
+                str(graph),
+                "--data",
+                str(frames),
+                "--sims",
+                "reference,norse,snntorch,onnxruntime",
+                "--threshold",
+                "1.0",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["passed"] and report["n"] == 60
     assert all(set(r["spike_agreement"].values()) == {1.0} for r in report["simulators"].values())

@@ -22,8 +22,17 @@ from delaynir.simulate import simulate
 from delaynir.target import load_target
 from delaynir.train import train
 
-TINY = {"hidden": [12], "max_delay": 8, "epochs": 2, "batch_size": 16, "lr": 5e-3, "dropout": 0.2,
-        "val_fraction": 0.25, "n_steps": 40, "batchnorm": False}
+TINY = {
+    "hidden": [12],
+    "max_delay": 8,
+    "epochs": 2,
+    "batch_size": 16,
+    "lr": 5e-3,
+    "dropout": 0.2,
+    "val_fraction": 0.25,
+    "n_steps": 40,
+    "batchnorm": False,
+}
 
 
 def reference(layer: SparseDelayLinear, x: torch.Tensor) -> torch.Tensor:
@@ -39,9 +48,17 @@ def reference(layer: SparseDelayLinear, x: torch.Tensor) -> torch.Tensor:
 
 
 @settings(max_examples=20, deadline=None)
-@given(T=st.integers(1, 10), B=st.integers(1, 3), C_in=st.integers(1, 5), C_out=st.integers(1, 4),
-       D=st.integers(1, 8), n=st.integers(1, 30), density=st.sampled_from([0.0, 0.1, 0.6]),
-       strategy=st.sampled_from(["events", "csr", "table"]), seed=st.integers(0, 2**16))
+@given(
+    T=st.integers(1, 10),
+    B=st.integers(1, 3),
+    C_in=st.integers(1, 5),
+    C_out=st.integers(1, 4),
+    D=st.integers(1, 8),
+    n=st.integers(1, 30),
+    density=st.sampled_from([0.0, 0.1, 0.6]),
+    strategy=st.sampled_from(["events", "csr", "table"]),
+    seed=st.integers(0, 2**16),
+)
 def test_sparse_kernel_matches_the_dense_delayed_sum(T, B, C_in, C_out, D, n, density, strategy, seed):
     g = torch.Generator().manual_seed(seed)
     n = min(n, D * C_in * C_out)
@@ -50,8 +67,12 @@ def test_sparse_kernel_matches_the_dense_delayed_sum(T, B, C_in, C_out, D, n, de
     x = (torch.rand(T, B, C_in, generator=g, dtype=torch.float64) < density).double()
     v = torch.randn(n, generator=g, dtype=torch.float64)
     table = torch.zeros(D * C_in * C_out, dtype=torch.float64).index_put((flat,), v).view(D, C_in, C_out)
-    x1, v1, x2, t2 = x.clone().requires_grad_(), v.clone().requires_grad_(), x.clone().requires_grad_(), \
-        table.clone().requires_grad_()
+    x1, v1, x2, t2 = (
+        x.clone().requires_grad_(),
+        v.clone().requires_grad_(),
+        x.clone().requires_grad_(),
+        table.clone().requires_grad_(),
+    )
     sink = {}
     y1 = sparse_delayed_sum(x1, v1, taps, strategy=strategy, sink=sink)
     y2 = delayed_sum(x2, t2)
@@ -138,8 +159,9 @@ def test_dense_pairs_layer_equals_delay_linear(kernel):
         torch.testing.assert_close(sparse.positions.grad, dense.positions.grad, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("structure,delays", [("pairs", "learned"), ("pairs", "fixed-random"), ("pairs", "none"),
-                                              ("taps", "learned")])
+@pytest.mark.parametrize(
+    "structure,delays", [("pairs", "learned"), ("pairs", "fixed-random"), ("pairs", "none"), ("taps", "learned")]
+)
 def test_eval_forward_is_the_deployed_synapse_list(structure, delays):
     torch.manual_seed(1)
     layer = SparseDelayLinear(7, 4, 6, structure=structure, sparsity=0.7, signs="random", delays=delays)
@@ -228,7 +250,7 @@ def test_rigl_regrows_the_dormant_candidates_with_the_most_favourable_gradient()
         gain[k, j] = 10.0 + k + j
     hurt = [(k, j) for k in range(D) for j in range(C_out) if not alive[k, 0, j]][3]
     gain[hurt] = -50.0  # growing it with its sign would raise the loss
-    taken = [(k, j) for k in range(D) for j in range(C_out) if alive[k, 0, j]][0]
+    taken = next((k, j) for k in range(D) for j in range(C_out) if alive[k, 0, j])
     gain[taken] = 100.0  # alive already: not a candidate
     gy = torch.zeros(D + 2, 1, C_out, dtype=torch.float64)
     gy[:D, 0] = -sign[:, 0, :] * gain  # so that −sign · ∂L/∂w = gain
@@ -267,8 +289,9 @@ def test_pairs_regrowth_score_is_the_gradient_of_a_grown_synapse_at_its_delay():
 @pytest.mark.parametrize("structure,kernel", [("taps", "auto"), ("pairs", "gaussian"), ("pairs", "rounded")])
 def test_gradient_of_a_candidate_list_equals_the_full_candidate_gradient(structure, kernel):
     torch.manual_seed(8)
-    layer = SparseDelayLinear(7, 6, 5, structure=structure, sparsity=0.7, signs="random", kernel=kernel,
-                              bias=False).double()
+    layer = SparseDelayLinear(
+        7, 6, 5, structure=structure, sparsity=0.7, signs="random", kernel=kernel, bias=False
+    ).double()
     x = (torch.rand(12, 3, 7, dtype=torch.float64) < 0.3).double()
     layer.capture_grad = True
     (layer(x) * torch.randn(12, 3, 6, dtype=torch.float64)).sum().backward()
@@ -312,8 +335,9 @@ def _state(run_dir):
 
 
 def test_pruned_runs_are_deterministic_and_resume_exactly(tiny_data, tmp_path, monkeypatch):
-    config = make_config(dict(TINY, sparsity=0.75, prune="deepr-random", structure="taps", prune_temperature=1e-5,
-                              prune_l1=1e-3))
+    config = make_config(
+        dict(TINY, sparsity=0.75, prune="deepr-random", structure="taps", prune_temperature=1e-5, prune_l1=1e-3)
+    )
     train(config, tiny_data, tmp_path / "a")
     train(config, tiny_data, tmp_path / "b")
     a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
@@ -343,9 +367,33 @@ def test_pruned_runs_are_deterministic_and_resume_exactly(tiny_data, tmp_path, m
 @pytest.mark.parametrize("structure", ["pairs", "taps"])
 def test_pruned_model_trains_and_compiles_to_the_same_predictions(tiny_data, tmp_path, structure):
     out = tmp_path / structure
-    assert main(["train", "--data", str(tiny_data), "--out", str(out), "--epochs", "2", "--hidden", "12",
-                 "--max-delay", "8", "--batch-size", "16", "--sparsity", "0.5", "--prune", "deepr-rigl",
-                 "--structure", structure, "--json"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tiny_data),
+                "--out",
+                str(out),
+                "--epochs",
+                "2",
+                "--hidden",
+                "12",
+                "--max-delay",
+                "8",
+                "--batch-size",
+                "16",
+                "--sparsity",
+                "0.5",
+                "--prune",
+                "deepr-rigl",
+                "--structure",
+                structure,
+                "--json",
+            ]
+        )
+        == 0
+    )
     rows = runs.read_metrics(out)
     model = Run(out).model
     budget = model.sparse_layers()[0].budget

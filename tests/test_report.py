@@ -12,8 +12,16 @@ import pytest
 from delaynir.cli import main
 from delaynir.report_plots import PIXELS, clustering
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +105,9 @@ def _chromium():
 def _browser(args, tmp_path):
     profile = tmp_path / f"profile{len(list(tmp_path.iterdir()))}"
     profile.mkdir()
-    return subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_page_renders_in_headless_chromium_with_every_image_loaded(report, tmp_path):

@@ -51,7 +51,7 @@ def test_a_run_holds_everything_after_training_needs(small_run):
     assert [row["epoch"] for row in run.metrics] == [1, 2]
     assert len(run.dataset()) == info["n_train"] + info["n_val"]
     assert sum(len(y) for _, y in run.validation_loader(batch_size=8)) == info["n_val"]
-    graph, report = run.compile(load_target("float"))
+    graph, _report = run.compile(load_target("float"))
     assert graph.input == run.input_spec and graph.provenance["epoch"] == run.payload["epoch"]
 
 
@@ -77,8 +77,7 @@ def test_a_fine_tuned_run_stores_its_weight_grid(tuned, monkeypatch, tmp_path):
     run = Run(run_dir)
     assert run.config.quantize_target == str(profile)
     assert run.weight_grid == INT8
-    assert all(layer.weight_transform is not None and layer.weight_transform.grid == INT8
-               for layer in run.model.delays)
+    assert all(layer.weight_transform is not None and layer.weight_transform.grid == INT8 for layer in run.model.delays)
     monkeypatch.undo()
     moved = tmp_path / "moved.toml"
     shutil.move(profile, moved)  # the profile it was fine-tuned for is gone: compiling needs only the run
@@ -113,11 +112,14 @@ def test_an_old_run_without_a_grid_entry_loads(small_run, tmp_path):
     assert torch.equal(_outputs(run.model, 12), _outputs(Run(small_run).model, 12))
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("no model.pt", r"model.pt does not exist; is this a run directory written by `delaynir train`"),
-    ("unknown setting", r"model.pt: unknown setting\(s\) bogus; .*retrain the run"),
-    ("other model", r"model.pt does not match this delaynir version's model \(RuntimeError.*retrain the run"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("no model.pt", r"model.pt does not exist; is this a run directory written by `delaynir train`"),
+        ("unknown setting", r"model.pt: unknown setting\(s\) bogus; .*retrain the run"),
+        ("other model", r"model.pt does not match this delaynir version's model \(RuntimeError.*retrain the run"),
+    ],
+)
 def test_a_damaged_run_is_one_clear_error(small_run, tmp_path, damage, message):
     """The API's side of the bad-input corpus (tests/bad_inputs/test_run_files.py runs the CLI on many more)."""
     bad = tmp_path / "bad"
@@ -125,9 +127,14 @@ def test_a_damaged_run_is_one_clear_error(small_run, tmp_path, damage, message):
         bad.mkdir()
     else:
         stored = runs.load_pt(small_run / runs.MODEL)
-        _copy_run(small_run, bad, **{"unknown setting": {"config": dict(stored["config"], bogus=1)},
-                                     "other model": {"model_config": dict(stored["model_config"], hidden=[7, 12])}
-                                     }[damage])
+        _copy_run(
+            small_run,
+            bad,
+            **{
+                "unknown setting": {"config": dict(stored["config"], bogus=1)},
+                "other model": {"model_config": dict(stored["model_config"], hidden=[7, 12])},
+            }[damage],
+        )
     with pytest.raises(CheckpointError, match=message) as error:
         Run(bad)
     assert str(bad / runs.MODEL) in str(error.value)

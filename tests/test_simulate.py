@@ -61,19 +61,41 @@ def random_graph(seed, *, recurrent=False, neuron="lif", reset="hard", max_delay
     p1 = [random_projection(rng, INPUT, n_in, n_h, 0.6, max_delay, integer=integer)]
     if recurrent:
         p1.append(random_projection(rng, "h", n_h, n_h, 0.3, max_delay, min_delay=1, integer=integer))
-    h = Layer("h", n_h, neuron, rng.uniform(0.5, 0.95, n_h), rng.uniform(0.5, 1.5, n_h), rng.normal(0, 0.1, n_h),
-              p1, reset=reset, alpha=rng.uniform(0.2, 0.8, n_h) if neuron == "cubalif" else None)
-    o = Layer("o", n_out, "li", rng.uniform(0.5, 0.95, n_out), np.full(n_out, np.inf), np.zeros(n_out),
-              [random_projection(rng, "h", n_h, n_out, 0.8, max_delay, integer=integer)])
+    h = Layer(
+        "h",
+        n_h,
+        neuron,
+        rng.uniform(0.5, 0.95, n_h),
+        rng.uniform(0.5, 1.5, n_h),
+        rng.normal(0, 0.1, n_h),
+        p1,
+        reset=reset,
+        alpha=rng.uniform(0.2, 0.8, n_h) if neuron == "cubalif" else None,
+    )
+    o = Layer(
+        "o",
+        n_out,
+        "li",
+        rng.uniform(0.5, 0.95, n_out),
+        np.full(n_out, np.inf),
+        np.zeros(n_out),
+        [random_projection(rng, "h", n_h, n_out, 0.8, max_delay, integer=integer)],
+    )
     return DelayGraph(dt=0.01, n_inputs=n_in, layers=[h, o])
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 2**16), recurrent=st.booleans(), neuron=st.sampled_from(["lif", "cubalif"]),
-       reset=st.sampled_from(["hard", "subtract"]))
+@given(
+    seed=st.integers(0, 2**16),
+    recurrent=st.booleans(),
+    neuron=st.sampled_from(["lif", "cubalif"]),
+    reset=st.sampled_from(["hard", "subtract"]),
+)
 def test_simulator_follows_the_equations(seed, recurrent, neuron, reset):
     graph = random_graph(seed, recurrent=recurrent, neuron=neuron, reset=reset)
-    x = (np.random.default_rng(seed + 1).random((25, 3, 5)) < 0.3) * np.random.default_rng(seed).integers(1, 3, (25, 3, 5))
+    x = (np.random.default_rng(seed + 1).random((25, 3, 5)) < 0.3) * np.random.default_rng(seed).integers(
+        1, 3, (25, 3, 5)
+    )
     result = simulate(graph, x, record=True)
     z, v = naive(graph, x.astype(float))
     for name in ("h", "o"):
@@ -85,10 +107,24 @@ def test_simulator_follows_the_equations(seed, recurrent, neuron, reset):
 
 
 def test_relay_layer_passes_its_input_on():
-    relay = Layer("r", 2, "relay", np.zeros(2), np.full(2, np.inf), np.zeros(2),
-                  [Projection(INPUT, [0, 1], [0, 1], [3, 0], [1.0, 1.0], np.ones(2))])
-    out = Layer("o", 1, "li", np.zeros(1), np.full(1, np.inf), np.zeros(1),
-                [Projection("r", [0, 1], [0, 0], [0, 0], [1.0, 10.0], np.ones(1))])
+    relay = Layer(
+        "r",
+        2,
+        "relay",
+        np.zeros(2),
+        np.full(2, np.inf),
+        np.zeros(2),
+        [Projection(INPUT, [0, 1], [0, 1], [3, 0], [1.0, 1.0], np.ones(2))],
+    )
+    out = Layer(
+        "o",
+        1,
+        "li",
+        np.zeros(1),
+        np.full(1, np.inf),
+        np.zeros(1),
+        [Projection("r", [0, 1], [0, 0], [0, 0], [1.0, 10.0], np.ones(1))],
+    )
     x = np.zeros((6, 1, 2))
     x[0, 0, 0], x[1, 0, 1] = 2.0, 1.0
     res = simulate(DelayGraph(0.01, 2, [relay, out]), x, record=True)

@@ -15,8 +15,6 @@ import soundfile
 from delaynir.cli import main
 from delaynir.data import Cochlea, CochleaConfig, SpeechConfig, generate_speech, validate_file
 from delaynir.data.shd import decode_keys
-from delaynir.executors import external
-from delaynir.graph_io import load_graph
 from delaynir.data.speech import (
     KEYS,
     SPEAKERS,
@@ -28,6 +26,8 @@ from delaynir.data.speech import (
     spikes_from_audio,
 )
 from delaynir.errors import ConfigError
+from delaynir.executors import external
+from delaynir.graph_io import load_graph
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -42,8 +42,24 @@ def tiny(tiny_speech):
 
 def test_cli_json_summary(tmp_path, capsys, need_espeak):
     need_espeak()
-    code = main(["-q", "data", "speech", "--out", str(tmp_path / "d"), "--trials", "1", "--speakers", "3,5",
-                 "--test-speakers", "5", "--channels", "100", "--json"])
+    code = main(
+        [
+            "-q",
+            "data",
+            "speech",
+            "--out",
+            str(tmp_path / "d"),
+            "--trials",
+            "1",
+            "--speakers",
+            "3,5",
+            "--test-speakers",
+            "5",
+            "--channels",
+            "100",
+            "--json",
+        ]
+    )
     assert code == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["n_train"], info["n_test"]) == (20, 20)
@@ -94,7 +110,7 @@ def test_spike_files_follow_the_shd_layout_and_the_split(tiny):
             assert f["spikes/units"].dtype.metadata["vlen"] == np.uint16
             times = np.concatenate(list(f["spikes/times"]))
         assert 500 < counts.mean() < 10000 and counts.min() > 100
-        assert 0 <= times.min() and times.max() < 1.0
+        assert times.min() >= 0 and times.max() < 1.0
     with h5py.File(tiny / "train.h5") as f, h5py.File(tiny / "test.h5") as g:
         train_speakers, test_speakers = set(f["extra/speaker"][()].tolist()), set(g["extra/speaker"][()].tolist())
     assert 4 not in train_speakers and 4 in test_speakers and 0 in test_speakers
@@ -116,7 +132,7 @@ def test_same_seed_same_bytes_and_overwrite_replaces_outputs(tmp_path, need_espe
     """Regenerating with --overwrite (and another worker count) gives byte-identical files; other files stay."""
     need_espeak()
     out = tmp_path / "d"
-    config = dict(trials=1, speakers=(1, 5), test_speakers=(5,))
+    config = {"trials": 1, "speakers": (1, 5), "test_speakers": (5,)}
     generate_speech(out, SpeechConfig(**config, workers=2))
     first = _snapshot(out)
     (out / "notes.txt").write_text("mine")
@@ -177,7 +193,7 @@ def test_encoder_rate_follows_the_lif_equation():
     """Constant drive I, no noise or adaptation: rate = 1 / (refractory + tau ln(I / (I - 1))), up to frames."""
     config = CochleaConfig(n_channels=3, noise=0.0, adapt=0.0)
     drives = np.broadcast_to(np.array([0.9, 1.5, 3.0], np.float32), (1, 1000, 3))
-    times, units = Cochlea(config, 16000).encode(drives)[0]
+    _times, units = Cochlea(config, 16000).encode(drives)[0]
     rates = np.bincount(units, minlength=3)  # spikes in 1 s
     assert rates[0] == 0
     for channel, drive in ((1, 1.5), (2, 3.0)):
@@ -197,8 +213,9 @@ def test_config_errors_are_clear():
     with pytest.raises(ConfigError, match="not a Heidelberg Digits file name"):
         parse_hd_filename("speaker-03_digit-7.flac")
     assert hd_filename("english", 3, 0, 7) == "lang-english_speaker-03_trial-0_digit-7.flac"
-    assert len(SPEAKERS) == 12 and all(s.english_voice.startswith("en") and s.german_voice.startswith("de")
-                                       for s in SPEAKERS)
+    assert len(SPEAKERS) == 12 and all(
+        s.english_voice.startswith("en") and s.german_voice.startswith("de") for s in SPEAKERS
+    )
 
 
 def test_demo_trains_on_spoken_digits_and_skips_them_without_espeak(tmp_path, monkeypatch, need_espeak):

@@ -16,8 +16,10 @@ EPOCHS = 8
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("task")
     generate_synthetic(root / "data", SynthConfig(seed=0))
-    summaries = {d: train(make_config(dict(DEMO_SETTINGS, epochs=EPOCHS, delays=d)), root / "data", root / d)
-                 for d in ("learned", "none")}
+    summaries = {
+        d: train(make_config(dict(DEMO_SETTINGS, epochs=EPOCHS, delays=d)), root / "data", root / d)
+        for d in ("learned", "none")
+    }
     return root, summaries
 
 

@@ -14,10 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from delaynir.errors import DelayNIRError, TargetError
+from delaynir.fit import FitViolation, check_fit, max_model_delay, raise_if_misfit
 from delaynir.graph import DelayGraph, Layer, Projection
 from delaynir.neuron_kinds import NEURON_TYPES, RESETS
-from delaynir.fit import FitViolation, check_fit, max_model_delay, raise_if_misfit
-from delaynir.target import LIMIT_KEYS, Limit, TargetProfile, builtin_target_names, list_targets, load_target, parse_target
+from delaynir.target import (
+    LIMIT_KEYS,
+    Limit,
+    TargetProfile,
+    builtin_target_names,
+    list_targets,
+    load_target,
+    parse_target,
+)
 from delaynir.target_table import format_targets_table
 
 BUILTINS = ["float", "int8", "loihi2", "seneca", "spinnaker2", "xylo-audio2"]
@@ -37,17 +45,31 @@ def proj(source, pre, post, delay, weight=None, n_post=None, scale=None) -> Proj
 
 
 def layer(name, size, projections, neuron="lif", beta=LOIHI_BETA, reset="hard", alpha=None) -> Layer:
-    return Layer(name=name, size=size, neuron=neuron, beta=np.full(size, beta), threshold=np.ones(size),
-                 bias=np.zeros(size), projections=list(projections), reset=reset,
-                 alpha=None if alpha is None else np.full(size, alpha))
+    return Layer(
+        name=name,
+        size=size,
+        neuron=neuron,
+        beta=np.full(size, beta),
+        threshold=np.ones(size),
+        bias=np.zeros(size),
+        projections=list(projections),
+        reset=reset,
+        alpha=None if alpha is None else np.full(size, alpha),
+    )
 
 
 def small_graph(**overrides) -> DelayGraph:
     """input(4) -> h(3, lif, recurrent) -> out(2, li); fits loihi2 as built."""
-    h = layer("h", 3, [proj("input", [0, 1, 2, 3], [0, 1, 2, 0], [0, 10, 62, 5], [2, -256, 254, 0], 3),
-                       proj("h", [0, 1], [1, 2], [1, 63], [4, 6], 3)])
+    h = layer(
+        "h",
+        3,
+        [
+            proj("input", [0, 1, 2, 3], [0, 1, 2, 0], [0, 10, 62, 5], [2, -256, 254, 0], 3),
+            proj("h", [0, 1], [1, 2], [1, 63], [4, 6], 3),
+        ],
+    )
     out = layer("out", 2, [proj("h", [0, 1, 2], [0, 1, 1], [0, 1, 2], [8, -8, 100], 2)], neuron="li")
-    kwargs = dict(dt=0.01, n_inputs=4, layers=[h, out], target="loihi2")
+    kwargs = {"dt": 0.01, "n_inputs": 4, "layers": [h, out], "target": "loihi2"}
     kwargs.update(overrides)
     return DelayGraph(**kwargs)
 
@@ -156,10 +178,8 @@ def test_missing_user_file(tmp_path):
 
 
 def test_core_does_not_import_targets_package():
-    code = ("import sys, delaynir.target; "
-            "assert 'delaynir.targets' not in sys.modules, 'imported at module level'")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO,
-                   env={"PYTHONPATH": str(REPO), "PATH": ""})
+    code = "import sys, delaynir.target; assert 'delaynir.targets' not in sys.modules, 'imported at module level'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": ""})
 
 
 # --------------------------------------------------------------------------- user profiles
@@ -191,28 +211,82 @@ def test_per_synapse_delays_default_follows_max_delay():
     assert custom(max_delay=0).per_synapse_delays is False
 
 
-GOOD = ('name = "bad"\ndescription = "d"\nformat_version = 1\n[limits]\n'
-        'weight_bits = { value = 8, source = "s", confirmed = true }\n'
-        'max_delay = { value = 10, source = "s", confirmed = true }\n')
+GOOD = (
+    'name = "bad"\ndescription = "d"\nformat_version = 1\n[limits]\n'
+    'weight_bits = { value = 8, source = "s", confirmed = true }\n'
+    'max_delay = { value = 10, source = "s", confirmed = true }\n'
+)
 
 MALFORMED = {
     "unknown top-level key": ("top", "vendor", 'vendor = "x"\n'),
-    "unknown limit": ("limits", "limits.max_synapses", 'max_synapses = { value = 1, source = "s", confirmed = true }\n'),
+    "unknown limit": (
+        "limits",
+        "limits.max_synapses",
+        'max_synapses = { value = 1, source = "s", confirmed = true }\n',
+    ),
     "missing source": ("limits", "limits.max_fan_in.source", "max_fan_in = { value = 4, confirmed = true }\n"),
-    "empty source": ("limits", "limits.max_fan_in.source", 'max_fan_in = { value = 4, source = " ", confirmed = true }\n'),
+    "empty source": (
+        "limits",
+        "limits.max_fan_in.source",
+        'max_fan_in = { value = 4, source = " ", confirmed = true }\n',
+    ),
     "missing value": ("limits", "limits.max_fan_in.value", 'max_fan_in = { source = "s", confirmed = true }\n'),
-    "wrong type": ("limits", "limits.max_neurons.value", 'max_neurons = { value = "100", source = "s", confirmed = true }\n'),
-    "float not inf": ("limits", "limits.max_neurons.value", 'max_neurons = { value = 1.5, source = "s", confirmed = true }\n'),
-    "negative inf": ("limits", "limits.max_inputs.value", 'max_inputs = { value = -inf, source = "s", confirmed = true }\n'),
-    "out of range": ("limits", "limits.max_outputs.value", 'max_outputs = { value = 0, source = "s", confirmed = true }\n'),
-    "bool as int": ("limits", "limits.state_bits.value", 'state_bits = { value = true, source = "s", confirmed = true }\n'),
-    "unknown decay": ("limits", "limits.decay.value", 'decay = { value = "exponential", source = "s", confirmed = true }\n'),
-    "unknown scale": ("limits", "limits.weight_scale.value", 'weight_scale = { value = "per-tensor", source = "s", confirmed = true }\n'),
-    "unknown neuron type": ("limits", "limits.neuron_types.value", 'neuron_types = { value = ["lif", "izhikevich"], source = "s", confirmed = true }\n'),
-    "confirmed not bool": ("limits", "limits.max_fan_in.confirmed", 'max_fan_in = { value = 4, source = "s", confirmed = "yes" }\n'),
+    "wrong type": (
+        "limits",
+        "limits.max_neurons.value",
+        'max_neurons = { value = "100", source = "s", confirmed = true }\n',
+    ),
+    "float not inf": (
+        "limits",
+        "limits.max_neurons.value",
+        'max_neurons = { value = 1.5, source = "s", confirmed = true }\n',
+    ),
+    "negative inf": (
+        "limits",
+        "limits.max_inputs.value",
+        'max_inputs = { value = -inf, source = "s", confirmed = true }\n',
+    ),
+    "out of range": (
+        "limits",
+        "limits.max_outputs.value",
+        'max_outputs = { value = 0, source = "s", confirmed = true }\n',
+    ),
+    "bool as int": (
+        "limits",
+        "limits.state_bits.value",
+        'state_bits = { value = true, source = "s", confirmed = true }\n',
+    ),
+    "unknown decay": (
+        "limits",
+        "limits.decay.value",
+        'decay = { value = "exponential", source = "s", confirmed = true }\n',
+    ),
+    "unknown scale": (
+        "limits",
+        "limits.weight_scale.value",
+        'weight_scale = { value = "per-tensor", source = "s", confirmed = true }\n',
+    ),
+    "unknown neuron type": (
+        "limits",
+        "limits.neuron_types.value",
+        'neuron_types = { value = ["lif", "izhikevich"], source = "s", confirmed = true }\n',
+    ),
+    "confirmed not bool": (
+        "limits",
+        "limits.max_fan_in.confirmed",
+        'max_fan_in = { value = 4, source = "s", confirmed = "yes" }\n',
+    ),
     "not a table": ("limits", "limits.max_fan_in", "max_fan_in = 4\n"),
-    "unknown entry key": ("limits", "limits.max_fan_in.unit", 'max_fan_in = { value = 4, source = "s", confirmed = true, unit = "n" }\n'),
-    "shift without bitshift": ("limits", "limits.max_decay_shift", 'max_decay_shift = { value = 4, source = "s", confirmed = true }\n'),
+    "unknown entry key": (
+        "limits",
+        "limits.max_fan_in.unit",
+        'max_fan_in = { value = 4, source = "s", confirmed = true, unit = "n" }\n',
+    ),
+    "shift without bitshift": (
+        "limits",
+        "limits.max_decay_shift",
+        'max_decay_shift = { value = 4, source = "s", confirmed = true }\n',
+    ),
 }
 
 
@@ -228,19 +302,28 @@ def test_malformed_profile_names_file_and_key(tmp_path, case):
     assert str(path) in message and key in message, message
 
 
-@pytest.mark.parametrize("text, key", [
-    (GOOD.replace("weight_bits = { value = 8,", "weight_bits = { value = 1,"), "limits.weight_bits.value"),
-    (GOOD.replace("max_delay = { value = 10,", "max_delay = { value = -1,"), "limits.max_delay.value"),
-    (GOOD.replace('weight_bits = { value = 8, source = "s", confirmed = true }\n', ""), "limits.weight_bits"),
-    (GOOD.replace("format_version = 1", "format_version = 2"), "format_version"),
-    (GOOD.replace('name = "bad"\n', ""), "name"),
-    (GOOD.replace("[limits]", "[limitz]"), "[limits]"),
-    (GOOD + 'weight_step = { value = 200, source = "s", confirmed = true }\n', "limits.weight_step"),
-    (GOOD.replace("weight_bits = { value = 8,", "weight_bits = { value = 0,")
-     + 'weight_step = { value = 2, source = "s", confirmed = true }\n', "limits.weight_step"),
-    (GOOD.replace("max_delay = { value = 10,", "max_delay = { value = 0,")
-     + 'per_synapse_delays = { value = true, source = "s", confirmed = true }\n', "limits.per_synapse_delays"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        (GOOD.replace("weight_bits = { value = 8,", "weight_bits = { value = 1,"), "limits.weight_bits.value"),
+        (GOOD.replace("max_delay = { value = 10,", "max_delay = { value = -1,"), "limits.max_delay.value"),
+        (GOOD.replace('weight_bits = { value = 8, source = "s", confirmed = true }\n', ""), "limits.weight_bits"),
+        (GOOD.replace("format_version = 1", "format_version = 2"), "format_version"),
+        (GOOD.replace('name = "bad"\n', ""), "name"),
+        (GOOD.replace("[limits]", "[limitz]"), "[limits]"),
+        (GOOD + 'weight_step = { value = 200, source = "s", confirmed = true }\n', "limits.weight_step"),
+        (
+            GOOD.replace("weight_bits = { value = 8,", "weight_bits = { value = 0,")
+            + 'weight_step = { value = 2, source = "s", confirmed = true }\n',
+            "limits.weight_step",
+        ),
+        (
+            GOOD.replace("max_delay = { value = 10,", "max_delay = { value = 0,")
+            + 'per_synapse_delays = { value = true, source = "s", confirmed = true }\n',
+            "limits.per_synapse_delays",
+        ),
+    ],
+)
 def test_more_malformed_profiles(text, key):
     with pytest.raises(TargetError) as info:
         parse_target(text, source="chip.toml")
@@ -259,7 +342,7 @@ def test_all_problems_reported_at_once(tmp_path):
     path = tmp_path / "many.toml"
     path.write_text(
         'name = "many"\ndescription = "d"\nformat_version = 1\ncolour = "blue"\n[limits]\n'
-        'weight_bits = { value = 8, confirmed = true }\n'
+        "weight_bits = { value = 8, confirmed = true }\n"
         'max_delay = { value = -3, source = "s", confirmed = true }\n'
         'decay = { value = "exp", source = "s", confirmed = true }\n'
         'fan_in = { value = 4, source = "s", confirmed = true }\n'
@@ -268,8 +351,15 @@ def test_all_problems_reported_at_once(tmp_path):
     with pytest.raises(TargetError) as info:
         load_target(str(path))
     message = str(info.value)
-    expected = ["colour", "limits.weight_bits.source", "limits.max_delay.value", "limits.decay.value",
-                "limits.fan_in", "limits.resets.value", "limits.resets.confirmed"]
+    expected = [
+        "colour",
+        "limits.weight_bits.source",
+        "limits.max_delay.value",
+        "limits.decay.value",
+        "limits.fan_in",
+        "limits.resets.value",
+        "limits.resets.confirmed",
+    ]
     for key in expected:
         assert key in message, key
     assert "7 problems" in message
@@ -323,8 +413,14 @@ def test_per_synapse_delays_on_a_target_without_them():
 
 
 def test_fan_in_counts_synapses_over_all_projections():
-    h = layer("h", 4, [proj("input", [0, 1, 2, 3, 0, 1, 2], [0, 0, 0, 1, 1, 1, 2], [0] * 7, n_post=4),
-                       proj("h", [1, 2, 3, 0], [0, 0, 1, 3], [1] * 4, n_post=4)])
+    h = layer(
+        "h",
+        4,
+        [
+            proj("input", [0, 1, 2, 3, 0, 1, 2], [0, 0, 0, 1, 1, 1, 2], [0] * 7, n_post=4),
+            proj("h", [1, 2, 3, 0], [0, 0, 1, 3], [1] * 4, n_post=4),
+        ],
+    )
     (v,) = check_fit(DelayGraph(dt=0.01, n_inputs=4, layers=[h]), custom(max_fan_in=3))
     assert (v.limit, v.layer, v.found, v.allowed, v.count) == ("max_fan_in", "h", 5, 3, 2)
     assert "2 of 4 neurons" in v.message and "2 too many" in v.message
@@ -338,8 +434,7 @@ def test_neuron_counts_inputs_outputs_on_xylo():
     graph = DelayGraph(dt=0.01, n_inputs=20, layers=[hidden, out])
     violations = check_fit(graph, load_target("xylo-audio2"))
     found = {v.limit: (v.layer, v.found, v.allowed) for v in violations}
-    assert found == {"max_neurons": (None, 1016, 1008), "max_inputs": (None, 20, 16),
-                     "max_outputs": (None, 16, 8)}
+    assert found == {"max_neurons": (None, 1016, 1008), "max_inputs": (None, 20, 16), "max_outputs": (None, 16, 8)}
     assert "8 more" in by_limit(violations, "max_neurons")[0].message
     (v,) = check_fit(graph, custom(max_neurons_per_layer=500))
     assert (v.limit, v.layer, v.found, v.allowed) == ("max_neurons_per_layer", "h", 1000, 500)
@@ -349,7 +444,10 @@ def test_weights_grid_and_range_on_loihi2():
     h = layer("h", 1, [proj("input", [0] * 6, [0] * 6, [0] * 6, [2.5, 3, 300, -258, 4, -256])])
     violations = check_fit(DelayGraph(dt=0.01, n_inputs=1, layers=[h]), load_target("loihi2"))
     assert sorted((v.limit, v.count) for v in violations) == [
-        ("weight_bits", 1), ("weight_bits", 2), ("weight_step", 1)]
+        ("weight_bits", 1),
+        ("weight_bits", 2),
+        ("weight_step", 1),
+    ]
     not_int = next(v for v in violations if v.limit == "weight_bits" and v.count == 1)
     assert not_int.found == 2.5 and "not integers" in not_int.message
     rng = next(v for v in violations if v.limit == "weight_bits" and v.count == 2)
@@ -372,7 +470,9 @@ def test_neuron_types_and_resets():
     graph = DelayGraph(dt=0.01, n_inputs=1, layers=[cuba, readout])
     violations = check_fit(graph, custom(neuron_types=["lif", "li"], resets=["hard"]))
     assert sorted((v.limit, v.layer, v.found) for v in violations) == [
-        ("neuron_types", "c", "cubalif"), ("resets", "c", "subtract")]
+        ("neuron_types", "c", "cubalif"),
+        ("resets", "c", "subtract"),
+    ]
     assert check_fit(graph, custom()) == []
 
 
@@ -381,9 +481,9 @@ def test_decay_representability():
     graph = DelayGraph(dt=0.01, n_inputs=1, layers=[lif])
     (v,) = check_fit(graph, load_target("loihi2"))
     assert (v.limit, v.count, v.found) == ("decay", 3, 0.9) and "4096" in v.message
-    lif.beta[:] = 1 - 2.0 ** -4  # bitshift k = 4
+    lif.beta[:] = 1 - 2.0**-4  # bitshift k = 4
     assert check_fit(graph, custom(decay="bitshift", max_decay_shift=15)) == []
-    lif.beta[0] = 1 - 2.0 ** -16
+    lif.beta[0] = 1 - 2.0**-16
     (v,) = check_fit(graph, custom(decay="bitshift", max_decay_shift=15))
     assert (v.limit, v.count) == ("decay", 1)
     cuba = layer("c", 2, [proj("input", [0], [0], [0])], neuron="cubalif", beta=LOIHI_BETA, alpha=0.3)
@@ -406,8 +506,12 @@ def test_every_violation_is_reported_and_raised_together():
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(bits=st.integers(2, 12), step=st.integers(1, 8), symmetric=st.booleans(),
-       weights=st.lists(st.integers(-5000, 5000), min_size=1, max_size=30))
+@given(
+    bits=st.integers(2, 12),
+    step=st.integers(1, 8),
+    symmetric=st.booleans(),
+    weights=st.lists(st.integers(-5000, 5000), min_size=1, max_size=30),
+)
 def test_weight_checks_match_brute_force(bits, step, symmetric, weights):
     half = 2 ** (bits - 1)
     if step >= half:

@@ -13,8 +13,16 @@ from delaynir.evaluate import evaluate_run
 from delaynir.run import Run
 from delaynir.train import train
 
-TINY = {"hidden": [12], "max_delay": 8, "epochs": 3, "batch_size": 16, "lr": 5e-3, "dropout": 0.2,
-        "val_fraction": 0.25, "n_steps": 40}
+TINY = {
+    "hidden": [12],
+    "max_delay": 8,
+    "epochs": 3,
+    "batch_size": 16,
+    "lr": 5e-3,
+    "dropout": 0.2,
+    "val_fraction": 0.25,
+    "n_steps": 40,
+}
 
 
 def _state(run_dir):
@@ -114,8 +122,9 @@ def test_evaluating_on_incompatible_data_is_an_error(tiny_data, tmp_path):
     out = tmp_path / "run"
     train(make_config(dict(TINY, epochs=1)), tiny_data, out)
     other = tmp_path / "other"
-    generate_synthetic(other, SynthConfig(n_channels=14, n_classes=3, n_train=10, n_test=10, duration=0.4,
-                                          spread=20, n_groups=3))
+    generate_synthetic(
+        other, SynthConfig(n_channels=14, n_classes=3, n_train=10, n_test=10, duration=0.4, spread=20, n_groups=3)
+    )
     with pytest.raises(CheckpointError, match="14 inputs"):
         evaluate_run(out, other)
 
@@ -132,10 +141,24 @@ def test_evaluate_reports_the_speakers_never_seen_in_training(small_run, tmp_pat
         labels, speakers = f["labels"][()], f["extra/speaker"][()].astype(int)
         attrs = dict(f.attrs)
     speakers[::3] = 99  # a speaker the training file does not have
-    both = write_spike_file(tmp_path / "both.h5", times, units, labels, speakers=speakers,
-                            n_channels=int(attrs["n_channels"]), duration=float(attrs["duration"]))
-    only = write_spike_file(tmp_path / "only.h5", times[::3], units[::3], labels[::3], speakers=speakers[::3],
-                            n_channels=int(attrs["n_channels"]), duration=float(attrs["duration"]))
+    both = write_spike_file(
+        tmp_path / "both.h5",
+        times,
+        units,
+        labels,
+        speakers=speakers,
+        n_channels=int(attrs["n_channels"]),
+        duration=float(attrs["duration"]),
+    )
+    only = write_spike_file(
+        tmp_path / "only.h5",
+        times[::3],
+        units[::3],
+        labels[::3],
+        speakers=speakers[::3],
+        n_channels=int(attrs["n_channels"]),
+        duration=float(attrs["duration"]),
+    )
     result = evaluate_run(small_run, both, device="cpu")
     unseen = result["unseen_speakers"]
     assert unseen["speakers"] == [99] and unseen["n"] == len(times[::3])

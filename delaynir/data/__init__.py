@@ -5,8 +5,8 @@ graded input: audio → mel-filterbank features (the paper's RawHD preprocessing
 See docs/data-format.md for the file layout read and written here.
 """
 
-from delaynir.data.binning import bin_events
 from delaynir.data.audio import convert_audio
+from delaynir.data.binning import bin_events
 from delaynir.data.cochlea import Cochlea, CochleaConfig
 from delaynir.data.features import FeatureConfig
 from delaynir.data.frames import FramesDataset, is_frames_file, write_frames_file

@@ -83,20 +83,25 @@ def csv_recordings(root: Path, labels: Path) -> list[Recording]:
         raise AudioFormatError(f"{labels}: cannot be read as a CSV file ({exc})") from None
     columns = set(rows[0]) if rows else set()
     if not {"file", "label"} <= columns:
-        raise AudioFormatError(f"{labels}: the header must name the columns file and label (optional: speaker, "
-                               f"split); found {sorted(columns) or 'no rows'}")
+        raise AudioFormatError(
+            f"{labels}: the header must name the columns file and label (optional: speaker, "
+            f"split); found {sorted(columns) or 'no rows'}"
+        )
     out = []
     for number, row in enumerate(rows, 2):
         try:
             label = int(row["label"])
             speaker = int(row["speaker"]) if row.get("speaker") not in (None, "") else None
         except ValueError:
-            raise AudioFormatError(f"{labels}, line {number}: label and speaker must be integers, found "
-                                   f"{row['label']!r}, {row.get('speaker')!r}") from None
+            raise AudioFormatError(
+                f"{labels}, line {number}: label and speaker must be integers, found "
+                f"{row['label']!r}, {row.get('speaker')!r}"
+            ) from None
         split = (row.get("split") or "train").strip()
         if label < 0 or split not in SPLITS:
-            raise AudioFormatError(f"{labels}, line {number}: need a label >= 0 and split train or test, found "
-                                   f"{label}, {split!r}")
+            raise AudioFormatError(
+                f"{labels}, line {number}: need a label >= 0 and split train or test, found {label}, {split!r}"
+            )
         out.append(Recording(root / row["file"], label, speaker, split))
     return out
 
@@ -105,15 +110,18 @@ def find_recordings(root: str | os.PathLike, labels: str | os.PathLike | None = 
     """(recordings, layout name) of an audio directory: the HD layout, or a labels CSV (module docstring)."""
     root = Path(root)
     if not root.is_dir():
-        raise AudioFormatError(f"{root}: no such directory (expected audio in the Heidelberg Digits layout or "
-                               f"WAV/FLAC files with {LABELS_CSV})")
+        raise AudioFormatError(
+            f"{root}: no such directory (expected audio in the Heidelberg Digits layout or "
+            f"WAV/FLAC files with {LABELS_CSV})"
+        )
     if labels is None and all((root / name).is_file() for name in HD_SPLITS):
         return hd_recordings(root), "heidelberg-digits"
     labels = Path(labels) if labels is not None else root / LABELS_CSV
     if not labels.is_file():
         raise AudioFormatError(
             f"{root} is neither the Heidelberg Digits audio layout (audio/*.flac with {' and '.join(HD_SPLITS)}) nor "
-            f"a directory of audio files with {LABELS_CSV} (columns file,label[,speaker][,split]); pass --labels CSV")
+            f"a directory of audio files with {LABELS_CSV} (columns file,label[,speaker][,split]); pass --labels CSV"
+        )
     return csv_recordings(root, labels), "csv"
 
 
@@ -122,8 +130,9 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     try:
         samples, rate = soundfile.read(path, dtype="float64", always_2d=False)
     except (OSError, RuntimeError, soundfile.LibsndfileError) as exc:  # missing, truncated, not audio
-        raise AudioFormatError(f"{path}: cannot be decoded as audio ({exc}); re-encode it as WAV or FLAC "
-                               "or remove it from the listing") from None
+        raise AudioFormatError(
+            f"{path}: cannot be decoded as audio ({exc}); re-encode it as WAV or FLAC or remove it from the listing"
+        ) from None
     if samples.size == 0:
         raise AudioFormatError(f"{path}: holds no audio samples; remove it from the listing")
     if not np.isfinite(samples).all():
@@ -131,17 +140,24 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     return samples, int(rate)
 
 
-def convert_audio(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config: FeatureConfig | None = None, *,
-                  labels: str | os.PathLike | None = None, overwrite: bool = False,
-                  progress: bool = False) -> dict:
+def convert_audio(
+    in_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: FeatureConfig | None = None,
+    *,
+    labels: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
     """Filterbank frames of every recording of ``in_dir`` into ``out_dir``/train.h5 and test.h5; a summary dict."""
     config = config or FeatureConfig()
     config.validate()
     recordings, layout = find_recordings(in_dir, labels)
     train = [r for r in recordings if r.split == "train"]
     if not train:
-        raise AudioFormatError(f"{in_dir}: no training recordings; the shift of the features is the training "
-                               "split's minimum")
+        raise AudioFormatError(
+            f"{in_dir}: no training recordings; the shift of the features is the training split's minimum"
+        )
     out_dir = Path(out_dir)
     paths = {split: out_dir / f"{split}.h5" for split in SPLITS if any(r.split == split for r in recordings)}
     existing = [str(p) for p in paths.values() if p.exists()]
@@ -152,22 +168,43 @@ def convert_audio(in_dir: str | os.PathLike, out_dir: str | os.PathLike, config:
         db[r.path] = log_mel(*read_audio(r.path), config)
     minimum = float(min(db[r.path].min() for r in train))
     keys = list(HD_KEYS) if layout == "heidelberg-digits" else None
-    features = {**config.as_dict(), "shift_db": minimum, "source": layout,
-                "value_range": [0.0, -minimum * config.scale]}
+    features = {
+        **config.as_dict(),
+        "shift_db": minimum,
+        "source": layout,
+        "value_range": [0.0, -minimum * config.scale],
+    }
     with_speakers = all(r.speaker is not None for r in recordings)
     summary = {"layout": layout, "in": str(in_dir), "features": features}
     out_dir.mkdir(parents=True, exist_ok=True)
     for split, path in paths.items():
         chosen = [r for r in recordings if r.split == split]
         frames = np.stack([normalise(db[r.path], minimum, config) for r in chosen])
-        write_frames_file(path, frames, [r.label for r in chosen], dt=config.hop, keys=keys,
-                          speakers=[r.speaker for r in chosen] if with_speakers else None,
-                          files=[str(r.path.relative_to(Path(in_dir))) for r in chosen], features=features,
-                          overwrite=overwrite)
-        summary[split] = {"path": str(path), "samples": len(chosen),
-                          "speakers": sorted({r.speaker for r in chosen}) if with_speakers else None,
-                          "clipped_below_training_minimum": int(sum((db[r.path] < minimum).sum() for r in chosen))}
-    logger.info("wrote %s from %d recordings (%s layout): %d bands x %d frames of %g s, training minimum %.1f dB",
-                ", ".join(map(str, paths.values())), len(recordings), layout, config.n_bands, config.n_frames,
-                config.hop, minimum)
+        write_frames_file(
+            path,
+            frames,
+            [r.label for r in chosen],
+            dt=config.hop,
+            keys=keys,
+            speakers=[r.speaker for r in chosen] if with_speakers else None,
+            files=[str(r.path.relative_to(Path(in_dir))) for r in chosen],
+            features=features,
+            overwrite=overwrite,
+        )
+        summary[split] = {
+            "path": str(path),
+            "samples": len(chosen),
+            "speakers": sorted({r.speaker for r in chosen}) if with_speakers else None,
+            "clipped_below_training_minimum": int(sum((db[r.path] < minimum).sum() for r in chosen)),
+        }
+    logger.info(
+        "wrote %s from %d recordings (%s layout): %d bands x %d frames of %g s, training minimum %.1f dB",
+        ", ".join(map(str, paths.values())),
+        len(recordings),
+        layout,
+        config.n_bands,
+        config.n_frames,
+        config.hop,
+        minimum,
+    )
     return summary

@@ -62,8 +62,8 @@ deterministic given it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -189,7 +189,7 @@ class Cochlea:
             raise ConfigError(f"f_max = {config.f_max} Hz must be below the Nyquist frequency {sample_rate / 2} Hz")
         window = np.zeros(config.n_fft)
         start = (config.n_fft - self.win_length) // 2
-        window[start:start + self.win_length] = np.hanning(self.win_length + 2)[1:-1]
+        window[start : start + self.win_length] = np.hanning(self.win_length + 2)[1:-1]
         self.window = window.astype(np.float32)
         self.frequencies = config.frequencies()
         bins = np.arange(config.n_fft // 2 + 1) * sample_rate / config.n_fft
@@ -218,10 +218,10 @@ class Cochlea:
         length = (n_frames - 1) * self.hop + n_fft
         padded = np.zeros(length, dtype=np.float32)
         body = audio[: max(0, length - n_fft // 2)]
-        padded[n_fft // 2: n_fft // 2 + len(body)] = body
+        padded[n_fft // 2 : n_fft // 2 + len(body)] = body
         frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[:: self.hop][:n_frames]
         spectrum = np.fft.rfft(frames * self.window, axis=1)
-        magnitude = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+        magnitude = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
         return magnitude @ self.weights
 
     def levels(self, audio: np.ndarray, n_steps: int) -> np.ndarray:
@@ -237,7 +237,7 @@ class Cochlea:
         out = np.empty((n_steps, level.shape[1]), np.float32)
         for j in range(k):
             rows = len(range(j, n_steps, k))
-            out[j::k] = (1 - j / k) * level[:rows] + (j / k) * level[1:rows + 1]
+            out[j::k] = (1 - j / k) * level[:rows] + (j / k) * level[1 : rows + 1]
         return out
 
     def drive(self, audio: np.ndarray, n_steps: int) -> np.ndarray:

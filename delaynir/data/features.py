@@ -56,12 +56,14 @@ class FeatureConfig:
             (self.n_bands >= 1, f"n_bands must be >= 1 (got {self.n_bands})"),
             (self.n_frames >= 1, f"n_frames must be >= 1 (got {self.n_frames})"),
             (self.sample_rate > 0, f"sample_rate must be > 0 Hz (got {self.sample_rate})"),
-            (0 < self.hop and 0 < self.frame_length, "frame_length and hop must be > 0 seconds"),
+            (self.hop > 0 and self.frame_length > 0, "frame_length and hop must be > 0 seconds"),
             (1 <= window <= self.n_fft, f"the frame ({window} samples) must fit n_fft = {self.n_fft}: raise n_fft"),
             (self.hop_samples >= 1, f"hop {self.hop} s is shorter than one sample at {self.sample_rate} Hz"),
             (0 <= self.preemphasis < 1, f"preemphasis must be in [0, 1) (got {self.preemphasis})"),
-            (0 <= self.f_min < self.upper_hz <= self.sample_rate / 2,
-             f"need 0 <= f_min < f_max <= sample_rate / 2 (got {self.f_min}, {self.upper_hz})"),
+            (
+                0 <= self.f_min < self.upper_hz <= self.sample_rate / 2,
+                f"need 0 <= f_min < f_max <= sample_rate / 2 (got {self.f_min}, {self.upper_hz})",
+            ),
             (self.scale > 0 and math.isfinite(self.scale), f"scale must be a positive number (got {self.scale})"),
         ]
         problems = [message for ok, message in checks if not ok]

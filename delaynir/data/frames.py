@@ -17,8 +17,8 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import h5py
 import numpy as np
@@ -43,16 +43,26 @@ def is_frames_file(path: str | os.PathLike) -> bool:
         return f.attrs.get(LAYOUT_ATTR) == LAYOUT or FRAMES in f
 
 
-def write_frames_file(path: str | os.PathLike, frames: np.ndarray, labels: Sequence[int], *, dt: float,
-                      speakers: Sequence[int] | None = None, keys: Sequence[str] | None = None,
-                      files: Sequence[str] | None = None, features: dict | None = None,
-                      overwrite: bool = False) -> Path:
+def write_frames_file(
+    path: str | os.PathLike,
+    frames: np.ndarray,
+    labels: Sequence[int],
+    *,
+    dt: float,
+    speakers: Sequence[int] | None = None,
+    keys: Sequence[str] | None = None,
+    files: Sequence[str] | None = None,
+    features: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write samples in the frames layout, atomically (module docstring); returns the path."""
     frames = np.asarray(frames, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
     if frames.ndim != 3 or len(frames) != len(labels) or not len(labels):
-        raise ConfigError(f"frames must be (samples, steps, channels) with one label per sample, got frames "
-                          f"{frames.shape} and {len(labels)} labels")
+        raise ConfigError(
+            f"frames must be (samples, steps, channels) with one label per sample, got frames "
+            f"{frames.shape} and {len(labels)} labels"
+        )
     if not np.isfinite(frames).all():
         raise ConfigError("frames must be finite (no NaN or Inf)")
     with atomic_h5(path, overwrite=overwrite) as f:
@@ -75,8 +85,10 @@ def frames_problems(f: h5py.File) -> list[str]:
     problems = []
     ds = f.get(FRAMES)
     if not isinstance(ds, h5py.Dataset) or ds.ndim != 3 or ds.dtype.kind != "f":
-        problems.append(f"'{FRAMES}' must be a float dataset (samples, steps, channels), found "
-                        f"{getattr(ds, 'shape', 'none')} {getattr(ds, 'dtype', '')}")
+        problems.append(
+            f"'{FRAMES}' must be a float dataset (samples, steps, channels), found "
+            f"{getattr(ds, 'shape', 'none')} {getattr(ds, 'dtype', '')}"
+        )
     dt = f.attrs.get(DT_ATTR)
     if not (isinstance(dt, (float, np.floating, int, np.integer)) and 0 < float(dt) < math.inf):
         problems.append(f"root attribute '{DT_ATTR}' must be the positive frame step in seconds, found {dt!r}")
@@ -85,14 +97,16 @@ def frames_problems(f: h5py.File) -> list[str]:
         problems.append(f"'{LABELS}' must be a 1-D integer dataset (one class per sample)")
     n = {key: len(f[key]) for key in (FRAMES, LABELS, SPEAKER, FILES) if isinstance(f.get(key), h5py.Dataset)}
     if len(set(n.values())) > 1:
-        problems.append("number of samples differs between datasets: " + ", ".join(f"{k} has {v}" for k, v in n.items()))
+        problems.append(
+            "number of samples differs between datasets: " + ", ".join(f"{k} has {v}" for k, v in n.items())
+        )
     elif n and not next(iter(n.values())):
         problems.append("the file holds no samples")
     if not problems:
         n_keys = len(f[KEYS]) if KEYS in f else None
         problems += [f"sample {i}: {p}" for i, p in label_problems(f[LABELS][()].astype(np.int64), n_keys)]
         for start in range(0, len(ds), 1024):
-            bad = ~np.isfinite(ds[start:start + 1024]).all(axis=(1, 2))
+            bad = ~np.isfinite(ds[start : start + 1024]).all(axis=(1, 2))
             problems += [f"sample {start + i}: frames hold NaN or Inf" for i in np.flatnonzero(bad)]
     return problems
 
@@ -114,8 +128,10 @@ class FramesDataset(Dataset):
             for problem in frames_problems(f):
                 report.add(problem)
             if report.count:
-                raise DataFormatError(f"{self.path}: {report.count} problem(s); the file does not follow the frames "
-                                      f"layout (see docs/data-format.md):{report.listing()}")
+                raise DataFormatError(
+                    f"{self.path}: {report.count} problem(s); the file does not follow the frames "
+                    f"layout (see docs/data-format.md):{report.listing()}"
+                )
             self.frame_dt = float(f.attrs[DT_ATTR])
             self.features = json.loads(f.attrs.get(FEATURES_ATTR, "{}"))
             data = f[FRAMES][()]
@@ -123,9 +139,11 @@ class FramesDataset(Dataset):
             self.speakers = f[SPEAKER][()].astype(np.int64) if SPEAKER in f else None
             self.keys = decode_keys(f[KEYS][()]) if KEYS in f else None
         if not math.isclose(self.frame_dt, dt, rel_tol=1e-6):
-            raise ConfigError(f"{self.path} holds frames {self.frame_dt} s apart but the run's dt is {dt} s; "
-                              f"train with dt = {self.frame_dt} (--config or the preset) or remake the features "
-                              f"with that hop")
+            raise ConfigError(
+                f"{self.path} holds frames {self.frame_dt} s apart but the run's dt is {dt} s; "
+                f"train with dt = {self.frame_dt} (--config or the preset) or remake the features "
+                f"with that hop"
+            )
         if pool not in (0, 1):
             raise ConfigError(f"{self.path} holds graded frames, which are not pooled; use pool = 0 or 1 (got {pool})")
         self.dt, self.pool, self.n_channels = float(dt), 1, data.shape[2]
@@ -136,8 +154,15 @@ class FramesDataset(Dataset):
         steps = min(self.n_steps, data.shape[1])
         self._frames = np.zeros((len(data), self.n_steps, self.n_channels), dtype=np.float32)
         self._frames[:, :steps] = data[:, :steps]
-        logger.info("%s: %d samples of graded frames, %d classes, %d channels, %d steps of %g s", self.path,
-                    len(self), self.n_classes, self.n_channels, self.n_steps, self.dt)
+        logger.info(
+            "%s: %d samples of graded frames, %d classes, %d channels, %d steps of %g s",
+            self.path,
+            len(self),
+            self.n_classes,
+            self.n_channels,
+            self.n_steps,
+            self.dt,
+        )
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import h5py
 import numpy as np
@@ -325,8 +325,11 @@ class SpikeDataset(Dataset):
         self.n_inputs = n_pooled(self.n_channels, self.pool)
         self.n_classes = len(self.keys) if self.keys else int(self.labels.max()) + 1
         fix = "use fewer steps (n_steps, or fix the file's `duration` attribute), a larger dt or a larger pool"
-        check_memory(4 * self.n_steps * self.n_inputs, f"{self.path}: one sample of {self.n_steps} steps of {dt} s × "
-                     f"{self.n_inputs} inputs", fix)
+        check_memory(
+            4 * self.n_steps * self.n_inputs,
+            f"{self.path}: one sample of {self.n_steps} steps of {dt} s × {self.n_inputs} inputs",
+            fix,
+        )
         cached_bytes = len(self) * self.n_steps * self.n_inputs
         use_cache = cached_bytes < CACHE_LIMIT_BYTES if cache == "auto" else cache
         if use_cache:
@@ -338,7 +341,13 @@ class SpikeDataset(Dataset):
         self._h5_pid: int | None = None
         logger.info(
             "%s: %d samples, %d classes, %d channels -> %d inputs, %d steps of %g s, cache %s",
-            self.path, len(self), self.n_classes, self.n_channels, self.n_inputs, self.n_steps, self.dt,
+            self.path,
+            len(self),
+            self.n_classes,
+            self.n_channels,
+            self.n_inputs,
+            self.n_steps,
+            self.dt,
             "on" if use_cache else "off",
         )
 
@@ -420,7 +429,10 @@ class SpikeDataset(Dataset):
             self._warned_saturation = True
             logger.warning(
                 "%s: sample %d has %d spikes in one bin; the uint8 cache saturates counts at 255 "
-                "(use a smaller dt or pool, or cache=False)", self.path, i, int(frames.max()),
+                "(use a smaller dt or pool, or cache=False)",
+                self.path,
+                i,
+                int(frames.max()),
             )
         self._cache[i] = np.minimum(frames, 255).astype(np.uint8)
         self._cached[i] = True

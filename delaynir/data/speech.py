@@ -54,10 +54,11 @@ import subprocess
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import soundfile
@@ -317,14 +318,15 @@ def parse_wav(data: bytes) -> tuple[np.ndarray, int]:
         raise SpeechToolError("espeak-ng did not write a WAV file (no RIFF/WAVE header)")
     pos, rate, samples = 12, None, None
     while pos + 8 <= len(data):
-        chunk, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
-        body = data[pos + 8:pos + 8 + size]
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        body = data[pos + 8 : pos + 8 + size]
         if chunk == b"fmt ":
             fmt, channels, rate = (int.from_bytes(body[i:j], "little") for i, j in ((0, 2), (2, 4), (4, 8)))
             bits = int.from_bytes(body[14:16], "little")
             if fmt != 1 or channels != 1 or bits != 16:
-                raise SpeechToolError(f"espeak-ng wrote WAV format {fmt}, {channels} channel(s), {bits} bits; "
-                                      "expected 16-bit PCM mono")
+                raise SpeechToolError(
+                    f"espeak-ng wrote WAV format {fmt}, {channels} channel(s), {bits} bits; expected 16-bit PCM mono"
+                )
         elif chunk == b"data":
             samples = np.frombuffer(body[: len(body) // 2 * 2], dtype="<i2").astype(np.int16)
             break
@@ -338,8 +340,20 @@ def speak(
     text: str, voice: str, *, rate: int = 175, pitch: int = 50, amplitude: int = 100, executable: str = "espeak-ng"
 ) -> tuple[np.ndarray, int]:
     """espeak-ng's rendering of ``text``: (int16 samples, sample rate Hz). No shell is involved."""
-    command = [executable, "-v", voice, "-s", str(int(rate)), "-p", str(int(pitch)), "-a", str(int(amplitude)),
-               "-z", "--stdout", text]
+    command = [
+        executable,
+        "-v",
+        voice,
+        "-s",
+        str(int(rate)),
+        "-p",
+        str(int(pitch)),
+        "-a",
+        str(int(amplitude)),
+        "-z",
+        "--stdout",
+        text,
+    ]
     try:
         proc = subprocess.run(command, capture_output=True, timeout=ESPEAK_TIMEOUT, check=False)
     except FileNotFoundError:
@@ -378,7 +392,7 @@ def resample(x: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
 def trim_silence(x: np.ndarray, threshold_db: float = SILENCE_DB) -> np.ndarray:
     """``x`` without leading and trailing samples below ``threshold_db`` dB re its peak."""
     loud = np.flatnonzero(np.abs(x) > np.abs(x).max() * 10 ** (threshold_db / 20))
-    return x[loud[0]: loud[-1] + 1] if loud.size else x[:0]
+    return x[loud[0] : loud[-1] + 1] if loud.size else x[:0]
 
 
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -387,7 +401,7 @@ def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     scale = np.zeros(n // 2 + 1)
     scale[1:] = 1.0 / np.sqrt(np.arange(1, n // 2 + 1))
     noise = np.fft.irfft(spectrum * scale, n=n)
-    rms = np.sqrt(np.mean(noise ** 2))
+    rms = np.sqrt(np.mean(noise**2))
     return noise / rms if rms > 0 else noise
 
 
@@ -421,8 +435,14 @@ def render(config: SpeechConfig, name: HDName, rng: np.random.Generator, executa
     snr_db = speaker.snr_db + rng.uniform(-config.snr_jitter_db, config.snr_jitter_db)
     onset_draw = rng.uniform(*config.onset)
     noise_rng = np.random.default_rng(rng.integers(2**63))
-    raw, espeak_rate = speak(WORDS[name.language][name.digit], speaker.voice(name.language), rate=rate, pitch=pitch,
-                             amplitude=speaker.amplitude, executable=executable)
+    raw, espeak_rate = speak(
+        WORDS[name.language][name.digit],
+        speaker.voice(name.language),
+        rate=rate,
+        pitch=pitch,
+        amplitude=speaker.amplitude,
+        executable=executable,
+    )
     word = trim_silence(raw.astype(np.float64) / 32768.0)
     word = resample(word, espeak_rate * warp, config.sample_rate) * 10 ** (gain_db / 20)
     sr = config.sample_rate
@@ -430,8 +450,8 @@ def render(config: SpeechConfig, name: HDName, rng: np.random.Generator, executa
     onset = float(min(onset_draw, max(latest, config.onset[0])))
     start = int(round(onset * sr))
     length = max(int(round(config.duration * sr)), start + len(word) + int(round(TAIL * sr)))
-    signal = pink_noise(length, noise_rng) * (np.sqrt(np.mean(word ** 2)) / 10 ** (snr_db / 20))
-    signal[start:start + len(word)] += word
+    signal = pink_noise(length, noise_rng) * (np.sqrt(np.mean(word**2)) / 10 ** (snr_db / 20))
+    signal[start : start + len(word)] += word
     samples = np.round(np.clip(signal, -1.0, 1.0) * 32767).astype(np.int16)
     if start + len(word) > config.duration * sr:
         logger.warning("%s: the word lasts past %g s; its spikes are cropped there", name.filename, config.duration)
@@ -497,7 +517,7 @@ def _install(staging: Path, out_dir: Path) -> None:
 
 def _batches(items: Sequence[HDName], size: int) -> Iterator[Sequence[HDName]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def spikes_from_audio(
@@ -546,8 +566,10 @@ def _encode_all(
             batch = next(batches, None)
             if batch is not None:
                 inputs = np.empty((n_steps, len(batch), config.cochlea.n_channels), np.float32)  # time-first
-                futures = [pool.submit(_prepare, config, cochlea, name, audio_dir, executable, inputs[:, j])
-                           for j, name in enumerate(batch)]
+                futures = [
+                    pool.submit(_prepare, config, cochlea, name, audio_dir, executable, inputs[:, j])
+                    for j, name in enumerate(batch)
+                ]
                 pending.append((inputs, futures))
 
         try:
@@ -605,12 +627,18 @@ def generate_speech(
             "sample_rate": np.int64(config.sample_rate),
         }
         counts = {}
-        for split, names, part in (("train", train, spikes[: len(train)]), ("test", test, spikes[len(train):])):
+        for split, names, part in (("train", train, spikes[: len(train)]), ("test", test, spikes[len(train) :])):
             (staging / f"{split}_filenames.txt").write_text("".join(n.filename + "\n" for n in names), "utf-8")
             write_spike_file(
-                staging / f"{split}.h5", [p[0] for p in part], [p[1] for p in part], [n.label for n in names],
-                speakers=[n.speaker for n in names], keys=list(KEYS), n_channels=config.cochlea.n_channels,
-                duration=float(config.duration), attrs=attrs,
+                staging / f"{split}.h5",
+                [p[0] for p in part],
+                [p[1] for p in part],
+                [n.label for n in names],
+                speakers=[n.speaker for n in names],
+                keys=list(KEYS),
+                n_channels=config.cochlea.n_channels,
+                duration=float(config.duration),
+                attrs=attrs,
             )
             counts[split] = [len(p[0]) for p in part]
         _install(staging, out_dir)
@@ -618,14 +646,29 @@ def generate_speech(
         shutil.rmtree(staging, ignore_errors=True)
     all_counts = counts["train"] + counts["test"]
     summary = SpeechSummary(
-        out=str(out_dir), train=str(out_dir / "train.h5"), test=str(out_dir / "test.h5"),
-        audio=str(out_dir / "audio"), n_train=len(train), n_test=len(test),
-        train_speakers=sorted({n.speaker for n in train}), test_speakers=sorted({n.speaker for n in test}),
-        mean_spikes_train=float(np.mean(counts["train"])), mean_spikes_test=float(np.mean(counts["test"])),
-        mean_spikes=float(np.mean(all_counts)), n_channels=config.cochlea.n_channels,
-        duration=float(config.duration), sample_rate=config.sample_rate,
-        seconds=round(time.perf_counter() - started, 2), config=asdict(config),
+        out=str(out_dir),
+        train=str(out_dir / "train.h5"),
+        test=str(out_dir / "test.h5"),
+        audio=str(out_dir / "audio"),
+        n_train=len(train),
+        n_test=len(test),
+        train_speakers=sorted({n.speaker for n in train}),
+        test_speakers=sorted({n.speaker for n in test}),
+        mean_spikes_train=float(np.mean(counts["train"])),
+        mean_spikes_test=float(np.mean(counts["test"])),
+        mean_spikes=float(np.mean(all_counts)),
+        n_channels=config.cochlea.n_channels,
+        duration=float(config.duration),
+        sample_rate=config.sample_rate,
+        seconds=round(time.perf_counter() - started, 2),
+        config=asdict(config),
     )
-    logger.info("wrote %s: %d train / %d test utterances, %.0f spikes per sample on average, %.1f s",
-                out_dir, summary.n_train, summary.n_test, summary.mean_spikes, summary.seconds)
+    logger.info(
+        "wrote %s: %d train / %d test utterances, %.0f spikes per sample on average, %.1f s",
+        out_dir,
+        summary.n_train,
+        summary.n_test,
+        summary.mean_spikes,
+        summary.seconds,
+    )
     return summary

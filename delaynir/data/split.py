@@ -7,7 +7,8 @@ never consulted, so no model is selected on test data.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +48,9 @@ def _random_split(labels: np.ndarray, fraction: float, rng: np.random.Generator)
     return mask, "random"
 
 
-def validation_split(dataset: Any, *, fraction: float = TrainConfig.val_fraction, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(
+    dataset: Any, *, fraction: float = TrainConfig.val_fraction, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Split ``dataset`` into sorted (train indices, validation indices), deterministic in ``seed``.
 
     If the dataset has speakers (attribute ``speakers``) with >= 2 distinct ids, whole speakers
@@ -58,8 +61,10 @@ def validation_split(dataset: Any, *, fraction: float = TrainConfig.val_fraction
     labels = np.asarray(dataset.labels)
     if len(labels) < 2:
         where = getattr(dataset, "path", "the dataset")
-        raise ConfigError(f"{where}: {len(labels)} sample(s) cannot be split into training and validation; "
-                          "training needs a file with at least 2 samples")
+        raise ConfigError(
+            f"{where}: {len(labels)} sample(s) cannot be split into training and validation; "
+            "training needs a file with at least 2 samples"
+        )
     rng = np.random.default_rng(seed)
     speakers = getattr(dataset, "speakers", None)
     if speakers is not None and len(np.unique(speakers)) >= 2:

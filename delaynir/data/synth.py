@@ -18,10 +18,10 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -116,8 +116,9 @@ def write_spike_file(
     channels = DEFAULT_N_CHANNELS if n_channels is None else n_channels
     if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or not 1 <= channels <= 2**16:
         raise ConfigError(f"n_channels must be an integer in 1..65536, got {n_channels!r}")
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float))
-                                 or not 0 < duration < math.inf):
+    if duration is not None and (
+        isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration < math.inf
+    ):
         raise ConfigError(f"duration must be a positive number of seconds, got {duration!r}")
     if any(len(u) and np.asarray(u).dtype.kind not in "iu" for u in units):
         raise ConfigError("units must be integer arrays (channel indices)")
@@ -181,7 +182,13 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         minimum = {
-            "n_channels": 1, "n_classes": 2, "n_train": 1, "n_test": 1, "spread": 1, "n_speakers": 1, "seed": 0,
+            "n_channels": 1,
+            "n_classes": 2,
+            "n_train": 1,
+            "n_test": 1,
+            "spread": 1,
+            "n_speakers": 1,
+            "seed": 0,
             "n_groups": 2,
         }
         for name, low in minimum.items():
@@ -287,22 +294,36 @@ def generate_synthetic(
     paths = (out_dir / "train.h5", out_dir / "test.h5")
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
-        raise ConfigError(f"{', '.join(existing)} already exist(s); pass --overwrite (overwrite=True in Python) "
-                          "to replace")
+        raise ConfigError(
+            f"{', '.join(existing)} already exist(s); pass --overwrite (overwrite=True in Python) to replace"
+        )
     n, spikes = config.n_train + config.n_test, config.n_channels * (1 + config.noise_rate * config.duration)
-    check_memory(int(SPIKE_BYTES * n * spikes), f"the synthetic task ({n} samples of about {spikes:.3g} spikes)",
-                 "use fewer samples or channels, a shorter duration or a lower noise_rate")
+    check_memory(
+        int(SPIKE_BYTES * n * spikes),
+        f"the synthetic task ({n} samples of about {spikes:.3g} spikes)",
+        "use fewer samples or channels, a shorter duration or a lower noise_rate",
+    )
     task_seed, train_seed, test_seed = np.random.SeedSequence(config.seed).spawn(3)
     task = _draw_task(config, np.random.default_rng(task_seed))
     keys = [f"class-{k}" for k in range(config.n_classes)]
     attrs = {"synth_config": json.dumps(asdict(config), sort_keys=True)}
-    drawn = {path: _draw_samples(config, task, n, np.random.default_rng(seed))
-             for path, n, seed in ((paths[0], config.n_train, train_seed), (paths[1], config.n_test, test_seed))}
+    drawn = {
+        path: _draw_samples(config, task, n, np.random.default_rng(seed))
+        for path, n, seed in ((paths[0], config.n_train, train_seed), (paths[1], config.n_test, test_seed))
+    }
     # test.h5 first: a run interrupted between the two leaves no train.h5 that training would take for complete
     for path in (paths[1], paths[0]):
         times, units, labels, speakers = drawn[path]
         write_spike_file(
-            path, times, units, labels, speakers=speakers, keys=keys,
-            n_channels=config.n_channels, duration=config.duration, overwrite=overwrite, attrs=attrs,
+            path,
+            times,
+            units,
+            labels,
+            speakers=speakers,
+            keys=keys,
+            n_channels=config.n_channels,
+            duration=config.duration,
+            overwrite=overwrite,
+            attrs=attrs,
         )
     return paths

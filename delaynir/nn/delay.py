@@ -17,7 +17,7 @@ not trained) and ``none`` (all delays 0: a plain linear layer, the ablation).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -111,7 +111,9 @@ class DelayLinear(nn.Module):
         self.sigma = float(sigma if sigma is not None else max(max_delay / 2.0, 0.5))
         bound = 1.0 / math.sqrt(in_features)
         self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound, generator=generator))
-        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound, generator=generator)) if bias else None
+        self.bias = (
+            nn.Parameter(torch.empty(out_features).uniform_(-bound, bound, generator=generator)) if bias else None
+        )
         #: optional map applied to the weight in every forward pass (fake quantisation)
         self.weight_transform: Callable[[torch.Tensor], torch.Tensor] | None = None
         if delays == "learned":

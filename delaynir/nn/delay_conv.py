@@ -49,8 +49,18 @@ STRATEGIES = ("auto", "events", "dense", "spectral")
 EVENT_COST, SPECTRAL_COST, TRANSFORM_COST = 3.4, 1.0, 1.5
 
 
-def choose_strategy(T: int, B: int, C_in: int, C_out: int, D: int, n_events: int, *, sparse_threshold: float,
-                    x_grad: bool, table_grad: bool) -> str:
+def choose_strategy(
+    T: int,
+    B: int,
+    C_in: int,
+    C_out: int,
+    D: int,
+    n_events: int,
+    *,
+    sparse_threshold: float,
+    x_grad: bool,
+    table_grad: bool,
+) -> str:
     """The cheapest strategy by estimated cost; ``spectral`` only when a gradient is needed.
 
     Without gradients the choice is the exact sum: ``events`` at input density ≤ ``sparse_threshold``,
@@ -198,7 +208,10 @@ class _DelayedSum(torch.autograd.Function):
 
 
 def delayed_sum(
-    x: torch.Tensor, table: torch.Tensor, *, sparse_threshold: float = DEFAULT_SPARSE_THRESHOLD,
+    x: torch.Tensor,
+    table: torch.Tensor,
+    *,
+    sparse_threshold: float = DEFAULT_SPARSE_THRESHOLD,
     strategy: str = "auto",
 ) -> torch.Tensor:
     """y[t, b, :] = Σ_{k, i} x[t − k, b, i] · table[k, i, :] (causal; zero before t = 0).
@@ -219,9 +232,17 @@ def delayed_sum(
     if strategy == "auto":
         grad = torch.is_grad_enabled()
         n_events = int((x != 0).sum())
-        strategy = choose_strategy(T, B, C_in, table.shape[2], table.shape[0], n_events,
-                                   sparse_threshold=sparse_threshold, x_grad=grad and x.requires_grad,
-                                   table_grad=grad and table.requires_grad)
+        strategy = choose_strategy(
+            T,
+            B,
+            C_in,
+            table.shape[2],
+            table.shape[0],
+            n_events,
+            sparse_threshold=sparse_threshold,
+            x_grad=grad and x.requires_grad,
+            table_grad=grad and table.requires_grad,
+        )
     if strategy == "spectral":
         return spectral_delayed_sum(x, table)
     return _DelayedSum.apply(x, table, strategy == "events")

@@ -24,7 +24,7 @@ import torch
 from numba import njit, prange
 from numba import uint64 as u64
 
-_JIT = dict(parallel=True, fastmath=True, boundscheck=False, cache=True, nogil=True)
+_JIT = {"parallel": True, "fastmath": True, "boundscheck": False, "cache": True, "nogil": True}
 
 
 @njit(**_JIT)
@@ -77,19 +77,27 @@ def _threads(batch: int) -> int:
     return max(1, min(numba.get_num_threads(), torch.get_num_threads(), batch))
 
 
-def scatter(x: torch.Tensor, ptr: torch.Tensor, off: torch.Tensor, values: torch.Tensor, n_taps: int,
-            n_out: int) -> torch.Tensor:
+def scatter(
+    x: torch.Tensor, ptr: torch.Tensor, off: torch.Tensor, values: torch.Tensor, n_taps: int, n_out: int
+) -> torch.Tensor:
     """y (T, B, n_out) with y[t + k_e, b, j_e] += x[t, b, i] · values[e] (module docstring); CPU tensors."""
     T, B, _ = x.shape
     y = torch.empty(T, B, n_out, dtype=values.dtype)
-    _scatter(x.detach().contiguous().numpy(), *_indices(ptr, off), values.detach().contiguous().numpy(),
-             n_taps, _threads(B), y.numpy())
+    _scatter(
+        x.detach().contiguous().numpy(),
+        *_indices(ptr, off),
+        values.detach().contiguous().numpy(),
+        n_taps,
+        _threads(B),
+        y.numpy(),
+    )
     return y
 
 
 def gather(x: torch.Tensor, ptr: torch.Tensor, off: torch.Tensor, gy: torch.Tensor, n_taps: int) -> torch.Tensor:
     """g (n,) with g_e = Σ_{t, b} x[t, b, i_e] · gy[t + k_e, b, j_e] (module docstring); CPU tensors."""
     partial = torch.empty(_threads(x.shape[1]), off.numel(), dtype=gy.dtype)
-    _gather(x.detach().contiguous().numpy(), *_indices(ptr, off), gy.detach().contiguous().numpy(), n_taps,
-            partial.numpy())
+    _gather(
+        x.detach().contiguous().numpy(), *_indices(ptr, off), gy.detach().contiguous().numpy(), n_taps, partial.numpy()
+    )
     return partial.sum(0)

@@ -103,12 +103,15 @@ class DelaySNN(nn.Module):
         self.delays = nn.ModuleList(
             self._delay_layer(a, b, readout=k == len(sizes) - 2) for k, (a, b) in enumerate(zip(sizes, sizes[1:]))
         )
-        self.norms = nn.ModuleList(
-            nn.BatchNorm1d(h) if config.batchnorm else nn.Identity() for h in sizes[1:-1]
-        )
+        self.norms = nn.ModuleList(nn.BatchNorm1d(h) if config.batchnorm else nn.Identity() for h in sizes[1:-1])
         self.neurons = nn.ModuleList(
-            LIF(h, tau_steps=config.tau_steps, threshold=config.threshold, reset=config.reset,
-                alpha=config.surrogate_alpha)
+            LIF(
+                h,
+                tau_steps=config.tau_steps,
+                threshold=config.threshold,
+                reset=config.reset,
+                alpha=config.surrogate_alpha,
+            )
             for h in sizes[1:-1]
         )
         self.dropouts = nn.ModuleList(TimeDropout(config.dropout) for _ in sizes[1:-1])
@@ -123,8 +126,16 @@ class DelaySNN(nn.Module):
     def _delay_layer(self, n_in: int, n_out: int, readout: bool) -> nn.Module:
         c = self.config
         if c.sparse() and (c.sparse_readout or not readout):
-            return SparseDelayLinear(n_in, n_out, c.max_delay, structure=c.structure, sparsity=c.sparsity,
-                                     signs=c.signs, delays=c.delays, bias=c.bias)
+            return SparseDelayLinear(
+                n_in,
+                n_out,
+                c.max_delay,
+                structure=c.structure,
+                sparsity=c.sparsity,
+                signs=c.signs,
+                delays=c.delays,
+                bias=c.bias,
+            )
         return DelayLinear(n_in, n_out, c.max_delay, delays=c.delays, bias=c.bias)
 
     def sparse_layers(self) -> list[SparseDelayLinear]:
@@ -159,8 +170,11 @@ class DelaySNN(nn.Module):
         bias b' = a · b + c, a = γ / √(var + ε), c = β_bn − a · μ; a is None without BatchNorm (b' = b,
         and b = 0 without a bias)."""
         delay = self.delays[k]
-        b = delay.bias.detach().double() if delay.bias is not None else torch.zeros(delay.out_features,
-                                                                                     dtype=torch.float64)
+        b = (
+            delay.bias.detach().double()
+            if delay.bias is not None
+            else torch.zeros(delay.out_features, dtype=torch.float64)
+        )
         bn = self.norms[k] if k < len(self.norms) else None
         if not isinstance(bn, nn.BatchNorm1d):
             return None, b
@@ -192,19 +206,20 @@ class DelaySNN(nn.Module):
         for layer in self.delays:
             layer.kernel = kernel
 
-    def train(self, mode: bool = True) -> "DelaySNN":
+    def train(self, mode: bool = True) -> DelaySNN:
         super().train(mode)
         if self.frozen_batchnorm:
             self.norms.eval()  # running statistics stay as they are (quantisation-aware fine-tuning)
         return self
 
-    def quantize_as(self, grid: "WeightGrid | None", number_format=None) -> None:
+    def quantize_as(self, grid: WeightGrid | None, number_format=None) -> None:
         """Compute as compile will for a target (``grid`` and its ``NumberFormat``), or stop (None).
 
         Weights: layer k uses W ↦ fake_quantize(a ⊙ W) / a with a = γ / √(var + ε) of its BatchNorm
         (a = 1 without). Thresholds and biases are rounded on that weight scale, decays to the
         format's representation and graded input to the codes the graph receives (delaynir.number_formats),
-        so the forward pass computes what the compiled graph computes. Also freezes BatchNorm statistics and switches to rounded delays while set.
+        so the forward pass computes what the compiled graph computes. Also freezes BatchNorm statistics and
+        switches to rounded delays while set.
         """
         self.frozen_batchnorm = grid is not None
         self.set_kernel("rounded" if grid is not None else "auto")

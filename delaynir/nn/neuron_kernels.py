@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-_JIT = dict(parallel=True, fastmath=False, boundscheck=False, cache=True, nogil=True, error_model="numpy")
+_JIT = {"parallel": True, "fastmath": False, "boundscheck": False, "cache": True, "nogil": True, "error_model": "numpy"}
 
 
 @njit(**_JIT)
@@ -116,8 +116,15 @@ def lif_forward(current: torch.Tensor, beta: torch.Tensor, theta: torch.Tensor, 
     zs, vs = torch.empty_like(current), torch.empty_like(current)
     shape = current.shape[1:]
     n = shape.numel()
-    _lif_forward(_flat(current), _per_neuron(beta, shape, current.dtype), _per_neuron(theta, shape, current.dtype),
-                 hard, _blocks(n), zs.view(-1, n).numpy(), vs.view(-1, n).numpy())
+    _lif_forward(
+        _flat(current),
+        _per_neuron(beta, shape, current.dtype),
+        _per_neuron(theta, shape, current.dtype),
+        hard,
+        _blocks(n),
+        zs.view(-1, n).numpy(),
+        vs.view(-1, n).numpy(),
+    )
     return zs, vs
 
 
@@ -127,8 +134,19 @@ def lif_backward(g_spikes, g_mem, vs, zs, beta, theta, hard: bool, alpha: float)
     n = shape.numel()
     g_in = torch.empty_like(vs)
     mem = _flat(g_mem) if g_mem is not None else np.zeros((1, 1), dtype=_flat(vs).dtype)
-    _lif_backward(_flat(g_spikes), mem, g_mem is not None, _flat(vs), _flat(zs), _per_neuron(beta, shape, vs.dtype),
-                  _per_neuron(theta, shape, vs.dtype), hard, float(alpha), _blocks(n), g_in.view(-1, n).numpy())
+    _lif_backward(
+        _flat(g_spikes),
+        mem,
+        g_mem is not None,
+        _flat(vs),
+        _flat(zs),
+        _per_neuron(beta, shape, vs.dtype),
+        _per_neuron(theta, shape, vs.dtype),
+        hard,
+        float(alpha),
+        _blocks(n),
+        g_in.view(-1, n).numpy(),
+    )
     return g_in
 
 

@@ -58,8 +58,22 @@ if triton is not None:
             p_v += N
 
     @triton.jit
-    def _lif_backward(gz, gm, vs, zs, beta, theta, surrogate, g_in, T, N, last, HARD: tl.constexpr,
-                      HAS_MEM: tl.constexpr, BLOCK: tl.constexpr):
+    def _lif_backward(
+        gz,
+        gm,
+        vs,
+        zs,
+        beta,
+        theta,
+        surrogate,
+        g_in,
+        T,
+        N,
+        last,
+        HARD: tl.constexpr,
+        HAS_MEM: tl.constexpr,
+        BLOCK: tl.constexpr,
+    ):
         n = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         m = n < N
         b = tl.load(beta + n, mask=m, other=0.0)
@@ -115,8 +129,17 @@ def lif_forward(current: torch.Tensor, beta: torch.Tensor, theta: torch.Tensor, 
     n = shape.numel()
     zs, vs = torch.empty_like(current), torch.empty_like(current)
     if T and n:
-        _lif_forward[_grid(n)](flat(current), per_neuron(beta, shape, current.dtype),
-                               per_neuron(theta, shape, current.dtype), zs, vs, T, n, HARD=hard, BLOCK=BLOCK)
+        _lif_forward[_grid(n)](
+            flat(current),
+            per_neuron(beta, shape, current.dtype),
+            per_neuron(theta, shape, current.dtype),
+            zs,
+            vs,
+            T,
+            n,
+            HARD=hard,
+            BLOCK=BLOCK,
+        )
     return zs, vs
 
 
@@ -128,9 +151,22 @@ def lif_backward(g_spikes, g_mem, vs, zs, beta, theta, hard: bool, alpha: float)
     if T and n:
         surrogate = torch.tensor([alpha / 2, math.pi / 2 * alpha], dtype=vs.dtype, device=vs.device)
         gm = flat(g_mem) if g_mem is not None else vs  # not read without HAS_MEM
-        _lif_backward[_grid(n)](flat(g_spikes), gm, flat(vs), flat(zs), per_neuron(beta, shape, vs.dtype),
-                                per_neuron(theta, shape, vs.dtype), surrogate, g_in, T, n, (T - 1) * n, HARD=hard,
-                                HAS_MEM=g_mem is not None, BLOCK=BLOCK)
+        _lif_backward[_grid(n)](
+            flat(g_spikes),
+            gm,
+            flat(vs),
+            flat(zs),
+            per_neuron(beta, shape, vs.dtype),
+            per_neuron(theta, shape, vs.dtype),
+            surrogate,
+            g_in,
+            T,
+            n,
+            (T - 1) * n,
+            HARD=hard,
+            HAS_MEM=g_mem is not None,
+            BLOCK=BLOCK,
+        )
     return g_in
 
 

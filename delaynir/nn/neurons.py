@@ -55,8 +55,13 @@ class _LIFSequence(torch.autograd.Function):
             g_spikes = torch.zeros_like(vs)
         kernels = _kernels(vs)
         if kernels is not None:
-            return kernels.lif_backward(g_spikes, g_mem, vs, zs, beta, theta, ctx.hard_reset,
-                                        ctx.alpha), None, None, None, None
+            return (
+                kernels.lif_backward(g_spikes, g_mem, vs, zs, beta, theta, ctx.hard_reset, ctx.alpha),
+                None,
+                None,
+                None,
+                None,
+            )
         T = vs.shape[0]
         g_in = torch.empty_like(vs)
         gv_next = torch.zeros_like(vs[0])
@@ -146,8 +151,9 @@ def beta_from_tau(tau_steps: float) -> float:
 class LIF(nn.Module):
     """LIF layer with per-neuron β and θ (buffers, not trained); forward returns spikes (T, B, C)."""
 
-    def __init__(self, n: int, *, tau_steps: float = 10.05, threshold: float = 1.0, reset: str = "hard",
-                 alpha: float = 5.0):
+    def __init__(
+        self, n: int, *, tau_steps: float = 10.05, threshold: float = 1.0, reset: str = "hard", alpha: float = 5.0
+    ):
         super().__init__()
         if reset not in RESETS:
             raise ConfigError(f"reset must be one of {RESETS}, got {reset!r}")

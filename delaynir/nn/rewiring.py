@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -57,8 +57,10 @@ def _reset_moments(optimizer: torch.optim.Optimizer, param: torch.Tensor, slots:
 def active_connections(layers: Iterable[SparseDelayLinear]) -> dict[str, list[int]]:
     """Per sparse layer: active connections and the budget."""
     layers = list(layers)
-    return {"active_connections": [layer.active_count() for layer in layers],
-            "connection_budget": [layer.budget for layer in layers]}
+    return {
+        "active_connections": [layer.active_count() for layer in layers],
+        "connection_budget": [layer.budget for layer in layers],
+    }
 
 
 class Rewiring:
@@ -66,9 +68,19 @@ class Rewiring:
     ``prepare(step)`` before the forward pass, ``add_l1_grad()`` after backward, ``after_step(optimizer, step)``
     after the optimiser step. Counts since the last ``epoch_metrics()`` are reported there."""
 
-    def __init__(self, layers: Iterable[SparseDelayLinear], *, method: str = "deepr-rigl", l1: float = 0.0,
-                 temperature: float = 0.0, magnitude: float = 1e-3, interval: int = 1, pool: int = 0,
-                 seed: int | None = None, average: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(
+        self,
+        layers: Iterable[SparseDelayLinear],
+        *,
+        method: str = "deepr-rigl",
+        l1: float = 0.0,
+        temperature: float = 0.0,
+        magnitude: float = 1e-3,
+        interval: int = 1,
+        pool: int = 0,
+        seed: int | None = None,
+        average: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
         if method not in METHODS:
             raise ConfigError(f"prune method must be one of {', '.join(METHODS)}, got {method!r}")
         self.layers = list(layers)

@@ -96,8 +96,10 @@ class TapList:
         vals = values.index_select(0, order)
         with warnings.catch_warnings():  # torch flags sparse CSR as beta on first use
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            return [torch.sparse_csr_tensor(crow[k], cols[a:b], vals[a:b], size, check_invariants=False)
-                    if b > a else None for k, (a, b) in enumerate(bounds)]
+            return [
+                torch.sparse_csr_tensor(crow[k], cols[a:b], vals[a:b], size, check_invariants=False) if b > a else None
+                for k, (a, b) in enumerate(bounds)
+            ]
 
 
 class _Plan(NamedTuple):
@@ -106,8 +108,18 @@ class _Plan(NamedTuple):
     input_grad: str  # csr | table
 
 
-def _plan(n: int, T: int, B: int, C_in: int, C_out: int, D: int, n_events: int, sparse_input: bool,
-          strategy: str, events_ok: bool = True) -> _Plan:
+def _plan(
+    n: int,
+    T: int,
+    B: int,
+    C_in: int,
+    C_out: int,
+    D: int,
+    n_events: int,
+    sparse_input: bool,
+    strategy: str,
+    events_ok: bool = True,
+) -> _Plan:
     """The strategy of each part: ``strategy`` where forced, else whichever's estimated cost is lowest.
 
     ``n_events``: nonzero inputs; ``sparse_input``: the table strategy would use its event kernels;
@@ -116,8 +128,7 @@ def _plan(n: int, T: int, B: int, C_in: int, C_out: int, D: int, n_events: int, 
     if strategy == "events" and not events_ok:
         raise ValueError("strategy 'events' runs on CPU float32/float64 tensors only")
     if strategy != "auto":
-        return _Plan(strategy, "events" if strategy == "events" else "table",
-                     "table" if strategy == "table" else "csr")
+        return _Plan(strategy, "events" if strategy == "events" else "table", "table" if strategy == "table" else "csr")
     events = n_events * n / C_in / _RATE["events"] if events_ok else float("inf")
     dense = T * B * C_in * D * C_out / _RATE["gemm"]
     table = n_events * D * C_out / _RATE["bag"] if sparse_input else dense
@@ -132,7 +143,7 @@ def _spmm_taps(mats, src_cm: torch.Tensor, n_rows: int, T: int, B: int, shift) -
     for k, a in enumerate(mats):
         if a is not None and k < T:
             start = shift(k) * B
-            out.addmm_(a, src_cm[:, start:start + T * B])
+            out.addmm_(a, src_cm[:, start : start + T * B])
     return out
 
 
@@ -153,7 +164,7 @@ class _SparseDelayedSum(torch.autograd.Function):
             y = event_kernels.scatter(x, ptr, off, values.index_select(0, order), D, C_out)
         elif plan.forward == "csr":
             x_cm = x2d.new_zeros(C_in, (D - 1 + T) * B)
-            x_cm[:, (D - 1) * B:] = x2d.t()
+            x_cm[:, (D - 1) * B :] = x2d.t()
             y_cm = _spmm_taps(taps.matrices(values, False), x_cm, C_out, T, B, lambda k: D - 1 - k)
             y = y_cm.t().contiguous()
         else:
@@ -187,7 +198,7 @@ class _SparseDelayedSum(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             if plan.input_grad == "csr":
                 gy_cm = gy2d.new_zeros(C_out, (T + D - 1) * B)
-                gy_cm[:, :T * B] = gy2d.t()
+                gy_cm[:, : T * B] = gy2d.t()
                 gx_cm = _spmm_taps(taps.matrices(values, True), gy_cm, C_in, T, B, lambda k: k)
                 g_x = gx_cm.t().contiguous().view(T, B, C_in)
             else:
@@ -204,8 +215,7 @@ class CapturedGrad:
     event kernels on the CPU (cost ∝ input events × entries per channel), else read from ``table()``.
     """
 
-    def __init__(self, x: torch.Tensor, gy2d: torch.Tensor, D: int, sparse_input: bool,
-                 events: _Events | None = None):
+    def __init__(self, x: torch.Tensor, gy2d: torch.Tensor, D: int, sparse_input: bool, events: _Events | None = None):
         """``events``: the input's ``_Events`` when the forward pass already listed them (sparse input)."""
         self.x, self.gy2d, self.n_taps, self.sparse_input = x.detach(), gy2d.detach(), D, sparse_input
         self.events = events
@@ -245,9 +255,15 @@ def _scatter_table(values: torch.Tensor, taps: TapList) -> torch.Tensor:
     return table.index_add_(0, taps.flat, values).view(taps.n_taps, taps.n_in, taps.n_out)
 
 
-def sparse_delayed_sum(x: torch.Tensor, values: torch.Tensor, taps: TapList, *,
-                       sparse_threshold: float = DEFAULT_SPARSE_THRESHOLD, strategy: str = "auto",
-                       sink: dict | None = None) -> torch.Tensor:
+def sparse_delayed_sum(
+    x: torch.Tensor,
+    values: torch.Tensor,
+    taps: TapList,
+    *,
+    sparse_threshold: float = DEFAULT_SPARSE_THRESHOLD,
+    strategy: str = "auto",
+    sink: dict | None = None,
+) -> torch.Tensor:
     """y[t, b, j] = Σ_e values[e] · x[t − taps.tap[e], b, taps.pre[e]] summed into j = taps.post[e].
 
     x: (T, B, C_in); values: (n,), same order as ``taps``. Differentiable in x and values.
@@ -256,8 +272,10 @@ def sparse_delayed_sum(x: torch.Tensor, values: torch.Tensor, taps: TapList, *,
     ∂L/∂table (D, C_in, C_out) or its value at chosen entries on demand.
     """
     if x.dim() != 3 or x.shape[2] != taps.n_in or values.shape != (len(taps),):
-        raise ValueError(f"sparse_delayed_sum expects x (T, B, {taps.n_in}) and {len(taps)} values; "
-                         f"got {tuple(x.shape)} and {tuple(values.shape)}")
+        raise ValueError(
+            f"sparse_delayed_sum expects x (T, B, {taps.n_in}) and {len(taps)} values; "
+            f"got {tuple(x.shape)} and {tuple(values.shape)}"
+        )
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     return _SparseDelayedSum.apply(x, values, taps, sparse_threshold, strategy, sink)

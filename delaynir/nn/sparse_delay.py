@@ -29,7 +29,7 @@ so they are part of the state_dict.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -60,17 +60,31 @@ class SparseDelayLinear(nn.Module):
         bias, sigma, kernel, sparse_threshold, generator: as ``DelayLinear``.
     """
 
-    def __init__(self, in_features: int, out_features: int, max_delay: int, *, structure: str = "pairs",
-                 sparsity: float = 0.0, signs: str = "free", delays: str = "learned", bias: bool = True,
-                 sigma: float | None = None, kernel: str = "auto",
-                 sparse_threshold: float = DEFAULT_SPARSE_THRESHOLD, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        max_delay: int,
+        *,
+        structure: str = "pairs",
+        sparsity: float = 0.0,
+        signs: str = "free",
+        delays: str = "learned",
+        bias: bool = True,
+        sigma: float | None = None,
+        kernel: str = "auto",
+        sparse_threshold: float = DEFAULT_SPARSE_THRESHOLD,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
-        checks = [(structure in STRUCTURES, f"structure must be one of {STRUCTURES}, got {structure!r}"),
-                  (signs in SIGNS, f"signs must be one of {SIGNS}, got {signs!r}"),
-                  (delays in DELAY_MODES, f"delays must be one of {DELAY_MODES}, got {delays!r}"),
-                  (kernel in KERNELS, f"kernel must be one of {KERNELS}, got {kernel!r}"),
-                  (0.0 <= sparsity < 1.0, f"sparsity must be in [0, 1), got {sparsity}"),
-                  (max_delay >= 1, f"max_delay must be >= 1 tap, got {max_delay}")]
+        checks = [
+            (structure in STRUCTURES, f"structure must be one of {STRUCTURES}, got {structure!r}"),
+            (signs in SIGNS, f"signs must be one of {SIGNS}, got {signs!r}"),
+            (delays in DELAY_MODES, f"delays must be one of {DELAY_MODES}, got {delays!r}"),
+            (kernel in KERNELS, f"kernel must be one of {KERNELS}, got {kernel!r}"),
+            (0.0 <= sparsity < 1.0, f"sparsity must be in [0, 1), got {sparsity}"),
+            (max_delay >= 1, f"max_delay must be >= 1 tap, got {max_delay}"),
+        ]
         problems = [msg for ok, msg in checks if not ok]
         if problems:
             raise ConfigError("SparseDelayLinear: " + "; ".join(problems))
@@ -114,9 +128,11 @@ class SparseDelayLinear(nn.Module):
         return (torch.randint(0, 2, (n_candidates,), generator=generator) * 2 - 1).to(torch.int8)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_features}, {self.out_features}, max_delay={self.max_delay}, structure={self.structure}, "
-                f"budget={self.budget} (sparsity {self.sparsity:g}), signs={self.signs}, delays={self.mode}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"{self.in_features}, {self.out_features}, max_delay={self.max_delay}, structure={self.structure}, "
+            f"budget={self.budget} (sparsity {self.sparsity:g}), signs={self.signs}, delays={self.mode}, "
+            f"bias={self.bias is not None}"
+        )
 
     # ------------------------------------------------------------------ structure
 
@@ -213,8 +229,10 @@ class SparseDelayLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[2] != self.in_features:
-            raise ShapeError(f"SparseDelayLinear({self.in_features} → {self.out_features}) expects time-first "
-                             f"input (T, B, {self.in_features}); got {tuple(x.shape)}")
+            raise ShapeError(
+                f"SparseDelayLinear({self.in_features} → {self.out_features}) expects time-first "
+                f"input (T, B, {self.in_features}); got {tuple(x.shape)}"
+            )
         w = self.slot_weight()
         if self.uses_gaussian():
             _, pre, post = self.decode(self.candidate)
@@ -223,8 +241,9 @@ class SparseDelayLinear(nn.Module):
         else:
             values = w
         self._sink = {} if self.capture_grad and torch.is_grad_enabled() else None
-        y = sparse_delayed_sum(x.to(w.dtype), values, self._tap_list(), sparse_threshold=self.sparse_threshold,
-                               sink=self._sink)
+        y = sparse_delayed_sum(
+            x.to(w.dtype), values, self._tap_list(), sparse_threshold=self.sparse_threshold, sink=self._sink
+        )
         return y if self.bias is None else y + self.bias
 
     # ------------------------------------------------------------------ pruning primitives (delaynir.nn.rewiring)

@@ -54,7 +54,7 @@ def _bases(T: int, D: int, dtype: torch.dtype, device: torch.device) -> _Bases:
         weight[-1] = 1.0
     x_basis = forward_basis(T)
     inv = (x_basis * weight.repeat(2)[:, None] / n).t()  # Re(Y e^{iθ}) = Re Y cos θ − Im Y sin θ
-    as_ = dict(dtype=dtype, device=device)
+    as_ = {"dtype": dtype, "device": device}
     return _Bases(x=x_basis.to(**as_), k=forward_basis(D).to(**as_), inv=inv.contiguous().to(**as_))
 
 
@@ -63,8 +63,9 @@ def n_frequencies(T: int, D: int) -> int:
     return (T + D - 1) // 2 + 1
 
 
-def _complex_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, *, conj_a: bool = False,
-                 conj_b: bool = False) -> torch.Tensor:
+def _complex_bmm(
+    a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, *, conj_a: bool = False, conj_b: bool = False
+) -> torch.Tensor:
     """out = A B per frequency, A = a[0] + i a[1] (its conjugate if ``conj_a``), B likewise; all (2, F, ·, ·).
 
     Re = a0 b0 − s_a s_b a1 b1 and Im = s_a a1 b0 + s_b a0 b1 (s = −1 for a conjugate), each one
@@ -111,7 +112,7 @@ class _SpectralDelayedSum(torch.autograd.Function):
         if ctx.needs_input_grad[1]:  # gK = Xᴴ gY
             gks = _complex_bmm(xs.mT, gys, gy.new_empty(2, n_freq, C_in, C_out), conj_a=True)
             g_table = (bases.k.t() @ gks.view(-1, C_in * C_out)).view(D, C_in, C_out)
-            if D < D_full:
+            if D_full > D:
                 g_table = torch.cat((g_table, g_table.new_zeros(D_full - D, C_in, C_out)))
         return g_x, g_table
 

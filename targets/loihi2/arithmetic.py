@@ -102,16 +102,30 @@ def violations(graph: DelayGraph) -> list[FitViolation]:
     for layer in graph.layers:
         where = f"layer {layer.name!r}"
         if layer.neuron not in KINDS:
-            out.append(FitViolation(layer.name, "arithmetic", layer.neuron, KINDS,
-                                    f"{where}: {layer.neuron} neurons are not modelled in the {NAME} arithmetic "
-                                    f"(it computes {', '.join(KINDS)}); compile with --fit clip-delays instead of "
-                                    "relay neurons, or train with shorter delays"))
+            out.append(
+                FitViolation(
+                    layer.name,
+                    "arithmetic",
+                    layer.neuron,
+                    KINDS,
+                    f"{where}: {layer.neuron} neurons are not modelled in the {NAME} arithmetic "
+                    f"(it computes {', '.join(KINDS)}); compile with --fit clip-delays instead of "
+                    "relay neurons, or train with shorter delays",
+                )
+            )
             continue
         unit = membrane_unit(layer, KINDS)
         if unit is None:
-            out.append(FitViolation(layer.name, "weight_scale", "per projection", "one per layer",
-                                    f"{where}: its projections do not share one weight scale, which Lava's one "
-                                    "weight exponent per process needs; compile for loihi2 (per-layer scale)"))
+            out.append(
+                FitViolation(
+                    layer.name,
+                    "weight_scale",
+                    "per projection",
+                    "one per layer",
+                    f"{where}: its projections do not share one weight scale, which Lava's one "
+                    "weight exponent per process needs; compile for loihi2 (per-layer scale)",
+                )
+            )
             continue
         if unit.size != layer.size or not np.all(unit == unit[0]):
             continue  # a scale per neuron (or a malformed one): the profile's checks and validate_graph report it
@@ -120,25 +134,53 @@ def violations(graph: DelayGraph) -> list[FitViolation]:
             params.append(("threshold", "θ", layer.threshold))
         for key, symbol, values in params:
             if not np.all(values == values[0]):
-                out.append(FitViolation(layer.name, key, f"{np.unique(values).size} values", "one per layer",
-                                        f"{where}: its neurons have {np.unique(values).size} different {symbol}, but "
-                                        f"Lava holds one per process; train with one {symbol} per layer"))
+                out.append(
+                    FitViolation(
+                        layer.name,
+                        key,
+                        f"{np.unique(values).size} values",
+                        "one per layer",
+                        f"{where}: its neurons have {np.unique(values).size} different {symbol}, but "
+                        f"Lava holds one per process; train with one {symbol} per layer",
+                    )
+                )
         if layer.neuron != "li":
             vth = in_units(layer.threshold, unit)
             if not _integers(vth) or vth.min() < 0 or vth.max() > VTH_MAX:
-                out.append(FitViolation(layer.name, "threshold_bits", float(vth.max()), f"integers 0..{VTH_MAX}",
-                                        f"{where}: threshold {vth.max():g} weight units is not an integer in "
-                                        f"0..{VTH_MAX} (vThMant); compile for loihi2 so it is rounded, or lower θ"))
+                out.append(
+                    FitViolation(
+                        layer.name,
+                        "threshold_bits",
+                        float(vth.max()),
+                        f"integers 0..{VTH_MAX}",
+                        f"{where}: threshold {vth.max():g} weight units is not an integer in "
+                        f"0..{VTH_MAX} (vThMant); compile for loihi2 so it is rounded, or lower θ",
+                    )
+                )
         bias = in_units(layer.bias, unit)
         if not _integers(bias) or bias.min() < BIAS_RANGE[0] or bias.max() > BIAS_RANGE[1]:
             worst = float(bias[np.argmax(np.abs(bias))])
-            out.append(FitViolation(layer.name, "state_bits", worst, f"integers {BIAS_RANGE[0]}..{BIAS_RANGE[1]}",
-                                    f"{where}: a bias of {worst:g} weight units is not an integer in "
-                                    f"{BIAS_RANGE[0]}..{BIAS_RANGE[1]} (bias_mant); compile for loihi2 so biases "
-                                    "are rounded, or train with smaller biases"))
+            out.append(
+                FitViolation(
+                    layer.name,
+                    "state_bits",
+                    worst,
+                    f"integers {BIAS_RANGE[0]}..{BIAS_RANGE[1]}",
+                    f"{where}: a bias of {worst:g} weight units is not an integer in "
+                    f"{BIAS_RANGE[0]}..{BIAS_RANGE[1]} (bias_mant); compile for loihi2 so biases "
+                    "are rounded, or train with smaller biases",
+                )
+            )
     return out
 
 
-LOIHI2_FIXED = Arithmetic(NAME, TORCH, {"lif": lif_step, "cubalif": cubalif_step, "li": li_step},
-                          state_per_unit=2**STATE_SHIFT, separate_bias=True, unit_kinds=KINDS, check=violations)
+LOIHI2_FIXED = Arithmetic(
+    NAME,
+    TORCH,
+    {"lif": lif_step, "cubalif": cubalif_step, "li": li_step},
+    state_per_unit=2**STATE_SHIFT,
+    separate_bias=True,
+    unit_kinds=KINDS,
+    check=violations,
+)
 register_arithmetic(NAME, lambda: LOIHI2_FIXED)

@@ -34,7 +34,7 @@ from lava.proc.monitor.process import Monitor
 
 log = logging.getLogger("lava_probe")
 
-RELAY = {"iDecay": 4096, "vDecay": 4096, "vThMant": 1}   # v = u = a_in << 6
+RELAY = {"iDecay": 4096, "vDecay": 4096, "vThMant": 1}  # v = u = a_in << 6
 INTEGRATOR = {"iDecay": 4096, "vDecay": 0, "vThMant": 131071}  # v += a_in << 6
 
 
@@ -61,8 +61,7 @@ def write_netx(path, layers):
 
 
 def dense(weight, neuron, delay=None, **extra):
-    spec = {"type": "dense", "shape": [np.shape(weight)[0]],
-            "weight": weight, "neuron": neuron, **extra}
+    spec = {"type": "dense", "shape": [np.shape(weight)[0]], "weight": weight, "neuron": neuron, **extra}
     if delay is not None:
         spec["delay"] = delay
     return spec
@@ -93,8 +92,7 @@ def run(path, spikes, probes=(), **net_kwargs):
         m.probe(getattr(net.layers[layer].neuron, var), steps)
         monitors.append((layer, var, m))
     try:
-        net.run(condition=RunSteps(num_steps=steps),
-                run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        net.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         out = sink.data.get().astype(np.int64)
         recorded = {}
         for layer, var, m in monitors:
@@ -118,11 +116,10 @@ def attempt(fn):
         try:
             result = fn()
             error = None
-        except Exception as exc:  # noqa: BLE001 - we report what Lava raises
+        except Exception as exc:
             result, error = None, f"{type(exc).__name__}: {str(exc)[:300]}"
             log.warning("Lava raised %s", error, exc_info=True)
-    return result, error, [str(w.message)[:200] for w in caught
-                           if "Prophesee" not in str(w.message)]
+    return result, error, [str(w.message)[:200] for w in caught if "Prophesee" not in str(w.message)]
 
 
 # --------------------------------------------------------------- experiments
@@ -136,18 +133,13 @@ def exp_latency(out_dir, arrays):
     eye = 127 * np.eye(n, dtype=int)
     result = {"t0": t0, "delays": delays}
     cases = {
-        "delay_2d": [inp(n), dense(eye, RELAY, delay=np.diag(delays)),
-                     dense(eye, RELAY)],
+        "delay_2d": [inp(n), dense(eye, RELAY, delay=np.diag(delays)), dense(eye, RELAY)],
         "no_delay_key": [inp(n), dense(eye, RELAY), dense(eye, RELAY)],
-        "delay_all_zero": [inp(n), dense(eye, RELAY, delay=np.zeros((n, n))),
-                           dense(eye, RELAY)],
-        "no_input_layer": [dense(eye, RELAY, delay=np.diag(delays)),
-                           dense(eye, RELAY)],
+        "delay_all_zero": [inp(n), dense(eye, RELAY, delay=np.zeros((n, n))), dense(eye, RELAY)],
+        "no_input_layer": [dense(eye, RELAY, delay=np.diag(delays)), dense(eye, RELAY)],
         # An input layer with a neuron group becomes an Input block (a LIF
         # whose a_in is left unconnected: the block's inp goes nowhere).
-        "input_layer_with_neuron": [inp(n, RELAY),
-                                    dense(eye, RELAY, delay=np.diag(delays)),
-                                    dense(eye, RELAY)],
+        "input_layer_with_neuron": [inp(n, RELAY), dense(eye, RELAY, delay=np.diag(delays)), dense(eye, RELAY)],
     }
     for name, layers in cases.items():
         path = write_netx(out_dir / f"latency_{name}.h5", layers)
@@ -158,6 +150,7 @@ def exp_latency(out_dir, arrays):
         def go():
             out, rec, net = run(path, spikes, probes)
             return out, rec, len(net.layers)
+
         res, err, warn = attempt(go)
         entry = {"error": err, "warnings": warn}
         if res is not None:
@@ -167,7 +160,8 @@ def exp_latency(out_dir, arrays):
             entry.update(
                 lava_layers=nlayers,
                 hidden_spike_steps=[times(r) for r in rec[f"{first}.s_out"]],
-                output_spike_steps=[times(r) for r in out])
+                output_spike_steps=[times(r) for r in out],
+            )
         result[name] = entry
     return result
 
@@ -200,16 +194,21 @@ def exp_weights(out_dir, arrays):
         w_int = np.asarray(weight).astype(int)  # what NetDict reads
         w_opt, bits, exp, mode = optimize_weight_bits(w_int.copy())
         entry["netx_optimize_weight_bits"] = {
-            "weight": w_opt.tolist(), "num_weight_bits": bits,
-            "weight_exponent": exp, "sign_mode": mode.name}
-        for variant, extra in (("dense", {}),
-                               ("delaydense", {"delay": np.zeros_like(w_int)}),
-                               ("wgtExp_2", {"wgtExp": 2})):
-            path = write_netx(out_dir / f"weights_{name}_{variant}.h5",
-                              [inp(n_in), dense(weight, INTEGRATOR, **extra)])
+            "weight": w_opt.tolist(),
+            "num_weight_bits": bits,
+            "weight_exponent": exp,
+            "sign_mode": mode.name,
+        }
+        for variant, extra in (
+            ("dense", {}),
+            ("delaydense", {"delay": np.zeros_like(w_int)}),
+            ("wgtExp_2", {"wgtExp": 2}),
+        ):
+            path = write_netx(out_dir / f"weights_{name}_{variant}.h5", [inp(n_in), dense(weight, INTEGRATOR, **extra)])
 
             def go():
                 return run(path, spikes, [(0, "v")])
+
             res, err, warn = attempt(go)
             sub = {"error": err, "warnings": warn}
             if res is not None:
@@ -229,23 +228,22 @@ def exp_neuron_keys(out_dir):
     """(c) What netx turns a neuron group into (LIF process parameters)."""
     result = {}
     for name, neuron, bias in (
-            ("leaky", {"iDecay": 1024, "vDecay": 128, "vThMant": 80}, None),
-            ("no_decay", {"iDecay": 0, "vDecay": 0, "vThMant": 1}, None),
-            ("relay", RELAY, None),
-            ("bias", {"iDecay": 4096, "vDecay": 0, "vThMant": 131071}, [5, -3])):
+        ("leaky", {"iDecay": 1024, "vDecay": 128, "vThMant": 80}, None),
+        ("no_decay", {"iDecay": 0, "vDecay": 0, "vThMant": 1}, None),
+        ("relay", RELAY, None),
+        ("bias", {"iDecay": 4096, "vDecay": 0, "vThMant": 131071}, [5, -3]),
+    ):
         extra = {} if bias is None else {"bias": bias}
-        path = write_netx(out_dir / f"keys_{name}.h5",
-                          [inp(2), dense(np.eye(2, dtype=int), neuron, **extra)])
+        path = write_netx(out_dir / f"keys_{name}.h5", [inp(2), dense(np.eye(2, dtype=int), neuron, **extra)])
         net = netx.hdf5.Network(net_config=path)
         lif = net.layers[0].neuron
-        entry = {"file_neuron": {k: int(v) for k, v in neuron.items()},
-                 "lif_process": type(lif).__name__}
+        entry = {"file_neuron": {k: int(v) for k, v in neuron.items()}, "lif_process": type(lif).__name__}
         for var in ("du", "dv", "vth", "bias_mant", "bias_exp"):
             value = np.asarray(getattr(lif, var).init)
             entry[var] = value.tolist()
         if bias is not None:
             steps = 4
-            out, rec, _ = run(path, np.zeros((2, steps), np.int32), [(0, "v")])
+            _out, rec, _ = run(path, np.zeros((2, steps), np.int32), [(0, "v")])
             entry["v_with_bias_no_input"] = rec["0.v"].tolist()
         result[name] = entry
     return result
@@ -261,11 +259,11 @@ def reference_lif(a_in, du, dv, vth, bias=0):
     us, vs, ss = (np.zeros((n, steps), np.int64) for _ in range(3))
     half = 1 << 23
     for t in range(steps):
-        x = u * (4096 - (du + 1))                    # ds_offset = 1
+        x = u * (4096 - (du + 1))  # ds_offset = 1
         u = np.sign(x) * (np.abs(x) >> 12) + (a_in[:, t] << 6)
-        u = np.where(u > half, u - 2 * half, u)      # wrap into (-2^23, 2^23]
+        u = np.where(u > half, u - 2 * half, u)  # wrap into (-2^23, 2^23]
         u = np.where(u <= -half, u + 2 * half, u)
-        y = v * (4096 - dv)                          # dm_offset = 0
+        y = v * (4096 - dv)  # dm_offset = 0
         v = np.sign(y) * (np.abs(y) >> 12) + u + (bias << 6)
         v = np.clip(v, -(half - 1), half - 1)
         s = v > (vth << 6)
@@ -282,7 +280,7 @@ def synaptic_input(weight, delay, spikes):
     for i in range(n_out):
         for j in range(weight.shape[1]):
             lag = int(delay[i, j]) + 1
-            a[i, lag:] += weight[i, j] * spikes[j, :steps - lag]
+            a[i, lag:] += weight[i, j] * spikes[j, : steps - lag]
     return a
 
 
@@ -295,34 +293,58 @@ def exp_equations(out_dir, arrays):
     w = rng.integers(-128, 128, (n_out, n_in))
     d = rng.integers(0, 12, (n_out, n_in))
     s = (rng.random((n_in, steps)) < 0.3).astype(np.int32)
-    cases.append(("random_leaky", w, d, s,
-                  {"iDecay": 410, "vDecay": 205, "vThMant": 300}, None))
-    cases.append(("random_bias", w, d, s,
-                  {"iDecay": 1000, "vDecay": 3000, "vThMant": 200}, rng.integers(-20, 20, n_out)))
+    cases.append(("random_leaky", w, d, s, {"iDecay": 410, "vDecay": 205, "vThMant": 300}, None))
+    cases.append(
+        ("random_bias", w, d, s, {"iDecay": 1000, "vDecay": 3000, "vThMant": 200}, rng.integers(-20, 20, n_out))
+    )
     # Wrap of u and saturation of v: 100 inputs all spiking, no decay.
     s_all = np.ones((100, 30), np.int32)
-    cases.append(("wrap_pos", np.full((2, 100), 127), np.zeros((2, 100), int), s_all,
-                  {"iDecay": 0, "vDecay": 0, "vThMant": 131071}, None))
+    cases.append(
+        (
+            "wrap_pos",
+            np.full((2, 100), 127),
+            np.zeros((2, 100), int),
+            s_all,
+            {"iDecay": 0, "vDecay": 0, "vThMant": 131071},
+            None,
+        )
+    )
     w_neg = np.full((2, 100), -128)
-    w_neg[1, 0] = 1   # one positive weight: an all-negative matrix hits (b)
-    cases.append(("wrap_neg_saturate", w_neg, np.zeros((2, 100), int), s_all,
-                  {"iDecay": 0, "vDecay": 0, "vThMant": 131071}, None))
+    w_neg[1, 0] = 1  # one positive weight: an all-negative matrix hits (b)
+    cases.append(
+        (
+            "wrap_neg_saturate",
+            w_neg,
+            np.zeros((2, 100), int),
+            s_all,
+            {"iDecay": 0, "vDecay": 0, "vThMant": 131071},
+            None,
+        )
+    )
     # A synaptic sum beyond int16 (300 x 127 = 38100) in one step.
     s_one = np.zeros((300, 6), np.int32)
     s_one[:, 1] = 1
-    cases.append(("a_in_beyond_int16", np.full((1, 300), 127), np.zeros((1, 300), int), s_one,
-                  {"iDecay": 4096, "vDecay": 0, "vThMant": 131071}, None))
+    cases.append(
+        (
+            "a_in_beyond_int16",
+            np.full((1, 300), 127),
+            np.zeros((1, 300), int),
+            s_one,
+            {"iDecay": 4096, "vDecay": 0, "vThMant": 131071},
+            None,
+        )
+    )
     for name, w, d, s, neuron, bias in cases:
         extra = {} if bias is None else {"bias": bias}
-        path = write_netx(out_dir / f"eq_{name}.h5",
-                          [inp(w.shape[1]), dense(w, neuron, delay=d, **extra)])
+        path = write_netx(out_dir / f"eq_{name}.h5", [inp(w.shape[1]), dense(w, neuron, delay=d, **extra)])
         res, err, warn = attempt(lambda: run(path, s, [(0, "u"), (0, "v"), (0, "s_out")]))
         entry = {"neuron": neuron, "error": err, "warnings": warn}
         if res is not None:
             _, rec, _ = res
             a_in = synaptic_input(w, d, s)
-            ru, rv, rs = reference_lif(a_in, neuron["iDecay"] - 1, neuron["vDecay"],
-                                       neuron["vThMant"], 0 if bias is None else np.asarray(bias))
+            ru, rv, rs = reference_lif(
+                a_in, neuron["iDecay"] - 1, neuron["vDecay"], neuron["vThMant"], 0 if bias is None else np.asarray(bias)
+            )
             for key, ref in (("u", ru), ("v", rv), ("s_out", rs)):
                 got = rec[f"0.{key}"]
                 arrays[f"eq_{name}_{key}"] = got
@@ -330,8 +352,12 @@ def exp_equations(out_dir, arrays):
                 entry[f"{key}_equal"] = bool(np.array_equal(got, ref))
                 if not entry[f"{key}_equal"]:
                     i, t = np.argwhere(got != ref)[0]
-                    entry[f"{key}_first_diff"] = {"neuron": int(i), "step": int(t),
-                                                  "lava": int(got[i, t]), "ref": int(ref[i, t])}
+                    entry[f"{key}_first_diff"] = {
+                        "neuron": int(i),
+                        "step": int(t),
+                        "lava": int(got[i, t]),
+                        "ref": int(ref[i, t]),
+                    }
             entry["spikes"] = int(rec["0.s_out"].sum())
             entry["u_range"] = [int(rec["0.u"].min()), int(rec["0.u"].max())]
             entry["v_range"] = [int(rec["0.v"].min()), int(rec["0.v"].max())]
@@ -343,20 +369,23 @@ def exp_delay_limits(out_dir):
     """(e) Delays beyond 62, negative, fractional."""
     result = {}
     t0, steps = 1, 90
-    for name, dvals in (("d62", [62, 0]), ("d63", [63, 0]), ("d80", [80, 0]),
-                        ("neg", [-1, 3]), ("neg_and_80", [-1, 80]),
-                        ("fractional", [2.7, 0.5])):
+    for name, dvals in (
+        ("d62", [62, 0]),
+        ("d63", [63, 0]),
+        ("d80", [80, 0]),
+        ("neg", [-1, 3]),
+        ("neg_and_80", [-1, 80]),
+        ("fractional", [2.7, 0.5]),
+    ):
         delay = np.diag(dvals)
         spikes = np.zeros((2, steps), np.int32)
         spikes[:, t0] = 1
-        path = write_netx(out_dir / f"delay_{name}.h5",
-                          [inp(2), dense(127 * np.eye(2, dtype=int), RELAY, delay=delay)])
+        path = write_netx(out_dir / f"delay_{name}.h5", [inp(2), dense(127 * np.eye(2, dtype=int), RELAY, delay=delay)])
         res, err, warn = attempt(lambda: run(path, spikes))
         entry = {"file_delays": dvals, "error": err, "warnings": warn}
         if res is not None:
             entry["output_spike_steps"] = [times(r) for r in res[0]]
-            entry["effective_delay"] = [ts[0] - t0 - 1 if ts else None
-                                        for ts in entry["output_spike_steps"]]
+            entry["effective_delay"] = [ts[0] - t0 - 1 if ts else None for ts in entry["output_spike_steps"]]
         result[name] = entry
     return result
 
@@ -373,18 +402,21 @@ def exp_recurrent(out_dir, arrays):
     neuron = {"iDecay": 4096, "vDecay": 4096, "vThMant": 90}
     spikes = np.zeros((2, steps), np.int32)
     spikes[0, 1] = 1
-    for name, extra in (("no_delay", {}),
-                        ("delay_ff_shape", {"delay": np.array([[2, 0], [0, 0], [0, 0]])}),
-                        ("delay_square_3x3_in3", {})):
+    for name, extra in (
+        ("no_delay", {}),
+        ("delay_ff_shape", {"delay": np.array([[2, 0], [0, 0], [0, 0]])}),
+        ("delay_square_3x3_in3", {}),
+    ):
         wf, s = w, spikes
-        if name == "delay_square_3x3_in3":   # n_in == n so the delay fits both
+        if name == "delay_square_3x3_in3":  # n_in == n so the delay fits both
             wf = np.array([[127, 0, 0], [0, 0, 0], [0, 0, 0]])
             s = np.zeros((3, steps), np.int32)
             s[0, 1] = 1
             extra = {"delay": np.array([[2, 0, 0], [3, 0, 0], [0, 0, 0]])}
-        layers = [inp(wf.shape[1]),
-                  {"type": "dense_rec", "shape": [3], "weight": wf, "weight_rec": w_rec,
-                   "neuron": neuron, **extra}]
+        layers = [
+            inp(wf.shape[1]),
+            {"type": "dense_rec", "shape": [3], "weight": wf, "weight_rec": w_rec, "neuron": neuron, **extra},
+        ]
         path = write_netx(out_dir / f"rec_{name}.h5", layers)
         res, err, warn = attempt(lambda: run(path, s, [(0, "s_out"), (0, "v")]))
         entry = {"error": err, "warnings": warn}
@@ -395,8 +427,10 @@ def exp_recurrent(out_dir, arrays):
             entry["v_over_64"] = (rec["0.v"] / 64).tolist()
             layer = net.layers[0]
             entry["synapse_types"] = [type(layer.synapse).__name__, type(layer.synapse_rec).__name__]
-            entry["weight_exp"] = [layer.synapse.proc_params.get("weight_exp", 0),
-                                   layer.synapse_rec.proc_params.get("weight_exp", 0)]
+            entry["weight_exp"] = [
+                layer.synapse.proc_params.get("weight_exp", 0),
+                layer.synapse_rec.proc_params.get("weight_exp", 0),
+            ]
         result[name] = entry
     return result
 
@@ -410,8 +444,7 @@ def exp_graded_input(out_dir):
     data[1, 3] = 7
     path = write_netx(out_dir / "graded.h5", [inp(2), dense(w, INTEGRATOR)])
     res, err, warn = attempt(lambda: run(path, data, [(0, "v")], input_message_bits=8))
-    entry = {"payloads": {"input0_step1": 5, "input1_step3": 7}, "weight": w.tolist(),
-             "error": err, "warnings": warn}
+    entry = {"payloads": {"input0_step1": 5, "input1_step3": 7}, "weight": w.tolist(), "error": err, "warnings": warn}
     if res is not None:
         entry["v_over_64"] = (res[1]["0.v"] / 64).tolist()
     return entry
@@ -425,16 +458,18 @@ def main(argv=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     arrays = {}
     findings = {}
-    for name, fn in (("a_latency", lambda: exp_latency(out_dir, arrays)),
-                     ("b_weights", lambda: exp_weights(out_dir, arrays)),
-                     ("c_neuron_keys", lambda: exp_neuron_keys(out_dir)),
-                     ("d_equations", lambda: exp_equations(out_dir, arrays)),
-                     ("e_delay_limits", lambda: exp_delay_limits(out_dir)),
-                     ("f_recurrent", lambda: exp_recurrent(out_dir, arrays)),
-                     ("h_graded_input", lambda: exp_graded_input(out_dir))):
+    for name, fn in (
+        ("a_latency", lambda: exp_latency(out_dir, arrays)),
+        ("b_weights", lambda: exp_weights(out_dir, arrays)),
+        ("c_neuron_keys", lambda: exp_neuron_keys(out_dir)),
+        ("d_equations", lambda: exp_equations(out_dir, arrays)),
+        ("e_delay_limits", lambda: exp_delay_limits(out_dir)),
+        ("f_recurrent", lambda: exp_recurrent(out_dir, arrays)),
+        ("h_graded_input", lambda: exp_graded_input(out_dir)),
+    ):
         try:
             findings[name] = fn()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("%s failed", name)
             findings[name] = {"error": f"{type(exc).__name__}: {exc}"}
         log.info("%s %s", name, json.dumps(findings[name], default=str)[:3000])

@@ -34,8 +34,11 @@ def other_projections(netx_file):
 
     with h5py.File(netx_file, "r") as f:
         layers = f["delaynir/layers"]
-        return [(int(k), int(e["source"][()]), e["weight"][()], e["delay"][()])
-                for k in layers for e in layers[k].get("extra", {}).values()]
+        return [
+            (int(k), int(e["source"][()]), e["weight"][()], e["delay"][()])
+            for k in layers
+            for e in layers[k].get("extra", {}).values()
+        ]
 
 
 def connect_other_projections(net, source, netx_file, input_message_bits):
@@ -46,9 +49,14 @@ def connect_other_projections(net, source, netx_file, input_message_bits):
     synapses = []
     for k, source_index, weight, delay in other_projections(netx_file):
         mantissa, weight_bits, exponent, _ = optimize_weight_bits(weight)
-        synapse = DelayDense(weights=mantissa, delays=delay.astype(int), weight_exp=exponent, max_delay=62,
-                             num_weight_bits=weight_bits,
-                             num_message_bits=int(input_message_bits) if source_index == 0 else 0)
+        synapse = DelayDense(
+            weights=mantissa,
+            delays=delay.astype(int),
+            weight_exp=exponent,
+            max_delay=62,
+            num_weight_bits=weight_bits,
+            num_message_bits=int(input_message_bits) if source_index == 0 else 0,
+        )
         sender = source if source_index == 0 else net.layers[source_index - 1].neuron
         sender.s_out.connect(synapse.s_in)
         synapse.a_out.connect(net.layers[k - 1].neuron.a_in)
@@ -80,8 +88,11 @@ def run(netx_file, x, input_message_bits, bias_from):
     for layer, bias in zip(net.layers, biases):  # every lag is ≥ 1: no bias at step 0
         layer.neuron.bias_mant.init = np.zeros_like(bias)
     starts = sorted({min(int(k), steps) for k in bias_from} | {0, steps})
-    zero_state = [var for layer in net.layers
-                  for var in (layer.neuron.u, layer.neuron.v, layer.synapse.a_buff, layer.neuron.bias_mant)]
+    zero_state = [
+        var
+        for layer in net.layers
+        for var in (layer.neuron.u, layer.neuron.v, layer.synapse.a_buff, layer.neuron.bias_mant)
+    ]
     zero_state += [synapse.a_buff for synapse in others]
     try:
         for b in range(batch):

@@ -106,8 +106,15 @@ def lava_weights(weight: np.ndarray) -> tuple[np.ndarray | None, int, str | None
     scale = min(127 / hi if hi else np.inf, -128 / lo) if mixed else (-256 / lo if hi < 0 else 255 / hi)
     k = int(np.floor(np.log2(scale))) + mixed
     if k < 0:
-        return None, 0, (f"excitatory weights up to {hi} (> 255: netx shifts them by {k}, Lava stores 0)" if lo >= 0
-                      else f"inhibitory weights down to {lo} (< -256: netx shifts them by {k}, Lava stores 0)")
+        return (
+            None,
+            0,
+            (
+                f"excitatory weights up to {hi} (> 255: netx shifts them by {k}, Lava stores 0)"
+                if lo >= 0
+                else f"inhibitory weights down to {lo} (< -256: netx shifts them by {k}, Lava stores 0)"
+            ),
+        )
     n = next((b for b in range(8, 0, -1) if not np.any(w % (1 << b))), 0) - mixed
     bits = 8 - k - n
     stored = w << k
@@ -166,10 +173,17 @@ def _decay(layer: Layer, values: np.ndarray, name: str) -> int:
     """δ = 4096 (1 − x) for the layer's one decay x = (4096 − δ) / 4096, δ an integer in 0 … 4096."""
     values = np.asarray(values, dtype=np.float64)
     delta = DECAY_ONE * (1.0 - values)
-    if values.size and (np.any(values != values.flat[0]) or delta.flat[0] != np.round(delta.flat[0])
-                        or not 0 <= delta.flat[0] <= DECAY_ONE):
-        raise _refuse(layer, f"has {name} values {np.unique(values)[:4].tolist()}, not one value (4096 − δ)/4096 with "
-                      f"an integer δ in 0..{DECAY_ONE}", "compile it for target loihi2 (decay fixed12)")
+    if values.size and (
+        np.any(values != values.flat[0])
+        or delta.flat[0] != np.round(delta.flat[0])
+        or not 0 <= delta.flat[0] <= DECAY_ONE
+    ):
+        raise _refuse(
+            layer,
+            f"has {name} values {np.unique(values)[:4].tolist()}, not one value (4096 − δ)/4096 with "
+            f"an integer δ in 0..{DECAY_ONE}",
+            "compile it for target loihi2 (decay fixed12)",
+        )
     return int(delta.flat[0]) if values.size else DECAY_ONE
 
 
@@ -184,28 +198,44 @@ def _projection(graph: DelayGraph, layer: Layer, proj, lags: dict[str, int], uni
     recurrent = " (recurrent)" if graph.is_recurrent(layer, proj) else ""
     scale = proj.scale
     if not np.all(scale == unit):
-        raise _refuse(layer, f"has weight scales {np.unique(scale)[:4].tolist()} on its projection from "
-                      f"{proj.source!r}", "compile it for target loihi2 (one scale per layer)")
+        raise _refuse(
+            layer,
+            f"has weight scales {np.unique(scale)[:4].tolist()} on its projection from {proj.source!r}",
+            "compile it for target loihi2 (one scale per layer)",
+        )
     d_hw = hardware_delay(proj.delay, lags.get(proj.source, 0), lags[layer.name])
     if len(proj) and (d_hw.min() < 0 or d_hw.max() > MAX_DELAY):
-        fix = (f"a recurrent synapse needs d >= {1 + lags[proj.source] - lags[layer.name]} here" if recurrent else
-               "compile with --fit relay-neurons or clip-delays")
-        raise _refuse(layer, f"has hardware delays d + lag(L) − lag(S) − 1 in [{d_hw.min()}, {d_hw.max()}] on its "
-                      f"projection from {proj.source!r}{recurrent}", f"netx takes 0..{MAX_DELAY}; {fix}")
+        fix = (
+            f"a recurrent synapse needs d >= {1 + lags[proj.source] - lags[layer.name]} here"
+            if recurrent
+            else "compile with --fit relay-neurons or clip-delays"
+        )
+        raise _refuse(
+            layer,
+            f"has hardware delays d + lag(L) − lag(S) − 1 in [{d_hw.min()}, {d_hw.max()}] on its "
+            f"projection from {proj.source!r}{recurrent}",
+            f"netx takes 0..{MAX_DELAY}; {fix}",
+        )
     shape = (layer.size, graph.source_size(proj.source))
     weight = np.zeros(shape, dtype=np.float64)
     np.add.at(weight, (proj.post, proj.pre), proj.weight)
     delay = np.zeros(shape, dtype=np.int64)
     delay[proj.post, proj.pre] = d_hw
     if np.any(delay[proj.post, proj.pre] != d_hw):
-        raise _refuse(layer, f"has two synapses on one (pre, post) pair from {proj.source!r} with different delays",
-                      "netx holds one weight and delay per pair; split the layer with relay neurons")
+        raise _refuse(
+            layer,
+            f"has two synapses on one (pre, post) pair from {proj.source!r} with different delays",
+            "netx holds one weight and delay per pair; split the layer with relay neurons",
+        )
     weight = _integers(layer, weight, "weights")
     problem = lava_weights(weight)[2]
     if problem is not None:
-        raise _refuse(layer, f"has {problem} on its projection from {proj.source!r}{recurrent}",
-                      "Lava would not compute these weights exactly; fine-tune on the loihi2 grid with at least one "
-                      "positive and one negative weight per projection")
+        raise _refuse(
+            layer,
+            f"has {problem} on its projection from {proj.source!r}{recurrent}",
+            "Lava would not compute these weights exactly; fine-tune on the loihi2 grid with at least one "
+            "positive and one negative weight per projection",
+        )
     return NetxProjection(1 + graph.position(proj.source), weight, delay)  # netx layer index: 0 is the input
 
 
@@ -213,16 +243,23 @@ def _layer(graph: DelayGraph, k: int, lags: dict[str, int]) -> NetxLayer:
     layer = graph.layers[k]
     last = k == len(graph.layers) - 1
     if layer.neuron not in ("lif", "cubalif", "li") or (layer.neuron == "li") != last:
-        raise _refuse(layer, f"is a {layer.neuron} layer", "netx files hold lif or cubalif layers (reset hard) and "
-                      "an li readout as the last layer")
+        raise _refuse(
+            layer,
+            f"is a {layer.neuron} layer",
+            "netx files hold lif or cubalif layers (reset hard) and an li readout as the last layer",
+        )
     if layer.neuron != "li" and layer.reset != "hard":
         raise _refuse(layer, f"has reset {layer.reset!r}", "Loihi 2's CUBA neuron resets v to 0 (reset hard)")
     source = graph.layers[k - 1].name if k else INPUT
     chain_index = next((i for i, p in enumerate(layer.projections) if p.source == source), None)
     if chain_index is None:
         found = ", ".join(p.source for p in layer.projections) or "none"
-        raise _refuse(layer, f"is fed by {found}", f"a netx file is a chain: each layer needs a projection from the "
-                      f"previous one ({source!r}); other projections go beside it")
+        raise _refuse(
+            layer,
+            f"is fed by {found}",
+            f"a netx file is a chain: each layer needs a projection from the "
+            f"previous one ({source!r}); other projections go beside it",
+        )
     scale = layer.projections[chain_index].scale
     if not (np.all(scale == scale[0]) and scale[0] > 0):
         raise _refuse(layer, "has per-neuron weight scales", "compile it for target loihi2 (one scale per layer)")
@@ -234,21 +271,34 @@ def _layer(graph: DelayGraph, k: int, lags: dict[str, int]) -> NetxLayer:
     else:
         theta = _integers(layer, theta, f"thresholds (in units of the scale {unit})")
         if np.any(theta != theta[0]) or not 0 <= theta[0] <= READOUT_VTH:
-            raise _refuse(layer, f"has thresholds {np.unique(theta)[:4].tolist()} (in units of its scale)",
-                          f"Loihi 2 takes one vThMant per layer in 0..{READOUT_VTH}")
+            raise _refuse(
+                layer,
+                f"has thresholds {np.unique(theta)[:4].tolist()} (in units of its scale)",
+                f"Loihi 2 takes one vThMant per layer in 0..{READOUT_VTH}",
+            )
         v_th = int(theta[0])
-    return NetxLayer(layer.name, layer.neuron, lags[layer.name], unit, projections.pop(chain_index),
-                     _integers(layer, in_units(layer.bias, unit), f"biases (in units of the scale {unit})"),
-                     _decay(layer, layer.alpha, "alpha") if layer.neuron == "cubalif" else DECAY_ONE,
-                     _decay(layer, layer.beta, "beta"), v_th, projections)
+    return NetxLayer(
+        layer.name,
+        layer.neuron,
+        lags[layer.name],
+        unit,
+        projections.pop(chain_index),
+        _integers(layer, in_units(layer.bias, unit), f"biases (in units of the scale {unit})"),
+        _decay(layer, layer.alpha, "alpha") if layer.neuron == "cubalif" else DECAY_ONE,
+        _decay(layer, layer.beta, "beta"),
+        v_th,
+        projections,
+    )
 
 
 def netx_layers(graph: DelayGraph) -> list[NetxLayer]:
     """The dense netx layers of ``graph`` (module docstring); ExportError naming the layer if one cannot be written."""
     arithmetic = graph.quantization.get("arithmetic", "float64")
     if arithmetic != ARITHMETIC:
-        raise ExportError(f"cannot write a netx file: the graph is computed in the {arithmetic!r} arithmetic, not "
-                          f"{ARITHMETIC!r}; compile it for target loihi2 ({DOC})")
+        raise ExportError(
+            f"cannot write a netx file: the graph is computed in the {arithmetic!r} arithmetic, not "
+            f"{ARITHMETIC!r}; compile it for target loihi2 ({DOC})"
+        )
     lags = layer_lags(graph)
     return [_layer(graph, k, lags) for k in range(len(graph.layers))]
 
@@ -264,26 +314,35 @@ def export_netx(graph: DelayGraph, path: str | Path, *, overwrite: bool = False)
     layers = netx_layers(graph)
     spec = graph.input
     message_bits = int(spec["bits"]) if spec.get("encoding") == "graded" and spec.get("bits") else 0
-    with atomic_path(path, overwrite=overwrite, error=ExportError) as tmp:
-        with h5py.File(tmp, "w") as f:
-            _string(f, "layer/0/type", "input")
-            f["layer/0/shape"] = np.array([graph.n_inputs], dtype=np.int64)
-            meta = f.create_group("delaynir")
-            meta.attrs.update(format_version=FORMAT_VERSION, arithmetic=ARITHMETIC, n_inputs=graph.n_inputs,
-                              input_message_bits=message_bits, max_lag=max(la.lag for la in layers))
-            for k, la in enumerate(layers, start=1):
-                g = f.create_group(f"layer/{k}")
-                _string(g, "type", "dense")
-                g["shape"] = np.array([la.chain.weight.shape[0]], dtype=np.int64)
-                g["weight"], g["delay"], g["bias"] = la.chain.weight, la.chain.delay, la.bias
-                n = g.create_group("neuron")
-                _string(n, "type", "CUBA")
-                n["iDecay"], n["vDecay"], n["vThMant"] = la.i_decay, la.v_decay, la.v_th
-                info = meta.create_group(f"layers/{k}")
-                info.attrs.update(name=la.name, kind=la.kind, lag=la.lag, scale=la.scale)
-                for m, extra in enumerate(la.extra):
-                    e = info.create_group(f"extra/{m}")
-                    e["source"], e["weight"], e["delay"] = extra.source, extra.weight, extra.delay
-    log.info("wrote %s: %d netx layers, lags %s, %d other projections", path, len(layers), [la.lag for la in layers],
-             sum(len(la.extra) for la in layers))
+    with atomic_path(path, overwrite=overwrite, error=ExportError) as tmp, h5py.File(tmp, "w") as f:
+        _string(f, "layer/0/type", "input")
+        f["layer/0/shape"] = np.array([graph.n_inputs], dtype=np.int64)
+        meta = f.create_group("delaynir")
+        meta.attrs.update(
+            format_version=FORMAT_VERSION,
+            arithmetic=ARITHMETIC,
+            n_inputs=graph.n_inputs,
+            input_message_bits=message_bits,
+            max_lag=max(la.lag for la in layers),
+        )
+        for k, la in enumerate(layers, start=1):
+            g = f.create_group(f"layer/{k}")
+            _string(g, "type", "dense")
+            g["shape"] = np.array([la.chain.weight.shape[0]], dtype=np.int64)
+            g["weight"], g["delay"], g["bias"] = la.chain.weight, la.chain.delay, la.bias
+            n = g.create_group("neuron")
+            _string(n, "type", "CUBA")
+            n["iDecay"], n["vDecay"], n["vThMant"] = la.i_decay, la.v_decay, la.v_th
+            info = meta.create_group(f"layers/{k}")
+            info.attrs.update(name=la.name, kind=la.kind, lag=la.lag, scale=la.scale)
+            for m, extra in enumerate(la.extra):
+                e = info.create_group(f"extra/{m}")
+                e["source"], e["weight"], e["delay"] = extra.source, extra.weight, extra.delay
+    log.info(
+        "wrote %s: %d netx layers, lags %s, %d other projections",
+        path,
+        len(layers),
+        [la.lag for la in layers],
+        sum(len(la.extra) for la in layers),
+    )
     return path

@@ -26,8 +26,15 @@ def fingerprint(path: Path) -> object:
     return None
 
 
-def refused(argv: list[str], *, names: str | Path, says: str | list[str], inputs: list[Path] = (),
-            outputs: list[Path] = (), status: int = 2) -> str:
+def refused(
+    argv: list[str],
+    *,
+    names: str | Path,
+    says: str | list[str],
+    inputs: list[Path] = (),
+    outputs: list[Path] = (),
+    status: int = 2,
+) -> str:
     """Run ``delaynir ARGV`` and assert the corpus contract; return what it wrote to stderr."""
     before = {p: fingerprint(p) for p in inputs}
     err = io.StringIO()

@@ -27,21 +27,35 @@ def _audio_dir(root: Path) -> Path:
 def test_an_undecodable_audio_file(tmp_path):
     root = _audio_dir(tmp_path / "in")
     (root / "a1.wav").write_bytes(b"RIFF....WAVEfmt garbage")
-    refused(["data", "audio", "--in", root, "--out", tmp_path / "out"], names="a1.wav", says="cannot be decoded",
-            inputs=[root], outputs=[tmp_path / "out" / "train.h5", tmp_path / "out" / "test.h5"])
+    refused(
+        ["data", "audio", "--in", root, "--out", tmp_path / "out"],
+        names="a1.wav",
+        says="cannot be decoded",
+        inputs=[root],
+        outputs=[tmp_path / "out" / "train.h5", tmp_path / "out" / "test.h5"],
+    )
 
 
 def test_an_empty_audio_file(tmp_path):
     root = _audio_dir(tmp_path / "in")
     soundfile.write(root / "a0.wav", np.zeros(0), 16000)
-    refused(["data", "audio", "--in", root, "--out", tmp_path / "out"], names="a0.wav", says="no audio samples",
-            inputs=[root], outputs=[tmp_path / "out" / "train.h5"])
+    refused(
+        ["data", "audio", "--in", root, "--out", tmp_path / "out"],
+        names="a0.wav",
+        says="no audio samples",
+        inputs=[root],
+        outputs=[tmp_path / "out" / "train.h5"],
+    )
 
 
 def test_a_directory_in_neither_layout(tmp_path):
     (tmp_path / "in").mkdir()
-    refused(["data", "audio", "--in", tmp_path / "in", "--out", tmp_path / "out"], names="in",
-            says="neither the Heidelberg Digits audio layout", outputs=[tmp_path / "out"])
+    refused(
+        ["data", "audio", "--in", tmp_path / "in", "--out", tmp_path / "out"],
+        names="in",
+        says="neither the Heidelberg Digits audio layout",
+        outputs=[tmp_path / "out"],
+    )
 
 
 def test_a_split_file_with_a_foreign_name(tmp_path):
@@ -49,15 +63,25 @@ def test_a_split_file_with_a_foreign_name(tmp_path):
     (root / "audio").mkdir(parents=True)
     (root / "train_filenames.txt").write_text("speaker-3-digit-7.flac\n")
     (root / "test_filenames.txt").write_text("")
-    refused(["data", "audio", "--in", root, "--out", tmp_path / "out"], names="train_filenames.txt",
-            says=["line 1", "not a Heidelberg Digits file name"], inputs=[root], outputs=[tmp_path / "out"])
+    refused(
+        ["data", "audio", "--in", root, "--out", tmp_path / "out"],
+        names="train_filenames.txt",
+        says=["line 1", "not a Heidelberg Digits file name"],
+        inputs=[root],
+        outputs=[tmp_path / "out"],
+    )
 
 
 def test_a_labels_csv_without_its_columns(tmp_path):
     root = _audio_dir(tmp_path / "in")
     (root / "labels.csv").write_text("path;class\na0.wav;0\n")
-    refused(["data", "audio", "--in", root, "--out", tmp_path / "out"], names="labels.csv",
-            says="columns file and label", inputs=[root], outputs=[tmp_path / "out"])
+    refused(
+        ["data", "audio", "--in", root, "--out", tmp_path / "out"],
+        names="labels.csv",
+        says="columns file and label",
+        inputs=[root],
+        outputs=[tmp_path / "out"],
+    )
 
 
 def test_a_frames_file_without_its_time_step(tmp_path):
@@ -66,8 +90,13 @@ def test_a_frames_file_without_its_time_step(tmp_path):
     with h5py.File(path, "r+") as f:
         del f.attrs["dt"]
     refused(["data", "check", path], names="frames.h5", says="'dt'", inputs=[path])
-    refused(["train", "--data", path, "--out", tmp_path / "run"], names="frames.h5", says="frames layout",
-            inputs=[path], outputs=[tmp_path / "run"])
+    refused(
+        ["train", "--data", path, "--out", tmp_path / "run"],
+        names="frames.h5",
+        says="frames layout",
+        inputs=[path],
+        outputs=[tmp_path / "run"],
+    )
 
 
 def _frames_dir(root: Path) -> Path:
@@ -90,17 +119,29 @@ def test_a_checkpoint_that_needs_unpickling(tmp_path):
     torch.save({"model.0.weight": torch.zeros(3, 4, 1), "hook": _Payload()}, buffer)
     ckpt = tmp_path / "snn_delays.pt"
     ckpt.write_bytes(buffer.getvalue())
-    refused(["import-model", ckpt, "--from", "snn-delays", "--out", tmp_path / "run", "--data",
-             _frames_dir(tmp_path)], names="snn_delays.pt", says="re-save it as a plain state dict",
-            inputs=[ckpt], outputs=[tmp_path / "run"])
+    refused(
+        ["import-model", ckpt, "--from", "snn-delays", "--out", tmp_path / "run", "--data", _frames_dir(tmp_path)],
+        names="snn_delays.pt",
+        says="re-save it as a plain state dict",
+        inputs=[ckpt],
+        outputs=[tmp_path / "run"],
+    )
     assert not _Payload.marker.exists()
 
 
 def test_a_checkpoint_with_unexpected_keys(tmp_path):
-    state = {"model.0.weight": torch.zeros(3, 4, 1), "model.0.P": torch.zeros(1, 3, 4, 1),
-             "model.0.SIG": torch.zeros(1, 3, 4, 1), "model.1.w": torch.zeros(1)}
+    state = {
+        "model.0.weight": torch.zeros(3, 4, 1),
+        "model.0.P": torch.zeros(1, 3, 4, 1),
+        "model.0.SIG": torch.zeros(1, 3, 4, 1),
+        "model.1.w": torch.zeros(1),
+    }
     ckpt = tmp_path / "plif.pt"
     torch.save(state, ckpt)
-    refused(["import-model", ckpt, "--from", "snn-delays", "--out", tmp_path / "run", "--data",
-             _frames_dir(tmp_path)], names="plif.pt", says="unexpected keys model.1.w", inputs=[ckpt],
-            outputs=[tmp_path / "run"])
+    refused(
+        ["import-model", ckpt, "--from", "snn-delays", "--out", tmp_path / "run", "--data", _frames_dir(tmp_path)],
+        names="plif.pt",
+        says="unexpected keys model.1.w",
+        inputs=[ckpt],
+        outputs=[tmp_path / "run"],
+    )

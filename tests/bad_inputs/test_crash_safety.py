@@ -18,11 +18,20 @@ from delaynir import runs
 from delaynir.cli import main
 
 FORK_SERVER = multiprocessing.get_context("forkserver")
-FORK_SERVER.set_forkserver_preload(["torch", "delaynir.cli", "delaynir.train", "delaynir.compile", "delaynir.bundle",
-                                    "delaynir.report", "delaynir.nir_io", "delaynir.converters.onnx_export",
-                                    "delaynir.converters.onnxruntime"])
-TRAIN = ["--hidden", "8", "--max-delay", "4", "--epochs", "3", "--batch-size", "16", "--device", "cpu",
-         "--seed", "2"]
+FORK_SERVER.set_forkserver_preload(
+    [
+        "torch",
+        "delaynir.cli",
+        "delaynir.train",
+        "delaynir.compile",
+        "delaynir.bundle",
+        "delaynir.report",
+        "delaynir.nir_io",
+        "delaynir.converters.onnx_export",
+        "delaynir.converters.onnxruntime",
+    ]
+)
+TRAIN = ["--hidden", "8", "--max-delay", "4", "--epochs", "3", "--batch-size", "16", "--device", "cpu", "--seed", "2"]
 
 
 def _run_and_die(argv: list[str], name: str | None = None, nth: int = 0, when: str = "") -> None:
@@ -83,8 +92,12 @@ def _same_run(a, b):
 
 # (file, its nth commit, killed before or after it): config.toml, then per epoch model.pt (if it improved),
 # metrics.jsonl (the first commit is the empty file at the start), checkpoint.pt
-TRAIN_POINTS = [(runs.MODEL, 1, "after"), (runs.METRICS, 2, "after"), (runs.CHECKPOINT, 1, "after"),
-                (runs.CHECKPOINT, 2, "before")]
+TRAIN_POINTS = [
+    (runs.MODEL, 1, "after"),
+    (runs.METRICS, 2, "after"),
+    (runs.CHECKPOINT, 1, "after"),
+    (runs.CHECKPOINT, 2, "before"),
+]
 
 
 @pytest.mark.parametrize("name, nth, when", TRAIN_POINTS, ids=[f"{w} {n} #{k}" for n, k, w in TRAIN_POINTS])
@@ -93,8 +106,10 @@ def test_train_killed_then_resumed_equals_an_uninterrupted_run(tiny_data, uninte
     argv = ["train", "--data", tiny_data, "--out", out, *TRAIN]
     killed(argv, name, nth, when)
     committed = runs.load_pt(out / runs.CHECKPOINT)["epoch"] if (out / runs.CHECKPOINT).exists() else 0
-    assert [m["epoch"] for m in runs.read_metrics(out)] in ([*range(1, committed + 1)],
-                                                            [*range(1, committed + 2)])  # one ahead, not committed
+    assert [m["epoch"] for m in runs.read_metrics(out)] in (
+        [*range(1, committed + 1)],
+        [*range(1, committed + 2)],
+    )  # one ahead, not committed
     assert in_child(["train", "--data", tiny_data, "--out", out, "--resume"]) == 0
     _same_run(uninterrupted, out)
 

@@ -17,8 +17,13 @@ from hypothesis import strategies as st
 from delaynir import runs
 from delaynir.errors import DelayNIRError
 
-FUZZ = settings(max_examples=15, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @st.composite
@@ -128,8 +133,10 @@ def _check_bundle(path):
     shutil.copytree(ORIGINALS["bundle manifest"].parent, bundle)
     shutil.copy(path, bundle / "manifest.json")
     if check_bundle(bundle)["ok"]:  # a flip that leaves the JSON meaning unchanged (e.g. in a version's text)
-        assert json.loads(path.read_text())["files"].keys() == \
-            json.loads(ORIGINALS["bundle manifest"].read_text())["files"].keys()
+        assert (
+            json.loads(path.read_text())["files"].keys()
+            == json.loads(ORIGINALS["bundle manifest"].read_text())["files"].keys()
+        )
 
 
 # kind: (reader, fixture giving the valid file or its directory, file name in it or None)

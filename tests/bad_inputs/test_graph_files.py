@@ -17,8 +17,13 @@ def test_malformed_graph_file(tmp_path, case):
     spec = raw_spec()
     mutate(spec)
     path = write_raw(tmp_path / "graph.h5", spec)
-    refused(["export", path, "--format", "nir", "-o", tmp_path / "g.nir"], names=path, says=expected[0],
-            inputs=[path], outputs=[tmp_path / "g.nir"])
+    refused(
+        ["export", path, "--format", "nir", "-o", tmp_path / "g.nir"],
+        names=path,
+        says=expected[0],
+        inputs=[path],
+        outputs=[tmp_path / "g.nir"],
+    )
 
 
 def _set_delay(path, value):
@@ -51,8 +56,10 @@ def test_damaged_graph_file(graph_file, small_run, tmp_path, case):
     damage, says = DAMAGED[case]
     path = shutil.copy(graph_file, tmp_path / "graph.h5")
     damage(path)
-    for argv in (["export", path, "--format", "onnx", "-o", tmp_path / "g.onnx"],
-                 ["simulate", path, "--data", small_run.parent / "data"]):
+    for argv in (
+        ["export", path, "--format", "onnx", "-o", tmp_path / "g.onnx"],
+        ["simulate", path, "--data", small_run.parent / "data"],
+    ):
         refused(argv, names=path, says=says, inputs=[path], outputs=[tmp_path / "g.onnx"])
 
 
@@ -64,6 +71,7 @@ def _manifest(change):
         path = bundle / "manifest.json"
         manifest = json.loads(path.read_text())
         path.write_text(json.dumps(change(manifest)))
+
     return damage
 
 
@@ -74,8 +82,10 @@ NOT_BUNDLES = {
     "manifest binary": (lambda b: (b / "manifest.json").write_bytes(bytes(range(256))), "cannot be read as UTF-8"),
     "manifest a list": (_manifest(lambda m: [m]), "'files' must be an object"),
     "files a list": (_manifest(lambda m: dict(m, files=list(m["files"]))), "'files' must be an object"),
-    "file outside the bundle": (_manifest(lambda m: dict(m, files={"../../etc/passwd": {"sha256": "0"}})),
-                                "is not a plain name inside the bundle"),
+    "file outside the bundle": (
+        _manifest(lambda m: dict(m, files={"../../etc/passwd": {"sha256": "0"}})),
+        "is not a plain name inside the bundle",
+    ),
     "file without hash": (_manifest(lambda m: dict(m, files={k: {} for k in m["files"]})), "'sha256' string"),
     "verification a list": (_manifest(lambda m: dict(m, verification=[1])), "'verification' must be an object"),
 }
@@ -104,6 +114,7 @@ def _flip(name, offset):
         data = bytearray((bundle / name).read_bytes())
         data[offset] ^= 0xFF
         (bundle / name).write_bytes(bytes(data))
+
     return damage
 
 
@@ -111,11 +122,15 @@ def _flip(name, offset):
 DAMAGED_BUNDLES = {
     "model.onnx metadata byte flipped": (_flip("model.onnx", -200), "model.onnx"),
     "model.onnx graph byte flipped": (_flip("model.onnx", 5000), "model.onnx"),
-    "model.onnx truncated": (lambda b: (b / "model.onnx").write_bytes((b / "model.onnx").read_bytes()[:300]),
-                             "onnxruntime: model.onnx cannot be run"),
+    "model.onnx truncated": (
+        lambda b: (b / "model.onnx").write_bytes((b / "model.onnx").read_bytes()[:300]),
+        "onnxruntime: model.onnx cannot be run",
+    ),
     "model.nir text": (lambda b: (b / "model.nir").write_text("nir"), "norse: model.nir cannot be run"),
-    "test vectors truncated": (lambda b: (b / "test_vectors.h5").write_bytes(b"\x89HDF\r\n\x1a\n"),
-                               "test_vectors.h5: unreadable"),
+    "test vectors truncated": (
+        lambda b: (b / "test_vectors.h5").write_bytes(b"\x89HDF\r\n\x1a\n"),
+        "test_vectors.h5: unreadable",
+    ),
 }
 
 
@@ -123,5 +138,10 @@ DAMAGED_BUNDLES = {
 def test_damaged_bundle_fails_its_check(bundle_copy, case):
     damage, says = DAMAGED_BUNDLES[case]
     damage(bundle_copy)
-    refused(["bundle", "--check", bundle_copy], names=says.split()[-1] if " " in says else says,
-            says=[says, "SHA-256 differs"], inputs=[bundle_copy], status=1)
+    refused(
+        ["bundle", "--check", bundle_copy],
+        names=says.split()[-1] if " " in says else says,
+        says=[says, "SHA-256 differs"],
+        inputs=[bundle_copy],
+        status=1,
+    )

@@ -33,6 +33,7 @@ def _hostile(path: Path) -> bytes:
 def _edited(change, keep_digest=False):
     """Bytes of the original payload after ``change(payload)``, as another tool would write it (without the
     content digest), or with the digest of the original kept."""
+
     def make(data: bytes, path: Path) -> bytes:
         payload = torch.load(io.BytesIO(data), weights_only=True)
         if not keep_digest:
@@ -41,6 +42,7 @@ def _edited(change, keep_digest=False):
         buffer = io.BytesIO()
         torch.save(payload, buffer)
         return buffer.getvalue()
+
     return make
 
 
@@ -50,6 +52,7 @@ def _pop(*keys):
         for key in keys[:-1]:
             target = target[key]
         del target[keys[-1]]
+
     return change
 
 
@@ -78,14 +81,20 @@ PT_FILES = {
     "data without n_inputs": (_edited(_pop("data", "n_inputs")), "data.n_inputs is missing"),
     "epoch text": (_edited(_set("epoch", "one")), "epoch is a str, expected int"),
     "unknown setting": (_edited(lambda p: p["config"].update(colour="red")), "unknown setting(s) colour"),
-    "weight grid without q_max": (_edited(_set("weight_grid", {"q_min": -128, "step": 1, "per_output_channel": True})),
-                                  "weight_grid.q_max is missing"),
+    "weight grid without q_max": (
+        _edited(_set("weight_grid", {"q_min": -128, "step": 1, "per_output_channel": True})),
+        "weight_grid.q_max is missing",
+    ),
     "weight grid a list": (_edited(_set("weight_grid", [-128, 127])), "weight_grid is a list, expected dict or None"),
-    "number format without decay": (_edited(_set("number_format", {"threshold_bits": 17})),
-                                    "number_format.decay is missing"),
+    "number format without decay": (
+        _edited(_set("number_format", {"threshold_bits": 17})),
+        "number_format.decay is missing",
+    ),
     "weights of another shape": (_edited(_shrink_first_weight), "does not match"),
-    "a weight changed": (_edited(lambda p: next(iter(p["model"].values())).add_(1), keep_digest=True),
-                         "does not match its SHA-256"),
+    "a weight changed": (
+        _edited(lambda p: next(iter(p["model"].values())).add_(1), keep_digest=True),
+        "does not match its SHA-256",
+    ),
 }
 
 
@@ -114,26 +123,45 @@ def test_bad_checkpoint(run_copy, small_run, case):
     make, says = PT_FILES[case]
     path = run_copy / runs.CHECKPOINT
     path.write_bytes(make(path.read_bytes(), path))
-    refused(["train", "--data", small_run.parent / "data", "--out", run_copy, "--resume"], names=path, says=says,
-            inputs=[run_copy])
+    refused(
+        ["train", "--data", small_run.parent / "data", "--out", run_copy, "--resume"],
+        names=path,
+        says=says,
+        inputs=[run_copy],
+    )
     assert not (run_copy.parent / "PWNED").exists()
 
 
-@pytest.mark.parametrize("content, says", [("{broken\n", "line 1 is not JSON"), ("[1]\n", "line 1 is not an epoch"),
-                                           (b"\xff\xfe", "cannot be read as UTF-8")],
-                         ids=["not JSON", "a list", "binary"])
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        ("{broken\n", "line 1 is not JSON"),
+        ("[1]\n", "line 1 is not an epoch"),
+        (b"\xff\xfe", "cannot be read as UTF-8"),
+    ],
+    ids=["not JSON", "a list", "binary"],
+)
 def test_bad_metrics_file(run_copy, tmp_path, content, says):
     path = run_copy / runs.METRICS
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    refused(["report", run_copy, "--out", tmp_path / "report"], names=path, says=says, inputs=[run_copy],
-            outputs=[tmp_path / "report"])
+    refused(
+        ["report", run_copy, "--out", tmp_path / "report"],
+        names=path,
+        says=says,
+        inputs=[run_copy],
+        outputs=[tmp_path / "report"],
+    )
 
 
 def test_a_directory_as_model_file(run_copy, small_run):
     (run_copy / runs.MODEL).unlink()
     (run_copy / runs.MODEL).mkdir()
-    refused(["evaluate", run_copy, "--data", small_run.parent / "data"], names=runs.MODEL, says="does not exist",
-            inputs=[run_copy])
+    refused(
+        ["evaluate", run_copy, "--data", small_run.parent / "data"],
+        names=runs.MODEL,
+        says="does not exist",
+        inputs=[run_copy],
+    )
 
 
 # ----------------------------------------------------------------------------- output paths
@@ -149,38 +177,59 @@ def a_file(tmp_path) -> Path:
 @pytest.mark.parametrize("under", [False, True], ids=["a file", "under a file"])
 def test_train_out_is_a_file(tiny_data, a_file, under):
     out = a_file / "run" if under else a_file
-    refused(["train", "--data", tiny_data, "--out", out], names=a_file, says="is a file" if under else
-            "is not a directory", inputs=[a_file])
+    refused(
+        ["train", "--data", tiny_data, "--out", out],
+        names=a_file,
+        says="is a file" if under else "is not a directory",
+        inputs=[a_file],
+    )
 
 
 def test_compile_over_a_directory_with_overwrite(small_run, tmp_path):
     out = tmp_path / "model.h5"
     (out / "inside").mkdir(parents=True)
-    refused(["compile", small_run, "--target", "int8", "--out", out, "--overwrite"], names=out,
-            says="is a directory, but the output is a file", inputs=[out])
+    refused(
+        ["compile", small_run, "--target", "int8", "--out", out, "--overwrite"],
+        names=out,
+        says="is a directory, but the output is a file",
+        inputs=[out],
+    )
 
 
 def test_compile_refuses_to_overwrite(small_run, a_file):
-    refused(["compile", small_run, "--target", "int8", "--out", a_file], names=a_file, says="--overwrite",
-            inputs=[a_file])
+    refused(
+        ["compile", small_run, "--target", "int8", "--out", a_file], names=a_file, says="--overwrite", inputs=[a_file]
+    )
 
 
 @pytest.mark.parametrize("fmt", ["nir", "onnx"])
 def test_export_under_a_file(graph_file, a_file, fmt):
     out = a_file / "model.out"
-    refused(["export", graph_file, "--format", fmt, "-o", out], names=a_file, says="is a file, not a directory",
-            inputs=[graph_file, a_file])
+    refused(
+        ["export", graph_file, "--format", fmt, "-o", out],
+        names=a_file,
+        says="is a file, not a directory",
+        inputs=[graph_file, a_file],
+    )
 
 
 @pytest.mark.parametrize("fmt", ["nir", "onnx"])
 def test_export_over_a_directory(graph_file, tmp_path, fmt):
-    refused(["export", graph_file, "--format", fmt, "-o", tmp_path, "--overwrite"], names=tmp_path,
-            says="is a directory", inputs=[graph_file, tmp_path])
+    refused(
+        ["export", graph_file, "--format", fmt, "-o", tmp_path, "--overwrite"],
+        names=tmp_path,
+        says="is a directory",
+        inputs=[graph_file, tmp_path],
+    )
 
 
 def test_import_under_a_file(nir_file, a_file):
-    refused(["import", nir_file, "--out", a_file / "g.h5"], names=a_file, says="is a file, not a directory",
-            inputs=[nir_file, a_file])
+    refused(
+        ["import", nir_file, "--out", a_file / "g.h5"],
+        names=a_file,
+        says="is a file, not a directory",
+        inputs=[nir_file, a_file],
+    )
 
 
 @pytest.mark.parametrize("under", [False, True], ids=["a file", "under a file"])
@@ -198,5 +247,9 @@ def test_demo_out_is_a_file(a_file, under):
 @pytest.mark.parametrize("command", ["report", "bundle"])
 def test_directory_outputs_refuse_a_file(small_run, a_file, command):
     extra = ["--target", "int8"] if command == "bundle" else []
-    refused([command, small_run, *extra, "--out", a_file, "--overwrite"], names=a_file,
-            says="is not a directory, but the output is a directory", inputs=[a_file])
+    refused(
+        [command, small_run, *extra, "--out", a_file, "--overwrite"],
+        names=a_file,
+        says="is not a directory, but the output is a directory",
+        inputs=[a_file],
+    )

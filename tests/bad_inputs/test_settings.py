@@ -42,28 +42,38 @@ def test_bad_config_file(tiny_data, tmp_path, case):
     config.write_bytes(content if isinstance(content, bytes) else content.encode())
     out = tmp_path / "run"
     names = tiny_data / "train.h5" if "would need" in says else config
-    refused(["train", "--data", tiny_data, "--out", out, "--config", config, "--device", "cpu"], names=names,
-            says=says, inputs=[config, tiny_data], outputs=[out])
+    refused(
+        ["train", "--data", tiny_data, "--out", out, "--config", config, "--device", "cpu"],
+        names=names,
+        says=says,
+        inputs=[config, tiny_data],
+        outputs=[out],
+    )
 
 
 def test_a_directory_or_nothing_as_config(tiny_data, tmp_path):
     for config, says in ((tmp_path, "cannot be read"), (tmp_path / "absent.toml", "does not exist")):
-        refused(["train", "--data", tiny_data, "--out", tmp_path / "run", "--config", config], names=config,
-                says=says, outputs=[tmp_path / "run"])
+        refused(
+            ["train", "--data", tiny_data, "--out", tmp_path / "run", "--config", config],
+            names=config,
+            says=says,
+            outputs=[tmp_path / "run"],
+        )
 
 
 # flags of `data synth` (no input file: the message names the setting), what it must name and say
-SYNTH = {"duration 1e9 s": (["--duration", "1e9"], "synthetic task", "would need"),
-         "10^12 samples": (["--train", "1000000000000"], "synthetic task", "would need"),
-         "100000 channels": (["--channels", "100000"], "n_channels", "must be at most 65536"),
-         "one class": (["--classes", "1"], "n_classes", "must be an integer >= 2")}
+SYNTH = {
+    "duration 1e9 s": (["--duration", "1e9"], "synthetic task", "would need"),
+    "10^12 samples": (["--train", "1000000000000"], "synthetic task", "would need"),
+    "100000 channels": (["--channels", "100000"], "n_channels", "must be at most 65536"),
+    "one class": (["--classes", "1"], "n_classes", "must be an integer >= 2"),
+}
 
 
 @pytest.mark.parametrize("case", SYNTH, ids=list(SYNTH))
 def test_bad_synthetic_task_settings(tmp_path, case):
     flags, names, says = SYNTH[case]
-    refused(["data", "synth", "--out", tmp_path / "data", *flags], names=names, says=says,
-            outputs=[tmp_path / "data"])
+    refused(["data", "synth", "--out", tmp_path / "data", *flags], names=names, says=says, outputs=[tmp_path / "data"])
 
 
 def _int8() -> str:
@@ -79,11 +89,18 @@ TARGETS = {
     "weight bits zero": (lambda t: t.replace("value = 8,", "value = 0,"), "weight_bits"),
     "weight bits text": (lambda t: t.replace("value = 8,", 'value = "eight",'), "weight_bits"),
     "negative delay limit": (lambda t: t.replace("value = inf,", "value = -1,"), "max_delay"),
-    "limit without source": (lambda t: t.replace('source = "no hardware delay limit (generic target)", ', "", 1),
-                             "source"),
+    "limit without source": (
+        lambda t: t.replace('source = "no hardware delay limit (generic target)", ', "", 1),
+        "source",
+    ),
     "unknown limit": (lambda t: t + '\nwarp_drive = { value = 1, source = "x", confirmed = true }\n', "warp_drive"),
-    "unknown decay": (lambda t: t.replace('value = "float", source = "float decays', 'value = "magic", source = "',),
-                      "decay"),
+    "unknown decay": (
+        lambda t: t.replace(
+            'value = "float", source = "float decays',
+            'value = "magic", source = "',
+        ),
+        "decay",
+    ),
     "empty": (lambda t: "", "name"),
 }
 
@@ -107,7 +124,16 @@ def test_bad_target_given_to_compile_writes_nothing(small_run, tmp_path):
     profile = tmp_path / "chip.toml"
     profile.write_text(TARGETS["weight bits zero"][0](_int8()))
     run = shutil.copytree(small_run, tmp_path / "run")
-    refused(["compile", run, "--target", profile, "--out", tmp_path / "m.h5"], names=profile, says="weight_bits",
-            inputs=[profile, run], outputs=[tmp_path / "m.h5"])
-    refused(["compile", run, "--target", tmp_path / "none.toml", "--out", tmp_path / "m.h5"], names="none.toml",
-            says="does not exist", outputs=[tmp_path / "m.h5"])
+    refused(
+        ["compile", run, "--target", profile, "--out", tmp_path / "m.h5"],
+        names=profile,
+        says="weight_bits",
+        inputs=[profile, run],
+        outputs=[tmp_path / "m.h5"],
+    )
+    refused(
+        ["compile", run, "--target", tmp_path / "none.toml", "--out", tmp_path / "m.h5"],
+        names="none.toml",
+        says="does not exist",
+        outputs=[tmp_path / "m.h5"],
+    )

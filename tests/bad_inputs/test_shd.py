@@ -16,28 +16,33 @@ def _replace(key, value, **kwargs):
     def mutate(f):
         del f[key]
         f.create_dataset(key, data=value, **kwargs)
+
     return mutate
 
 
 def _delete(key):
     def mutate(f):
         del f[key]
+
     return mutate
 
 
 def _attr(key, value):
     def mutate(f):
         f.attrs[key] = value
+
     return mutate
 
 
 def _sample(key, index, values):
     """Replace sample ``index`` of vlen dataset ``key`` with ``values``."""
+
     def mutate(f):
         data = f[key][()]
         data[index] = np.asarray(values, dtype=data[index].dtype)
         del f[key]
         f.create_dataset(key, data=data, dtype=h5py.vlen_dtype(data[index].dtype))
+
     return mutate
 
 
@@ -57,29 +62,42 @@ MUTATED = {
     "labels 2-D": (_replace("labels", np.zeros((N, 2), np.int64)), "'labels' is not a one-dimensional dataset"),
     "labels a group": (lambda f: (f.__delitem__("labels"), f.create_group("labels")), "'labels' is not a one-dim"),
     "times fixed-length": (_replace("spikes/times", np.zeros(N)), "'spikes/times' is not variable-length"),
-    "units float": (_replace("spikes/units", _vlen(np.float32, [[0.5]] * N), dtype=h5py.vlen_dtype(np.float32)),
-                    "'spikes/units' has dtype float32"),
+    "units float": (
+        _replace("spikes/units", _vlen(np.float32, [[0.5]] * N), dtype=h5py.vlen_dtype(np.float32)),
+        "'spikes/units' has dtype float32",
+    ),
     "fewer labels": (_replace("labels", np.zeros(N - 1, np.int64)), "number of samples differs"),
     "negative label": (_replace("labels", np.full(N, -1)), "label -1 is negative"),
     "label without a name": (_replace("labels", np.full(N, 7)), "label 7 has no name"),
     "speaker float": (_replace("extra/speaker", np.zeros(N)), "'extra/speaker' has dtype float64"),
     "speaker count differs": (_replace("extra/speaker", np.zeros(3, np.int64)), "number of samples differs"),
-    "labels declared huge": (_replace("labels", None, shape=(10**13,), dtype="i8", chunks=(1024,)),
-                             "dataset labels of shape (10000000000000,) would need"),
+    "labels declared huge": (
+        _replace("labels", None, shape=(10**13,), dtype="i8", chunks=(1024,)),
+        "dataset labels of shape (10000000000000,) would need",
+    ),
     "keys 2-D": (_replace("extra/keys", np.zeros((3, 2))), "'extra/keys' is not a one-dimensional dataset"),
     "negative time": (_sample("spikes/times", 4, [-1.0]), "sample 4: negative spike time"),
     "nan time": (_sample("spikes/times", 5, [np.nan]), "sample 5: spike time nan is not finite"),
     "inf time": (_sample("spikes/times", 6, [np.inf]), "sample 6: spike time inf is not finite"),
     "unsorted times": (_sample("spikes/times", 7, [0.3, 0.1]), "sample 7: spike times not sorted"),
     "unit beyond channels": (_sample("spikes/units", 8, [10]), "sample 8: spike unit 10 out of the allowed range"),
-    "empty sample": (lambda f: (_sample("spikes/times", 9, [])(f), _sample("spikes/units", 9, [])(f)),
-                     "sample 9: empty sample"),
+    "empty sample": (
+        lambda f: (_sample("spikes/times", 9, [])(f), _sample("spikes/units", 9, [])(f)),
+        "sample 9: empty sample",
+    ),
     "times and units differ": (_sample("spikes/times", 10, [0.1, 0.2, 0.3]), "sample 10: spikes/times has 3 events"),
-    "no samples": (lambda f: [_replace(k, v, **kw)(f) for k, v, kw in (
-        ("spikes/times", _vlen(np.float32, []), {"dtype": h5py.vlen_dtype(np.float32)}),
-        ("spikes/units", _vlen(np.uint16, []), {"dtype": h5py.vlen_dtype(np.uint16)}),
-        ("labels", np.zeros(0, np.int64), {}), ("extra/speaker", np.zeros(0, np.int64), {}))],
-        "the file holds no samples"),
+    "no samples": (
+        lambda f: [
+            _replace(k, v, **kw)(f)
+            for k, v, kw in (
+                ("spikes/times", _vlen(np.float32, []), {"dtype": h5py.vlen_dtype(np.float32)}),
+                ("spikes/units", _vlen(np.uint16, []), {"dtype": h5py.vlen_dtype(np.uint16)}),
+                ("labels", np.zeros(0, np.int64), {}),
+                ("extra/speaker", np.zeros(0, np.int64), {}),
+            )
+        ],
+        "the file holds no samples",
+    ),
     "n_channels zero": (_attr("n_channels", 0), "root attribute n_channels=0 is not a positive integer"),
     "n_channels text": (_attr("n_channels", "many"), "root attribute n_channels="),
     "n_channels float": (_attr("n_channels", 12.5), "root attribute n_channels=12.5 is not a positive integer"),
@@ -141,7 +159,11 @@ def test_training_on_a_bad_file_leaves_no_run_directory(spike_copy, tmp_path, ca
         else:
             del f["extra/keys"]
             _replace("labels", np.r_[10**12, f["labels"][1:].astype(np.int64)])(f)
-    says = {"duration 1e9 s": "one sample of 100000000000 steps", "one sample": "at least 2 samples",
-            "nan time": "sample 2: spike time nan", "label 10^12": "the labels in spikes.h5 give 1000000000001"}[case]
+    says = {
+        "duration 1e9 s": "one sample of 100000000000 steps",
+        "one sample": "at least 2 samples",
+        "nan time": "sample 2: spike time nan",
+        "label 10^12": "the labels in spikes.h5 give 1000000000001",
+    }[case]
     argv = ["train", "--data", spike_copy, "--out", tmp_path / "run", *SMALL]
     refused(argv, names=spike_copy, says=says, inputs=[spike_copy], outputs=[tmp_path / "run"])
