@@ -540,11 +540,11 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
 
     Checked: every file of the manifest exists with its SHA-256, and the DelayGraph in the
     reference simulator, the NIR file in norse and snnTorch, the ONNX file in ONNX Runtime and, for a
-    loihi2-fixed graph, the netx file in Lava (the executors that run the graph) reproduce the test
-    vectors exactly (every spike of every layer, every prediction), each in the semantics the manifest
+    graph in a chip's arithmetic, the chip's file in its simulator (the executors that run the graph) reproduce the
+    test vectors exactly (every spike of every layer, every prediction), each in the semantics the manifest
     says it reproduces. A simulator the manifest marks as not reproducing (written with
     ``--allow-mismatch``) is still run; that it differs is a note, not a problem; so is one whose library
-    or environment is not installed here (Lava's). A directory that is not a bundle raises ExportError
+    or environment is not installed here (a chip simulator's). A directory that is not a bundle raises ExportError
     (``read_manifest``).
     """
     from tqdm.auto import tqdm

@@ -827,7 +827,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples",
         type=int,
         metavar="N",
-        help="only the first N samples of the data file, for a slow simulator such as lava; default all",
+        help="only the first N samples of the data file, for a slow simulator such as a chip's; default all",
     )
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
@@ -863,7 +863,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dir")
     r.add_argument("--out", help="report directory (default: RUN_DIR/report)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing report directory")
-    r.add_argument("--target", default="loihi2", help="target for the hardware-fit table (default: loihi2)")
+    r.add_argument(
+        "--target",
+        help="target for the hardware-fit table (default: the first installed chip target's profile, else int8)",
+    )
     r.add_argument("--data", help="test data (default: test.h5 beside the run's training file)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_report)

@@ -6,9 +6,10 @@ accuracy in the reference simulator is reported next to the trained model's, exp
 NIR and ONNX, and verify on the test set that norse and snnTorch (running the NIR file) and
 ONNX Runtime (running the ONNX file) reproduce the reference simulator; finally write the
 hand-off bundle (delaynir.bundle) and the visual report of the learned run (delaynir.report).
-The learned-delay model is also compiled for Loihi 2 (``DEMO_CHIP``), whose reference simulation is
-the chip's fixed-point arithmetic; its test accuracy is reported against the trained model's, and the
-float executors against the same graph in float64.
+The learned-delay model is also compiled for the first installed chip target's profile
+(``delaynir.plugins.default_chip``), whose reference simulation is the chip's fixed-point arithmetic; its
+test accuracy is reported against the trained model's, and the float executors against the same graph in
+float64.
 Where espeak-ng is installed, it also generates a small spoken-digit set (``delaynir data
 speech``: five speakers, one of them only in the test file) and trains the learned-delay model
 on it, reporting test accuracy overall and on the unseen speaker; then turns the same recordings
@@ -27,6 +28,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from delaynir import plugins
 from delaynir.bundle import write_bundle
 from delaynir.compile import compile_run
 from delaynir.config import make_config
@@ -66,10 +68,6 @@ DEMO_RUNS: dict[str, dict[str, Any]] = {
     "none": {"delays": "none"},
     "pruned": {"delays": "learned", "sparsity": 0.98, "prune": "deepr-rigl", "structure": "taps"},
 }
-
-
-#: The chip whose fixed-point arithmetic the demo compiles the learned model for (targets/loihi2).
-DEMO_CHIP = "loihi2"
 
 
 #: The demo's spoken digits: speakers 0-3 for training (one held out for validation), speaker 4 only in
@@ -142,9 +140,11 @@ def run_demo(
         "validation": report["validation"],
         "test_accuracy": results["verification"]["reference_accuracy"],
     }
-    results["chip"] = _chip_leg(
-        out / "runs" / "learned", out, test_path, results["runs"]["learned"]["test_accuracy"], progress
-    )
+    chip = plugins.default_chip()
+    if chip is not None:
+        results["chip"] = _chip_leg(
+            out / "runs" / "learned", chip, out, test_path, results["runs"]["learned"]["test_accuracy"], progress
+        )
     manifest = write_bundle(out / "runs" / "learned", target, out / "bundle", data=test_path, progress=progress)
     results["bundle"] = {
         "out": manifest["out"],
@@ -161,16 +161,18 @@ def run_demo(
     return results
 
 
-def _chip_leg(run_dir: Path, out: Path, test_path: Path, trained_accuracy: float, progress: bool) -> dict[str, Any]:
-    """``run_dir`` compiled for DEMO_CHIP into ``out``: test accuracy in the chip's arithmetic vs the trained model's
+def _chip_leg(
+    run_dir: Path, chip: str, out: Path, test_path: Path, trained_accuracy: float, progress: bool
+) -> dict[str, Any]:
+    """``run_dir`` compiled for ``chip`` into ``out``: test accuracy in the chip's arithmetic vs the trained model's
     (``trained_accuracy``), and the float executors verified against the same graph in float64."""
-    graph_path = out / f"{run_dir.name}.{DEMO_CHIP}.delaygraph.h5"
-    report = compile_run(run_dir, DEMO_CHIP, graph_path)
-    float_executors = [name for name in external() if EXECUTORS[name].arithmetic == "float64"]  # not Lava
+    graph_path = out / f"{run_dir.name}.{chip}.delaygraph.h5"
+    report = compile_run(run_dir, chip, graph_path)
+    float_executors = [name for name in external() if EXECUTORS[name].arithmetic == "float64"]  # not a chip simulator
     verification = verify_path(graph_path, test_path, sims=float_executors, progress=progress)
     accuracy = verification["reference_accuracy"]
     return {
-        "target": DEMO_CHIP,
+        "target": chip,
         "graph": str(graph_path),
         "arithmetic": verification["arithmetic"],
         "validation": report["validation"],

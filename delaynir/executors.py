@@ -11,19 +11,23 @@ every other executor runs an exported file and is checked against it (``delaynir
 * the float graph: the same equations in a library's own float64 neuron formulas.
 
 This module is the one place where names turn into modules, by a lazy import of the module
-path: the core never imports a converter at module level. Adding an executor is one module
-with ``load(path)`` (in converters/) and one entry in ``EXECUTORS``. An executor may run only graphs in its
-own arithmetic (``Executor.applies``: Lava, ``loihi2-fixed``); ``external(graph)`` lists those that apply to
-a graph, and verify, bundle, report and demo use it as their default.
+path: the core never imports a converter at module level. The core's executors are ``CORE_EXECUTORS``
+(a module with ``load(path)`` in converters/ and one entry there); a target package adds its formats and
+executors through its ``PLUGIN`` (``delaynir.plugins``) and ``EXECUTORS`` reads them on every access. An
+executor may run only graphs in its own arithmetic (``Executor.applies``: a chip's bit-accurate simulator);
+``external(graph)`` lists those that apply to a graph, and verify, bundle, report and demo use it as their
+default.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from delaynir import plugins
 from delaynir.errors import DelayNIRError, reason
 
 TARGET_ARITHMETIC, FLOAT_GRAPH = "target arithmetic", "float graph"
@@ -34,19 +38,13 @@ class ExecutorUnavailable(DelayNIRError):
     """An executor's library is not importable here."""
 
 
-def _attribute(path: str) -> Any:
-    """The object named "module:attribute", imported now."""
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
 @dataclass(frozen=True)
 class FileFormat:
     """A file an executor runs: its name, its file name in a bundle, its writer, a one-line description.
 
     ``writer`` is "module:function" with function(graph, path) -> Path (atomic, refusing to overwrite).
     ``partial``: the writer refuses some graphs its executors apply to by design (ExportError saying why:
-    the netx writer, for what netx cannot carry exactly); a bundle then leaves the file out and says why,
+    a chip format, for what it cannot carry exactly); a bundle then leaves the file out and says why,
     and a default verification leaves its executors out with a warning.
     """
 
@@ -58,7 +56,7 @@ class FileFormat:
 
     def write(self, graph, path: str | Path, *, overwrite: bool = False) -> Path:
         """Export ``graph`` to ``path`` in this format; return the path."""
-        return _attribute(self.writer)(graph, path, overwrite=overwrite)
+        return plugins.load_attribute(self.writer)(graph, path, overwrite=overwrite)
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ class Executor:
 
     def applies(self, graph) -> bool:
         """Whether this executor runs ``graph``: any graph, or with ``other_arithmetics`` False only one in its own
-        arithmetic (Lava: a netx file holds a loihi2-fixed graph)."""
+        arithmetic (a chip simulator whose file holds the chip's fixed-point graph)."""
         return self.other_arithmetics or self.computes_in(graph)
 
     def reproduces_for(self, graph) -> str:
@@ -134,35 +132,42 @@ ONNX = FileFormat(
     "delaynir.converters.onnx_export:export_onnx",
     "the same graph as a per-step ONNX model with explicit state (docs/onnx-format.md)",
 )
-NETX = FileFormat(
-    "netx",
-    "model.netx.h5",
-    "delaynir.targets.loihi2.netx:export_netx",
-    "the same graph as a lava-dl netx HDF5 network for Intel Lava / Loihi 2 (docs/netx-format.md)",
-    partial=True,
+
+#: The executors of the core, the reference simulator first; target packages add theirs (delaynir.plugins).
+CORE_EXECUTORS = (
+    Executor(REFERENCE, DELAYGRAPH, "delaynir.reference", TARGET_ARITHMETIC, "pip install delaynir", None),
+    Executor("norse", NIR, "delaynir.converters.norse", FLOAT_GRAPH, "pip install 'norse>=1.1.0'"),
+    Executor("snntorch", NIR, "delaynir.converters.snntorch", FLOAT_GRAPH, "pip install 'snntorch>=1.0.0'"),
+    Executor(
+        "onnxruntime", ONNX, "delaynir.converters.onnxruntime", TARGET_ARITHMETIC, "pip install 'onnxruntime>=1.18'"
+    ),
 )
 
+
+class _Registry(Mapping[str, Executor]):
+    """Every executor by name: the core's, then each target package's (looked up on every access, so a target
+    registered later is seen). PluginError when two executors share a name."""
+
+    def _all(self) -> dict[str, Executor]:
+        found: dict[str, Executor] = {}
+        for executor in (*CORE_EXECUTORS, *(e for p in plugins.plugins() for e in p.executors)):
+            if executor.name in found:
+                raise plugins.PluginError(f"two executors are named {executor.name!r}; uninstall one of their targets")
+            found[executor.name] = executor
+        return found
+
+    def __getitem__(self, name: str) -> Executor:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
 #: Every executor by name, the reference simulator first.
-EXECUTORS: dict[str, Executor] = {
-    e.name: e
-    for e in (
-        Executor(REFERENCE, DELAYGRAPH, "delaynir.reference", TARGET_ARITHMETIC, "pip install delaynir", None),
-        Executor("norse", NIR, "delaynir.converters.norse", FLOAT_GRAPH, "pip install 'norse>=1.1.0'"),
-        Executor("snntorch", NIR, "delaynir.converters.snntorch", FLOAT_GRAPH, "pip install 'snntorch>=1.0.0'"),
-        Executor(
-            "onnxruntime", ONNX, "delaynir.converters.onnxruntime", TARGET_ARITHMETIC, "pip install 'onnxruntime>=1.18'"
-        ),
-        Executor(
-            "lava",
-            NETX,
-            "delaynir.converters.lava",
-            TARGET_ARITHMETIC,
-            "targets/loihi2/build_lava_env.sh --profile netx (then DELAYNIR_LAVA_PYTHON=<env>/bin/python)",
-            "loihi2-fixed",
-            other_arithmetics=False,
-        ),
-    )
-}
+EXECUTORS: Mapping[str, Executor] = _Registry()
 
 
 def names() -> tuple[str, ...]:
@@ -177,9 +182,12 @@ def external(graph=None) -> tuple[str, ...]:
 
 
 def formats(graph=None) -> tuple[FileFormat, ...]:
-    """The file formats the executors run, each once, in registry order (the DelayGraph first); with ``graph``,
-    those of the executors that run it."""
-    return tuple(dict.fromkeys(e.format for e in EXECUTORS.values() if graph is None or e.applies(graph)))
+    """The file formats, each once, in registry order (the DelayGraph first): those the executors run and those
+    target packages export; with ``graph``, those of the executors that run it."""
+    if graph is not None:
+        return tuple(dict.fromkeys(e.format for e in EXECUTORS.values() if e.applies(graph)))
+    written = (f for p in plugins.plugins() for f in p.formats)
+    return tuple(dict.fromkeys([*(e.format for e in EXECUTORS.values()), *written]))
 
 
 def export_formats() -> dict[str, FileFormat]:

@@ -87,8 +87,8 @@ def check_fit(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
     target without per-synapse delays, and — for integer targets — weights that are not
     integers, not multiples of weight_step, out of range, or (per-layer scale) a scale that
     varies across output neurons; and what the profile's arithmetic cannot compute (its ``check``:
-    for loihi2-fixed, thresholds and biases within their bits). state_bits and threshold_bits are not
-    checked otherwise (they describe the neuron arithmetic the compiler must target).
+    for a chip's fixed-point arithmetic, e.g. thresholds and biases within their bits). state_bits and
+    threshold_bits are not checked otherwise (they describe the neuron arithmetic the compiler must target).
     """
     out: list[FitViolation] = []
     name = profile.name

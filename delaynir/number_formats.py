@@ -21,23 +21,20 @@ Thresholds and biases (per neuron j, with the weight scale s_j of the neuron's p
 Arithmetic: a graph is executed in the arithmetic named by ``graph.quantization["arithmetic"]``
 (compile writes the profile's ``arithmetic`` there when it is not float64); without that key,
 float64 (``FLOAT64``): the neuron kinds' steps on float64 tensors, exact for the integer states above
-up to 2^53. Another arithmetic (a chip's fixed-point update, its own steps) registers itself with
-``register_arithmetic`` from its target package's ``arithmetic`` module (``targets/<name>/arithmetic.py``,
-found by ``_discover``); the core names no target.
+up to 2^53. Another arithmetic (a chip's fixed-point update, its own steps) is an ``Arithmetic`` object that
+its target package registers (``TargetPlugin.arithmetics``, ``delaynir.plugins``); the core names no target.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from delaynir import plugins
 from delaynir.neuron_kinds import TORCH
 
 DECAY_TOL = 1e-9  #: a decay counts as representable within this absolute distance
@@ -225,36 +222,24 @@ class Arithmetic:
 
 
 FLOAT64 = Arithmetic("float64")
-_ARITHMETICS: dict[str, Callable[[], Arithmetic]] = {"float64": lambda: FLOAT64}
-
-
-def register_arithmetic(name: str, factory: Callable[[], Arithmetic]) -> None:
-    """Make an arithmetic available to graphs whose quantization record names it (a target's plug-in)."""
-    _ARITHMETICS[name] = factory
-
-
-def _discover() -> None:
-    """Import every target package's ``arithmetic`` module (``delaynir.targets.<name>.arithmetic``), which
-    registers the arithmetics that target provides."""
-    import delaynir.targets
-
-    for info in pkgutil.iter_modules(delaynir.targets.__path__):
-        if info.ispkg and importlib.util.find_spec(f"delaynir.targets.{info.name}.arithmetic") is not None:
-            importlib.import_module(f"delaynir.targets.{info.name}.arithmetic")
 
 
 def arithmetic_named(name: str) -> Arithmetic:
-    """The registered arithmetic ``name`` (target packages are searched when it is not yet known)."""
-    if name not in _ARITHMETICS:
-        _discover()
-    if name not in _ARITHMETICS:
+    """The arithmetic ``name``: float64, or one a target package registers (``delaynir.plugins``)."""
+    if name == FLOAT64.name:
+        return FLOAT64
+    paths = plugins.arithmetic_paths()
+    if name not in paths:
         from delaynir.errors import GraphFormatError
 
         raise GraphFormatError(
             f"no installed target provides the arithmetic {name!r} (known: "
-            f"{', '.join(sorted(_ARITHMETICS))}); install the target package that defines it"
+            f"{', '.join(sorted([FLOAT64.name, *paths]))}); install the target package that defines it"
         )
-    return _ARITHMETICS[name]()
+    arithmetic = plugins.load_attribute(paths[name])
+    if not isinstance(arithmetic, Arithmetic) or arithmetic.name != name:
+        raise plugins.PluginError(f"{paths[name]} is not the Arithmetic named {name!r} its target registers")
+    return arithmetic
 
 
 def arithmetic_of(graph) -> Arithmetic:

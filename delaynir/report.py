@@ -19,11 +19,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from delaynir import runs
+from delaynir import plugins, runs
 from delaynir.report_plots import NEIGHBOURHOOD, PIXELS
 from delaynir.simulate import simulate
 
 log = logging.getLogger(__name__)
+
+FALLBACK_TARGET = "int8"  #: the fit table's profile when no chip target is installed
 
 RASTER_SAMPLES = 3
 VERIFY_SAMPLES = 8
@@ -69,7 +71,7 @@ def write_report(
     run_dir: str | Path,
     out: str | Path | None = None,
     *,
-    target: str = "loihi2",
+    target: str | None = None,
     data: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = False,
@@ -87,7 +89,7 @@ def write_report(
 
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / "report"
-    profile = load_target(target)  # fail early on an unknown target
+    profile = load_target(target or plugins.default_chip() or FALLBACK_TARGET)  # fail early on an unknown target
     run = Run(run_dir)
     model = run.model
     graph, _ = run.compile(load_target("float"))

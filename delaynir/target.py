@@ -3,16 +3,17 @@
 A target profile is data, not code: one TOML file per platform, each limit with its
 public source and whether that source confirms it (see docs/targets.md). Built-in
 profiles ship as package data of ``delaynir.targets`` (the top-level ``targets/``
-folder); a user passes the path of their own ``.toml`` wherever a target name is
-accepted.
+folder: profiles with no code of their own) and inside each target package (``targets/<name>/``,
+listed by its ``PLUGIN``, ``delaynir.plugins``); a user passes the path of their own ``.toml``
+wherever a target name is accepted.
 
-    name = "loihi2"
-    description = "Intel Loihi 2 through lava / lava-dl netx"
+    name = "mychip"
+    description = "a chip with 8-bit weights and delays up to 62 steps"
     format_version = 1
 
     [limits]
-    weight_bits = { value = 9, source = "lava-dl ...", confirmed = true }
-    max_delay   = { value = 62, source = "lava-dl netx/hdf5.py ...", confirmed = true }
+    weight_bits = { value = 8, source = "the chip's datasheet, section 3", confirmed = true }
+    max_delay   = { value = 62, source = "the chip's SDK, delay.py", confirmed = true }
 
 ``max_delay`` bounds a target's programmable delay (``delaynir.fit``, "Delay convention").
 """
@@ -27,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from delaynir import plugins
 from delaynir.errors import TargetError
 from delaynir.inputs import read_text
 from delaynir.neuron_kinds import NEURON_TYPES, RESETS
@@ -302,18 +304,10 @@ def _weight_range(bits: int, step: int, symmetric: bool) -> tuple[int, int]:
 
 
 def _builtin_dir() -> Any:
-    """The folder of built-in profiles: package ``delaynir.targets`` (a Traversable).
-
-    Falls back to the ``targets/`` folder next to ``delaynir/`` in a source checkout
-    that is on ``sys.path`` but not installed (then ``delaynir.targets`` does not exist).
-    """
+    """The folder of the profiles without code: package ``delaynir.targets`` (a Traversable)."""
     try:
         return resources.files("delaynir.targets")
     except ModuleNotFoundError:
-        fallback = Path(__file__).resolve().parent.parent / "targets"
-        if fallback.is_dir():
-            logger.debug("delaynir.targets is not installed; reading profiles from %s", fallback)
-            return fallback
         raise TargetError(
             "the built-in target profiles (package delaynir.targets) are not installed; "
             "reinstall delaynir (pip install -e .) or pass the path of a profile .toml"
@@ -321,12 +315,19 @@ def _builtin_dir() -> Any:
 
 
 def _builtin_files() -> dict[str, Any]:
-    folder = _builtin_dir()
-    return {
+    """Profile name → file: the plain profiles of ``targets/`` and every target package's (``delaynir.plugins``)."""
+    plain = {
         entry.name[: -len(".toml")]: entry
-        for entry in folder.iterdir()
+        for entry in _builtin_dir().iterdir()
         if entry.name.endswith(".toml") and entry.is_file()
     }
+    packaged = plugins.profile_files()
+    clash = sorted(set(plain) & set(packaged))
+    if clash:
+        raise TargetError(
+            f"target profile(s) {', '.join(clash)} defined twice: as targets/*.toml and by a target package; remove one"
+        )
+    return {**plain, **packaged}
 
 
 def builtin_target_names() -> list[str]:
@@ -349,7 +350,7 @@ def _looks_like_path(text: str) -> bool:
 
 
 def load_target(name_or_path: str | Path) -> TargetProfile:
-    """A built-in profile by name (``"loihi2"``) or a user's profile from a ``.toml`` path.
+    """A built-in profile by name (``"int8"``) or a user's profile from a ``.toml`` path.
 
     A string counts as a path when it ends in ``.toml`` or contains a path separator.
     Raises ``TargetError`` for an unknown name (listing the built-ins), a missing or

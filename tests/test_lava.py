@@ -21,10 +21,10 @@ from delaynir.errors import ConfigError, ExportError
 from delaynir.executors import EXECUTORS, ExecutorUnavailable, external, formats
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units
 from delaynir.simulate import simulate
-from delaynir.targets.loihi2 import netx
+from delaynir.targets.loihi2 import NETX, netx
 from delaynir.targets.loihi2.netx import export_netx, lava_weights, layer_lags
 
-EVEN_GRID = np.arange(-256, 255, 2)  #: targets/loihi2.toml: even integers in [-256, 254]
+EVEN_GRID = np.arange(-256, 255, 2)  #: targets/loihi2/loihi2.toml: even integers in [-256, 254]
 INT8_GRID = np.arange(-128, 128)
 
 
@@ -243,9 +243,9 @@ def test_registry_names_lava_for_loihi2_fixed_graphs_only():
     assert lava.format.file == "model.netx.h5" and lava.reproduces == executors.TARGET_ARITHMETIC
     assert "netx" in executors.export_formats()
     graph = small_chain()
-    assert "lava" in external(graph) and executors.NETX in formats(graph)
+    assert "lava" in external(graph) and NETX in formats(graph)
     graph.quantization.pop("arithmetic")
-    assert "lava" not in external(graph) and executors.NETX not in formats(graph)
+    assert "lava" not in external(graph) and NETX not in formats(graph)
     assert external(graph) == tuple(n for n in external() if n != "lava")
 
 
@@ -313,7 +313,7 @@ def test_a_loihi2_graph_netx_cannot_carry_is_bundled_without_the_netx_file(tmp_p
 
 def need_lava():
     """Skip without the Lava environment (fail under CI=true, where .ci/run builds it)."""
-    from delaynir.converters.lava import lava_python
+    from delaynir.targets.loihi2.executor import lava_python
 
     try:
         lava_python()
@@ -375,7 +375,7 @@ def fixed_point_reference(graph, x):
 
 
 def run_lava(graph, x, tmp_path):
-    from delaynir.converters import lava
+    from delaynir.targets.loihi2 import executor as lava
 
     return lava.load(export_netx(graph, tmp_path / "model.netx.h5", overwrite=True)).run(x)
 

@@ -169,7 +169,10 @@ def test_the_demos_chip_leg_reports_fixed_point_accuracy_against_the_trained_mod
 
     test = small_run.parent / "data" / "test.h5"
     trained = evaluate_run(small_run, test, device="cpu")["accuracy"]
-    leg = demo._chip_leg(small_run, tmp_path, test, trained, progress=False)
+    from delaynir import plugins
+
+    assert plugins.default_chip() == "loihi2"  # the demo's chip leg is this target's, found through its PLUGIN
+    leg = demo._chip_leg(small_run, "loihi2", tmp_path, test, trained, progress=False)
     assert leg["arithmetic"] == "loihi2-fixed" and (tmp_path / "run.loihi2.delaygraph.h5").is_file()
     assert leg["cost_pp"] == pytest.approx(100 * (trained - leg["test_accuracy"]))
     for name, sim in leg["verification"]["simulators"].items():  # float64 executors: against the float graph

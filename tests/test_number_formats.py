@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from delaynir import plugins
 from delaynir.compile import compare, compile_model
 from delaynir.config import make_config
 from delaynir.data import SpikeDataset, SynthConfig, generate_synthetic, make_loader, validation_split
@@ -20,8 +21,8 @@ from delaynir.number_formats import (
     IntegerState,
     NumberFormat,
     ShiftDecay,
+    arithmetic_named,
     arithmetic_of,
-    register_arithmetic,
 )
 from delaynir.run import Run
 from delaynir.simulate import simulate
@@ -82,22 +83,54 @@ def _one_neuron(quantization=None):
     return DelayGraph(dt=1e-3, n_inputs=1, layers=[layer], quantization=quantization or {})
 
 
-def test_the_simulator_takes_its_arithmetic_from_the_graph():
+class _Doubling(type(TORCH)):  # an arithmetic whose every addition counts twice
+    @staticmethod
+    def add(a, b, out=None):
+        return 2 * (a + b)
+
+
+DOUBLING = Arithmetic("test-doubling", _Doubling())
+
+
+@pytest.fixture
+def doubling_target():
+    """A target registered from code whose only contribution is the DOUBLING arithmetic; removed afterwards."""
+    plugins.register(
+        plugins.TargetPlugin(
+            "test-doubling", "an arithmetic for tests", __name__, arithmetics={"test-doubling": f"{__name__}:DOUBLING"}
+        )
+    )
+    yield
+    plugins.unregister("test-doubling")
+
+
+def test_the_simulator_takes_its_arithmetic_from_the_graph(doubling_target):
     assert arithmetic_of(_one_neuron()) is FLOAT64
     with pytest.raises(GraphFormatError, match="arithmetic 'nonesuch'"):
         simulate(_one_neuron({"arithmetic": "nonesuch"}), torch.ones(3, 1, 1))
-
-    class Doubling(type(TORCH)):  # an arithmetic whose every addition counts twice
-        @staticmethod
-        def add(a, b, out=None):
-            return 2 * (a + b)
-
-    register_arithmetic("test-doubling", lambda: Arithmetic("test-doubling", Doubling()))
     x = torch.ones(3, 1, 1)
     plain = simulate(_one_neuron(), x, record=True).membranes["h"].flatten().tolist()
     doubled = simulate(_one_neuron({"arithmetic": "test-doubling"}), x, record=True).membranes["h"].flatten().tolist()
     assert plain == [1.0, 1.5, 1.75]  # v = 0.5·v·(1 − z) + 1; 1.5 is not above θ = 1.5, so no reset
     assert doubled == [2.0, 2.0, 2.0]  # v = 2·(0.5·v·(1 − z) + 1): 2 > 1.5 spikes, so every step resets
+
+
+def test_an_arithmetic_is_known_only_while_its_target_is_registered(doubling_target):
+    assert arithmetic_named("test-doubling") is DOUBLING
+    plugins.unregister("test-doubling")
+    with pytest.raises(GraphFormatError, match="no installed target provides the arithmetic 'test-doubling'"):
+        arithmetic_named("test-doubling")
+
+
+def test_a_target_registering_something_else_as_an_arithmetic_is_refused():
+    plugins.register(
+        plugins.TargetPlugin("test-bad", "-", __name__, arithmetics={"test-bad": f"{__name__}:_one_neuron"})
+    )
+    try:
+        with pytest.raises(plugins.PluginError, match="is not the Arithmetic named 'test-bad'"):
+            arithmetic_named("test-bad")
+    finally:
+        plugins.unregister("test-bad")
 
 
 @pytest.fixture(scope="module")

@@ -31,9 +31,9 @@ import torch
 from delaynir.fit import FitViolation
 from delaynir.graph import DelayGraph, in_units, membrane_unit
 from delaynir.neuron_kinds import TORCH
-from delaynir.number_formats import Arithmetic, register_arithmetic
+from delaynir.number_formats import Arithmetic
+from delaynir.targets.loihi2 import ARITHMETIC
 
-NAME = "loihi2-fixed"
 STATE_SHIFT = 6  #: Lava's act_shift / vth_shift: the state holds 2^6 per weight unit
 DECAY_ONE = 4096  #: decays are 12-bit fractions: x · (4096 − δ) / 4096
 STATE_LIMIT = 2**23  #: u wraps into (−2^23, 2^23]; v saturates at ±(2^23 − 1)
@@ -108,7 +108,7 @@ def violations(graph: DelayGraph) -> list[FitViolation]:
                     "arithmetic",
                     layer.neuron,
                     KINDS,
-                    f"{where}: {layer.neuron} neurons are not modelled in the {NAME} arithmetic "
+                    f"{where}: {layer.neuron} neurons are not modelled in the {ARITHMETIC} arithmetic "
                     f"(it computes {', '.join(KINDS)}); compile with --fit clip-delays instead of "
                     "relay neurons, or train with shorter delays",
                 )
@@ -175,7 +175,7 @@ def violations(graph: DelayGraph) -> list[FitViolation]:
 
 
 LOIHI2_FIXED = Arithmetic(
-    NAME,
+    ARITHMETIC,
     TORCH,
     {"lif": lif_step, "cubalif": cubalif_step, "li": li_step},
     state_per_unit=2**STATE_SHIFT,
@@ -183,4 +183,3 @@ LOIHI2_FIXED = Arithmetic(
     unit_kinds=KINDS,
     check=violations,
 )
-register_arithmetic(NAME, lambda: LOIHI2_FIXED)

@@ -53,8 +53,8 @@ import numpy as np
 from delaynir.errors import ExportError
 from delaynir.graph import INPUT, DelayGraph, Layer, in_units
 from delaynir.runs import atomic_path, check_output
+from delaynir.targets.loihi2 import ARITHMETIC  # the graph arithmetic a netx file reproduces
 from delaynir.targets.loihi2.arithmetic import DECAY_ONE
-from delaynir.targets.loihi2.arithmetic import NAME as ARITHMETIC  # the graph arithmetic a netx file reproduces
 
 log = logging.getLogger(__name__)
 

@@ -68,7 +68,7 @@ def target_file(tmp_path_factory):
     from importlib import resources
 
     path = tmp_path_factory.mktemp("fuzz") / "chip.toml"
-    path.write_text(resources.files("delaynir.targets").joinpath("loihi2.toml").read_text())
+    path.write_text(resources.files("delaynir.targets.loihi2").joinpath("loihi2.toml").read_text())
     return path
 
 

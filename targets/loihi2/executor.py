@@ -37,13 +37,12 @@ from delaynir.executors import ExecutorUnavailable
 from delaynir.h5 import reading_hdf5
 from delaynir.neuron_kinds import predictions_of
 from delaynir.simulate import SimulationResult
-from delaynir.targets import loihi2
 from delaynir.targets.loihi2.arithmetic import STATE_SHIFT
 from delaynir.targets.loihi2.netx import DOC, FORMAT_VERSION, READOUT_VTH
 
 log = logging.getLogger(__name__)
 
-RUNNER = Path(loihi2.__file__).resolve().parent / "lava_run.py"  #: run by the Lava environment's python
+RUNNER = Path(__file__).resolve().parent / "lava_run.py"  #: run by the Lava environment's python
 BUILD = "targets/loihi2/build_lava_env.sh"
 
 

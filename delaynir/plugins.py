@@ -1,0 +1,180 @@
+"""Target plug-ins: everything a hardware target brings, found at run time; the core names none.
+
+A target is one package. Its ``__init__`` defines ``PLUGIN = TargetPlugin(...)``: the profile files it
+ships (TOML beside the package), the arithmetics the reference simulator can compute its graphs in, the
+file formats it exports and the executors that run them, and the scripts that build a tool environment
+it needs. Packages are found in two places, both searched on first use:
+
+* every sub-package of ``delaynir.targets`` (the repository's ``targets/`` folder) that defines ``PLUGIN``;
+* every entry point of group ``delaynir.targets`` (``[project.entry-points."delaynir.targets"]`` in the
+  plug-in's own pyproject.toml), which names its ``PLUGIN`` object: a target installed from elsewhere.
+
+Attributes that need heavy imports are given as ``"module:attribute"`` strings and imported only when
+used, so listing the targets imports no simulator. Everything here is read by the registries of the
+core: ``delaynir.target`` (profiles), ``delaynir.number_formats`` (arithmetics) and
+``delaynir.executors`` (formats and executors).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import pkgutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.abc import Traversable
+from typing import TYPE_CHECKING, Any
+
+from delaynir.errors import DelayNIRError, reason
+
+if TYPE_CHECKING:
+    from delaynir.executors import Executor, FileFormat
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "delaynir.targets"  #: the entry-point group an installed target registers under
+BUILTIN_PACKAGE = "delaynir.targets"  #: the package whose sub-packages are the repository's targets
+
+
+class PluginError(DelayNIRError):
+    """A target package that cannot be loaded or that contradicts another one."""
+
+
+@dataclass(frozen=True)
+class TargetPlugin:
+    """What one target package registers.
+
+    ``name``: the package's target name. ``profiles``: profile file names relative to the package
+    (``loihi2.toml``), each a profile named by its stem. ``arithmetics``: arithmetic name → "module:attribute"
+    of a ``delaynir.number_formats.Arithmetic``. ``formats`` and ``executors``: the file formats this target
+    exports and the executors that run them (``delaynir.executors``). ``environments``: tool name → script
+    (relative to the package) that builds the environment the tool runs in. ``default_profile``: the profile
+    that shows this target's chip arithmetic where a command compiles for "the chip" unless told otherwise
+    (the demo's chip leg, the report's fit table).
+    """
+
+    name: str
+    description: str
+    package: str
+    profiles: tuple[str, ...] = ()
+    arithmetics: Mapping[str, str] = field(default_factory=dict)
+    formats: tuple[FileFormat, ...] = ()
+    executors: tuple[Executor, ...] = ()
+    environments: Mapping[str, str] = field(default_factory=dict)
+    default_profile: str | None = None
+
+    @property
+    def folder(self) -> Traversable:
+        """The package's folder (profiles and scripts are found relative to it)."""
+        return resources.files(self.package)
+
+    def profile_files(self) -> dict[str, Traversable]:
+        """Profile name → its TOML file."""
+        return {name.removesuffix(".toml"): self.folder / name for name in self.profiles}
+
+    def environment_script(self, tool: str) -> Traversable:
+        """The script that builds ``tool``'s environment."""
+        return self.folder / self.environments[tool]
+
+
+def load_attribute(path: str) -> Any:
+    """The object named "module:attribute", imported now."""
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+_registered: dict[str, TargetPlugin] | None = None
+
+
+def _builtin() -> Iterator[tuple[str, Any]]:
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda info: info.name):
+        if info.ispkg:
+            module = importlib.import_module(f"{BUILTIN_PACKAGE}.{info.name}")
+            if hasattr(module, "PLUGIN"):
+                yield module.__name__, module.PLUGIN
+
+
+def _installed() -> Iterator[tuple[str, Any]]:
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            yield f"entry point {entry.name} = {entry.value}", entry.load()
+        except Exception as exc:  # a broken third-party package must not take the core down with it
+            log.warning("target plug-in %s = %s not loaded: %s", entry.name, entry.value, reason(exc))
+
+
+def _discover() -> dict[str, TargetPlugin]:
+    found: dict[str, TargetPlugin] = {}
+    for origin, plugin in [*_builtin(), *_installed()]:
+        if not isinstance(plugin, TargetPlugin):
+            raise PluginError(f"{origin}: PLUGIN is a {type(plugin).__name__}, not a delaynir.plugins.TargetPlugin")
+        if plugin.name in found:
+            if found[plugin.name] == plugin:  # the same package found twice (on the path and as an entry point)
+                continue
+            raise PluginError(
+                f"two target packages are named {plugin.name!r} ({found[plugin.name].package} and "
+                f"{plugin.package}); uninstall one"
+            )
+        found[plugin.name] = plugin
+        log.debug("target plug-in %s from %s", plugin.name, origin)
+    return found
+
+
+def plugins() -> tuple[TargetPlugin, ...]:
+    """Every target package, the repository's first, each group in name order."""
+    global _registered
+    if _registered is None:
+        _registered = _discover()
+    return tuple(_registered.values())
+
+
+def register(plugin: TargetPlugin) -> None:
+    """Add a target from code (a notebook, a test) as if it were installed; PluginError if its name is taken."""
+    plugins()
+    assert _registered is not None
+    if plugin.name in _registered:
+        raise PluginError(f"a target named {plugin.name!r} is already registered ({_registered[plugin.name].package})")
+    _registered[plugin.name] = plugin
+
+
+def unregister(name: str) -> None:
+    """Remove a target registered with ``register`` (or found); nothing when there is none."""
+    plugins()
+    assert _registered is not None
+    _registered.pop(name, None)
+
+
+def rediscover() -> None:
+    """Forget what was found, so the next lookup searches the packages again (after installing one)."""
+    global _registered
+    _registered = None
+
+
+def _unique(kind: str, items: Iterator[tuple[str, TargetPlugin]]) -> dict[str, TargetPlugin]:
+    owners: dict[str, TargetPlugin] = {}
+    for key, plugin in items:
+        if key in owners:
+            raise PluginError(
+                f"the {kind} {key!r} is registered by two targets, {owners[key].name} and {plugin.name}; uninstall one"
+            )
+        owners[key] = plugin
+    return owners
+
+
+def profile_files() -> dict[str, Traversable]:
+    """Profile name → TOML file, over every target package."""
+    owners = _unique("profile", ((name, p) for p in plugins() for name in p.profile_files()))
+    return {name: owner.profile_files()[name] for name, owner in owners.items()}
+
+
+def arithmetic_paths() -> dict[str, str]:
+    """Arithmetic name → "module:attribute", over every target package."""
+    owners = _unique("arithmetic", ((name, p) for p in plugins() for name in p.arithmetics))
+    return {name: owner.arithmetics[name] for name, owner in owners.items()}
+
+
+def default_chip() -> str | None:
+    """The first target package's ``default_profile`` (None when no chip target is installed)."""
+    return next((p.default_profile for p in plugins() if p.default_profile), None)
