@@ -316,7 +316,7 @@ def _write_contents(
                 left_out[fmt.file] = str(exc)
     expected = simulate(graph, x, record=True)
     write_test_vectors(
-        tmp / VECTORS, x, y, expected, source=source, spiking=[la.name for la in graph.layers if la.neuron != "li"]
+        tmp / VECTORS, x, y, expected, source=source, spiking=[la.name for la in graph.layers if not la.kind.readout]
     )
     x, _, expected = read_test_vectors(tmp / VECTORS)  # replay exactly what --check will read
     problems: list[str] = []

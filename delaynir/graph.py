@@ -41,6 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from delaynir.errors import GraphFormatError
+from delaynir.neuron_kinds import KINDS, UNIT_KINDS, NeuronKind
+
 INPUT = "input"
 #: 2: the input spec may say "encoding": "graded" (with value_range, bits, input_scale, code_range);
 #: a version-1 file's input is spikes. Both are read.
@@ -104,10 +107,17 @@ class Layer:
             self.alpha = np.asarray(self.alpha, dtype=np.float64)
 
     @property
+    def kind(self) -> NeuronKind:
+        """The layer's neuron kind (delaynir.neuron_kinds); GraphFormatError for a name that is none."""
+        if self.neuron not in KINDS:
+            raise GraphFormatError(f"layer {self.name!r}: {self.neuron!r} is not a neuron kind ({', '.join(KINDS)})")
+        return KINDS[self.neuron]
+
+    @property
     def n_synapses(self) -> int:
         return sum(len(p) for p in self.projections)
 
-    def scale_groups(self, kinds: tuple[str, ...] = ("lif", "cubalif")) -> list[tuple[np.ndarray | None, list[int]]]:
+    def scale_groups(self, kinds: tuple[str, ...] = UNIT_KINDS) -> list[tuple[np.ndarray | None, list[int]]]:
         """How the input current sums its projections: (scale, projection indices) per group.
 
         One group (None, all) for a layer computed in units of its scale (``membrane_unit(layer, kinds)``), else
@@ -218,8 +228,9 @@ class DelayGraph:
         return 8 * batch * (outputs + n_steps * self.n_neurons + n_steps)
 
 
-def membrane_unit(layer: Layer, kinds: tuple[str, ...] = ("lif", "cubalif")) -> np.ndarray | None:
-    """The scale (size,) in whose units a lif/cubalif layer's state is computed (module docstring).
+def membrane_unit(layer: Layer, kinds: tuple[str, ...] = UNIT_KINDS) -> np.ndarray | None:
+    """The scale (size,) in whose units a layer of ``kinds`` (those ``NeuronKind.in_units``: lif, cubalif) is
+    computed (module docstring).
 
     That is the scale vector shared by every projection into the layer; None (real units) for other
     kinds (li, relay; an integer arithmetic may name more ``kinds``), a layer without projections, and one

@@ -32,7 +32,7 @@ from delaynir.errors import GraphFormatError
 from delaynir.graph import FORMAT_VERSION, INPUT, DelayGraph, Layer, Projection, quantized_input
 from delaynir.h5 import reading_hdf5
 from delaynir.memory import check_memory
-from delaynir.neuron_kinds import NEURON_TYPES, RESETS
+from delaynir.neuron_kinds import KINDS, NEURON_TYPES, RESETS, NeuronKind
 from delaynir.runs import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ def _layer_problems(graph: DelayGraph, k: int, layer: Layer, first: dict[str, in
     if not isinstance(layer, (Layer, _Read)):
         return [f"layer {k}: expected a Layer, found {type(layer).__name__}"]
     where = f"layer {k} {layer.name!r}" if isinstance(layer.name, str) else f"layer {k}"
+    kind = _kind(layer.neuron)
     problems = _optional(
         [
             _string_problem("name", layer.name),
@@ -116,7 +117,7 @@ def _layer_problems(graph: DelayGraph, k: int, layer: Layer, first: dict[str, in
             _string_problem("reset", layer.reset, RESETS),
             _count_problem("size", layer.size),
             "alpha: missing, a cubalif layer needs alpha (synaptic current decay)"
-            if _is(layer.neuron, "cubalif") and layer.alpha is None
+            if kind is not None and kind.current_based and layer.alpha is None
             else None,
         ]
     )
@@ -124,7 +125,7 @@ def _layer_problems(graph: DelayGraph, k: int, layer: Layer, first: dict[str, in
     for key in NEURON_ARRAYS:
         value = getattr(layer, key)
         if key != "alpha" or value is not None:
-            problems += _neuron_array_problems(key, value, size, layer.neuron)
+            problems += _neuron_array_problems(key, value, size, kind)
     lines = [f"{where}: {p}" for p in problems]
     if not isinstance(layer.projections, list):
         return lines + [f"{where}: projections: expected a list of projections, found {_found(layer.projections)}"]
@@ -133,7 +134,7 @@ def _layer_problems(graph: DelayGraph, k: int, layer: Layer, first: dict[str, in
     return lines
 
 
-def _neuron_array_problems(key: str, values: Any, size: int | None, neuron: Any) -> list[str]:
+def _neuron_array_problems(key: str, values: Any, size: int | None, kind: NeuronKind | None) -> list[str]:
     """Shape and value checks of beta, threshold, bias or alpha (one value per neuron)."""
     problem = _array_problem(key, values, integer=False, length=size, note=" (one per neuron)")
     if problem:
@@ -141,7 +142,7 @@ def _neuron_array_problems(key: str, values: Any, size: int | None, neuron: Any)
     if key in ("beta", "alpha"):
         return _violations(key, values, ~((values >= 0) & (values <= 1)), "decay factors in [0, 1]", "neuron")
     if key == "threshold":
-        if _is(neuron, "li") or _is(neuron, "relay"):
+        if kind is not None and not kind.spiking:
             return _violations(key, values, np.isnan(values) | np.isneginf(values), "finite values or +inf", "neuron")
         expected = "finite values (+inf only for li and relay layers)"
         return _violations(key, values, ~np.isfinite(values), expected, "neuron")
@@ -311,6 +312,11 @@ def _utf8(text: str) -> bool:
 def _is(value: Any, text: str) -> bool:
     """``value == text`` for a value of any type (arrays included)."""
     return isinstance(value, str) and value == text
+
+
+def _kind(neuron: Any) -> NeuronKind | None:
+    """The neuron kind a layer's ``neuron`` names, None for a value that names none."""
+    return KINDS.get(neuron) if isinstance(neuron, str) else None
 
 
 def _name(layer: Any) -> str | None:

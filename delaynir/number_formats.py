@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from delaynir.neuron_kinds import TORCH
+from delaynir.neuron_kinds import TORCH, UNIT_KINDS
 
 DECAY_TOL = 1e-9  #: a decay counts as representable within this absolute distance
 
@@ -216,7 +216,7 @@ class Arithmetic:
     steps: dict[str, Callable] = field(default_factory=dict)
     state_per_unit: float = 1.0
     separate_bias: bool = False
-    unit_kinds: tuple[str, ...] = ("lif", "cubalif")
+    unit_kinds: tuple[str, ...] = UNIT_KINDS
     check: Callable[[Any], list] | None = None
 
     def step(self, kind):

@@ -102,7 +102,7 @@ def write_report(
         if first is None:
             first = (x, y, result)
     x, y, result = first
-    hidden = [la.name for la in graph.layers if la.neuron != "li"]
+    hidden = [la.name for la in graph.layers if not la.kind.readout]
     k = min(VERIFY_SAMPLES, x.shape[1])
     verification = verify(graph, [(x[:, :k], y[:k])], model=model)
     grid = plots.synapse_grid(graph)

@@ -138,7 +138,7 @@ def verify(
     unknown = [s for s in sims or [] if s not in EXECUTORS]
     if unknown:
         raise ConfigError(f"unknown simulator(s) {', '.join(unknown)}; choose from {', '.join(names())}")
-    hidden = [layer.name for layer in graph.layers if layer.neuron != "li"]
+    hidden = [layer.name for layer in graph.layers if not layer.kind.readout]
     with tempfile.TemporaryDirectory(prefix="delaynir-verify-") as tmp:
         runners = _runners(graph, sims, Path(tmp))
         tallies = {name: Tally(hidden) for name in runners}
