@@ -35,7 +35,8 @@ from delaynir import __version__
 from delaynir.errors import GraphFormatError, TargetError
 from delaynir.fit import raise_if_misfit
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, decode_input, encode_input, quantized_input
-from delaynir.nn.model import DelaySNN, summed_softmax
+from delaynir.neuron_kinds import predictions_of
+from delaynir.nn.model import DelaySNN
 from delaynir.number_formats import FLOAT64, NumberFormat, arithmetic_named
 from delaynir.quantize import grid_for, input_quantization, quantize_weight
 from delaynir.relay import expand_relays
@@ -211,9 +212,9 @@ def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
             codes = encode_input(graph, x)
             if quantized:
                 correct_quantized += int(
-                    (summed_softmax(model(decode_input(graph, codes).float())).argmax(1) == y).sum()
+                    (predictions_of(model(decode_input(graph, codes).float()), readout=True) == y).sum()
                 )
-            pred_model = summed_softmax(model(x)).argmax(1)
+            pred_model = predictions_of(model(x), readout=True)
             result = simulate(graph, codes, record=True)
             for name, spikes in zip(names, model.recorded):
                 same[name] += int((result.spikes[name] == spikes.double()).sum())

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from delaynir.errors import ConfigError, ExportError
 from delaynir.executors import EXECUTORS, ExecutorUnavailable, FileFormat, external, names
 from delaynir.graph import DelayGraph, decode_input
+from delaynir.neuron_kinds import predictions_of
 from delaynir.simulate import SimulationResult, simulate
 
 log = logging.getLogger(__name__)
@@ -168,8 +169,6 @@ def verify(
 
 @torch.no_grad()
 def _model_result(model, x: torch.Tensor, hidden: list[str]) -> SimulationResult:
-    from delaynir.nn.model import summed_softmax
-
     model.eval()
     model.record = True
     try:
@@ -178,7 +177,9 @@ def _model_result(model, x: torch.Tensor, hidden: list[str]) -> SimulationResult
         model.record = False
     spikes = {name: s.double() for name, s in zip(hidden, model.recorded)}
     membranes = {name: lif.last_membrane.double() for name, lif in zip(hidden, model.neurons)}
-    return SimulationResult(output=out, predictions=summed_softmax(out).argmax(1), spikes=spikes, membranes=membranes)
+    return SimulationResult(
+        output=out, predictions=predictions_of(out, readout=True), spikes=spikes, membranes=membranes
+    )
 
 
 def worst_agreement(report: dict[str, Any]) -> float:
