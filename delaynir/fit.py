@@ -151,7 +151,7 @@ def _check_arithmetic(graph: DelayGraph, profile: TargetProfile) -> list[FitViol
 
 def _check_input(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
     """Graded input on a target that takes spikes only, or with more bits than it takes."""
-    if graph.encoding != "graded":
+    if not graph.input.graded:
         return []
     if not profile.graded_input:
         return [
@@ -165,7 +165,7 @@ def _check_input(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation
                 "audio) or run the first layer on the host and deploy the layers after it",
             )
         ]
-    bits = graph.input.get("bits")
+    bits = graph.input.bits
     if profile.input_bits < INF and (bits is None or bits > profile.input_bits):
         return [
             FitViolation(

@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from delaynir.errors import GraphFormatError
-from delaynir.graph import FORMAT_VERSION, INPUT, DelayGraph, Layer, Projection, quantized_input
+from delaynir.graph import FORMAT_VERSION, INPUT, DelayGraph, InputSpec, Layer, Projection
 from delaynir.h5 import reading_hdf5
 from delaynir.memory import check_memory
 from delaynir.neuron_kinds import KINDS, NEURON_TYPES, RESETS, NeuronKind
@@ -88,9 +88,10 @@ def _header_problems(graph: DelayGraph) -> list[str]:
         problems.append(f"dt: expected a finite number of seconds > 0, found {_found(graph.dt)}")
     problems += _optional([_count_problem("n_inputs", graph.n_inputs), _string_problem("target", graph.target)])
     for key in METADATA:
-        problems += _metadata_problems(key, getattr(graph, key))
-    if isinstance(graph.input, dict):
-        problems += _input_spec_problems(graph.input)
+        problems += _metadata_problems(key, _metadata(graph, key))
+    spec = _metadata(graph, "input")
+    if isinstance(spec, dict):
+        problems += _input_spec_problems(InputSpec.from_dict(spec))
     if not isinstance(graph.layers, list) or not graph.layers:
         expected = "a non-empty list of layers (the last is the output)"
         problems.append(f"layers: expected {expected}, found {_found(graph.layers)}")
@@ -205,22 +206,29 @@ def _delay_check(recurrent: bool) -> tuple[Any, str]:
     return (lambda a: (a >= low) & (a <= INDEX_MAX)), f"delays in {low}..{INDEX_MAX} steps{why}"
 
 
-def _input_spec_problems(spec: dict) -> list[str]:
+def _input_spec_problems(spec: InputSpec) -> list[str]:
     """The input spec (graph.py): quantised graded input needs bits, input_scale and code_range. Any other
     encoding (absent, "spikes", or what a version-1 file says, e.g. "counts") is spike input."""
-    if not quantized_input(spec):
+    if not spec.quantized:
         return []
-    bits, scale, codes = spec.get("bits"), spec.get("input_scale"), spec.get("code_range")
+    bits, scale, codes = spec.bits, spec.input_scale, spec.code_range
     problems = []
     if _valid_count(bits) is None:
         problems.append(f"input: bits: expected an integer >= 1 (bits of a graded input code), found {_found(bits)}")
     if not (_is_real(scale) and math.isfinite(scale) and scale > 0):
         problems.append(f"input: input_scale: expected a finite number > 0 (value per code), found {_found(scale)}")
     if not (
-        isinstance(codes, list) and len(codes) == 2 and all(isinstance(c, int) for c in codes) and codes[0] <= codes[1]
+        isinstance(codes, tuple) and len(codes) == 2 and all(isinstance(c, int) for c in codes) and codes[0] <= codes[1]
     ):
-        problems.append(f"input: code_range: expected [q_min, q_max], two integers, found {_found(codes)}")
+        found = _found(list(codes) if isinstance(codes, tuple) else codes)
+        problems.append(f"input: code_range: expected [q_min, q_max], two integers, found {found}")
     return problems
+
+
+def _metadata(graph: DelayGraph, key: str) -> Any:
+    """Metadata ``key`` of ``graph`` as the JSON object it is written as (the input spec's ``to_dict``)."""
+    value = getattr(graph, key)
+    return value.to_dict() if isinstance(value, InputSpec) else value
 
 
 def _metadata_problems(key: str, value: Any) -> list[str]:
@@ -374,7 +382,7 @@ def _write_graph(f: h5py.File, graph: DelayGraph) -> None:
     f.attrs["n_inputs"] = np.int64(graph.n_inputs)
     f.attrs["target"] = str(graph.target)
     for key in METADATA:
-        f.attrs[key] = json.dumps(getattr(graph, key), allow_nan=False)
+        f.attrs[key] = json.dumps(_metadata(graph, key), allow_nan=False)
     layers = f.create_group(LAYERS, track_order=True)
     for k, layer in enumerate(graph.layers):
         _write_layer(layers.create_group(_index_name(k), track_order=True), layer)

@@ -236,7 +236,7 @@ def to_nir(graph: DelayGraph) -> nir.NIRGraph:
         "discretisation": DISCRETISATION,
         "cycle_delay_steps": 1,
         "target": graph.target,
-        "input": graph.input,
+        "input": graph.input.to_dict(),
         "quantization": graph.quantization,
         "provenance": graph.provenance,
         "layers": [_layer_meta(layer, offsets[layer.name]) for layer in graph.layers],

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from delaynir.graph import InputSpec
 from delaynir.neuron_kinds import TORCH, UNIT_KINDS
 
 DECAY_TOL = 1e-9  #: a decay counts as representable within this absolute distance
@@ -175,7 +176,7 @@ class NumberFormat:
         )
 
 
-def record_of(profile, input_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+def record_of(profile, input_spec: InputSpec | None = None) -> dict[str, Any]:
     """A target profile's number format as plain values: its ``decay`` (and max_decay_shift, None = unlimited),
     threshold_bits / state_bits when thresholds / biases are integers (finite bits on a target with
     quantised weights), else None; and ``input`` [s, q_min, q_max] when the graded input of ``input_spec``
@@ -188,7 +189,7 @@ def record_of(profile, input_spec: dict[str, Any] | None = None) -> dict[str, An
         return int(value) if integer and np.isfinite(value) else None
 
     shift = profile.max_decay_shift
-    graded = input_quantization(input_spec or {}, profile)
+    graded = input_quantization(input_spec or InputSpec(), profile)
     return {
         "decay": profile.decay,
         "max_decay_shift": None if math.isinf(shift) else int(shift),

@@ -119,7 +119,7 @@ def write_report(
                 y[:r],
                 result.predictions[:r],
                 tmp / "rasters.png",
-                graded=graph.encoding == "graded",
+                graded=graph.input.graded,
             ),
             "delays": plots.delay_histograms(graph, tmp / "delays.png"),
             "weight_delay": plots.weight_vs_delay(graph, tmp / "weight_delay.png"),

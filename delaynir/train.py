@@ -287,7 +287,7 @@ def _train(
         "n_classes": dataset.n_classes,
         "n_train": len(train_idx),
         "n_val": len(val_idx),
-        **input_encoding(dataset),
+        **input_encoding(dataset).to_dict(),
     }
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
     sizes = [dataset.n_inputs, *config.hidden, dataset.n_classes]

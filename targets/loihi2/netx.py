@@ -312,8 +312,7 @@ def export_netx(graph: DelayGraph, path: str | Path, *, overwrite: bool = False)
     """Write ``graph`` as a netx HDF5 file for Lava (module docstring, docs/netx-format.md); return the path."""
     path = check_output(path, overwrite=overwrite, error=ExportError)
     layers = netx_layers(graph)
-    spec = graph.input
-    message_bits = int(spec["bits"]) if spec.get("encoding") == "graded" and spec.get("bits") else 0
+    message_bits = int(graph.input.bits) if graph.input.quantized else 0
     with atomic_path(path, overwrite=overwrite, error=ExportError) as tmp, h5py.File(tmp, "w") as f:
         _string(f, "layer/0/type", "input")
         f["layer/0/shape"] = np.array([graph.n_inputs], dtype=np.int64)
