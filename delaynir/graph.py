@@ -76,7 +76,9 @@ class InputSpec:
     def from_dict(cls, spec: dict[str, Any]) -> InputSpec:
         """The spec a JSON object (``to_dict``'s form) describes."""
         names = {f.name for f in fields(cls)} - {"extra"}
-        known = {key: tuple(value) if isinstance(value, list) else value for key, value in spec.items() if key in names}
+        known: dict[str, Any] = {
+            key: tuple(value) if isinstance(value, list) else value for key, value in spec.items() if key in names
+        }
         return cls(**known, extra=tuple((key, value) for key, value in spec.items() if key not in names))
 
     def to_dict(self) -> dict[str, Any]:

@@ -34,14 +34,43 @@ import math
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
 from delaynir.graph import InputSpec
 from delaynir.neuron_kinds import TORCH, UNIT_KINDS
 
+if TYPE_CHECKING:
+    import torch
+
 DECAY_TOL = 1e-9  #: a decay counts as representable within this absolute distance
+Values = TypeVar("Values", np.ndarray, "torch.Tensor")  #: thresholds or biases, numpy or torch
+
+
+@runtime_checkable
+class DecayFormat(Protocol):
+    """How a target stores decay factors β and α (FloatDecay, FixedDecay, ShiftDecay)."""
+
+    def quantize(self, beta: np.ndarray) -> np.ndarray:
+        """The nearest representable decays, float64."""
+        ...
+
+    def unrepresentable(self, values: np.ndarray) -> np.ndarray:
+        """Where ``values`` are not representable (within DECAY_TOL), bool."""
+        ...
+
+    @property
+    def form(self) -> str:
+        """The representable values, for messages."""
+        ...
+
+
+@runtime_checkable
+class StateFormat(Protocol):
+    """How a target stores thresholds or biases (FloatState, IntegerState), given the neurons' weight scale."""
+
+    def quantize(self, values: Values, scale: Values) -> Values: ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +141,7 @@ class ShiftDecay:
 class FloatState:
     """Thresholds, biases and state as real numbers."""
 
-    def quantize(self, values, scale):
+    def quantize(self, values: Values, scale: Values) -> Values:
         return values
 
 
@@ -126,7 +155,7 @@ class IntegerState:
 
     bits: int | float = math.inf
 
-    def quantize(self, values, scale):
+    def quantize(self, values: Values, scale: Values) -> Values:
         if isinstance(values, np.ndarray):
             return np.where(np.isfinite(values), scale * np.round(values / scale), values)
         import torch
@@ -134,7 +163,7 @@ class IntegerState:
         return torch.where(torch.isfinite(values), scale * torch.round(values / scale), values)
 
 
-def decay_format(kind: str, max_shift: int | float = 15):
+def decay_format(kind: str, max_shift: int | float = 15) -> DecayFormat:
     """The decay format a profile's ``decay`` names: ``float``, ``fixed12`` or ``bitshift``."""
     if kind == "float":
         return FloatDecay()
@@ -153,9 +182,9 @@ class NumberFormat:
     """What a target stores: its decay format, how thresholds and biases are put on the weight grid, and
     (``input``: scale s, q_min, q_max) how graded input is sent as integer codes, x ↦ s · clip(round(x / s))."""
 
-    decay: Any
-    threshold: Any
-    bias: Any
+    decay: DecayFormat
+    threshold: StateFormat
+    bias: StateFormat
     input: tuple[float, int, int] | None = None
 
     @classmethod
