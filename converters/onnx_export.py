@@ -56,7 +56,6 @@ from delaynir import __version__
 from delaynir.errors import ExportError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.graph_io import validate_graph
-from delaynir.neuron_kinds import KINDS
 from delaynir.runs import atomic_path, check_output
 
 logger = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ class Port:
 
 def _silent(proj: Projection, graph: DelayGraph) -> bool:
     """Whether ``proj`` contributes nothing: no synapses, or an li source (li layers emit no spikes)."""
-    return len(proj) == 0 or (proj.source != INPUT and graph.layer(proj.source).neuron == "li")
+    return len(proj) == 0 or (proj.source != INPUT and graph.layer(proj.source).kind.readout)
 
 
 def buffer_depths(graph: DelayGraph) -> dict[str, int]:
@@ -133,7 +132,7 @@ def buffer_depths(graph: DelayGraph) -> dict[str, int]:
 
 def _state_kinds(layer: Layer) -> tuple[str, ...]:
     """The state variables a layer carries from step to step (its neuron kind's, delaynir.neuron_kinds)."""
-    return KINDS[layer.neuron].state
+    return layer.kind.state
 
 
 UNITS_DOC = " in units of the layer's scale (v / unit, delaynir.layers)"
@@ -396,7 +395,7 @@ class _Step:
         That is s^L[t] (z, or I for a relay) except for li, whose v is returned but never read as a
         source (li layers emit no spikes: projections from them are left out, see ``_silent``).
         """
-        kind, unit = KINDS[layer.neuron], membrane_unit(layer)
+        kind, unit = layer.kind, membrane_unit(layer)
         params = {
             "beta": layer.beta,
             "alpha": layer.alpha,

@@ -19,6 +19,7 @@ import torch
 
 from delaynir.converters.onnx_export import DOC, FORMATS, FRAME, META, Port
 from delaynir.errors import ExportError, reason
+from delaynir.neuron_kinds import KINDS
 from delaynir.simulate import SimulationResult, predictions_of
 
 __all__ = ["ExportedModel", "OnnxRunResult", "load", "load_onnx", "run_onnx"]
@@ -50,15 +51,15 @@ class ExportedModel:
                 traces = dict(zip(names, self.session.run(names, {FRAME: x})))
             spikes, membranes = {}, {}
             for layer in self.layers:
-                name, neuron = layer["name"], layer["neuron"]
+                name, kind = layer["name"], KINDS[layer["neuron"]]
                 out = torch.from_numpy(traces[f"out.{name}"])
-                spikes[name] = torch.zeros_like(out) if neuron == "li" else out
-                membranes[name] = out if neuron == "relay" else torch.from_numpy(traces[f"v.{name}"])
+                spikes[name] = torch.zeros_like(out) if kind.readout else out
+                membranes[name] = out if kind.relay else torch.from_numpy(traces[f"v.{name}"])
         except Exception as exc:  # onnxruntime's own types (an index out of range, ...), shapes unlike the metadata
             raise ExportError(f"{self.path}: the model fails to run ({reason(exc)}); the file is malformed") from None
         last = self.layers[-1]
-        output = membranes[last["name"]] if last["neuron"] == "li" else spikes[last["name"]]
-        readout = last["neuron"] == "li"
+        readout = KINDS[last["neuron"]].readout
+        output = membranes[last["name"]] if readout else spikes[last["name"]]
         return SimulationResult(
             output=output, predictions=predictions_of(output, readout=readout), spikes=spikes, membranes=membranes
         )
@@ -81,7 +82,7 @@ class ExportedModel:
             f"{kind}.{layer['name']}": np.zeros((T, B, layer["size"]))
             for layer in self.layers
             for kind in ("out", "v")
-            if kind == "out" or layer["neuron"] != "relay"
+            if kind == "out" or not KINDS[layer["neuron"]].relay
         }
         for t in range(T):
             values = dict(zip(names, self.session.run(names, {FRAME: x[t], **state})))
@@ -89,10 +90,10 @@ class ExportedModel:
             for layer in self.layers:
                 name = layer["name"]
                 traces[f"out.{name}"][t] = values[f"out.{name}"]
-                if layer["neuron"] != "relay":
+                if not KINDS[layer["neuron"]].relay:
                     traces[f"v.{name}"][t] = values[f"next.v.{name}"].T
         for layer in self.layers:  # state in units of the scale → membranes v = unit · u (as the simulator reports)
-            if layer.get("unit") is not None and layer["neuron"] != "relay":
+            if layer.get("unit") is not None and not KINDS[layer["neuron"]].relay:
                 traces[f"v.{layer['name']}"] *= np.asarray(layer["unit"], dtype=np.float64)
         return traces
 

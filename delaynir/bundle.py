@@ -49,6 +49,7 @@ from delaynir.executors import (
     formats,
     names,
 )
+from delaynir.graph import InputSpec
 from delaynir.h5 import reading_hdf5
 from delaynir.inputs import read_text
 from delaynir.runs import atomic_dir
@@ -316,7 +317,7 @@ def _write_contents(
                 left_out[fmt.file] = str(exc)
     expected = simulate(graph, x, record=True)
     write_test_vectors(
-        tmp / VECTORS, x, y, expected, source=source, spiking=[la.name for la in graph.layers if la.neuron != "li"]
+        tmp / VECTORS, x, y, expected, source=source, spiking=[la.name for la in graph.layers if not la.kind.readout]
     )
     x, _, expected = read_test_vectors(tmp / VECTORS)  # replay exactly what --check will read
     problems: list[str] = []
@@ -360,7 +361,7 @@ def _write_contents(
         "source_run": extra["source_run"],
         "target": extra["target"],
         "dt": graph.dt,
-        "input": graph.input,
+        "input": graph.input.to_dict(),
         "quantization": graph.quantization,
         "sizes": {
             "layers": [
@@ -413,16 +414,17 @@ def _equations() -> str:
     )
 
 
-def _input_text(spec: dict[str, Any]) -> str:
-    """What the test vectors' inputs hold, for the bundle's README."""
-    if spec.get("encoding") != "graded":
+def _input_text(input_spec: dict[str, Any]) -> str:
+    """What the test vectors' inputs hold (the manifest's input spec), for the bundle's README."""
+    spec = InputSpec.from_dict(input_spec)
+    if not spec.graded:
         return "spike counts per channel and step"
-    if spec.get("bits") is None:
+    if not spec.quantized:
         return "graded real values per channel and step"
-    lo, hi = spec["code_range"]
+    lo, hi = spec.code_range
     return (
-        f"graded input as {spec['bits']}-bit integer codes q in [{lo}, {hi}] per channel and step; a code stands "
-        f"for the value q · {spec['input_scale']!r} (input_scale), which the first layer's weights already include"
+        f"graded input as {spec.bits}-bit integer codes q in [{lo}, {hi}] per channel and step; a code stands "
+        f"for the value q · {spec.input_scale!r} (input_scale), which the first layer's weights already include"
     )
 
 

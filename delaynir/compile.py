@@ -25,6 +25,7 @@ Finally the graph is checked against every limit of the profile.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +35,9 @@ import torch
 from delaynir import __version__
 from delaynir.errors import GraphFormatError, TargetError
 from delaynir.fit import raise_if_misfit
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection, decode_input, encode_input, quantized_input
-from delaynir.nn.model import DelaySNN, summed_softmax
+from delaynir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection, decode_input, encode_input
+from delaynir.neuron_kinds import predictions_of
+from delaynir.nn.model import DelaySNN
 from delaynir.number_formats import FLOAT64, NumberFormat, arithmetic_named
 from delaynir.quantize import grid_for, input_quantization, quantize_weight
 from delaynir.relay import expand_relays
@@ -76,13 +78,13 @@ def _neuron_params(model: DelaySNN, k: int, n: int) -> tuple[str, np.ndarray, np
     return "li", model.readout.beta.double().numpy(), np.full(n, np.inf), "hard"
 
 
-def _quantized_input(spec: dict[str, Any], profile: TargetProfile) -> dict[str, Any]:
+def _quantized_input(spec: InputSpec, profile: TargetProfile) -> InputSpec:
     """``spec`` with bits, input_scale and code_range when graded input is quantised for ``profile``."""
     quantized = input_quantization(spec, profile)
     if quantized is None:
         return spec
     bits, scale, q_min, q_max = quantized
-    return {**spec, "bits": bits, "input_scale": scale, "code_range": [q_min, q_max]}
+    return replace(spec, bits=bits, input_scale=scale, code_range=(q_min, q_max))
 
 
 def compile_model(
@@ -90,7 +92,7 @@ def compile_model(
     profile: TargetProfile,
     *,
     fit: str = "error",
-    input_info: dict[str, Any] | None = None,
+    input_info: InputSpec | None = None,
     dt: float = 0.01,
     provenance: dict[str, Any] | None = None,
 ) -> tuple[DelayGraph, dict[str, Any]]:
@@ -102,14 +104,14 @@ def compile_model(
         arithmetic_named(profile.arithmetic)
     except GraphFormatError as exc:
         raise TargetError(f"target {profile.name}: {exc}") from None
-    spec = _quantized_input(dict(input_info or {}), profile)
+    spec = _quantized_input(input_info or InputSpec(), profile)
     names = layer_names(len(model.neurons))
     layers, report_layers = [], []
     source = INPUT
     for k, name in enumerate(names):
         w, b, d = folded_layer(model, k)
-        if k == 0 and "input_scale" in spec:
-            w = w * spec["input_scale"]  # the layer receives codes q = v / s_in
+        if k == 0 and spec.input_scale is not None:
+            w = w * spec.input_scale  # the layer receives codes q = v / s_in
         n_out = w.shape[0]
         kind, beta, threshold, reset = _neuron_params(model, k, n_out)
         clipped_w = 0
@@ -183,7 +185,9 @@ def compile_model(
         "synapses": graph.n_synapses,
         "max_delay": graph.max_delay,
         "input": {
-            key: spec[key] for key in ("encoding", "bits", "input_scale", "code_range", "value_range") if key in spec
+            key: value
+            for key in ("encoding", "bits", "input_scale", "code_range", "value_range")
+            if (value := spec.to_dict().get(key)) is not None
         },
     }
     return graph, report
@@ -205,15 +209,15 @@ def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
     same = dict.fromkeys(names, 0)
     entries = dict.fromkeys(names, 0)
     correct_model = correct_graph = agree = total = correct_quantized = 0
-    quantized = quantized_input(graph.input)
+    quantized = graph.input.quantized
     try:
         for x, y in loader:
             codes = encode_input(graph, x)
             if quantized:
                 correct_quantized += int(
-                    (summed_softmax(model(decode_input(graph, codes).float())).argmax(1) == y).sum()
+                    (predictions_of(model(decode_input(graph, codes).float()), readout=True) == y).sum()
                 )
-            pred_model = summed_softmax(model(x)).argmax(1)
+            pred_model = predictions_of(model(x), readout=True)
             result = simulate(graph, codes, record=True)
             for name, spikes in zip(names, model.recorded):
                 same[name] += int((result.spikes[name] == spikes.double()).sum())

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from delaynir.data.split import VAL_FRACTION
 from delaynir.errors import ConfigError
 from delaynir.inputs import read_text
 
@@ -36,7 +37,7 @@ class TrainConfig:
     dt: float = 0.01  #: time step, seconds
     n_steps: int = 0  #: steps per sample (pad/crop); 0 = the file's `duration` attribute / dt, else 1 s
     pool: int = 0  #: channel pooling factor; 0 = smallest factor giving <= 140 inputs (SHD: 700 → 140)
-    val_fraction: float = 0.2  #: held out from the training file for model selection (README: two of ten speakers)
+    val_fraction: float = VAL_FRACTION  #: held out from the training file for model selection
     # model
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     max_delay: int = 25  #: delay taps D, delays 0 … D − 1 steps

@@ -16,7 +16,8 @@ def reason(exc: BaseException) -> str:
 
 
 class DataFormatError(DelayNIRError):
-    """A spike-data file does not follow the SHD layout (missing keys, bad values)."""
+    """A data file does not follow its layout (SHD, frames: missing keys, bad values) or does not hold what the
+    model it is given to takes (inputs, encoding)."""
 
 
 class ConfigError(DelayNIRError):

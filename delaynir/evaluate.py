@@ -11,7 +11,7 @@ import numpy as np
 from delaynir.config import make_config
 from delaynir.data import make_loader
 from delaynir.data.shd import SPEAKER, spike_file
-from delaynir.errors import CheckpointError, ConfigError
+from delaynir.errors import ConfigError, DataFormatError
 from delaynir.graph import encode_input
 from delaynir.run import Run, data_file, input_encoding, open_dataset
 from delaynir.train import evaluate_model, resolve_device
@@ -94,15 +94,15 @@ def graph_loader(graph, data: str | Path, *, batch_size: int = 256, samples: int
         raise ConfigError(f"--samples must be at least 1 (got {samples}); leave it out to use every sample")
     path = data_file(data, "test.h5")
     info = graph.input
-    config = make_config({"dt": float(info.get("dt", graph.dt))})
-    dataset = open_dataset(path, config, n_steps=info.get("n_steps"), pool=info.get("pool"))
+    config = make_config({"dt": float(graph.dt if info.dt is None else info.dt)})
+    dataset = open_dataset(path, config, n_steps=info.n_steps, pool=info.pool)
     if dataset.n_inputs != graph.n_inputs:
-        raise CheckpointError(
+        raise DataFormatError(
             f"{path} gives {dataset.n_inputs} inputs after pooling by {dataset.pool}; the graph takes {graph.n_inputs}"
         )
-    encoding = input_encoding(dataset)["encoding"]
+    encoding = input_encoding(dataset).encoding
     if encoding != graph.encoding:
-        raise CheckpointError(
+        raise DataFormatError(
             f"{path} holds {encoding} input but the graph takes {graph.encoding} input; pass data "
             "made the way the model's training data was"
         )

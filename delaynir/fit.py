@@ -21,6 +21,7 @@ import numpy as np
 
 from delaynir.errors import GraphFormatError, TargetError
 from delaynir.graph import DelayGraph, Layer, Projection
+from delaynir.neuron_kinds import DECAYS
 from delaynir.number_formats import arithmetic_named, decay_format
 from delaynir.target import INF, TargetProfile, json_value
 
@@ -150,7 +151,7 @@ def _check_arithmetic(graph: DelayGraph, profile: TargetProfile) -> list[FitViol
 
 def _check_input(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
     """Graded input on a target that takes spikes only, or with more bits than it takes."""
-    if graph.encoding != "graded":
+    if not graph.input.graded:
         return []
     if not profile.graded_input:
         return [
@@ -164,7 +165,7 @@ def _check_input(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation
                 "audio) or run the first layer on the host and deploy the layers after it",
             )
         ]
-    bits = graph.input.get("bits")
+    bits = graph.input.bits
     if profile.input_bits < INF and (bits is None or bits > profile.input_bits):
         return [
             FitViolation(
@@ -194,7 +195,7 @@ def _check_layer(graph: DelayGraph, layer: Layer, profile: TargetProfile) -> lis
                 f"(it runs: {_fmt(profile.neuron_types)}); train with a supported neuron type",
             )
         )
-    if layer.neuron in ("lif", "cubalif") and layer.reset not in profile.resets:
+    if layer.kind.spiking and layer.reset not in profile.resets:
         out.append(
             FitViolation(
                 layer.name,
@@ -240,13 +241,10 @@ def _check_layer(graph: DelayGraph, layer: Layer, profile: TargetProfile) -> lis
                 )
             )
 
-    if layer.neuron in ("lif", "cubalif", "li") and profile.decay != "float":
+    if layer.kind.decays and profile.decay != "float":
         decay = decay_format(profile.decay, profile.max_decay_shift)
-        factors = [("beta", "membrane decay β", layer.beta)]
-        if layer.neuron == "cubalif" and layer.alpha is not None:
-            factors.append(("alpha", "synaptic decay α", layer.alpha))
-        for _, label, values in factors:
-            values = np.asarray(values, dtype=np.float64).ravel()
+        for key in (key for key in layer.kind.decays if getattr(layer, key) is not None):
+            label, values = " ".join(DECAYS[key]), np.asarray(getattr(layer, key), dtype=np.float64).ravel()
             bad = decay.unrepresentable(values)
             if bad.any():
                 example, form = float(values[bad][0]), decay.form

@@ -8,8 +8,8 @@ delays. Time is in integer steps of ``dt`` seconds. For layer L with neurons j, 
 then the layer's neuron kind (lif, cubalif, li or relay) turns I[t] into the state at t and the
 layer's output; each kind's equations and its one step function live in ``delaynir.neuron_kinds``.
 
-``s^{src}`` is the network input (source ``"input"``) or the output z of another layer. The
-input spec (``DelayGraph.input``, "encoding") says what the input holds: ``spikes`` (spike counts
+``s^{src}`` is the network input (source ``"input"``) or the output z of another layer. The input
+spec (``DelayGraph.input``, an ``InputSpec``: its ``encoding``) says what the input holds: ``spikes`` (spike counts
 per step and channel) or ``graded`` (real values, e.g. filterbank features). Graded input with
 ``bits`` is sent as integer codes q = clip(round(v / input_scale), q_min, q_max) of the value v
 (``encode_input``; compile folds input_scale into the first layer's weights), so a graph with
@@ -36,15 +36,66 @@ whose projections have different scales, are computed in real units (the sum abo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
+
+from delaynir.errors import GraphFormatError
+from delaynir.neuron_kinds import KINDS, UNIT_KINDS, NeuronKind
 
 INPUT = "input"
 #: 2: the input spec may say "encoding": "graded" (with value_range, bits, input_scale, code_range);
 #: a version-1 file's input is spikes. Both are read.
 FORMAT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How the network input is made (n_channels, pool, n_steps, dt) and what it holds (docs/delaygraph-format.md,
+    "Input spec"): ``encoding`` spikes or graded; graded adds ``value_range`` and, when quantised, ``bits``,
+    ``input_scale`` and ``code_range`` (module docstring).
+
+    Stored as a JSON object (``to_dict``): the fields that are not None, in this order, then ``extra``, the entries
+    this version does not define (a hand-written file's), so a spec is written back as it was read. A None field is
+    an absent entry; pairs ([lo, hi], [q_min, q_max]) are tuples here and lists in the object.
+    """
+
+    n_channels: int | None = None  #: channels of the data file, before pooling
+    pool: int | None = None  #: channels summed into one input
+    n_steps: int | None = None  #: steps per sample
+    dt: float | None = None  #: seconds per step the data was binned at
+    encoding: str | None = None  #: "spikes" or "graded"; absent or another value (version 1: "counts") is spikes
+    value_range: tuple[float, float] | None = None  #: graded: [lo, hi] of the training data's values
+    bits: int | None = None  #: quantised graded input: bits of one code
+    input_scale: float | None = None  #: with bits: s_in, the value one code step stands for
+    code_range: tuple[int, int] | None = None  #: with bits: [q_min, q_max]
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> InputSpec:
+        """The spec a JSON object (``to_dict``'s form) describes."""
+        names = {f.name for f in fields(cls)} - {"extra"}
+        known: dict[str, Any] = {
+            key: tuple(value) if isinstance(value, list) else value for key, value in spec.items() if key in names
+        }
+        return cls(**known, extra=tuple((key, value) for key, value in spec.items() if key not in names))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as the JSON object a DelayGraph file, NIR metadata and a bundle's manifest hold."""
+        entries = ((f.name, getattr(self, f.name)) for f in fields(self) if f.name != "extra")
+        known = {key: list(value) if isinstance(value, tuple) else value for key, value in entries if value is not None}
+        return {**known, **dict(self.extra)}
+
+    @property
+    def graded(self) -> bool:
+        """Whether the input holds real values (else spike counts)."""
+        return self.encoding == "graded"
+
+    @property
+    def quantized(self) -> bool:
+        """Whether graded input is sent as integer codes (it has ``bits``)."""
+        return self.graded and self.bits is not None
 
 
 @dataclass
@@ -104,10 +155,17 @@ class Layer:
             self.alpha = np.asarray(self.alpha, dtype=np.float64)
 
     @property
+    def kind(self) -> NeuronKind:
+        """The layer's neuron kind (delaynir.neuron_kinds); GraphFormatError for a name that is none."""
+        if self.neuron not in KINDS:
+            raise GraphFormatError(f"layer {self.name!r}: {self.neuron!r} is not a neuron kind ({', '.join(KINDS)})")
+        return KINDS[self.neuron]
+
+    @property
     def n_synapses(self) -> int:
         return sum(len(p) for p in self.projections)
 
-    def scale_groups(self, kinds: tuple[str, ...] = ("lif", "cubalif")) -> list[tuple[np.ndarray | None, list[int]]]:
+    def scale_groups(self, kinds: tuple[str, ...] = UNIT_KINDS) -> list[tuple[np.ndarray | None, list[int]]]:
         """How the input current sums its projections: (scale, projection indices) per group.
 
         One group (None, all) for a layer computed in units of its scale (``membrane_unit(layer, kinds)``), else
@@ -130,9 +188,7 @@ class Layer:
 class DelayGraph:
     """Layers in execution order (the last one is the output), dt in seconds, and metadata.
 
-    input: how frames are made (n_channels, pool, n_steps, dt) and what they hold: "encoding" spikes or
-    graded; graded adds "value_range" [lo, hi] of the values and, when quantised, "bits",
-    "input_scale" and "code_range" [q_min, q_max] (module docstring; docs/delaygraph-format.md).
+    input: how frames are made and what they hold (InputSpec; a dict given here is read with InputSpec.from_dict).
     quantization: what compile did (weight bits, scheme, scales are in the projections).
     provenance: delaynir version, source run, config digest, creation time.
     """
@@ -141,9 +197,13 @@ class DelayGraph:
     n_inputs: int
     layers: list[Layer]
     target: str = "float"
-    input: dict[str, Any] = field(default_factory=dict)
+    input: InputSpec = field(default_factory=InputSpec)
     quantization: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.input, dict):
+            self.input = InputSpec.from_dict(self.input)
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -189,7 +249,7 @@ class DelayGraph:
     def encoding(self) -> str:
         """``graded`` when the input spec says so, else ``spikes`` (also for a version-1 file's free-form
         encoding such as "counts")."""
-        return "graded" if self.input.get("encoding") == "graded" else "spikes"
+        return "graded" if self.input.graded else "spikes"
 
     @property
     def n_outputs(self) -> int:
@@ -218,8 +278,9 @@ class DelayGraph:
         return 8 * batch * (outputs + n_steps * self.n_neurons + n_steps)
 
 
-def membrane_unit(layer: Layer, kinds: tuple[str, ...] = ("lif", "cubalif")) -> np.ndarray | None:
-    """The scale (size,) in whose units a lif/cubalif layer's state is computed (module docstring).
+def membrane_unit(layer: Layer, kinds: tuple[str, ...] = UNIT_KINDS) -> np.ndarray | None:
+    """The scale (size,) in whose units a layer of ``kinds`` (those ``NeuronKind.in_units``: lif, cubalif) is
+    computed (module docstring).
 
     That is the scale vector shared by every projection into the layer; None (real units) for other
     kinds (li, relay; an integer arithmetic may name more ``kinds``), a layer without projections, and one
@@ -251,23 +312,18 @@ def in_units(values: np.ndarray, unit: np.ndarray | None) -> np.ndarray:
     return np.where(exact, k, quotient)
 
 
-def quantized_input(spec: dict) -> bool:
-    """Whether an input spec says the input is graded and sent as integer codes (it has ``bits``)."""
-    return spec.get("encoding") == "graded" and spec.get("bits") is not None
-
-
 def encode_input(graph: DelayGraph, x):
     """What the graph's input receives for frames ``x`` (T, B, n_inputs): the integer codes of quantised
     graded input (delaynir.quantize.quantize_input), otherwise ``x`` itself."""
     from delaynir.quantize import quantize_input
 
     spec = graph.input
-    if not quantized_input(spec):
+    if not spec.quantized:
         return x
-    q_min, q_max = spec["code_range"]
-    return quantize_input(x, spec["input_scale"], q_min, q_max)
+    q_min, q_max = spec.code_range
+    return quantize_input(x, spec.input_scale, q_min, q_max)
 
 
 def decode_input(graph: DelayGraph, codes):
     """The values the graph's input codes stand for (q · input_scale); the input itself when not quantised."""
-    return codes * graph.input["input_scale"] if quantized_input(graph.input) else codes
+    return codes * graph.input.input_scale if graph.input.quantized else codes

@@ -29,10 +29,10 @@ import h5py
 import numpy as np
 
 from delaynir.errors import GraphFormatError
-from delaynir.graph import FORMAT_VERSION, INPUT, DelayGraph, Layer, Projection, quantized_input
+from delaynir.graph import FORMAT_VERSION, INPUT, DelayGraph, InputSpec, Layer, Projection
 from delaynir.h5 import reading_hdf5
 from delaynir.memory import check_memory
-from delaynir.neuron_kinds import NEURON_TYPES, RESETS
+from delaynir.neuron_kinds import KINDS, NEURON_TYPES, RESETS, NeuronKind
 from delaynir.runs import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -88,9 +88,10 @@ def _header_problems(graph: DelayGraph) -> list[str]:
         problems.append(f"dt: expected a finite number of seconds > 0, found {_found(graph.dt)}")
     problems += _optional([_count_problem("n_inputs", graph.n_inputs), _string_problem("target", graph.target)])
     for key in METADATA:
-        problems += _metadata_problems(key, getattr(graph, key))
-    if isinstance(graph.input, dict):
-        problems += _input_spec_problems(graph.input)
+        problems += _metadata_problems(key, _metadata(graph, key))
+    spec = _metadata(graph, "input")
+    if isinstance(spec, dict):
+        problems += _input_spec_problems(InputSpec.from_dict(spec))
     if not isinstance(graph.layers, list) or not graph.layers:
         expected = "a non-empty list of layers (the last is the output)"
         problems.append(f"layers: expected {expected}, found {_found(graph.layers)}")
@@ -108,6 +109,7 @@ def _layer_problems(graph: DelayGraph, k: int, layer: Layer, first: dict[str, in
     if not isinstance(layer, (Layer, _Read)):
         return [f"layer {k}: expected a Layer, found {type(layer).__name__}"]
     where = f"layer {k} {layer.name!r}" if isinstance(layer.name, str) else f"layer {k}"
+    kind = _kind(layer.neuron)
     problems = _optional(
         [
             _string_problem("name", layer.name),
@@ -116,7 +118,7 @@ def _layer_problems(graph: DelayGraph, k: int, layer: Layer, first: dict[str, in
             _string_problem("reset", layer.reset, RESETS),
             _count_problem("size", layer.size),
             "alpha: missing, a cubalif layer needs alpha (synaptic current decay)"
-            if _is(layer.neuron, "cubalif") and layer.alpha is None
+            if kind is not None and kind.current_based and layer.alpha is None
             else None,
         ]
     )
@@ -124,7 +126,7 @@ def _layer_problems(graph: DelayGraph, k: int, layer: Layer, first: dict[str, in
     for key in NEURON_ARRAYS:
         value = getattr(layer, key)
         if key != "alpha" or value is not None:
-            problems += _neuron_array_problems(key, value, size, layer.neuron)
+            problems += _neuron_array_problems(key, value, size, kind)
     lines = [f"{where}: {p}" for p in problems]
     if not isinstance(layer.projections, list):
         return lines + [f"{where}: projections: expected a list of projections, found {_found(layer.projections)}"]
@@ -133,7 +135,7 @@ def _layer_problems(graph: DelayGraph, k: int, layer: Layer, first: dict[str, in
     return lines
 
 
-def _neuron_array_problems(key: str, values: Any, size: int | None, neuron: Any) -> list[str]:
+def _neuron_array_problems(key: str, values: Any, size: int | None, kind: NeuronKind | None) -> list[str]:
     """Shape and value checks of beta, threshold, bias or alpha (one value per neuron)."""
     problem = _array_problem(key, values, integer=False, length=size, note=" (one per neuron)")
     if problem:
@@ -141,7 +143,7 @@ def _neuron_array_problems(key: str, values: Any, size: int | None, neuron: Any)
     if key in ("beta", "alpha"):
         return _violations(key, values, ~((values >= 0) & (values <= 1)), "decay factors in [0, 1]", "neuron")
     if key == "threshold":
-        if _is(neuron, "li") or _is(neuron, "relay"):
+        if kind is not None and not kind.spiking:
             return _violations(key, values, np.isnan(values) | np.isneginf(values), "finite values or +inf", "neuron")
         expected = "finite values (+inf only for li and relay layers)"
         return _violations(key, values, ~np.isfinite(values), expected, "neuron")
@@ -204,22 +206,29 @@ def _delay_check(recurrent: bool) -> tuple[Any, str]:
     return (lambda a: (a >= low) & (a <= INDEX_MAX)), f"delays in {low}..{INDEX_MAX} steps{why}"
 
 
-def _input_spec_problems(spec: dict) -> list[str]:
+def _input_spec_problems(spec: InputSpec) -> list[str]:
     """The input spec (graph.py): quantised graded input needs bits, input_scale and code_range. Any other
     encoding (absent, "spikes", or what a version-1 file says, e.g. "counts") is spike input."""
-    if not quantized_input(spec):
+    if not spec.quantized:
         return []
-    bits, scale, codes = spec.get("bits"), spec.get("input_scale"), spec.get("code_range")
+    bits, scale, codes = spec.bits, spec.input_scale, spec.code_range
     problems = []
     if _valid_count(bits) is None:
         problems.append(f"input: bits: expected an integer >= 1 (bits of a graded input code), found {_found(bits)}")
     if not (_is_real(scale) and math.isfinite(scale) and scale > 0):
         problems.append(f"input: input_scale: expected a finite number > 0 (value per code), found {_found(scale)}")
     if not (
-        isinstance(codes, list) and len(codes) == 2 and all(isinstance(c, int) for c in codes) and codes[0] <= codes[1]
+        isinstance(codes, tuple) and len(codes) == 2 and all(isinstance(c, int) for c in codes) and codes[0] <= codes[1]
     ):
-        problems.append(f"input: code_range: expected [q_min, q_max], two integers, found {_found(codes)}")
+        found = _found(list(codes) if isinstance(codes, tuple) else codes)
+        problems.append(f"input: code_range: expected [q_min, q_max], two integers, found {found}")
     return problems
+
+
+def _metadata(graph: DelayGraph, key: str) -> Any:
+    """Metadata ``key`` of ``graph`` as the JSON object it is written as (the input spec's ``to_dict``)."""
+    value = getattr(graph, key)
+    return value.to_dict() if isinstance(value, InputSpec) else value
 
 
 def _metadata_problems(key: str, value: Any) -> list[str]:
@@ -313,6 +322,11 @@ def _is(value: Any, text: str) -> bool:
     return isinstance(value, str) and value == text
 
 
+def _kind(neuron: Any) -> NeuronKind | None:
+    """The neuron kind a layer's ``neuron`` names, None for a value that names none."""
+    return KINDS.get(neuron) if isinstance(neuron, str) else None
+
+
 def _name(layer: Any) -> str | None:
     """The layer's name if it is a layer with a string name, else None."""
     name = getattr(layer, "name", None) if isinstance(layer, (Layer, _Read)) else None
@@ -368,7 +382,7 @@ def _write_graph(f: h5py.File, graph: DelayGraph) -> None:
     f.attrs["n_inputs"] = np.int64(graph.n_inputs)
     f.attrs["target"] = str(graph.target)
     for key in METADATA:
-        f.attrs[key] = json.dumps(getattr(graph, key), allow_nan=False)
+        f.attrs[key] = json.dumps(_metadata(graph, key), allow_nan=False)
     layers = f.create_group(LAYERS, track_order=True)
     for k, layer in enumerate(graph.layers):
         _write_layer(layers.create_group(_index_name(k), track_order=True), layer)

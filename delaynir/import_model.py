@@ -268,7 +268,7 @@ def import_model(
         "n_channels": dataset.n_channels,
         "n_inputs": dataset.n_inputs,
         "n_classes": mc.n_outputs,
-        **input_encoding(dataset),
+        **input_encoding(dataset).to_dict(),
     }
     payload = model_payload(model, config, data_info, sigma, epoch=0, val_accuracy=float("nan"))
     payload["imported_from"] = {

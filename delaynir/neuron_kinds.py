@@ -28,6 +28,8 @@ from typing import Any
 import torch
 
 RESETS = ("hard", "subtract")
+#: The decay factors a step may have (``NeuronKind.decays``): what each is, and its symbol.
+DECAYS = {"beta": ("membrane decay", "β"), "alpha": ("synaptic decay", "α")}
 
 
 class TorchOps:
@@ -101,12 +103,30 @@ def relay_step(ops, p: dict[str, Any], state: dict[str, Any], current) -> tuple[
 
 @dataclass(frozen=True)
 class NeuronKind:
-    """A neuron kind: its state variables, whether its output feeds other layers, and its step."""
+    """A neuron kind: its state variables, its step, and the facts the rest of the toolchain asks of it."""
 
     name: str
     state: tuple[str, ...]
-    emits: bool  #: False for the li readout: its output v is read out, never a source
     step: Callable[..., tuple[dict[str, Any], Any]]
+    spiking: bool  #: emits spikes z = [v > θ] and resets (lif, cubalif)
+    readout: bool  #: its output is the membrane v, read out and never a source (li)
+    decays: tuple[str, ...]  #: the per-neuron decay factors of its step, as Layer attributes (beta, alpha)
+
+    @property
+    def relay(self) -> bool:
+        """Emits its input unchanged: no state, no membrane (a relay)."""
+        return not self.spiking and not self.readout
+
+    @property
+    def in_units(self) -> bool:
+        """Computed in units of its layer's weight scale (delaynir.graph, "Units"): scaling a spiking neuron's
+        input, bias, state and threshold by one factor changes none of its spikes."""
+        return self.spiking
+
+    @property
+    def current_based(self) -> bool:
+        """Has a synaptic current with its own decay α (cubalif)."""
+        return "alpha" in self.decays
 
     @property
     def equations(self) -> list[str]:
@@ -120,12 +140,15 @@ class NeuronKind:
 
 
 KINDS: dict[str, NeuronKind] = {
-    "lif": NeuronKind("lif", ("v", "z"), True, lif_step),
-    "cubalif": NeuronKind("cubalif", ("v", "z", "i"), True, cubalif_step),
-    "li": NeuronKind("li", ("v",), False, li_step),
-    "relay": NeuronKind("relay", (), True, relay_step),
+    "lif": NeuronKind("lif", ("v", "z"), lif_step, spiking=True, readout=False, decays=("beta",)),
+    "cubalif": NeuronKind(
+        "cubalif", ("v", "z", "i"), cubalif_step, spiking=True, readout=False, decays=("beta", "alpha")
+    ),
+    "li": NeuronKind("li", ("v",), li_step, spiking=False, readout=True, decays=("beta",)),
+    "relay": NeuronKind("relay", (), relay_step, spiking=False, readout=False, decays=()),
 }
 NEURON_TYPES = tuple(KINDS)
+UNIT_KINDS = tuple(name for name, kind in KINDS.items() if kind.in_units)  #: computed in units of their scale
 
 
 def predictions_of(output: torch.Tensor, *, readout: bool) -> torch.Tensor:

@@ -58,6 +58,7 @@ from delaynir.errors import ExportError, NIRImportError, reason
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.graph_io import validate_graph
 from delaynir.h5 import reading_hdf5
+from delaynir.neuron_kinds import KINDS
 from delaynir.runs import atomic_path, check_output
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def _output_name(layer: Layer) -> str:
 
 
 def _subtract(layer: Layer) -> bool:
-    return layer.neuron in ("lif", "cubalif") and layer.reset == "subtract"
+    return layer.kind.spiking and layer.reset == "subtract"
 
 
 def _step_metadata(beta: np.ndarray, unit: np.ndarray | None = None, alpha: np.ndarray | None = None) -> dict:
@@ -116,20 +117,20 @@ def _neuron_nodes(layer: Layer, dt: float) -> tuple[dict[str, nir.NIRNode], list
     layer is an LI membrane, a Threshold and a reset Linear(−θ) fed back into the membrane (one step
     late, as every cycle), preceded by an LI synaptic current for cubalif.
     """
-    n, me = layer.size, _node_name(layer.name)
+    n, me, kind = layer.size, _node_name(layer.name), layer.kind
     zeros = np.zeros(n)
-    if layer.neuron == "relay":
+    if kind.relay:
         return {me: nir.Scale(scale=np.ones(n))}, [], me
     unit = membrane_unit(layer)
     leak = _leak(layer, layer.beta, "membrane leak")
-    if layer.neuron == "li":
+    if kind.readout:
         meta = _step_metadata(layer.beta)
         if np.all(leak == 0):
             return {me: nir.I(r=np.full(n, 1.0 / dt), metadata=meta)}, [], me
         return {me: nir.LI(tau=dt / leak, r=1.0 / leak, v_leak=zeros, metadata=meta)}, [], me
     theta = in_units(layer.threshold, unit)
     if layer.reset == "subtract":
-        if np.all(leak == 0) or (layer.neuron == "cubalif" and np.any(layer.alpha == 1)):
+        if np.all(leak == 0) or (kind.current_based and np.any(layer.alpha == 1)):
             raise ExportError(
                 f"layer {layer.name!r}: a subtract-reset layer without leak (a decay of 1) has no NIR "
                 "form here (its membrane is an nir.LI)"
@@ -140,19 +141,19 @@ def _neuron_nodes(layer: Layer, dt: float) -> tuple[dict[str, nir.NIRNode], list
             f"{me}.reset": nir.Linear(weight=np.diag(-theta)),
         }
         edges = [(me, f"{me}.spike"), (f"{me}.spike", f"{me}.reset"), (f"{me}.reset", me)]
-        if layer.neuron == "lif":
+        if not kind.current_based:
             return nodes, edges, me
         syn_leak = _leak(layer, layer.alpha, "synaptic leak")
         nodes[f"{me}.syn"] = nir.LI(
             tau=dt / syn_leak, r=1.0 / syn_leak, v_leak=zeros, metadata=_step_metadata(layer.alpha)
         )
         return nodes, edges + [(f"{me}.syn", me)], f"{me}.syn"
-    meta = _step_metadata(layer.beta, unit, layer.alpha if layer.neuron == "cubalif" else None)
+    meta = _step_metadata(layer.beta, unit, layer.alpha if kind.current_based else None)
     if np.all(leak == 0):
-        if layer.neuron == "cubalif":
+        if kind.current_based:
             raise ExportError(f"layer {layer.name!r}: a CubaLIF without membrane leak has no NIR form")
         return {me: nir.IF(r=np.full(n, 1.0 / dt), v_threshold=theta, v_reset=zeros, metadata=meta)}, [], me
-    if layer.neuron == "cubalif":
+    if kind.current_based:
         syn_leak = 1.0 - layer.alpha
         return (
             {
@@ -235,7 +236,7 @@ def to_nir(graph: DelayGraph) -> nir.NIRGraph:
         "discretisation": DISCRETISATION,
         "cycle_delay_steps": 1,
         "target": graph.target,
-        "input": graph.input,
+        "input": graph.input.to_dict(),
         "quantization": graph.quantization,
         "provenance": graph.provenance,
         "layers": [_layer_meta(layer, offsets[layer.name]) for layer in graph.layers],
@@ -723,7 +724,7 @@ def _import_general(ngraph: nir.NIRGraph, dt: float) -> DelayGraph:
     layers = []
     for name in order:
         params = _neuron_params(name, ngraph.nodes[name], dt)
-        if params["neuron"] == "li" and name != order[-1]:
+        if KINDS[params["neuron"]].readout and name != order[-1]:
             raise NIRImportError(f"node {name!r}: LI is supported only as the output (its output is a membrane)")
         size = _layer_size(ngraph, name, incoming, params)
         params = {

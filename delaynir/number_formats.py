@@ -30,14 +30,44 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
 from delaynir import plugins
-from delaynir.neuron_kinds import TORCH
+from delaynir.graph import InputSpec
+from delaynir.neuron_kinds import TORCH, UNIT_KINDS
+
+if TYPE_CHECKING:
+    import torch
 
 DECAY_TOL = 1e-9  #: a decay counts as representable within this absolute distance
+Values = TypeVar("Values", np.ndarray, "torch.Tensor")  #: thresholds or biases, numpy or torch
+
+
+@runtime_checkable
+class DecayFormat(Protocol):
+    """How a target stores decay factors β and α (FloatDecay, FixedDecay, ShiftDecay)."""
+
+    def quantize(self, beta: np.ndarray) -> np.ndarray:
+        """The nearest representable decays, float64."""
+        ...
+
+    def unrepresentable(self, values: np.ndarray) -> np.ndarray:
+        """Where ``values`` are not representable (within DECAY_TOL), bool."""
+        ...
+
+    @property
+    def form(self) -> str:
+        """The representable values, for messages."""
+        ...
+
+
+@runtime_checkable
+class StateFormat(Protocol):
+    """How a target stores thresholds or biases (FloatState, IntegerState), given the neurons' weight scale."""
+
+    def quantize(self, values: Values, scale: Values) -> Values: ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +138,7 @@ class ShiftDecay:
 class FloatState:
     """Thresholds, biases and state as real numbers."""
 
-    def quantize(self, values, scale):
+    def quantize(self, values: Values, scale: Values) -> Values:
         return values
 
 
@@ -122,7 +152,7 @@ class IntegerState:
 
     bits: int | float = math.inf
 
-    def quantize(self, values, scale):
+    def quantize(self, values: Values, scale: Values) -> Values:
         if isinstance(values, np.ndarray):
             return np.where(np.isfinite(values), scale * np.round(values / scale), values)
         import torch
@@ -130,7 +160,7 @@ class IntegerState:
         return torch.where(torch.isfinite(values), scale * torch.round(values / scale), values)
 
 
-def decay_format(kind: str, max_shift: int | float = 15):
+def decay_format(kind: str, max_shift: int | float = 15) -> DecayFormat:
     """The decay format a profile's ``decay`` names: ``float``, ``fixed12`` or ``bitshift``."""
     if kind == "float":
         return FloatDecay()
@@ -149,9 +179,9 @@ class NumberFormat:
     """What a target stores: its decay format, how thresholds and biases are put on the weight grid, and
     (``input``: scale s, q_min, q_max) how graded input is sent as integer codes, x ↦ s · clip(round(x / s))."""
 
-    decay: Any
-    threshold: Any
-    bias: Any
+    decay: DecayFormat
+    threshold: StateFormat
+    bias: StateFormat
     input: tuple[float, int, int] | None = None
 
     @classmethod
@@ -172,7 +202,7 @@ class NumberFormat:
         )
 
 
-def record_of(profile, input_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+def record_of(profile, input_spec: InputSpec | None = None) -> dict[str, Any]:
     """A target profile's number format as plain values: its ``decay`` (and max_decay_shift, None = unlimited),
     threshold_bits / state_bits when thresholds / biases are integers (finite bits on a target with
     quantised weights), else None; and ``input`` [s, q_min, q_max] when the graded input of ``input_spec``
@@ -185,7 +215,7 @@ def record_of(profile, input_spec: dict[str, Any] | None = None) -> dict[str, An
         return int(value) if integer and np.isfinite(value) else None
 
     shift = profile.max_decay_shift
-    graded = input_quantization(input_spec or {}, profile)
+    graded = input_quantization(input_spec or InputSpec(), profile)
     return {
         "decay": profile.decay,
         "max_decay_shift": None if math.isinf(shift) else int(shift),
@@ -213,7 +243,7 @@ class Arithmetic:
     steps: dict[str, Callable] = field(default_factory=dict)
     state_per_unit: float = 1.0
     separate_bias: bool = False
-    unit_kinds: tuple[str, ...] = ("lif", "cubalif")
+    unit_kinds: tuple[str, ...] = UNIT_KINDS
     check: Callable[[Any], list] | None = None
 
     def step(self, kind):

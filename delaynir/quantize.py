@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from delaynir.graph import InputSpec
 
 
 @dataclass(frozen=True)
@@ -88,13 +92,13 @@ def input_grid(value_range: tuple[float, float], bits: int) -> tuple[float, int,
     return (peak / q_max if peak > 0 else 1.0), q_min, q_max
 
 
-def input_quantization(spec: dict, profile) -> tuple[int, float, int, int] | None:
+def input_quantization(spec: InputSpec, profile) -> tuple[int, float, int, int] | None:
     """(bits, scale s, q_min, q_max) of the graded input described by input spec ``spec`` (encoding, value_range)
     on ``profile``, when the profile takes graded input of finite ``input_bits``; None for spike input or
     unquantised graded input. TargetError when graded input has no value range to quantise."""
-    if spec.get("encoding") != "graded" or not profile.graded_input or not math.isfinite(profile.input_bits):
+    if not spec.graded or not profile.graded_input or not math.isfinite(profile.input_bits):
         return None
-    if "value_range" not in spec:
+    if spec.value_range is None:
         from delaynir.errors import TargetError
 
         raise TargetError(
@@ -102,7 +106,7 @@ def input_quantization(spec: dict, profile) -> tuple[int, float, int, int] | Non
             "version (the run records the training data's value range)"
         )
     bits = int(profile.input_bits)
-    return (bits, *input_grid(spec["value_range"], bits))
+    return (bits, *input_grid(spec.value_range, bits))
 
 
 def quantize_input(x: torch.Tensor, scale: float, q_min: int, q_max: int) -> torch.Tensor:

@@ -104,7 +104,7 @@ def write_report(
         if first is None:
             first = (x, y, result)
     x, y, result = first
-    hidden = [la.name for la in graph.layers if la.neuron != "li"]
+    hidden = [la.name for la in graph.layers if not la.kind.readout]
     k = min(VERIFY_SAMPLES, x.shape[1])
     verification = verify(graph, [(x[:, :k], y[:k])], model=model)
     grid = plots.synapse_grid(graph)
@@ -121,7 +121,7 @@ def write_report(
                 y[:r],
                 result.predictions[:r],
                 tmp / "rasters.png",
-                graded=graph.encoding == "graded",
+                graded=graph.input.graded,
             ),
             "delays": plots.delay_histograms(graph, tmp / "delays.png"),
             "weight_delay": plots.weight_vs_delay(graph, tmp / "weight_delay.png"),

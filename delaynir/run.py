@@ -26,12 +26,12 @@ from delaynir.data import SpikeDataset, make_loader, validation_split
 from delaynir.data.frames import FramesDataset, is_frames_file
 from delaynir.data.shd import read_duration, resolve_n_channels, spike_file
 from delaynir.errors import CheckpointError, ConfigError, DataFormatError, TargetError, reason
+from delaynir.graph import DelayGraph, InputSpec
 from delaynir.nn.model import DelaySNN, ModelConfig
 from delaynir.number_formats import NumberFormat
 from delaynir.quantize import WeightGrid
 
 if TYPE_CHECKING:
-    from delaynir.graph import DelayGraph
     from delaynir.target import TargetProfile
 
 MAX_INPUTS = 140  #: pool=0 picks the smallest factor giving at most this many input channels
@@ -70,16 +70,16 @@ def open_dataset(
     return SpikeDataset(path, dt=config.dt, n_steps=n_steps, pool=pool)
 
 
-def input_encoding(dataset: SpikeDataset | FramesDataset) -> dict[str, Any]:
-    """How the network input is made: ``spikes`` (counts per bin) or ``graded`` (real values, with their range)."""
+def input_encoding(dataset: SpikeDataset | FramesDataset) -> InputSpec:
+    """What the network input holds: ``spikes`` (counts per bin) or ``graded`` (real values, with their range)."""
     if getattr(dataset, "graded", False):
-        return {"encoding": "graded", "value_range": list(dataset.value_range())}
-    return {"encoding": "spikes"}
+        return InputSpec(encoding="graded", value_range=tuple(dataset.value_range()))
+    return InputSpec(encoding="spikes")
 
 
-def input_spec(data_info: dict[str, Any]) -> dict[str, Any]:
+def input_spec(data_info: dict[str, Any]) -> InputSpec:
     """The DelayGraph input spec of a run's ``data`` record (compile_model's ``input_info``)."""
-    return {key: data_info[key] for key in INPUT_SPEC_KEYS if key in data_info}
+    return InputSpec.from_dict({key: data_info[key] for key in INPUT_SPEC_KEYS if key in data_info})
 
 
 def target_arithmetic(
@@ -198,7 +198,7 @@ class Run:
         return Path(self.data_info["train_file"])
 
     @property
-    def input_spec(self) -> dict[str, Any]:
+    def input_spec(self) -> InputSpec:
         """The DelayGraph input spec of the run's data (compile_model's ``input_info``)."""
         return input_spec(self.data_info)
 

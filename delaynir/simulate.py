@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from delaynir.errors import ShapeError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.memory import check_memory
-from delaynir.neuron_kinds import KINDS, predictions_of
+from delaynir.neuron_kinds import predictions_of
 from delaynir.number_formats import arithmetic_of
 
 
@@ -133,7 +133,7 @@ class _Neurons:
 
     def __init__(self, layer: Layer, B: int, arithmetic, unit: np.ndarray | None = None):
         col = (-1, 1)
-        self.kind, self.ops, self.per_unit = KINDS[layer.neuron], arithmetic.ops, arithmetic.state_per_unit
+        self.kind, self.ops, self.per_unit = layer.kind, arithmetic.ops, arithmetic.state_per_unit
         self.step_of = arithmetic.step(self.kind)
         theta = in_units(layer.threshold, unit)
         self.params = {
@@ -153,7 +153,7 @@ class _Neurons:
         self.state, out = self.step_of(self.ops, self.params, self.state, current)
         v = self.state.get("v")
         membrane = out if v is None else (v if self.per_unit == 1 else v / self.per_unit)
-        return (out if self.kind.emits else self.silent), membrane
+        return (self.silent if self.kind.readout else out), membrane
 
 
 def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationResult:
@@ -201,9 +201,9 @@ def simulate(graph: DelayGraph, inputs, *, record: bool = False) -> SimulationRe
             membranes[name] *= torch.from_numpy(unit).view(-1, 1, 1)
     time_first = {name: m.permute(1, 2, 0) for name, m in membranes.items()}
     out_layer = graph.layers[-1]
-    is_li = out_layer.neuron == "li"
-    output = time_first[out_layer.name] if is_li else pops[out_layer.name].grid.permute(1, 2, 0)
-    result = SimulationResult(output=output, predictions=predictions_of(output, readout=is_li))
+    readout = out_layer.kind.readout
+    output = time_first[out_layer.name] if readout else pops[out_layer.name].grid.permute(1, 2, 0)
+    result = SimulationResult(output=output, predictions=predictions_of(output, readout=readout))
     if record:
         result.spikes = {layer.name: pops[layer.name].grid.permute(1, 2, 0) for layer in graph.layers}
         result.membranes = time_first

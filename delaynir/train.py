@@ -37,7 +37,8 @@ from delaynir.data import make_loader, validation_split
 from delaynir.data.split import shard_bounds
 from delaynir.errors import CheckpointError, ConfigError, reason
 from delaynir.memory import check_memory
-from delaynir.nn.model import DelaySNN, readout_loss, summed_softmax
+from delaynir.neuron_kinds import predictions_of
+from delaynir.nn.model import DelaySNN, readout_loss
 from delaynir.nn.rewiring import Rewiring, active_connections
 from delaynir.number_formats import NumberFormat
 from delaynir.quantize import WeightGrid
@@ -183,7 +184,7 @@ def evaluate_model(
             x, y = x.to(device), y.to(device)
             out = model(x)
             loss_sum += float(readout_loss(out, y)) * len(y)
-            correct += int((summed_softmax(out).argmax(1) == y).sum())
+            correct += int((predictions_of(out, readout=True) == y).sum())
             total += len(y)
             rate_sums = [s + r * len(y) for s, r in zip(rate_sums, model.spike_rates)]
     finally:
@@ -286,7 +287,7 @@ def _train(
         "n_classes": dataset.n_classes,
         "n_train": len(train_idx),
         "n_val": len(val_idx),
-        **input_encoding(dataset),
+        **input_encoding(dataset).to_dict(),
     }
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
     sizes = [dataset.n_inputs, *config.hidden, dataset.n_classes]
@@ -389,7 +390,7 @@ def _train(
             if rewiring is not None:
                 rewiring.after_step(state.optimizer, step)
             loss_sum += float(loss.detach()) * n
-            correct += int((summed_softmax(out_v[:, :n].detach().float()).argmax(1) == y[:n]).sum())
+            correct += int((predictions_of(out_v[:, :n].detach().float(), readout=True) == y[:n]).sum())
             seen += n
             bar.set_postfix(
                 loss=f"{loss_sum / max(seen, 1):.3f}", acc=f"{correct / max(seen, 1):.3f}", sigma=f"{sigma:.2f}"

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from delaynir.errors import ConfigError, ExportError
 from delaynir.executors import EXECUTORS, ExecutorUnavailable, FileFormat, external, names
 from delaynir.graph import DelayGraph, decode_input
+from delaynir.neuron_kinds import predictions_of
 from delaynir.simulate import SimulationResult, simulate
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def verify(
     unknown = [s for s in sims or [] if s not in EXECUTORS]
     if unknown:
         raise ConfigError(f"unknown simulator(s) {', '.join(unknown)}; choose from {', '.join(names())}")
-    hidden = [layer.name for layer in graph.layers if layer.neuron != "li"]
+    hidden = [layer.name for layer in graph.layers if not layer.kind.readout]
     with tempfile.TemporaryDirectory(prefix="delaynir-verify-") as tmp:
         runners = _runners(graph, sims, Path(tmp))
         tallies = {name: Tally(hidden) for name in runners}
@@ -168,8 +169,6 @@ def verify(
 
 @torch.no_grad()
 def _model_result(model, x: torch.Tensor, hidden: list[str]) -> SimulationResult:
-    from delaynir.nn.model import summed_softmax
-
     model.eval()
     model.record = True
     try:
@@ -178,7 +177,9 @@ def _model_result(model, x: torch.Tensor, hidden: list[str]) -> SimulationResult
         model.record = False
     spikes = {name: s.double() for name, s in zip(hidden, model.recorded)}
     membranes = {name: lif.last_membrane.double() for name, lif in zip(hidden, model.neurons)}
-    return SimulationResult(output=out, predictions=summed_softmax(out).argmax(1), spikes=spikes, membranes=membranes)
+    return SimulationResult(
+        output=out, predictions=predictions_of(out, readout=True), spikes=spikes, membranes=membranes
+    )
 
 
 def worst_agreement(report: dict[str, Any]) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import pickle
 import re
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -448,3 +449,14 @@ def test_synthetic_is_deterministic_by_seed_and_refuses_overwrite(tmp_path):
 def test_synth_config_rejects_bad_values(overrides, message):
     with pytest.raises(ConfigError, match=message):
         SynthConfig(**overrides)
+
+
+def test_the_data_layer_depends_on_no_training_module():
+    """data/ sits below training: it imports neither the training settings nor the loop (config holds its default)."""
+    from delaynir.config import TrainConfig
+    from delaynir.data.split import VAL_FRACTION
+
+    layer = Path(__file__).resolve().parents[1] / "delaynir" / "data"
+    above = re.compile(r"^\s*(from|import) delaynir\.(config|train|run|nn|compile)\b", re.M)
+    assert [p.name for p in sorted(layer.glob("*.py")) if above.search(p.read_text())] == []
+    assert TrainConfig.val_fraction == VAL_FRACTION

@@ -1,6 +1,7 @@
 """Graded (real-valued) input through the pipeline: input spec, quantisation for a target, every simulator."""
 
 import json
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -72,7 +73,7 @@ def test_a_graded_run_records_its_input(graded_run):
 def test_compile_quantises_graded_input_and_reports_its_cost(graded_run, tmp_path):
     report = compile_run(graded_run, "int8", tmp_path / "g.h5")
     graph = load_graph(tmp_path / "g.h5")
-    spec = graph.input
+    spec = graph.input.to_dict()
     assert graph.encoding == "graded" and spec["bits"] == 8 and spec["code_range"] == [0, 255]
     assert spec["input_scale"] == pytest.approx(spec["value_range"][1] / 255)
     assert report["input"]["bits"] == 8
@@ -83,7 +84,7 @@ def test_compile_quantises_graded_input_and_reports_its_cost(graded_run, tmp_pat
     assert torch.equal(codes, torch.round(codes)) and codes.max() <= 255
     assert torch.allclose(decode_input(graph, codes), x.double(), atol=spec["input_scale"] / 2 + 1e-12)
     float_graph = load_graph(compile_run(graded_run, "float", tmp_path / "f.h5")["out"])
-    assert float_graph.encoding == "graded" and "bits" not in float_graph.input  # float input: unquantised
+    assert float_graph.encoding == "graded" and "bits" not in float_graph.input.to_dict()  # float input: unquantised
     assert torch.equal(encode_input(float_graph, x), x)
 
 
@@ -113,7 +114,7 @@ def test_graded_spec_round_trips_and_is_validated(graded_run, tmp_path):
     graph = load_graph(tmp_path / "g.h5")
     again = load_graph(save_graph(graph, tmp_path / "again.h5"))
     assert again.input == graph.input
-    graph.input = {**graph.input, "bits": 0, "input_scale": -1.0}
+    graph.input = replace(graph.input, bits=0, input_scale=-1.0)
     problems = validate_graph(graph)
     assert any("input: bits" in p for p in problems) and any("input: input_scale" in p for p in problems)
     with pytest.raises(GraphFormatError, match="input_scale"):
@@ -126,7 +127,7 @@ def test_a_version_1_file_reads_as_spike_input(graded_run, tmp_path):
         f.attrs["format_version"] = np.int64(1)
         f.attrs["input"] = json.dumps({"n_channels": 8, "encoding": "counts"})
     graph = load_graph(tmp_path / "g.h5")
-    assert graph.encoding == "spikes" and graph.input["encoding"] == "counts"
+    assert graph.encoding == "spikes" and graph.input.encoding == "counts"
 
 
 def test_bundle_and_report_with_graded_input(graded_run, tmp_path):
@@ -163,7 +164,7 @@ def test_finetuning_feeds_the_model_the_input_codes_the_compiled_graph_receives(
     run = Run(tmp_path / "ft")
     report = compile_run(run, "int8", tmp_path / "ft.h5")
     graph = load_graph(tmp_path / "ft.h5")
-    spec = graph.input
+    spec = graph.input.to_dict()
     assert run.number_format.input == pytest.approx((spec["input_scale"], *spec["code_range"]))
     assert run.payload["number_format"]["input"][1:] == spec["code_range"]  # stored in the run
     x = torch.rand(30, 4, 8) * 1.6

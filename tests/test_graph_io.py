@@ -15,9 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from delaynir.errors import DelayNIRError, GraphFormatError
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection
 from delaynir.graph_io import load_graph, save_graph, validate_graph
 from delaynir.neuron_kinds import NEURON_TYPES, RESETS
+from delaynir.nir_io import to_nir
 
 INF = math.inf
 
@@ -109,7 +110,8 @@ def assert_graph_equal(a: DelayGraph, b: DelayGraph) -> None:
     """Every field equal; arrays bit for bit (dtype included); dicts equal with the same JSON types."""
     assert (a.dt, a.n_inputs, a.target) == (b.dt, b.n_inputs, b.target)
     assert type(b.dt) is float and type(b.n_inputs) is int
-    for key in ("input", "quantization", "provenance"):
+    assert a.input == b.input and json.dumps(a.input.to_dict()) == json.dumps(b.input.to_dict())
+    for key in ("quantization", "provenance"):
         assert getattr(a, key) == getattr(b, key)
         assert json.dumps(getattr(a, key)) == json.dumps(getattr(b, key))
     assert len(a.layers) == len(b.layers)
@@ -157,6 +159,41 @@ def test_layout_is_as_documented(tmp_path):
         assert list(p) == ["000", "001"] and p["001/pre"].shape == (0,)
         assert {p[f"000/{k}"].dtype for k in ("pre", "post", "delay")} == {np.dtype(np.uint32)}
         assert json.loads(f.attrs["quantization"]) == {"weight_bits": 8, "scheme": "per-neuron", "signed": True}
+
+
+#: input specs as compile writes them (a run's data record, then the codes), a version-1 file's and a hand-written one
+SPECS = {
+    "graded": {
+        "n_channels": 8,
+        "pool": 1,
+        "n_steps": 30,
+        "dt": 0.01,
+        "encoding": "graded",
+        "value_range": [0.0003161257482133806, 1.698679804801941],
+        "bits": 8,
+        "input_scale": 0.006661489430595847,
+        "code_range": [0, 255],
+    },
+    "graded float": {"n_steps": 30, "dt": 0.01, "encoding": "graded", "value_range": [-1.5, 2.0]},
+    "spikes": {"n_channels": 12, "pool": 1, "n_steps": 40, "dt": 0.001, "encoding": "spikes"},
+    "version 1": {"n_channels": 700, "pool": 5, "encoding": "counts"},
+    "unknown entries": {"pool": 2, "note": "x", "extra": [1, {"a": None}]},
+    "empty": {},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_an_input_spec_is_written_as_the_object_it_was_read_from(name, tmp_path):
+    """Same keys, order, values and JSON types in the DelayGraph file and the NIR metadata."""
+    spec = InputSpec.from_dict(SPECS[name])
+    assert json.dumps(spec.to_dict()) == json.dumps(SPECS[name])
+    assert (spec.graded, spec.quantized) == (name.startswith("graded"), name == "graded")
+    readout = Layer("out", 1, "li", [0.9], [INF], [0.0], [Projection(INPUT, [0], [0], [0], [1.0], [1.0])])
+    graph = DelayGraph(dt=0.01, n_inputs=1, layers=[readout], input=spec)
+    with h5py.File(save_graph(graph, tmp_path / "g.h5")) as f:
+        assert f.attrs["input"] == json.dumps(SPECS[name])
+    assert load_graph(tmp_path / "g.h5").input == spec
+    assert json.dumps(json.loads(to_nir(graph).metadata["delaynir"])["input"]) == json.dumps(SPECS[name])
 
 
 def test_same_graph_gives_byte_identical_files(tmp_path):

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from delaynir import executors
 from delaynir.errors import ConfigError, ExportError
 from delaynir.executors import EXECUTORS, ExecutorUnavailable, external, formats
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units
+from delaynir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection, in_units
 from delaynir.simulate import simulate
 from delaynir.targets.loihi2 import NETX, netx
 from delaynir.targets.loihi2.netx import export_netx, lava_weights, layer_lags
@@ -457,17 +457,13 @@ def test_lava_takes_graded_codes_and_spike_counts(tmp_path):
     need_lava()
     rng = np.random.default_rng(3)
     graph = small_chain(dv=50, theta=40)
-    graph.input = {
-        "encoding": "graded",
-        "bits": 8,
-        "input_scale": 0.1,
-        "code_range": [-128, 127],
-        "value_range": [-12.8, 12.7],
-    }
+    graph.input = InputSpec(
+        encoding="graded", bits=8, input_scale=0.1, code_range=(-128, 127), value_range=(-12.8, 12.7)
+    )
     with h5py.File(export_netx(graph, tmp_path / "graded.h5")) as f:
         assert f["delaynir"].attrs["input_message_bits"] == 8
     assert_lava_is_reference(graph, rng.integers(-128, 128, (30, 2, 3)).astype(float), tmp_path)
-    graph.input = {}
+    graph.input = InputSpec()
     assert_lava_is_reference(graph, rng.integers(0, 4, (30, 2, 3)).astype(float), tmp_path)
 
 

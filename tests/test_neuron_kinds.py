@@ -12,9 +12,11 @@ import torch
 from delaynir import neuron_kinds
 from delaynir.converters.onnx_export import export_onnx
 from delaynir.converters.onnxruntime import load_onnx
+from delaynir.errors import GraphFormatError
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
 from delaynir.neuron_kinds import KINDS
 from delaynir.nn import neurons
+from delaynir.number_formats import Arithmetic
 from delaynir.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,3 +127,52 @@ def test_the_compiled_training_loops_agree_with_the_step_definition(monkeypatch)
             loop = neurons.lif_sequence(current, beta, theta, reset=reset)
         for a, b in zip(compiled, loop):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+#: kind: (spiking, readout, relay, in_units, current_based, decays)
+FACTS = {
+    "lif": (True, False, False, True, False, ("beta",)),
+    "cubalif": (True, False, False, True, True, ("beta", "alpha")),
+    "li": (False, True, False, False, False, ("beta",)),
+    "relay": (False, False, True, False, False, ()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FACTS))
+def test_each_kind_states_its_facts(name):
+    kind = KINDS[name]
+    assert (kind.spiking, kind.readout, kind.relay, kind.in_units, kind.current_based, kind.decays) == FACTS[name]
+    assert _graph(name).layers[0].kind is kind
+    assert set(kind.decays) <= set(neuron_kinds.DECAYS)
+
+
+def test_the_kinds_in_units_of_their_scale_are_the_default_everywhere():
+    assert neuron_kinds.UNIT_KINDS == ("lif", "cubalif")
+    assert Arithmetic("x").unit_kinds == neuron_kinds.UNIT_KINDS
+
+
+def test_a_layer_of_no_kind_says_so():
+    layer = _graph("lif").layers[0]
+    layer.neuron = "izhikevich"
+    with pytest.raises(GraphFormatError, match="'izhikevich' is not a neuron kind"):
+        assert layer.kind
+
+
+#: A neuron kind's name compared with a string literal (either side), or passed to graph_io's string test.
+KINDS_ = "(li|lif|cubalif|relay)"
+KIND_LITERAL = re.compile(
+    rf"""(==|!=|\bin)\s*[(\[{{]?\s*["']{KINDS_}["']|["']{KINDS_}["']\s*(==|!=|\bin\b)|_is\([^)]*["']{KINDS_}["']\)"""
+)
+
+
+def test_no_module_compares_a_neuron_kind_name_with_a_literal():
+    """Whether a layer spikes, is the readout or a relay is asked of its kind (NeuronKind), never of its name."""
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for folder in ("delaynir", "converters", "targets")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if path.name != "neuron_kinds.py"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if KIND_LITERAL.search(line)
+    ]
+    assert found == []

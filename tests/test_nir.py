@@ -14,7 +14,7 @@ from delaynir.converters import norse as norse_conv
 from delaynir.converters import snntorch as snntorch_conv
 from delaynir.data import SynthConfig, generate_synthetic
 from delaynir.errors import ExportError, NIRImportError
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection
 from delaynir.graph_io import load_graph, save_graph
 from delaynir.nir_io import export_nir, from_nir, to_nir
 from delaynir.number_formats import IntegerState
@@ -264,7 +264,7 @@ def test_unsupported_graphs_give_clear_errors(tmp_path):
 
 def test_export_import_verify_commands(tmp_path, capsys):
     graph = random_graph(5, recurrent=True, neuron="lif", relay=True, max_delay=4)
-    graph.input = {"dt": graph.dt, "n_steps": 30, "pool": 1}
+    graph.input = InputSpec(dt=graph.dt, n_steps=30, pool=1)
     save_graph(graph, tmp_path / "g.h5")
     assert main(["export", str(tmp_path / "g.h5"), "--format", "nir", "-o", str(tmp_path / "g.nir"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "nir"

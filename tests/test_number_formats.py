@@ -14,15 +14,19 @@ from delaynir.fit import check_fit
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
 from delaynir.neuron_kinds import TORCH
 from delaynir.number_formats import (
+    DECAY_KINDS,
     FLOAT64,
     Arithmetic,
+    DecayFormat,
     FixedDecay,
     FloatState,
     IntegerState,
     NumberFormat,
     ShiftDecay,
+    StateFormat,
     arithmetic_named,
     arithmetic_of,
+    decay_format,
 )
 from delaynir.run import Run
 from delaynir.simulate import simulate
@@ -193,3 +197,11 @@ def test_finetuning_rounds_what_compile_rounds(source_run, tmp_path, target):
         assert all(v == 1.0 for v in result["spike_agreement"].values()), result["spike_agreement"]
     else:  # integer thresholds: a float64 model may still land on the other side of an exact tie
         assert all(v >= 0.999 for v in result["spike_agreement"].values()), result["spike_agreement"]
+
+
+@pytest.mark.parametrize("target", ["float", "int8", "loihi2", "xylo-audio2"])
+def test_a_targets_number_format_has_typed_parts(target):
+    fmt = NumberFormat.of(load_target(target))
+    assert isinstance(fmt.decay, DecayFormat) and isinstance(fmt.threshold, StateFormat)
+    assert isinstance(fmt.bias, StateFormat) and not isinstance(fmt.bias, DecayFormat)
+    assert all(isinstance(decay_format(kind), DecayFormat) for kind in DECAY_KINDS)

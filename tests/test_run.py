@@ -43,7 +43,7 @@ def test_a_run_holds_everything_after_training_needs(small_run):
     assert run.payload["weight_grid"] is None
     info = run.data_info
     assert run.dt == run.config.dt == info["dt"]
-    assert run.input_spec == {"n_channels": 12, "pool": 1, "n_steps": 40, "dt": run.dt, "encoding": "spikes"}
+    assert run.input_spec.to_dict() == {"n_channels": 12, "pool": 1, "n_steps": 40, "dt": run.dt, "encoding": "spikes"}
     assert run.provenance["source_run"] == str(small_run.resolve())
     assert run.train_file == small_run.parent / "data" / "train.h5"
     assert run.test_file() == small_run.parent / "data" / "test.h5"

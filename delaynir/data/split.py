@@ -14,10 +14,11 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler, Subset
 
-from delaynir.config import TrainConfig
 from delaynir.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+VAL_FRACTION = 0.2  #: held out from the training file for model selection (README: two of ten speakers)
 
 
 def _check_fraction(fraction: float) -> None:
@@ -48,9 +49,7 @@ def _random_split(labels: np.ndarray, fraction: float, rng: np.random.Generator)
     return mask, "random"
 
 
-def validation_split(
-    dataset: Any, *, fraction: float = TrainConfig.val_fraction, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(dataset: Any, *, fraction: float = VAL_FRACTION, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Split ``dataset`` into sorted (train indices, validation indices), deterministic in ``seed``.
 
     If the dataset has speakers (attribute ``speakers``) with >= 2 distinct ids, whole speakers

@@ -30,7 +30,7 @@ import torch
 
 from delaynir.fit import FitViolation
 from delaynir.graph import DelayGraph, in_units, membrane_unit
-from delaynir.neuron_kinds import TORCH
+from delaynir.neuron_kinds import DECAYS, TORCH
 from delaynir.number_formats import Arithmetic
 from delaynir.targets.loihi2 import ARITHMETIC
 
@@ -129,8 +129,8 @@ def violations(graph: DelayGraph) -> list[FitViolation]:
             continue
         if unit.size != layer.size or not np.all(unit == unit[0]):
             continue  # a scale per neuron (or a malformed one): the profile's checks and validate_graph report it
-        params = [("beta", "β", layer.beta)] + ([("alpha", "α", layer.alpha)] if layer.neuron == "cubalif" else [])
-        if layer.neuron != "li":
+        params = [(key, DECAYS[key][1], getattr(layer, key)) for key in layer.kind.decays]
+        if layer.kind.spiking:
             params.append(("threshold", "θ", layer.threshold))
         for key, symbol, values in params:
             if not np.all(values == values[0]):
@@ -144,7 +144,7 @@ def violations(graph: DelayGraph) -> list[FitViolation]:
                         f"Lava holds one per process; train with one {symbol} per layer",
                     )
                 )
-        if layer.neuron != "li":
+        if layer.kind.spiking:
             vth = in_units(layer.threshold, unit)
             if not _integers(vth) or vth.min() < 0 or vth.max() > VTH_MAX:
                 out.append(

@@ -35,7 +35,7 @@ import torch
 from delaynir.errors import DataFormatError, ExportError, ShapeError
 from delaynir.executors import ExecutorUnavailable
 from delaynir.h5 import reading_hdf5
-from delaynir.neuron_kinds import predictions_of
+from delaynir.neuron_kinds import KINDS, predictions_of
 from delaynir.simulate import SimulationResult
 from delaynir.targets.loihi2.arithmetic import STATE_SHIFT
 from delaynir.targets.loihi2.netx import DOC, FORMAT_VERSION, READOUT_VTH
@@ -90,7 +90,7 @@ class LavaModel:
         for k, layer in enumerate(self.layers, start=1):
             window = slice(layer["lag"], layer["lag"] + T)
             v, s = traces[f"v{k}"][window], traces[f"s{k}"][window]
-            if layer["kind"] == "li" and np.any(s):
+            if KINDS[layer["kind"]].readout and np.any(s):
                 raise ExportError(
                     f"{self.path}: the readout {layer['name']!r} crossed its unreachable threshold "
                     f"(|v| above {READOUT_VTH} weight units), so Lava reset it; its membrane is no "
@@ -99,7 +99,7 @@ class LavaModel:
             spikes[layer["name"]] = torch.from_numpy(s.astype(np.float64))
             membranes[layer["name"]] = torch.from_numpy(v / 2**STATE_SHIFT * layer["scale"])
         last = self.layers[-1]
-        readout = last["kind"] == "li"
+        readout = KINDS[last["kind"]].readout
         output = membranes[last["name"]] if readout else spikes[last["name"]]
         return SimulationResult(
             output=output, predictions=predictions_of(output, readout=readout), spikes=spikes, membranes=membranes
@@ -141,6 +141,9 @@ def load(path: str | os.PathLike) -> LavaModel:
             {"name": str(la["name"]), "kind": str(la["kind"]), "lag": int(la["lag"]), "scale": float(la["scale"])}
             for la in layers
         ]
+        unknown = [la["kind"] for la in layers if la["kind"] not in KINDS]
+        if unknown:
+            raise ExportError(f"{path}: layers of unknown kind {unknown} (kinds: {', '.join(KINDS)}); re-export it")
         return LavaModel(
             path, int(meta.attrs["n_inputs"]), int(meta.attrs["input_message_bits"]), int(meta.attrs["max_lag"]), layers
         )

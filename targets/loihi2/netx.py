@@ -241,14 +241,14 @@ def _projection(graph: DelayGraph, layer: Layer, proj, lags: dict[str, int], uni
 
 def _layer(graph: DelayGraph, k: int, lags: dict[str, int]) -> NetxLayer:
     layer = graph.layers[k]
-    last = k == len(graph.layers) - 1
-    if layer.neuron not in ("lif", "cubalif", "li") or (layer.neuron == "li") != last:
+    kind, last = layer.kind, k == len(graph.layers) - 1
+    if kind.relay or kind.readout != last:
         raise _refuse(
             layer,
             f"is a {layer.neuron} layer",
             "netx files hold lif or cubalif layers (reset hard) and an li readout as the last layer",
         )
-    if layer.neuron != "li" and layer.reset != "hard":
+    if kind.spiking and layer.reset != "hard":
         raise _refuse(layer, f"has reset {layer.reset!r}", "Loihi 2's CUBA neuron resets v to 0 (reset hard)")
     source = graph.layers[k - 1].name if k else INPUT
     chain_index = next((i for i, p in enumerate(layer.projections) if p.source == source), None)
@@ -266,7 +266,7 @@ def _layer(graph: DelayGraph, k: int, lags: dict[str, int]) -> NetxLayer:
     unit = float(scale[0])
     projections = [_projection(graph, layer, p, lags, unit) for p in layer.projections]
     theta = in_units(layer.threshold, unit)
-    if layer.neuron == "li":
+    if kind.readout:
         v_th = READOUT_VTH
     else:
         theta = _integers(layer, theta, f"thresholds (in units of the scale {unit})")
@@ -284,7 +284,7 @@ def _layer(graph: DelayGraph, k: int, lags: dict[str, int]) -> NetxLayer:
         unit,
         projections.pop(chain_index),
         _integers(layer, in_units(layer.bias, unit), f"biases (in units of the scale {unit})"),
-        _decay(layer, layer.alpha, "alpha") if layer.neuron == "cubalif" else DECAY_ONE,
+        _decay(layer, layer.alpha, "alpha") if kind.current_based else DECAY_ONE,
         _decay(layer, layer.beta, "beta"),
         v_th,
         projections,
@@ -312,8 +312,7 @@ def export_netx(graph: DelayGraph, path: str | Path, *, overwrite: bool = False)
     """Write ``graph`` as a netx HDF5 file for Lava (module docstring, docs/netx-format.md); return the path."""
     path = check_output(path, overwrite=overwrite, error=ExportError)
     layers = netx_layers(graph)
-    spec = graph.input
-    message_bits = int(spec["bits"]) if spec.get("encoding") == "graded" and spec.get("bits") else 0
+    message_bits = int(graph.input.bits) if graph.input.quantized else 0
     with atomic_path(path, overwrite=overwrite, error=ExportError) as tmp, h5py.File(tmp, "w") as f:
         _string(f, "layer/0/type", "input")
         f["layer/0/shape"] = np.array([graph.n_inputs], dtype=np.int64)

@@ -10,6 +10,10 @@ import pytest
 from conftest import refused
 from test_graph_io import MALFORMED, raw_spec, write_raw
 
+from delaynir.data import SynthConfig, generate_synthetic
+from delaynir.errors import DataFormatError
+from delaynir.evaluate import evaluate_graph
+
 
 @pytest.mark.parametrize("case", MALFORMED, ids=list(MALFORMED))
 def test_malformed_graph_file(tmp_path, case):
@@ -61,6 +65,22 @@ def test_damaged_graph_file(graph_file, small_run, tmp_path, case):
         ["simulate", path, "--data", small_run.parent / "data"],
     ):
         refused(argv, names=path, says=says, inputs=[path], outputs=[tmp_path / "g.onnx"])
+
+
+def test_graph_given_data_it_does_not_take(graph_file, tmp_path):
+    """Data with other inputs than the graph takes is a data error (exit 2) naming the data file."""
+    other = tmp_path / "other"
+    generate_synthetic(
+        other, SynthConfig(n_channels=5, n_classes=3, n_train=4, n_test=4, duration=0.4, spread=20, n_groups=3)
+    )
+    refused(
+        ["simulate", graph_file, "--data", other],
+        names=other / "test.h5",
+        says="gives 5 inputs after pooling by 1; the graph takes 12",
+        inputs=[graph_file, other],
+    )
+    with pytest.raises(DataFormatError, match="the graph takes 12"):
+        evaluate_graph(graph_file, other)
 
 
 # ----------------------------------------------------------------------------- bundles
