@@ -64,10 +64,15 @@ def small_run(tmp_path_factory):
 TINY_SPEECH = ["--trials", "2", "--speakers", "0,4", "--test-speakers", "4"]
 
 
+def _under_ci() -> bool:
+    """CI=true: a tool .ci/run provides (chromium, espeak-ng, Lava's environment) must be there."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
 def _need_espeak() -> None:
     """Skip without espeak-ng, except under CI=true, where it fails (.ci/run installs it)."""
     if shutil.which("espeak-ng") is None:
-        if os.environ.get("CI", "").lower() == "true":
+        if _under_ci():
             pytest.fail("espeak-ng is not installed; .ci/run installs it (apt-get install -y espeak-ng)")
         pytest.skip("espeak-ng is not installed (apt-get install -y espeak-ng)")
 
@@ -88,3 +93,25 @@ def tiny_speech(tmp_path_factory):
     out = tmp_path_factory.mktemp("speech") / "digits"
     assert main(["-q", "data", "speech", "--out", str(out), *TINY_SPEECH, "--json"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def lava_missing() -> str | None:
+    """Why Lava's environment cannot run here, None where it can; fails under CI=true (.ci/run builds it)."""
+    from delaynir.converters.lava import lava_python
+    from delaynir.executors import ExecutorUnavailable
+
+    try:
+        lava_python()
+    except ExecutorUnavailable as exc:
+        if _under_ci():
+            pytest.fail(str(exc))
+        return str(exc)
+    return None
+
+
+@pytest.fixture
+def need_lava(lava_missing) -> None:
+    """Skip a test that runs Lava where its environment is not built (targets/loihi2/build_lava_env.sh)."""
+    if lava_missing:
+        pytest.skip(lava_missing)
