@@ -118,7 +118,9 @@ def test_the_report_draws_graded_input_as_an_image(graded_run, tmp_path):
 
 def test_the_hidden_layer_spikes(graded_run):
     metrics = [json.loads(line) for line in (graded_run / "metrics.jsonl").read_text().splitlines()]
-    assert 0.01 < metrics[-1]["spike_rates"][0] < 0.9  # verification compares real spikes, not silence
+    # verification compares real spikes, not silence; measured 0.17-0.29 over seeds 0-5, so the bounds hold
+    # whatever order a machine's kernels sum in
+    assert 0.01 < metrics[-1]["spike_rates"][0] < 0.9
 
 
 def test_finetuning_feeds_the_model_the_input_codes_the_compiled_graph_receives(graded_run, tmp_path):
