@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,15 +35,14 @@ from delaynir import __version__
 from delaynir.errors import GraphFormatError, TargetError
 from delaynir.fit import raise_if_misfit
 from delaynir.graph import INPUT, DelayGraph, Layer, Projection, decode_input, encode_input, quantized_input
-from delaynir.nn.model import DelaySNN, summed_softmax
+from delaynir.nn.model import DelaySNN
 from delaynir.number_formats import FLOAT64, NumberFormat, arithmetic_named
 from delaynir.quantize import grid_for, input_quantization, quantize_weight
 from delaynir.relay import expand_relays
+from delaynir.run import Run
 from delaynir.simulate import simulate
 from delaynir.target import TargetProfile
-
-if TYPE_CHECKING:
-    from delaynir.run import Run
+from delaynir.verify import Tally, model_result
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +188,15 @@ def compile_model(
     return graph, report
 
 
+def compile_in_memory(run: Run, profile: TargetProfile, *, fit: str = "error") -> tuple[DelayGraph, dict[str, Any]]:
+    """``compile_model`` of a run's model for ``profile``, with the run's input spec, dt and provenance."""
+    return compile_model(run.model, profile, fit=fit, input_info=run.input_spec, dt=run.dt, provenance=run.provenance)
+
+
 @torch.no_grad()
 def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
-    """Trained model (eval, rounded delays) vs the compiled graph in the reference simulator.
+    """Trained model (eval, rounded delays) vs the compiled graph in the reference simulator, counted by
+    ``delaynir.verify.Tally`` as ``delaynir verify`` counts.
 
     Returns both accuracies, the fraction of samples with the same prediction, and per
     hidden layer the fraction of identical (neuron, step) spike entries. The graph receives the
@@ -199,40 +204,26 @@ def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
     values the codes stand for, so that ``trained_accuracy_quantized_input`` isolates what input
     quantisation costs.
     """
-    model.eval()
-    model.record = True
     names = layer_names(len(model.neurons))[:-1]
-    same = dict.fromkeys(names, 0)
-    entries = dict.fromkeys(names, 0)
-    correct_model = correct_graph = agree = total = correct_quantized = 0
+    trained, compiled, quantized_trained = Tally(names), Tally(names), Tally(names)
     quantized = quantized_input(graph.input)
-    try:
-        for x, y in loader:
-            codes = encode_input(graph, x)
-            if quantized:
-                correct_quantized += int(
-                    (summed_softmax(model(decode_input(graph, codes).float())).argmax(1) == y).sum()
-                )
-            pred_model = summed_softmax(model(x)).argmax(1)
-            result = simulate(graph, codes, record=True)
-            for name, spikes in zip(names, model.recorded):
-                same[name] += int((result.spikes[name] == spikes.double()).sum())
-                entries[name] += spikes.numel()
-            correct_model += int((pred_model == y).sum())
-            correct_graph += int((result.predictions == y).sum())
-            agree += int((result.predictions == pred_model).sum())
-            total += len(y)
-    finally:
-        model.record = False
+    for x, y in loader:
+        codes = encode_input(graph, x)
+        result = simulate(graph, codes, record=True)
+        compiled.add(result, result, y, 0)
+        trained.add(result, model_result(model, x, names), y, 0)
+        if quantized:
+            quantized_trained.add(result, model_result(model, decode_input(graph, codes).float(), names), y, 0)
+    summary = trained.summary()
     out = {
-        "n": total,
-        "trained_accuracy": correct_model / max(total, 1),
-        "compiled_accuracy": correct_graph / max(total, 1),
-        "prediction_agreement": agree / max(total, 1),
-        "spike_agreement": {n: same[n] / max(entries[n], 1) for n in names},
+        "n": trained.n,
+        "trained_accuracy": summary["accuracy"],
+        "compiled_accuracy": compiled.summary()["accuracy"],
+        "prediction_agreement": summary["prediction_agreement"],
+        "spike_agreement": summary["spike_agreement"],
     }
     if quantized:
-        out["trained_accuracy_quantized_input"] = correct_quantized / max(total, 1)
+        out["trained_accuracy_quantized_input"] = quantized_trained.summary()["accuracy"]
     return out
 
 
@@ -249,11 +240,10 @@ def compile_run(
     .toml path), save the DelayGraph to ``out``, and compare trained vs compiled on the run's validation split
     (never the test file)."""
     from delaynir.graph_io import save_graph
-    from delaynir.run import Run
     from delaynir.target import load_target
 
     opened = Run.of(run)
-    graph, report = opened.compile(load_target(target), fit=fit)
+    graph, report = compile_in_memory(opened, load_target(target), fit=fit)
     report["validation"] = compare(opened.model, graph, opened.validation_loader(batch_size))
     path = save_graph(graph, out, overwrite=overwrite)
     report.update(out=str(path), run_dir=str(opened.path))

@@ -153,7 +153,7 @@ def verify(
             for name, run in runners.items():
                 tallies[name].add(expected[name], run(x), y, offset)
             if model is not None:  # the trained model takes the values the input codes stand for
-                tallies["trained"].add(ref, _model_result(model, decode_input(graph, x).float(), hidden), y, offset)
+                tallies["trained"].add(ref, model_result(model, decode_input(graph, x).float(), hidden), y, offset)
             offset += len(y)
     report = {
         "n": reference.n,
@@ -167,7 +167,9 @@ def verify(
 
 
 @torch.no_grad()
-def _model_result(model, x: torch.Tensor, hidden: list[str]) -> SimulationResult:
+def model_result(model, x: torch.Tensor, hidden: list[str]) -> SimulationResult:
+    """The trained ``model`` (a DelaySNN) on ``x`` as a SimulationResult: predictions, and the spikes and membranes
+    of its ``hidden`` layers."""
     from delaynir.nn.model import summed_softmax
 
     model.eval()
@@ -210,12 +212,13 @@ def verify_path(
 
     model_path, trained = Path(model), None
     if model_path.is_dir():
+        from delaynir.compile import compile_in_memory
         from delaynir.run import Run
         from delaynir.target import load_target
 
         run = Run(model_path)
         trained = run.model
-        graph, _ = run.compile(load_target(target))
+        graph, _ = compile_in_memory(run, load_target(target))
     else:
         from delaynir.graph_io import load_graph
 
