@@ -25,6 +25,7 @@ Finally the graph is checked against every limit of the profile.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,56 @@ from delaynir.verify import Tally, model_result
 log = logging.getLogger(__name__)
 
 FIT_POLICIES = ("error", "clip-delays", "relay-neurons")
+
+
+@dataclass
+class CompileReport:
+    """What compiling did: per layer the synapses kept, zero weights removed, weights and delays clipped and the
+    largest decay change; relay neurons added; the graph's size and input spec. ``compile_run`` adds the trained
+    vs compiled comparison on the validation split (``compare``), the file written and the run directory."""
+
+    target: str
+    fit: str
+    layers: list[dict[str, Any]]
+    relay_neurons: int
+    neurons: int
+    synapses: int
+    max_delay: int
+    input: dict[str, Any]
+    validation: dict[str, Any] | None = None
+    out: str | None = None
+    run_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        """What `delaynir compile` prints: sizes, the per-layer table and the validation comparison."""
+        val = self.validation
+        lines = [
+            f"compiled {self.run_dir} for {self.target} -> {self.out}: {self.neurons} neurons, "
+            f"{self.synapses} synapses, max delay {self.max_delay} steps"
+            + (f", {self.relay_neurons} relay neurons" if self.relay_neurons else ""),
+            f"{'layer':<10} {'synapses':>9} {'zeros removed':>14} {'w clipped':>10} {'d clipped':>10} {'max d':>6}",
+        ]
+        lines += [
+            f"{r['layer']:<10} {r['synapses']:>9} {r['zero_weights_removed']:>14} {r['weights_clipped']:>10} "
+            f"{r['delays_clipped']:>10} {r['max_delay']:>6}"
+            for r in self.layers
+        ]
+        if "trained_accuracy_quantized_input" in val:
+            lines.append(
+                f"graded input quantised to {self.input['bits']}-bit codes (value = code x "
+                f"{self.input['input_scale']:.4g}): trained model {val['trained_accuracy']:.4f} with float input, "
+                f"{val['trained_accuracy_quantized_input']:.4f} with the quantised input"
+            )
+        agreement = ", ".join(f"{k} {v:.4%}" for k, v in val["spike_agreement"].items())
+        lines.append(
+            f"validation ({val['n']} samples): trained {val['trained_accuracy']:.4f}, compiled "
+            f"{val['compiled_accuracy']:.4f}, same prediction {val['prediction_agreement']:.4f}; "
+            f"identical spikes: {agreement}"
+        )
+        return "\n".join(lines)
 
 
 def layer_names(n_hidden: int) -> list[str]:
@@ -92,7 +143,7 @@ def compile_model(
     input_info: dict[str, Any] | None = None,
     dt: float = 0.01,
     provenance: dict[str, Any] | None = None,
-) -> tuple[DelayGraph, dict[str, Any]]:
+) -> tuple[DelayGraph, CompileReport]:
     """Compile ``model`` (its eval-mode, rounded-delay form) for ``profile``; returns (graph, report)."""
     if fit not in FIT_POLICIES:
         raise TargetError(f"unknown fit policy {fit!r}; choose one of {', '.join(FIT_POLICIES)}")
@@ -173,22 +224,22 @@ def compile_model(
         graph, relays = expand_relays(graph, int(profile.max_delay), weight_step=profile.weight_step)
         log.info("relay neurons: %d added for delays above %d steps", relays, int(profile.max_delay))
     raise_if_misfit(graph, profile)
-    report = {
-        "target": profile.name,
-        "fit": fit,
-        "layers": report_layers,
-        "relay_neurons": relays,
-        "neurons": graph.n_neurons,
-        "synapses": graph.n_synapses,
-        "max_delay": graph.max_delay,
-        "input": {
+    report = CompileReport(
+        target=profile.name,
+        fit=fit,
+        layers=report_layers,
+        relay_neurons=relays,
+        neurons=graph.n_neurons,
+        synapses=graph.n_synapses,
+        max_delay=graph.max_delay,
+        input={
             key: spec[key] for key in ("encoding", "bits", "input_scale", "code_range", "value_range") if key in spec
         },
-    }
+    )
     return graph, report
 
 
-def compile_in_memory(run: Run, profile: TargetProfile, *, fit: str = "error") -> tuple[DelayGraph, dict[str, Any]]:
+def compile_in_memory(run: Run, profile: TargetProfile, *, fit: str = "error") -> tuple[DelayGraph, CompileReport]:
     """``compile_model`` of a run's model for ``profile``, with the run's input spec, dt and provenance."""
     return compile_model(run.model, profile, fit=fit, input_info=run.input_spec, dt=run.dt, provenance=run.provenance)
 
@@ -235,7 +286,7 @@ def compile_run(
     fit: str = "error",
     overwrite: bool = False,
     batch_size: int = 256,
-) -> dict[str, Any]:
+) -> CompileReport:
     """Compile a run's best model (a run directory, or one already opened) for ``target`` (a built-in name or a
     .toml path), save the DelayGraph to ``out``, and compare trained vs compiled on the run's validation split
     (never the test file)."""
@@ -244,7 +295,6 @@ def compile_run(
 
     opened = Run.of(run)
     graph, report = compile_in_memory(opened, load_target(target), fit=fit)
-    report["validation"] = compare(opened.model, graph, opened.validation_loader(batch_size))
-    path = save_graph(graph, out, overwrite=overwrite)
-    report.update(out=str(path), run_dir=str(opened.path))
+    report.validation = compare(opened.model, graph, opened.validation_loader(batch_size))
+    report.out, report.run_dir = str(save_graph(graph, out, overwrite=overwrite)), str(opened.path)
     return report

@@ -17,7 +17,7 @@ network on that graded input (``--preset rawhd-paper``), compiles it with quanti
 verifies it in the same simulators.
 
 The pipeline grows as capabilities land (compile, export, verify); ``run_demo`` returns
-every figure it measured as one dict.
+every figure it measured as one dict (verifications as ``delaynir.verify.VerifyReport``).
 """
 
 from __future__ import annotations
@@ -134,22 +134,22 @@ def run_demo(
     results["onnx"] = str(ONNX.write(graph, out / f"learned.{target}.onnx"))
     results["verification"] = verify_path(graph_path, test_path, progress=progress)
     results["compiled"] = {
-        "target": report["target"],
+        "target": report.target,
         "graph": str(graph_path),
-        "neurons": report["neurons"],
-        "synapses": report["synapses"],
-        "max_delay": report["max_delay"],
-        "validation": report["validation"],
-        "test_accuracy": results["verification"]["reference_accuracy"],
+        "neurons": report.neurons,
+        "synapses": report.synapses,
+        "max_delay": report.max_delay,
+        "validation": report.validation,
+        "test_accuracy": results["verification"].reference_accuracy,
     }
     results["chip"] = _chip_leg(
         out / "runs" / "learned", out, test_path, results["runs"]["learned"]["test_accuracy"], progress
     )
     manifest = write_bundle(out / "runs" / "learned", target, out / "bundle", data=test_path, progress=progress)
     results["bundle"] = {
-        "out": manifest["out"],
-        "files": sorted(manifest["files"]) + ["manifest.json"],
-        "verification": manifest["verification"],
+        "out": manifest.out,
+        "files": sorted(manifest.files) + ["manifest.json"],
+        "verification": manifest.verification,
     }
     page = write_report(out / "runs" / "learned", out / "report", data=test_path, progress=progress)
     results["report"] = {
@@ -168,12 +168,12 @@ def _chip_leg(run_dir: Path, out: Path, test_path: Path, trained_accuracy: float
     report = compile_run(run_dir, DEMO_CHIP, graph_path)
     float_executors = [name for name in external() if EXECUTORS[name].arithmetic == "float64"]  # not Lava
     verification = verify_path(graph_path, test_path, sims=float_executors, progress=progress)
-    accuracy = verification["reference_accuracy"]
+    accuracy = verification.reference_accuracy
     return {
         "target": DEMO_CHIP,
         "graph": str(graph_path),
-        "arithmetic": verification["arithmetic"],
-        "validation": report["validation"],
+        "arithmetic": verification.arithmetic,
+        "validation": report.validation,
         "test_accuracy": accuracy,
         "trained_test_accuracy": trained_accuracy,
         "cost_pp": 100 * (trained_accuracy - accuracy),
@@ -226,8 +226,8 @@ def _graded_run(out: Path, settings: dict[str, Any], target: str, progress: bool
         "unseen_speakers": test.get("unseen_speakers"),
         "compiled": {
             "graph": str(graph_path),
-            "validation": report["validation"],
-            "test_accuracy": verification["reference_accuracy"],
+            "validation": report.validation,
+            "test_accuracy": verification.reference_accuracy,
         },  # the reference simulator's
         "verification": verification,
     }

@@ -85,7 +85,7 @@ def test_a_fine_tuned_run_stores_its_weight_grid(tuned, monkeypatch, tmp_path):
         report = compile_run(run_dir, "int8", tmp_path / "g.h5")
     finally:
         shutil.move(moved, profile)
-    assert report["validation"]["prediction_agreement"] == 1.0
+    assert report.validation["prediction_agreement"] == 1.0
 
 
 def test_a_fine_tuned_run_written_before_grids_were_stored_still_loads(tuned, tmp_path):
