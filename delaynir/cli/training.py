@@ -26,11 +26,19 @@ def _dry_run_text(preset: str | None, rows: list[dict], notes: list[str]) -> str
 
 
 def _trained_text(summary: dict) -> str:
-    return (
+    final = summary["final"]
+    text = (
         f"trained {summary['run_dir']} ({summary['delays']} delays, {summary['epochs']} epochs on "
         f"{summary['device']}): best validation accuracy {summary['best_val_accuracy']:.4f} "
         f"at epoch {summary['best_epoch']} (rounded delays)"
     )
+    if final:
+        text += f"; last epoch: loss {final['loss']:.4f}, training accuracy {final['train_accuracy']:.3f}"
+        if "active_connections" in final:
+            text += (
+                f", active connections {final['active_connections']} of {final['connection_budget']} per sparse layer"
+            )
+    return text
 
 
 def cmd_train(args) -> int:
