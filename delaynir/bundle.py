@@ -27,6 +27,7 @@ import inspect
 import json
 import logging
 import platform
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -78,6 +79,100 @@ def descriptions(graph) -> dict[str, str]:
         VECTORS: "test inputs and the reference simulator's expected spikes, membranes and predictions",
         README: "this bundle explained for the receiving team",
     }
+
+
+@dataclass
+class BundleManifest:
+    """A written bundle's manifest.json (docs/bundle.md describes each entry) and where the bundle is (``out``,
+    not in the file)."""
+
+    format: str
+    format_version: int
+    created: str
+    versions: dict[str, str | None]
+    source_run: str | None
+    target: dict[str, Any]
+    dt: float
+    input: dict[str, Any]
+    quantization: dict[str, Any]
+    sizes: dict[str, Any]
+    compile: dict[str, Any] | None
+    accuracy: dict[str, Any] | None
+    test_vectors: dict[str, Any]
+    semantics: dict[str, Any]
+    verification: dict[str, dict[str, Any]]
+    files: dict[str, dict[str, Any]]
+    out: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        """What `delaynir bundle` prints: sizes, accuracies, each simulator's replay and every file."""
+        s, acc = self.sizes, self.accuracy
+        lines = [
+            f"bundle for {self.target['name']} written to {self.out}: {s['neurons']} neurons, "
+            f"{s['synapses']} synapses, max delay {s['max_delay']} steps"
+            + (
+                f"; validation accuracy trained {acc['trained_accuracy']:.4f}, compiled {acc['compiled_accuracy']:.4f}"
+                if acc
+                else ""
+            )
+        ]
+        for name, r in self.verification.items():
+            if r["status"] in NOT_RUN:
+                lines.append(f"  {name:<12} not run: {r['error']}")
+                continue
+            spikes = ", ".join(f"{k} {v:.2%}" for k, v in r["spike_agreement"].items())
+            status = (
+                "reproduces the test vectors exactly"
+                if r["status"] == "exact"
+                else "does NOT reproduce the test vectors (allowed: --allow-mismatch)"
+            )
+            lines.append(
+                f"  {name:<12} {status}: same prediction {r['prediction_agreement']:.2%}, identical spikes {spikes}"
+            )
+        lines += [
+            f"  {name:<20} {entry['bytes']:>9} bytes  sha256 {entry['sha256'][:16]}…"
+            for name, entry in self.files.items()
+        ]
+        return "\n".join(lines)
+
+
+@dataclass
+class BundleCheck:
+    """``check_bundle``'s result: each file's status (ok, missing, changed), each simulator's replay, the problems
+    (any one fails the check) and notes (no failure)."""
+
+    bundle: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    simulators: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+    def __str__(self) -> str:
+        """What `delaynir bundle --check` prints: passed with the exact simulators, or FAILED with every problem."""
+        if self.ok:
+            exact = [k for k, r in self.simulators.items() if r.get("status") == "exact"]
+            allowed = [k for k, r in self.simulators.items() if r.get("allowed_mismatch")]
+            lines = [
+                f"bundle {self.bundle} passed: {len(self.files)} files match manifest.json; "
+                f"{', '.join(exact)} reproduce the test vectors exactly"
+                + (f"; {', '.join(allowed)} do not, as manifest.json records (--allow-mismatch)" if allowed else "")
+            ]
+        else:
+            lines = [
+                f"delaynir: bundle check FAILED for {self.bundle} ({len(self.problems)} problems):\n  - "
+                + "\n  - ".join(self.problems)
+            ]
+        return "\n".join(lines + [f"  note: {note}" for note in self.notes])
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -199,7 +294,7 @@ def write_bundle(
     progress: bool = False,
     fit: str = "error",
     allow_mismatch: str | list[str] | None = None,
-) -> dict[str, Any]:
+) -> BundleManifest:
     """Compile ``run_dir`` for ``target`` and write the hand-off bundle to ``out``; return its manifest.
 
     Every simulator replays the test vectors before the bundle is renamed into place (the same replay
@@ -236,14 +331,13 @@ def write_bundle(
             extra={
                 "source_run": run.provenance["source_run"],
                 "target": load_target(target).to_dict(),
-                "compile": {k: report[k] for k in ("fit", "layers", "relay_neurons")},
-                "accuracy": report["validation"],
+                "compile": {"fit": report.fit, "layers": report.layers, "relay_neurons": report.relay_neurons},
+                "accuracy": report.validation,
             },
         )
     log.info(
         "wrote bundle %s: %d neurons, %d synapses, %d test vectors", out, graph.n_neurons, graph.n_synapses, len(y)
     )
-    manifest["out"] = str(out)
     return manifest
 
 
@@ -257,7 +351,7 @@ def write_graph_bundle(
     progress: bool = False,
     allow_mismatch: str | list[str] | None = None,
     source: str = "given inputs",
-) -> dict[str, Any]:
+) -> BundleManifest:
     """The bundle of a DelayGraph you already have, with ``inputs`` (T, B, n_inputs) as the test vectors.
 
     As ``write_bundle`` (the same files, replay and rules), without a run: no compile report and no
@@ -282,7 +376,6 @@ def write_graph_bundle(
             progress=progress,
             extra={"source_run": None, "target": profile or {"name": graph.target}, "compile": None, "accuracy": None},
         )
-    manifest["out"] = str(out)
     return manifest
 
 
@@ -297,8 +390,9 @@ def _write_contents(
     allowed: list[str],
     progress: bool,
     extra: dict[str, Any],
-) -> dict[str, Any]:
-    """Every file of the bundle into ``tmp`` (the DelayGraph first, if not there yet); returns the manifest.
+) -> BundleManifest:
+    """Every file of the bundle into ``tmp`` (the DelayGraph first, if not there yet); returns the manifest of the
+    bundle at ``out``.
 
     Raises VerificationError, naming each simulator and its first divergence, when a simulator not in
     ``allowed`` does not reproduce the test vectors.
@@ -391,7 +485,7 @@ def _write_contents(
         for name, description in files.items()
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    return manifest
+    return BundleManifest(**manifest, out=str(out))
 
 
 def _equations() -> str:
@@ -537,8 +631,8 @@ layers are computed in units of that scale (see "Units"); the quantisation is
 # ----------------------------------------------------------------------------- checking
 
 
-def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
-    """Re-verify a bundle from its files alone; returns {"bundle", "ok", "problems", "notes", "files", "simulators"}.
+def check_bundle(path: str | Path, *, progress: bool = False) -> BundleCheck:
+    """Re-verify a bundle from its files alone.
 
     Checked: every file of the manifest exists with its SHA-256, and the DelayGraph in the
     reference simulator, the NIR file in norse and snnTorch, the ONNX file in ONNX Runtime and, for a
@@ -554,9 +648,8 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
     path = Path(path)
     manifest = read_manifest(path)
     files = manifest["files"]
-    problems: list[str] = []
-    notes: list[str] = []
-    report: dict[str, Any] = {"bundle": str(path), "problems": problems, "notes": notes, "files": {}, "simulators": {}}
+    report = BundleCheck(str(path))
+    problems, notes = report.problems, report.notes
     for name, entry in files.items():
         file = path / name
         if not file.is_file():
@@ -569,7 +662,7 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
             )
         else:
             status = "ok"
-        report["files"][name] = status
+        report.files[name] = status
     if (path / VECTORS).is_file():
         try:
             x, _, expected = read_test_vectors(path / VECTORS)
@@ -585,7 +678,7 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
                 reproduces = entry.get("reproduces", EXECUTORS[sim].reproduces)
                 if entry.get("status") == NOT_EXPORTED and EXECUTORS[sim].format.file not in files:
                     notes.append(f"{sim}: not run, its file was left out of the bundle ({entry.get('error')})")
-                    report["simulators"][sim] = {"status": NOT_EXPORTED, "reproduces": reproduces}
+                    report.simulators[sim] = {"status": NOT_EXPORTED, "reproduces": reproduces}
                     continue
                 found: list[str] = []
                 result = _replay(path, sim, x, expected if wanted is None else wanted[sim], found)
@@ -602,8 +695,7 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
                     problems += found
                 if result["status"] == UNAVAILABLE:
                     notes.append(f"{sim}: not run, not installed here ({result['error']})")
-                report["simulators"][sim] = result
-    report["ok"] = not problems
+                report.simulators[sim] = result
     return report
 
 

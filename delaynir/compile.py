@@ -25,9 +25,9 @@ Finally the graph is checked against every limit of the profile.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,20 +36,68 @@ from delaynir import __version__
 from delaynir.errors import GraphFormatError, TargetError
 from delaynir.fit import raise_if_misfit
 from delaynir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection, decode_input, encode_input
-from delaynir.neuron_kinds import predictions_of
 from delaynir.nn.model import DelaySNN
 from delaynir.number_formats import FLOAT64, NumberFormat, arithmetic_named
 from delaynir.quantize import grid_for, input_quantization, quantize_weight
 from delaynir.relay import expand_relays
+from delaynir.run import Run
 from delaynir.simulate import simulate
 from delaynir.target import TargetProfile
-
-if TYPE_CHECKING:
-    from delaynir.run import Run
+from delaynir.verify import Tally, model_result
 
 log = logging.getLogger(__name__)
 
 FIT_POLICIES = ("error", "clip-delays", "relay-neurons")
+
+
+@dataclass
+class CompileReport:
+    """What compiling did: per layer the synapses kept, zero weights removed, weights and delays clipped and the
+    largest decay change; relay neurons added; the graph's size and input spec. ``compile_run`` adds the trained
+    vs compiled comparison on the validation split (``compare``), the file written and the run directory."""
+
+    target: str
+    fit: str
+    layers: list[dict[str, Any]]
+    relay_neurons: int
+    neurons: int
+    synapses: int
+    max_delay: int
+    input: dict[str, Any]
+    validation: dict[str, Any] | None = None
+    out: str | None = None
+    run_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        """What `delaynir compile` prints: sizes, the per-layer table and the validation comparison."""
+        val = self.validation
+        lines = [
+            f"compiled {self.run_dir} for {self.target} -> {self.out}: {self.neurons} neurons, "
+            f"{self.synapses} synapses, max delay {self.max_delay} steps"
+            + (f", {self.relay_neurons} relay neurons" if self.relay_neurons else ""),
+            f"{'layer':<10} {'synapses':>9} {'zeros removed':>14} {'w clipped':>10} {'d clipped':>10} {'max d':>6}",
+        ]
+        lines += [
+            f"{r['layer']:<10} {r['synapses']:>9} {r['zero_weights_removed']:>14} {r['weights_clipped']:>10} "
+            f"{r['delays_clipped']:>10} {r['max_delay']:>6}"
+            for r in self.layers
+        ]
+        if "trained_accuracy_quantized_input" in val:
+            lines.append(
+                f"graded input quantised to {self.input['bits']}-bit codes (value = code x "
+                f"{self.input['input_scale']:.4g}): trained model {val['trained_accuracy']:.4f} with float input, "
+                f"{val['trained_accuracy_quantized_input']:.4f} with the quantised input"
+            )
+        agreement = ", ".join(f"{k} {v:.4%}" for k, v in val["spike_agreement"].items())
+        lines.append(
+            f"validation ({val['n']} samples): trained {val['trained_accuracy']:.4f}, compiled "
+            f"{val['compiled_accuracy']:.4f}, same prediction {val['prediction_agreement']:.4f}; "
+            f"identical spikes: {agreement}"
+        )
+        return "\n".join(lines)
 
 
 def layer_names(n_hidden: int) -> list[str]:
@@ -95,7 +143,7 @@ def compile_model(
     input_info: InputSpec | None = None,
     dt: float = 0.01,
     provenance: dict[str, Any] | None = None,
-) -> tuple[DelayGraph, dict[str, Any]]:
+) -> tuple[DelayGraph, CompileReport]:
     """Compile ``model`` (its eval-mode, rounded-delay form) for ``profile``; returns (graph, report)."""
     if fit not in FIT_POLICIES:
         raise TargetError(f"unknown fit policy {fit!r}; choose one of {', '.join(FIT_POLICIES)}")
@@ -176,26 +224,32 @@ def compile_model(
         graph, relays = expand_relays(graph, int(profile.max_delay), weight_step=profile.weight_step)
         log.info("relay neurons: %d added for delays above %d steps", relays, int(profile.max_delay))
     raise_if_misfit(graph, profile)
-    report = {
-        "target": profile.name,
-        "fit": fit,
-        "layers": report_layers,
-        "relay_neurons": relays,
-        "neurons": graph.n_neurons,
-        "synapses": graph.n_synapses,
-        "max_delay": graph.max_delay,
-        "input": {
+    report = CompileReport(
+        target=profile.name,
+        fit=fit,
+        layers=report_layers,
+        relay_neurons=relays,
+        neurons=graph.n_neurons,
+        synapses=graph.n_synapses,
+        max_delay=graph.max_delay,
+        input={
             key: value
             for key in ("encoding", "bits", "input_scale", "code_range", "value_range")
             if (value := spec.to_dict().get(key)) is not None
         },
-    }
+    )
     return graph, report
+
+
+def compile_in_memory(run: Run, profile: TargetProfile, *, fit: str = "error") -> tuple[DelayGraph, CompileReport]:
+    """``compile_model`` of a run's model for ``profile``, with the run's input spec, dt and provenance."""
+    return compile_model(run.model, profile, fit=fit, input_info=run.input_spec, dt=run.dt, provenance=run.provenance)
 
 
 @torch.no_grad()
 def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
-    """Trained model (eval, rounded delays) vs the compiled graph in the reference simulator.
+    """Trained model (eval, rounded delays) vs the compiled graph in the reference simulator, counted by
+    ``delaynir.verify.Tally`` as ``delaynir verify`` counts.
 
     Returns both accuracies, the fraction of samples with the same prediction, and per
     hidden layer the fraction of identical (neuron, step) spike entries. The graph receives the
@@ -203,40 +257,26 @@ def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
     values the codes stand for, so that ``trained_accuracy_quantized_input`` isolates what input
     quantisation costs.
     """
-    model.eval()
-    model.record = True
     names = layer_names(len(model.neurons))[:-1]
-    same = dict.fromkeys(names, 0)
-    entries = dict.fromkeys(names, 0)
-    correct_model = correct_graph = agree = total = correct_quantized = 0
+    trained, compiled, quantized_trained = Tally(names), Tally(names), Tally(names)
     quantized = graph.input.quantized
-    try:
-        for x, y in loader:
-            codes = encode_input(graph, x)
-            if quantized:
-                correct_quantized += int(
-                    (predictions_of(model(decode_input(graph, codes).float()), readout=True) == y).sum()
-                )
-            pred_model = predictions_of(model(x), readout=True)
-            result = simulate(graph, codes, record=True)
-            for name, spikes in zip(names, model.recorded):
-                same[name] += int((result.spikes[name] == spikes.double()).sum())
-                entries[name] += spikes.numel()
-            correct_model += int((pred_model == y).sum())
-            correct_graph += int((result.predictions == y).sum())
-            agree += int((result.predictions == pred_model).sum())
-            total += len(y)
-    finally:
-        model.record = False
+    for x, y in loader:
+        codes = encode_input(graph, x)
+        result = simulate(graph, codes, record=True)
+        compiled.add(result, result, y, 0)
+        trained.add(result, model_result(model, x, names), y, 0)
+        if quantized:
+            quantized_trained.add(result, model_result(model, decode_input(graph, codes).float(), names), y, 0)
+    summary = trained.summary()
     out = {
-        "n": total,
-        "trained_accuracy": correct_model / max(total, 1),
-        "compiled_accuracy": correct_graph / max(total, 1),
-        "prediction_agreement": agree / max(total, 1),
-        "spike_agreement": {n: same[n] / max(entries[n], 1) for n in names},
+        "n": trained.n,
+        "trained_accuracy": summary["accuracy"],
+        "compiled_accuracy": compiled.summary()["accuracy"],
+        "prediction_agreement": summary["prediction_agreement"],
+        "spike_agreement": summary["spike_agreement"],
     }
     if quantized:
-        out["trained_accuracy_quantized_input"] = correct_quantized / max(total, 1)
+        out["trained_accuracy_quantized_input"] = quantized_trained.summary()["accuracy"]
     return out
 
 
@@ -248,17 +288,15 @@ def compile_run(
     fit: str = "error",
     overwrite: bool = False,
     batch_size: int = 256,
-) -> dict[str, Any]:
+) -> CompileReport:
     """Compile a run's best model (a run directory, or one already opened) for ``target`` (a built-in name or a
     .toml path), save the DelayGraph to ``out``, and compare trained vs compiled on the run's validation split
     (never the test file)."""
     from delaynir.graph_io import save_graph
-    from delaynir.run import Run
     from delaynir.target import load_target
 
     opened = Run.of(run)
-    graph, report = opened.compile(load_target(target), fit=fit)
-    report["validation"] = compare(opened.model, graph, opened.validation_loader(batch_size))
-    path = save_graph(graph, out, overwrite=overwrite)
-    report.update(out=str(path), run_dir=str(opened.path))
+    graph, report = compile_in_memory(opened, load_target(target), fit=fit)
+    report.validation = compare(opened.model, graph, opened.validation_loader(batch_size))
+    report.out, report.run_dir = str(save_graph(graph, out, overwrite=overwrite)), str(opened.path)
     return report

@@ -20,6 +20,8 @@ from typing import Any
 from delaynir.data.split import VAL_FRACTION
 from delaynir.errors import ConfigError
 from delaynir.inputs import read_text
+from delaynir.nn.delay import DELAY_MODES as DELAY_MODES  # the choices of `delays`, re-exported with the others
+from delaynir.nn.sparse_delay import STRUCTURES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,6 +31,7 @@ else:  # pragma: no cover
 
 PRUNE_METHODS = ("none", "deepr-rigl", "deepr-random")
 LR_SCHEDULES = ("one-cycle", "cosine", "constant")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -98,10 +101,10 @@ class TrainConfig:
             ),
             (self.sigma_init >= 0 and self.sigma_final > 0, "sigma_init must be >= 0 and sigma_final > 0"),
             (0 < self.sigma_fraction <= 1, f"sigma_fraction must be in (0, 1] (got {self.sigma_fraction})"),
-            (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda (got {self.device!r})"),
+            (self.device in DEVICES, f"device must be {_either(DEVICES)} (got {self.device!r})"),
             (0 <= self.sparsity < 1, f"sparsity must be in [0, 1) (got {self.sparsity})"),
             (self.prune in PRUNE_METHODS, f"prune must be one of {', '.join(PRUNE_METHODS)} (got {self.prune!r})"),
-            (self.structure in ("pairs", "taps"), f"structure must be pairs or taps (got {self.structure!r})"),
+            (self.structure in STRUCTURES, f"structure must be {_either(STRUCTURES)} (got {self.structure!r})"),
             (not self.dale or self.prune != "none", "dale needs a pruning method (prune deepr-rigl or deepr-random)"),
             (
                 self.prune_l1 >= 0 and self.prune_temperature >= 0 and self.regrow_magnitude >= 0,
@@ -152,6 +155,11 @@ class TrainConfig:
     def digest(self) -> str:
         """Short SHA-256 of the configuration (provenance)."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _either(choices: tuple[str, ...]) -> str:
+    """('a', 'b', 'c') -> 'a, b or c'."""
+    return f"{', '.join(choices[:-1])} or {choices[-1]}"
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:

@@ -18,7 +18,7 @@ network on that graded input (``--preset rawhd-paper``), compiles it with quanti
 verifies it in the same simulators.
 
 The pipeline grows as capabilities land (compile, export, verify); ``run_demo`` returns
-every figure it measured as one dict.
+every figure it measured as one dict (verifications as ``delaynir.verify.VerifyReport``).
 """
 
 from __future__ import annotations
@@ -132,13 +132,13 @@ def run_demo(
     results["onnx"] = str(ONNX.write(graph, out / f"learned.{target}.onnx"))
     results["verification"] = verify_path(graph_path, test_path, progress=progress)
     results["compiled"] = {
-        "target": report["target"],
+        "target": report.target,
         "graph": str(graph_path),
-        "neurons": report["neurons"],
-        "synapses": report["synapses"],
-        "max_delay": report["max_delay"],
-        "validation": report["validation"],
-        "test_accuracy": results["verification"]["reference_accuracy"],
+        "neurons": report.neurons,
+        "synapses": report.synapses,
+        "max_delay": report.max_delay,
+        "validation": report.validation,
+        "test_accuracy": results["verification"].reference_accuracy,
     }
     chip = plugins.default_chip()
     if chip is not None:
@@ -147,9 +147,9 @@ def run_demo(
         )
     manifest = write_bundle(out / "runs" / "learned", target, out / "bundle", data=test_path, progress=progress)
     results["bundle"] = {
-        "out": manifest["out"],
-        "files": sorted(manifest["files"]) + ["manifest.json"],
-        "verification": manifest["verification"],
+        "out": manifest.out,
+        "files": sorted(manifest.files) + ["manifest.json"],
+        "verification": manifest.verification,
     }
     page = write_report(out / "runs" / "learned", out / "report", data=test_path, progress=progress)
     results["report"] = {
@@ -170,12 +170,12 @@ def _chip_leg(
     report = compile_run(run_dir, chip, graph_path)
     float_executors = [name for name in external() if EXECUTORS[name].arithmetic == "float64"]  # not a chip simulator
     verification = verify_path(graph_path, test_path, sims=float_executors, progress=progress)
-    accuracy = verification["reference_accuracy"]
+    accuracy = verification.reference_accuracy
     return {
         "target": chip,
         "graph": str(graph_path),
-        "arithmetic": verification["arithmetic"],
-        "validation": report["validation"],
+        "arithmetic": verification.arithmetic,
+        "validation": report.validation,
         "test_accuracy": accuracy,
         "trained_test_accuracy": trained_accuracy,
         "cost_pp": 100 * (trained_accuracy - accuracy),
@@ -228,8 +228,8 @@ def _graded_run(out: Path, settings: dict[str, Any], target: str, progress: bool
         "unseen_speakers": test.get("unseen_speakers"),
         "compiled": {
             "graph": str(graph_path),
-            "validation": report["validation"],
-            "test_accuracy": verification["reference_accuracy"],
+            "validation": report.validation,
+            "test_accuracy": verification.reference_accuracy,
         },  # the reference simulator's
         "verification": verification,
     }

@@ -74,3 +74,24 @@ def preset_values(name: str | None) -> dict[str, Any]:
 def preset_note(name: str | None, key: str) -> str:
     """Why preset ``name`` sets ``key`` as it does ('' when it does not set it)."""
     return PRESETS.get(name or "", {}).get(key, (None, ""))[1]
+
+
+def setting_sources(
+    values: dict[str, Any], preset: str | None, file_values: dict[str, Any], flags: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each of ``values`` (the effective settings) with where it comes from, by precedence: a command-line flag
+    (``flags``, None when not given), the config file (``file_values``), preset ``preset``, or the default; for
+    a preset's, its note."""
+    base = preset_values(preset)
+
+    def source(key: str) -> str:
+        if flags.get(key) is not None:
+            return "flag"
+        if key in file_values:
+            return "config file"
+        return f"preset {preset}" if key in base else "default"
+
+    rows = [{"setting": key, "value": value, "from": source(key)} for key, value in values.items()]
+    for row in rows:
+        row["note"] = preset_note(preset, row["setting"]) if row["from"].startswith("preset") else ""
+    return rows

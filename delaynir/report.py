@@ -82,6 +82,7 @@ def write_report(
     nothing, and an existing ``out`` is replaced only with ``overwrite``.
     """
     from delaynir import report_plots as plots
+    from delaynir.compile import compile_in_memory
     from delaynir.evaluate import graph_loader
     from delaynir.run import Run
     from delaynir.target import load_target
@@ -92,7 +93,7 @@ def write_report(
     profile = load_target(target or plugins.default_chip() or FALLBACK_TARGET)  # fail early on an unknown target
     run = Run(run_dir)
     model = run.model
-    graph, _ = run.compile(load_target("float"))
+    graph, _ = compile_in_memory(run, load_target("float"))
     test_file = run.test_file(data)
     loader, _ = graph_loader(graph, test_file, batch_size=256)
     n_classes = max(graph.n_outputs, run.data_info["n_classes"])

@@ -2,9 +2,10 @@
 
 ``Run(path)`` reads ``model.pt`` (``delaynir.runs``: safe loading, every entry checked) and rebuilds the
 model on the CPU in eval mode with the run's final σ, so its delays are used rounded (the deployed form).
-compile, verify, bundle, report and evaluate read a run only through it. ``model_payload`` is what
-training (and ``delaynir import``) writes there, so the writer sits beside the reader; ``data_file``,
-``open_dataset`` and ``input_encoding`` say how a run finds and bins its data.
+compile, verify, bundle, report and evaluate read a run only through it (``delaynir.compile.compile_in_memory``
+compiles its model). ``model_payload`` is what training (and ``delaynir import``) writes there, so the writer
+sits beside the reader; ``data_file``, ``open_dataset`` and ``input_encoding`` say how a run finds and bins its
+data.
 
 A fine-tuned run (``delaynir finetune``) stores the weight grid its weights were fake-quantised to
 (``weight_grid``: q_min, q_max, step, per_output_channel) and the number format its thresholds, biases and
@@ -18,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from delaynir import __version__, runs
 from delaynir.config import TrainConfig, make_config
@@ -26,13 +27,10 @@ from delaynir.data import SpikeDataset, make_loader, validation_split
 from delaynir.data.frames import FramesDataset, is_frames_file
 from delaynir.data.shd import read_duration, resolve_n_channels, spike_file
 from delaynir.errors import CheckpointError, ConfigError, DataFormatError, TargetError, reason
-from delaynir.graph import DelayGraph, InputSpec
+from delaynir.graph import InputSpec
 from delaynir.nn.model import DelaySNN, ModelConfig
 from delaynir.number_formats import NumberFormat
 from delaynir.quantize import WeightGrid
-
-if TYPE_CHECKING:
-    from delaynir.target import TargetProfile
 
 MAX_INPUTS = 140  #: pool=0 picks the smallest factor giving at most this many input channels
 #: The DelayGraph input spec's entries taken from a run's ``data`` record (binning, encoding, value range).
@@ -239,12 +237,3 @@ class Run:
         dataset = self.dataset()
         _, val_idx = validation_split(dataset, fraction=self.config.val_fraction, seed=self.config.seed)
         return make_loader(dataset, val_idx, batch_size=batch_size, shuffle=False)
-
-    def compile(self, profile: TargetProfile, *, fit: str = "error") -> tuple[DelayGraph, dict[str, Any]]:
-        """(DelayGraph, compile report) of the model for ``profile`` (a TargetProfile), with the run's input
-        spec, dt and provenance (delaynir.compile.compile_model)."""
-        from delaynir.compile import compile_model
-
-        return compile_model(
-            self.model, profile, fit=fit, input_info=self.input_spec, dt=self.dt, provenance=self.provenance
-        )

@@ -196,7 +196,7 @@ class TargetProfile:
     def weight_range(self) -> tuple[int, int] | tuple[float, float]:
         """(smallest, largest) representable integer weight, honouring weight_step.
 
-        Loihi 2 (9 bits, step 2) gives (−256, 254). A float target gives (−inf, inf).
+        9 bits with step 2 give (−256, 254). A float target gives (−inf, inf).
         """
         if not self.quantises_weights:
             return (-INF, INF)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,7 @@ def verify(
             for name, run in runners.items():
                 tallies[name].add(expected[name], run(x), y, offset)
             if model is not None:  # the trained model takes the values the input codes stand for
-                tallies["trained"].add(ref, _model_result(model, decode_input(graph, x).float(), hidden), y, offset)
+                tallies["trained"].add(ref, model_result(model, decode_input(graph, x).float(), hidden), y, offset)
             offset += len(y)
     report = {
         "n": reference.n,
@@ -168,7 +169,9 @@ def verify(
 
 
 @torch.no_grad()
-def _model_result(model, x: torch.Tensor, hidden: list[str]) -> SimulationResult:
+def model_result(model, x: torch.Tensor, hidden: list[str]) -> SimulationResult:
+    """The trained ``model`` (a DelaySNN) on ``x`` as a SimulationResult: predictions, and the spikes and membranes
+    of its ``hidden`` layers."""
     model.eval()
     model.record = True
     try:
@@ -182,17 +185,73 @@ def _model_result(model, x: torch.Tensor, hidden: list[str]) -> SimulationResult
     )
 
 
-def worst_agreement(report: dict[str, Any]) -> float:
-    """The lowest spike or prediction agreement of any simulator (1.0 when there is none).
+def worst_agreement(simulators: Mapping[str, dict[str, Any]]) -> float:
+    """The lowest spike or prediction agreement of any simulator of a verification's ``simulators`` (1.0 when
+    there is none).
 
     The trained model is reported but not counted: it differs from a quantised graph by design.
     """
     values = [1.0]
-    for name, result in report["simulators"].items():
+    for name, result in simulators.items():
         if name == "trained":
             continue
         values += list(result["spike_agreement"].values()) + [result["prediction_agreement"]]
     return min(values)
+
+
+@dataclass
+class VerifyReport:
+    """``verify_path``'s result: ``verify``'s comparison on ``data`` of ``model`` (compiled for ``target``); with a
+    ``threshold``, whether the lowest agreement of any simulator reaches it (``passed``)."""
+
+    n: int
+    reference_accuracy: float
+    simulators: dict[str, dict[str, Any]]
+    arithmetic: str
+    model: str
+    data: str
+    target: str
+    threshold: float | None = None
+
+    @property
+    def worst_agreement(self) -> float:
+        return worst_agreement(self.simulators)
+
+    @property
+    def passed(self) -> bool:
+        """True without a threshold."""
+        return self.threshold is None or self.worst_agreement >= self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.threshold is None:
+            del out["threshold"]
+        else:
+            out["passed"] = self.passed
+        return out
+
+    def __str__(self) -> str:
+        """The accuracy, agreement and first divergence of each simulator, and the verdict with a threshold."""
+        lines = [
+            f"{self.model} on {self.data} ({self.n} samples): reference simulator accuracy "
+            f"{self.reference_accuracy:.4f}",
+            f"{'simulator':<12} {'accuracy':>9} {'same pred.':>11}  identical spikes per layer",
+        ]
+        for name, r in self.simulators.items():
+            spikes = ", ".join(f"{k} {v:.4%}" for k, v in r["spike_agreement"].items())
+            lines.append(f"{name:<12} {r['accuracy']:>9.4f} {r['prediction_agreement']:>11.2%}  {spikes}")
+            if r["first_divergence"]:
+                d = r["first_divergence"]
+                lines.append(
+                    f"{'':<12} first divergence: layer {d['layer']}, sample {d['sample']}, neuron {d['neuron']}, "
+                    f"step {d['step']}: membrane {d['reference_membrane']:.6g} (reference) vs {d['other_membrane']}"
+                )
+        if self.threshold is not None:
+            lines.append(
+                f"{'passed' if self.passed else 'FAILED'}: lowest agreement {self.worst_agreement:.4%} "
+                f"(threshold {self.threshold:.4%})"
+            )
+        return "\n".join(lines)
 
 
 def verify_path(
@@ -204,24 +263,25 @@ def verify_path(
     batch_size: int = 64,
     samples: int | None = None,
     progress: bool = False,
-) -> dict[str, Any]:
+    threshold: float | None = None,
+) -> VerifyReport:
     """``verify`` for a DelayGraph file or a run directory (compiled in memory for ``target``), on the data
-    file's first ``samples`` samples if given (else all)."""
+    file's first ``samples`` samples if given (else all); ``threshold``: the lowest agreement that passes."""
     from delaynir.evaluate import graph_loader
 
     model_path, trained = Path(model), None
     if model_path.is_dir():
+        from delaynir.compile import compile_in_memory
         from delaynir.run import Run
         from delaynir.target import load_target
 
         run = Run(model_path)
         trained = run.model
-        graph, _ = run.compile(load_target(target))
+        graph, _ = compile_in_memory(run, load_target(target))
     else:
         from delaynir.graph_io import load_graph
 
         graph = load_graph(model_path)
     loader, path = graph_loader(graph, data, batch_size=batch_size, samples=samples)
     report = verify(graph, loader, sims=sims, model=trained, progress=progress)
-    report.update(model=str(model), data=str(path), target=graph.target)
-    return report
+    return VerifyReport(**report, model=str(model), data=str(path), target=graph.target, threshold=threshold)

@@ -91,8 +91,8 @@ def test_check_passes_on_a_good_bundle(bundle, capsys):
     assert main(["bundle", "--check", str(bundle)]) == 0
     assert "passed" in capsys.readouterr().out
     report = check_bundle(bundle)
-    assert report["ok"] and set(report["simulators"]) == {"reference", "norse", "snntorch", "onnxruntime"}
-    assert all(r["status"] == "exact" for r in report["simulators"].values())
+    assert report.ok and set(report.simulators) == {"reference", "norse", "snntorch", "onnxruntime"}
+    assert all(r["status"] == "exact" for r in report.simulators.values())
 
 
 def test_check_fails_clearly_on_a_changed_weight(bundle, tmp_path, capsys):
@@ -103,8 +103,8 @@ def test_check_fails_clearly_on_a_changed_weight(bundle, tmp_path, capsys):
         w[np.argmax(np.abs(w))] *= -1  # flip the strongest synapse of the first projection
         weights[0][...] = w
     report = check_bundle(copy)
-    assert not report["ok"] and report["files"]["model.delaygraph.h5"] == "changed"
-    assert any("model.delaygraph.h5: SHA-256 differs" in p for p in report["problems"])
+    assert not report.ok and report.files["model.delaygraph.h5"] == "changed"
+    assert any("model.delaygraph.h5: SHA-256 differs" in p for p in report.problems)
     assert main(["bundle", "--check", str(copy)]) == 1
     err = capsys.readouterr().err
     assert "FAILED" in err and "model.delaygraph.h5" in err
@@ -117,7 +117,7 @@ def test_check_fails_clearly_on_a_missing_file(bundle, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "model.onnx: missing" in err and "onnxruntime: not run" in err
     report = check_bundle(copy)
-    assert report["simulators"]["norse"]["status"] == "exact"  # the rest still checked
+    assert report.simulators["norse"]["status"] == "exact"  # the rest still checked
 
 
 def test_check_catches_a_changed_expected_spike_even_with_a_fixed_hash(bundle, tmp_path):
@@ -129,14 +129,14 @@ def test_check_catches_a_changed_expected_spike_even_with_a_fixed_hash(bundle, t
     m["files"]["test_vectors.h5"]["sha256"] = sha256(copy / "test_vectors.h5")
     (copy / "manifest.json").write_text(json.dumps(m))
     report = check_bundle(copy)
-    assert not report["ok"]
-    assert {s for s, r in report["simulators"].items() if r["status"] == "differs"} == {
+    assert not report.ok
+    assert {s for s, r in report.simulators.items() if r["status"] == "differs"} == {
         "reference",
         "norse",
         "snntorch",
         "onnxruntime",
     }
-    assert any("first divergence: layer hidden1, sample 0, neuron 0, step 3" in p for p in report["problems"])
+    assert any("first divergence: layer hidden1, sample 0, neuron 0, step 3" in p for p in report.problems)
 
 
 def test_refuses_to_overwrite_and_leaves_nothing_when_interrupted(small_run, bundle, tmp_path, monkeypatch, capsys):
@@ -198,14 +198,14 @@ def test_allow_mismatch_writes_the_bundle_marked_and_check_reports_the_same(smal
     assert m["verification"]["snntorch"]["status"] == "exact"
     assert "**does not reproduce** (written with --allow-mismatch)" in (out / "README.md").read_text()
     report = check_bundle(out)
-    assert report["ok"] and report["simulators"]["norse"]["status"] == "differs"
-    assert [r["status"] for k, r in report["simulators"].items() if k != "norse"] == ["exact"] * 3
-    assert any("norse (model.nir): does not reproduce" in n and "--allow-mismatch norse" in n for n in report["notes"])
+    assert report.ok and report.simulators["norse"]["status"] == "differs"
+    assert [r["status"] for k, r in report.simulators.items() if k != "norse"] == ["exact"] * 3
+    assert any("norse (model.nir): does not reproduce" in n and "--allow-mismatch norse" in n for n in report.notes)
     assert main(["bundle", "--check", str(out)]) == 0
     assert "norse do not, as manifest.json records" in capsys.readouterr().out
     monkeypatch.undo()  # norse reproduces after all: still passes, with a note
     report = check_bundle(out)
-    assert report["ok"] and any("reproduces the test vectors exactly, although" in n for n in report["notes"])
+    assert report.ok and any("reproduces the test vectors exactly, although" in n for n in report.notes)
     assert main(argv + ["--allow-mismatch", "reference", "--overwrite"]) == 2  # the reference defines the vectors
     assert "unknown simulator(s) reference" in capsys.readouterr().err
 
@@ -243,8 +243,8 @@ def test_a_bundle_of_a_graph_without_a_run(tmp_path):
     x = np.zeros((10, 2, 2))
     x[[0, 3, 4], 0, 0] = x[[1, 2], 1, 1] = 1.0
     m = write_graph_bundle(graph, tmp_path / "g", x)
-    assert m["target"]["name"] == "loihi2" and m["accuracy"] is None and m["test_vectors"]["reference_accuracy"] is None
-    assert check_bundle(tmp_path / "g")["ok"]
+    assert m.target["name"] == "loihi2" and m.accuracy is None and m.test_vectors["reference_accuracy"] is None
+    assert check_bundle(tmp_path / "g").ok
     assert {p.name for p in (tmp_path / "g").iterdir()} == FILES
 
 

@@ -45,7 +45,7 @@ def test_float_compile_reproduces_the_trained_model(run, data):
         assert all(v == 1.0 for v in spikes.values()), spikes  # exactly the same spikes
     else:
         assert all(v >= 0.9999 for v in spikes.values()), spikes  # folded BatchNorm: rounding only
-    assert report["layers"][0]["weights_clipped"] == 0
+    assert report.layers[0]["weights_clipped"] == 0
     x, _ = next(iter(_test_batches(data)))
     assert 0 < float(simulate(graph, x, record=True).spikes["hidden1"].mean()) < 1  # the check is not vacuous
 
@@ -105,10 +105,10 @@ def test_delays_beyond_the_target_are_an_error_unless_a_policy_is_chosen(run, da
     assert "layer 'hidden1'" in message and "delays above the maximum of 8 steps" in message
     assert "--fit relay-neurons" in message
     clipped, report = compile_model(model, profile, fit="clip-delays")
-    assert clipped.max_delay <= 8 and report["layers"][0]["delays_clipped"] >= 4 * 16
+    assert clipped.max_delay <= 8 and report.layers[0]["delays_clipped"] >= 4 * 16
     relayed, report = compile_model(model, profile, fit="relay-neurons")
-    assert relayed.max_delay <= 8 and report["relay_neurons"] > 0
-    assert relayed.n_neurons == clipped.n_neurons + report["relay_neurons"]
+    assert relayed.max_delay <= 8 and report.relay_neurons > 0
+    assert relayed.n_neurons == clipped.n_neurons + report.relay_neurons
     unlimited = parse_target(
         Path(profile.path).read_text().replace("max_delay = { value = 8,", "max_delay = { value = inf,"),
         source="spinnaker2 without a delay limit",

@@ -346,21 +346,19 @@ def test_a_bundle_of_a_random_model_for_every_target_passes_its_check(
     manifest = write_graph_bundle(graph, out, x)  # raises VerificationError if a simulator differs anywhere
     fixed_point = graph.arithmetic != "float64"  # loihi2: vectors in its fixed-point arithmetic, NIR/ONNX float64
     lava = _expected_lava_status(graph, lava_missing) if fixed_point else None
-    assert manifest["verification"].get("lava", {}).get("status") == lava
+    assert manifest.verification.get("lava", {}).get("status") == lava
     if lava == "not exported":  # the writer's own refusal, recorded as it gave it
         with pytest.raises(ExportError) as refusal:
             netx_layers(graph)
-        assert manifest["verification"]["lava"]["error"] == str(refusal.value)
-    assert all(r["status"] == "exact" for sim, r in manifest["verification"].items() if sim != "lava")
+        assert manifest.verification["lava"]["error"] == str(refusal.value)
+    assert all(r["status"] == "exact" for sim, r in manifest.verification.items() if sim != "lava")
     report = check_bundle(out)
-    assert report["ok"], report["problems"]
-    statuses = {sim: r["status"] for sim, r in report["simulators"].items()}
+    assert report.ok, report.problems
+    statuses = {sim: r["status"] for sim, r in report.simulators.items()}
     assert statuses.pop("lava", None) == lava
     assert statuses == dict.fromkeys(("reference", "norse", "snntorch", "onnxruntime"), "exact")
-    assert manifest["semantics"]["identical"] is not fixed_point
-    assert manifest["verification"]["onnxruntime"]["reproduces"] == (
-        "float graph" if fixed_point else "target arithmetic"
-    )
+    assert manifest.semantics["identical"] is not fixed_point
+    assert manifest.verification["onnxruntime"]["reproduces"] == ("float graph" if fixed_point else "target arithmetic")
 
 
 def test_every_target_kind_of_graph_is_generated():

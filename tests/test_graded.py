@@ -17,7 +17,7 @@ from delaynir.graph_io import load_graph, save_graph, validate_graph
 from delaynir.quantize import input_grid, quantize_input
 from delaynir.run import Run
 from delaynir.target import load_target
-from delaynir.verify import verify_path, worst_agreement
+from delaynir.verify import verify_path
 
 
 def test_input_grid_and_codes():
@@ -41,14 +41,14 @@ def test_compile_quantises_graded_input_and_reports_its_cost(graded_run, tmp_pat
     spec = graph.input.to_dict()
     assert graph.encoding == "graded" and spec["bits"] == 8 and spec["code_range"] == [0, 255]
     assert spec["input_scale"] == pytest.approx(spec["value_range"][1] / 255)
-    assert report["input"]["bits"] == 8
-    val = report["validation"]
+    assert report.input["bits"] == 8
+    val = report.validation
     assert set(val) >= {"trained_accuracy", "trained_accuracy_quantized_input", "compiled_accuracy"}
     x = torch.rand(5, 2, 8) * 1.6
     codes = encode_input(graph, x)
     assert torch.equal(codes, torch.round(codes)) and codes.max() <= 255
     assert torch.allclose(decode_input(graph, codes), x.double(), atol=spec["input_scale"] / 2 + 1e-12)
-    float_graph = load_graph(compile_run(graded_run, "float", tmp_path / "f.h5")["out"])
+    float_graph = load_graph(compile_run(graded_run, "float", tmp_path / "f.h5").out)
     assert float_graph.encoding == "graded" and "bits" not in float_graph.input.to_dict()  # float input: unquantised
     assert torch.equal(encode_input(float_graph, x), x)
 
@@ -58,9 +58,9 @@ def test_verify_is_spike_exact_with_graded_input_in_every_simulator(graded_run, 
     report = verify_path(
         graded_run, graded_run.parent / "data", sims=["norse", "snntorch", "onnxruntime"], target=target, batch_size=16
     )
-    assert worst_agreement(report) == 1.0
+    assert report.worst_agreement == 1.0
     for name in ("norse", "snntorch", "onnxruntime"):
-        assert set(report["simulators"][name]["spike_agreement"].values()) == {1.0}
+        assert set(report.simulators[name]["spike_agreement"].values()) == {1.0}
 
 
 def test_graded_input_on_a_spikes_only_target_is_refused(graded_run, tmp_path, capsys):
@@ -69,7 +69,7 @@ def test_graded_input_on_a_spikes_only_target_is_refused(graded_run, tmp_path, c
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
     assert "graded" in err and "spikes only" in err and "first layer on the host" in err
-    float_graph = load_graph(compile_run(graded_run, "float", tmp_path / "f.h5")["out"])
+    float_graph = load_graph(compile_run(graded_run, "float", tmp_path / "f.h5").out)
     limits = {v.limit for v in check_fit(float_graph, load_target("int8"))}
     assert "input_bits" in limits  # float input on an 8-bit-input target
 
@@ -139,6 +139,6 @@ def test_finetuning_feeds_the_model_the_input_codes_the_compiled_graph_receives(
         on_values = run.model(x)
         on_codes = run.model(decode_input(graph, encode_input(graph, x)).float())
     assert torch.equal(on_values, on_codes)  # the model quantises its input itself
-    val = report["validation"]
+    val = report.validation
     assert val["trained_accuracy"] == val["trained_accuracy_quantized_input"]
     assert val["prediction_agreement"] == 1.0

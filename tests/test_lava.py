@@ -281,11 +281,11 @@ def test_a_loihi2_bundle_without_lava_is_written_with_lava_unavailable(tmp_path,
     monkeypatch.setenv("DELAYNIR_LAVA_PYTHON", str(tmp_path / "nowhere" / "python"))
     x = (np.random.default_rng(0).random((20, 2, 3)) < 0.5).astype(float)
     manifest = write_graph_bundle(small_chain(theta=3, dv=100), tmp_path / "b", x)
-    assert "model.netx.h5" in manifest["files"] and manifest["verification"]["lava"]["status"] == "unavailable"
-    assert {r["status"] for s, r in manifest["verification"].items() if s != "lava"} == {"exact"}
+    assert "model.netx.h5" in manifest.files and manifest.verification["lava"]["status"] == "unavailable"
+    assert {r["status"] for s, r in manifest.verification.items() if s != "lava"} == {"exact"}
     assert "model.netx.h5" in (tmp_path / "b" / "README.md").read_text()
     report = check_bundle(tmp_path / "b")
-    assert report["ok"] and any(n.startswith("lava: not run, not installed here") for n in report["notes"])
+    assert report.ok and any(n.startswith("lava: not run, not installed here") for n in report.notes)
 
 
 def test_a_loihi2_graph_netx_cannot_carry_is_bundled_without_the_netx_file(tmp_path):
@@ -296,11 +296,11 @@ def test_a_loihi2_graph_netx_cannot_carry_is_bundled_without_the_netx_file(tmp_p
     graph.layers[0].threshold[0] = 4.0  # per-neuron thresholds: one vThMant per netx layer
     x = (np.random.default_rng(0).random((20, 2, 3)) < 0.5).astype(float)
     manifest = write_graph_bundle(graph, tmp_path / "b", x)
-    lava = manifest["verification"]["lava"]
+    lava = manifest.verification["lava"]
     assert lava["status"] == "not exported" and "thresholds [3, 4]" in lava["error"]
-    assert "model.netx.h5" not in manifest["files"] and not (tmp_path / "b" / "model.netx.h5").exists()
+    assert "model.netx.h5" not in manifest.files and not (tmp_path / "b" / "model.netx.h5").exists()
     report = check_bundle(tmp_path / "b")
-    assert report["ok"] and any(n.startswith("lava: not run, its file was left out") for n in report["notes"])
+    assert report.ok and any(n.startswith("lava: not run, its file was left out") for n in report.notes)
     assert "lava" not in verify(graph, [(torch.from_numpy(x), torch.zeros(2, dtype=torch.int64))])["simulators"]
     with pytest.raises(ExportError, match="thresholds"):
         verify(graph, [], sims=["lava"])
@@ -539,4 +539,4 @@ def test_a_trained_model_bundled_for_loihi2_runs_in_lava_exactly(need_lava, smal
     lava = manifest["verification"]["lava"]
     assert lava["status"] == "exact" and lava["reproduces"] == executors.TARGET_ARITHMETIC
     report = check_bundle(out)
-    assert report["ok"] and report["simulators"]["lava"]["status"] == "exact", report["problems"]
+    assert report.ok and report.simulators["lava"]["status"] == "exact", report.problems

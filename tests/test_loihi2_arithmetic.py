@@ -175,6 +175,6 @@ def test_the_demos_chip_leg_reports_fixed_point_accuracy_against_the_trained_mod
     leg = demo._chip_leg(small_run, "loihi2", tmp_path, test, trained, progress=False)
     assert leg["arithmetic"] == "loihi2-fixed" and (tmp_path / "run.loihi2.delaygraph.h5").is_file()
     assert leg["cost_pp"] == pytest.approx(100 * (trained - leg["test_accuracy"]))
-    for name, sim in leg["verification"]["simulators"].items():  # float64 executors: against the float graph
+    for name, sim in leg["verification"].simulators.items():  # float64 executors: against the float graph
         assert sim["compared_with"] == "float64", name
         assert sim["prediction_agreement"] == 1.0 and set(sim["spike_agreement"].values()) == {1.0}

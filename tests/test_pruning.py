@@ -400,7 +400,7 @@ def test_pruned_model_trains_and_compiles_to_the_same_predictions(tiny_data, tmp
     assert [r["active_connections"] for r in rows] == [[budget]] * 2
     assert all({"removed", "regrown", "connection_budget"} <= r.keys() for r in rows)
     graph, report = compile_model(model, load_target("float"))
-    assert report["layers"][0]["synapses"] == budget
+    assert report.layers[0]["synapses"] == budget
     ds = SpikeDataset(tiny_data / "test.h5", dt=0.01, n_steps=40, pool=1)
     x, _ = next(iter(make_loader(ds, list(range(len(ds))), batch_size=len(ds), shuffle=False)))
     with torch.no_grad():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from delaynir import runs
-from delaynir.compile import compile_run
+from delaynir.compile import compile_in_memory, compile_run
 from delaynir.errors import CheckpointError, TargetError
 from delaynir.quantize import WeightGrid, grid_for
 from delaynir.run import Run
@@ -51,7 +51,7 @@ def test_a_run_holds_everything_after_training_needs(small_run):
     assert [row["epoch"] for row in run.metrics] == [1, 2]
     assert len(run.dataset()) == info["n_train"] + info["n_val"]
     assert sum(len(y) for _, y in run.validation_loader(batch_size=8)) == info["n_val"]
-    graph, _report = run.compile(load_target("float"))
+    graph, _report = compile_in_memory(run, load_target("float"))
     assert graph.input == run.input_spec and graph.provenance["epoch"] == run.payload["epoch"]
 
 
@@ -85,7 +85,7 @@ def test_a_fine_tuned_run_stores_its_weight_grid(tuned, monkeypatch, tmp_path):
         report = compile_run(run_dir, "int8", tmp_path / "g.h5")
     finally:
         shutil.move(moved, profile)
-    assert report["validation"]["prediction_agreement"] == 1.0
+    assert report.validation["prediction_agreement"] == 1.0
 
 
 def test_a_fine_tuned_run_written_before_grids_were_stored_still_loads(tuned, tmp_path):

@@ -31,7 +31,7 @@ def test_int8_compile_rounds_every_weight_to_the_nearest_point_of_its_grid(demo_
     synapse's integer weight within half a step of W / s_j (zeros removed), its delay the trained one."""
     root, _ = demo_task_runs
     model = Run(root / "learned").model
-    graph = load_graph(compile_run(root / "learned", "int8", tmp_path / "int8.h5")["out"])
+    graph = load_graph(compile_run(root / "learned", "int8", tmp_path / "int8.h5").out)
     for k, layer in enumerate(graph.layers):
         w, _, d = (t.double().numpy() for t in folded_layer(model, k))
         (proj,) = layer.projections
@@ -71,4 +71,4 @@ def test_int8_compile_keeps_the_models_decisions(demo_task_runs, tmp_path):
     trained = evaluate_run(root / "learned", root / "data")["accuracy"]
     compiled = evaluate_graph(tmp_path / "int8.h5", root / "data")["accuracy"]
     assert abs(trained - compiled) <= 0.08, (trained, compiled)
-    assert report["validation"]["prediction_agreement"] >= 0.8, report["validation"]
+    assert report.validation["prediction_agreement"] >= 0.8, report.validation

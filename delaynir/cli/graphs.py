@@ -1,0 +1,167 @@
+"""DelayGraph commands: ``delaynir targets``, ``compile``, ``simulate``, ``export``, ``import``, ``import-model``."""
+
+from __future__ import annotations
+
+from delaynir import executors
+from delaynir.cli.common import add_json, add_overwrite, show
+from delaynir.compile import FIT_POLICIES, compile_run
+from delaynir.import_model import SOURCES
+
+
+def cmd_targets(args) -> int:
+    from delaynir.target import list_targets, load_target
+    from delaynir.target_table import format_targets_table
+
+    profiles = [load_target(args.profile)] if args.profile else list_targets()
+    show(args, [p.to_dict() for p in profiles], format_targets_table(profiles))
+    return 0
+
+
+def cmd_compile(args) -> int:
+    show(args, compile_run(args.run_dir, args.target, args.out, fit=args.fit, overwrite=args.overwrite))
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from delaynir.evaluate import evaluate_graph
+
+    result = evaluate_graph(args.graph, args.data, batch_size=args.batch_size)
+    show(
+        args,
+        result,
+        f"{args.graph} on {result['data']}: accuracy {result['accuracy']:.4f} in the reference simulator "
+        f"({result['n']} samples)",
+    )
+    return 0
+
+
+def cmd_export(args) -> int:
+    from delaynir.graph_io import load_graph
+
+    graph = load_graph(args.file)
+    path = executors.export_formats()[args.format].write(graph, args.out, overwrite=args.overwrite)
+    result = {"graph": args.file, "format": args.format, "out": str(path), "bytes": path.stat().st_size}
+    show(args, result, f"exported {args.file} as {args.format.upper()} to {path} ({result['bytes']} bytes)")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from delaynir.graph_io import save_graph
+    from delaynir.nir_io import from_nir
+
+    graph = from_nir(args.file, dt=args.dt)
+    path = save_graph(graph, args.out, overwrite=args.overwrite)
+    result = {
+        "nir": args.file,
+        "out": str(path),
+        "dt": graph.dt,
+        "layers": [layer.name for layer in graph.layers],
+        "neurons": graph.n_neurons,
+        "synapses": graph.n_synapses,
+        "max_delay": graph.max_delay,
+    }
+    show(
+        args,
+        result,
+        f"imported {args.file} (dt = {graph.dt} s) into {path}: layers {', '.join(result['layers'])}, "
+        f"{graph.n_synapses} synapses, delays up to {graph.max_delay} steps",
+    )
+    return 0
+
+
+def cmd_import_model(args) -> int:
+    from delaynir.import_model import import_model
+
+    summary = import_model(
+        args.checkpoint,
+        args.source,
+        args.out,
+        args.data,
+        max_delay=args.max_delay,
+        tau_steps=args.tau_steps,
+        threshold=args.threshold,
+        dt=args.dt,
+        n_steps=args.n_steps,
+        overwrite=args.overwrite,
+    )
+    shapes = " → ".join([str(summary["layers"][0]["inputs"])] + [str(la["outputs"]) for la in summary["layers"]])
+    show(
+        args,
+        summary,
+        f"imported {args.checkpoint} ({args.source}: {shapes}, D = {summary['max_delay']} taps, "
+        f"σ = {summary['sigma']:.3g} steps, τ = {summary['tau_steps']} steps) into {summary['run_dir']}; "
+        f"compile it with `delaynir compile {summary['run_dir']} --target TARGET --out FILE`",
+    )
+    return 0
+
+
+def register(sub) -> None:
+    g = sub.add_parser("targets", help="list the hardware target profiles and their limits")
+    g.add_argument("--profile", help="show one profile: a built-in name or a path to your own .toml")
+    add_json(g)
+    g.set_defaults(func=cmd_targets)
+
+    c = sub.add_parser("compile", help="compile a run into a quantised integer-delay DelayGraph for a target")
+    c.add_argument("run_dir")
+    c.add_argument("--target", required=True, help="built-in target name (see `delaynir targets`) or a .toml path")
+    c.add_argument("--out", required=True, help="DelayGraph file to write (.h5)")
+    c.add_argument(
+        "--fit",
+        default="error",
+        choices=FIT_POLICIES,
+        help="what to do with delays longer than the target allows (default: error)",
+    )
+    add_overwrite(c, "replace an existing --out file")
+    add_json(c)
+    c.set_defaults(func=cmd_compile)
+
+    m = sub.add_parser("simulate", help="accuracy of a DelayGraph file in the reference simulator")
+    m.add_argument("graph")
+    m.add_argument("--data", required=True, help="SHD-layout .h5 file, or a directory with test.h5")
+    m.add_argument("--batch-size", type=int, default=256)
+    add_json(m)
+    m.set_defaults(func=cmd_simulate)
+
+    x = sub.add_parser("export", help=f"export a DelayGraph file as {', '.join(executors.export_formats())}")
+    x.add_argument("file", help="DelayGraph .h5 (from `delaynir compile`)")
+    x.add_argument("--format", required=True, choices=list(executors.export_formats()))
+    x.add_argument("-o", "--out", required=True)
+    add_overwrite(x)
+    add_json(x)
+    x.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("import", help="import a NIR file (ours or another tool's) as a DelayGraph")
+    i.add_argument("file", help=".nir file")
+    i.add_argument("--dt", type=float, help="time step in seconds (required unless the file is delaynir's)")
+    i.add_argument("--out", required=True, help="DelayGraph .h5 to write")
+    add_overwrite(i)
+    add_json(i)
+    i.set_defaults(func=cmd_import)
+
+    im = sub.add_parser(
+        "import-model",
+        help="a PyTorch checkpoint of SNN-delays or the paper's code as a run "
+        "directory (compile, export, verify it like a trained run)",
+    )
+    im.add_argument("checkpoint", help="state dict of tensors (torch.save(model.state_dict(), PATH))")
+    im.add_argument("--from", dest="source", required=True, choices=SOURCES)
+    im.add_argument("--out", required=True, help="run directory to create")
+    im.add_argument(
+        "--data",
+        required=True,
+        help="the data the model takes: SHD- or frames-layout .h5, or a "
+        "directory with train.h5 (binning, classes, compile's validation split)",
+    )
+    im.add_argument("--max-delay", type=int, default=25, help="the Dcls1d's dilated_kernel_size D (default 25)")
+    im.add_argument(
+        "--tau-steps",
+        type=float,
+        help="LIF τ in steps (default: 1.005 for snn-delays, whose code "
+        "divides 10.05 ms by its 10 ms step; 10.05 for paper)",
+    )
+    im.add_argument("--threshold", type=float, default=1.0, help="LIF threshold (default 1.0)")
+    im.add_argument("--dt", type=float, default=0.01, help="time step in seconds (default 0.01)")
+    im.add_argument("--n-steps", type=int, default=0, help="steps per sample (default: the data's)")
+    add_overwrite(im, "write into an existing non-empty --out")
+    add_json(im)
+    im.set_defaults(func=cmd_import_model)
