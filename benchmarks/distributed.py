@@ -1,6 +1,6 @@
 """Data-parallel training throughput: samples per second for 1, 2, … processes, and scaling efficiency.
 
-Each configuration is a real ``torchrun --nproc_per_node=N`` launch of ``delaynir.train.train`` on a
+Each configuration is a real ``torchrun --nproc_per_node=N`` launch of ``delaynir.train.loop.train`` on a
 synthetic task (this script re-runs itself as the worker), CPU processes with gloo (threads split
 evenly over the cores) and, where CUDA is available, 1 … #GPUs processes with NCCL. The global batch
 is the same for every N (docs/distributed.md), so every N does the same work per epoch. Throughput is
@@ -22,8 +22,8 @@ from pathlib import Path
 
 
 def _worker(args) -> None:
-    from delaynir.config import make_config
-    from delaynir.train import train
+    from delaynir.train.config import make_config
+    from delaynir.train.loop import train
 
     config = make_config(
         {
@@ -40,7 +40,7 @@ def _worker(args) -> None:
 
 
 def _launch(n: int, device: str, data: Path, work: Path, args) -> dict:
-    from delaynir import runs
+    from delaynir.train import checkpoints
 
     out = work / f"{device}-{n}"
     env = dict(os.environ)
@@ -67,8 +67,8 @@ def _launch(n: int, device: str, data: Path, work: Path, args) -> dict:
         *map(str, args.hidden),
     ]
     subprocess.run(command, env=env, check=True, capture_output=True)
-    rows = runs.read_metrics(out)
-    n_train = runs.load_pt(out / runs.CHECKPOINT)["data"]["n_train"]
+    rows = checkpoints.read_metrics(out)
+    n_train = checkpoints.load_pt(out / checkpoints.CHECKPOINT)["data"]["n_train"]
     seconds = min(r["seconds"] for r in rows[1:] or rows)
     return {"device": device, "processes": n, "samples_per_s": n_train / seconds, "epoch_s": seconds}
 

@@ -26,9 +26,9 @@ import torch
 
 from delaynir.converters.onnx_export import OPSET, export_onnx
 from delaynir.converters.onnxruntime import load_onnx
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
-from delaynir.graph_io import save_graph
-from delaynir.simulate import simulate
+from delaynir.ir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.ir.graph_io import save_graph
+from delaynir.reference.simulate import simulate
 
 SIZES, DENSITY, D, T, B, INPUT_DENSITY = (140, 256, 256, 20), 0.10, 25, 100, 64, 0.05
 WEIGHT_SCALE = (0.008, 0.004, 0.004)  #: mean per-neuron scale of each layer's int8 weights

@@ -36,9 +36,9 @@ ARMS: dict[str, dict] = {
 
 
 def run_arm(name: str, data: Path, out: Path, *, epochs: int, batch_size: int, seed: int, device: str) -> dict:
-    from delaynir.config import make_config
-    from delaynir.evaluate import evaluate_run
-    from delaynir.train import train
+    from delaynir.train.config import make_config
+    from delaynir.train.evaluate import evaluate_run
+    from delaynir.train.loop import train
 
     run_dir = out / f"{name}-seed{seed}"
     config = make_config(dict(ARMS[name], epochs=epochs, batch_size=batch_size, seed=seed, device=device))

@@ -21,11 +21,11 @@ import time
 
 import torch
 
-from delaynir.compile import compile_model
+from delaynir.compile.compiler import compile_model
+from delaynir.hardware.profile import load_target
 from delaynir.nn.allocator import tune_cpu_allocator
 from delaynir.nn.model import DelaySNN, ModelConfig
-from delaynir.simulate import simulate
-from delaynir.target import load_target
+from delaynir.reference.simulate import simulate
 
 SIZES, DENSITY, D, T, B, INPUT_DENSITY = (140, 256, 256, 20), 0.10, 25, 100, 64, 0.05
 

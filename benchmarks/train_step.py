@@ -4,9 +4,9 @@ Shape (anchor, docs/design.md): batch 64, T = 100 steps, 140 → 256 → 256 →
 input spikes at 5 % density. A step is what a training loop does per batch: forward, the
 summed-softmax cross-entropy, zero_grad, backward, the Adam step(s) and the position clamp.
 
-* delaynir: ``DelaySNN`` built by ``delaynir.train.build_model`` from the default training
+* delaynir: ``DelaySNN`` built by ``delaynir.train.loop.build_model`` from the default training
   configuration (BatchNorm, dropout, LIF, leaky readout), Adam over the parameter groups as
-  ``delaynir.train`` builds them.
+  ``delaynir.train.loop`` builds them.
 * reference: ``SnnDelaysRef`` of ``benchmarks/vs_dcls.py`` (SNN-delays on ``Dcls1d``, with its
   two Adam optimisers and causal padding; its τ and its 12 extra output steps per layer).
 
@@ -41,9 +41,9 @@ SIGMAS = {"wide": (D / 2, float(SNN_DELAYS["sig_init"])), "narrow": (0.5, SNN_DE
 
 
 def _delaynir_step(sigma: float, device: torch.device, amp: bool):
-    from delaynir.config import make_config
     from delaynir.nn.model import readout_loss
-    from delaynir.train import _autocast, build_model
+    from delaynir.train.config import make_config
+    from delaynir.train.loop import _autocast, build_model
 
     config = make_config({"hidden": [HIDDEN, HIDDEN], "max_delay": D})
     model = build_model(config, C_IN, C_OUT).to(device).train()

@@ -17,23 +17,23 @@ Needs the ``bench`` extra (pip install -e ".[bench]") for DCLS.
 Data (identical for both)
 -------------------------
 ``DIR/train.h5`` and ``DIR/test.h5`` in the SHD layout, opened with delaynir's
-``SpikeDataset`` through ``delaynir.run.open_dataset`` with the delaynir configuration of
+``SpikeDataset`` through ``delaynir.train.run_dir.open_dataset`` with the delaynir configuration of
 the run (its defaults: dt 10 ms, ``n_steps`` from the file, channel pooling to ≤ 140 inputs,
 i.e. SHD 700 → 140 by summing groups of 5, as SNN-delays' ``n_bins = 5``); the validation
 split is ``delaynir.data.validation_split`` with delaynir's ``val_fraction`` and the seed
 (held-out speakers when the file has them); batches come from ``delaynir.data.make_loader``
-shuffled with seed ``seed + epoch`` (1-based epochs), exactly as ``delaynir.train`` draws
+shuffled with seed ``seed + epoch`` (1-based epochs), exactly as ``delaynir.train.loop`` draws
 them, so both models see the same batches in the same order. The test file is read only
 after training: overall accuracy and accuracy on the samples whose speaker
 (``extra/speaker``) never occurs in the training file.
 
 delaynir
 --------
-``delaynir.train.train(make_config({epochs, batch_size, seed, device}), data, run_dir)``:
+``delaynir.train.loop.train(make_config({epochs, batch_size, seed, device}), data, run_dir)``:
 its defaults for everything else (dropout, learning-rate schedule, σ schedule, …; bfloat16
 autocast on CUDA is one of them). Per-epoch ``seconds`` and ``val_accuracy`` are read from
 the run's ``metrics.jsonl``; the best-validation ``model.pt`` is tested with rounded delays
-as ``delaynir/evaluate.py`` does (``delaynir.run.Run`` + ``evaluate_model(kernel="rounded")``).
+as ``delaynir/train/evaluate.py`` does (``delaynir.train.run_dir.Run`` + ``evaluate_model(kernel="rounded")``).
 ``--delaynir-set KEY=VALUE`` (repeatable, off by default) overrides a setting for
 diagnosis; the JSON records the effective configuration.
 
@@ -451,8 +451,8 @@ def train_reference(
 
 
 def train_delaynir(config, data: Path, run_dir: Path) -> list[dict[str, Any]]:
-    from delaynir import runs
-    from delaynir.train import train
+    from delaynir.train import checkpoints
+    from delaynir.train.loop import train
 
     train(config, data, run_dir)
     return [
@@ -466,17 +466,17 @@ def train_delaynir(config, data: Path, run_dir: Path) -> list[dict[str, Any]]:
             "lr": m.get("lr"),
             "seconds": m["seconds"],
         }
-        for m in runs.read_metrics(run_dir)
+        for m in checkpoints.read_metrics(run_dir)
     ]
 
 
 def test_delaynir(
     run_dir: Path, test_path: Path, subsets: dict[str, np.ndarray], batch_size: int, device: torch.device
 ) -> dict[str, Any]:
-    """Rounded-delay accuracy of the run's best model on each subset of the test file (as delaynir/evaluate.py)."""
+    """Rounded-delay accuracy of the run's best model on each subset of the test file (as delaynir/train/evaluate.py)."""
     from delaynir.data import make_loader
-    from delaynir.run import Run
-    from delaynir.train import evaluate_model
+    from delaynir.train.loop import evaluate_model
+    from delaynir.train.run_dir import Run
 
     run = Run(run_dir)
     info = run.data_info
@@ -539,9 +539,9 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def run_seed(seed: int, order: tuple[str, str], args, data_dir: Path, out: Path) -> dict[str, Any]:
-    from delaynir.config import make_config
     from delaynir.data import validation_split
-    from delaynir.run import data_file, open_dataset
+    from delaynir.train.config import make_config
+    from delaynir.train.run_dir import data_file, open_dataset
 
     config = make_config(
         {**args.delaynir_set, "epochs": args.epochs, "batch_size": args.batch_size, "seed": seed, "device": args.device}
@@ -898,7 +898,7 @@ def main(argv=None) -> int:
     import DCLS  # noqa: F401
 
     import delaynir
-    from delaynir.config import make_config
+    from delaynir.train.config import make_config
 
     dconf = make_config(
         {

@@ -7,7 +7,7 @@ history of the last D + 1 steps), nir.Scale as an element-wise product, nir.Thre
 z = 1 where v > θ (strict, as every neuron here; used by our subtract-reset layers).
 Everything runs in float64, one time step per call, and neuron modules are wrapped so that
 their spikes and membranes are recorded per step, membranes in the graph's units (times the
-node's ``delaynir.unit``). Per-step coefficients come from ``delaynir.nir_io.step_coefficients``:
+node's ``delaynir.unit``). Per-step coefficients come from ``delaynir.export.nir_io.step_coefficients``:
 exact for our files (node metadata), from τ and r otherwise.
 """
 
@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from delaynir.errors import DelayNIRError, ExportError, NIRImportError, reason
-from delaynir.nir_io import own_metadata, read_nir, step_coefficients
-from delaynir.simulate import SimulationResult, predictions_of
+from delaynir.export.nir_io import own_metadata, read_nir, step_coefficients
+from delaynir.reference.simulate import SimulationResult, predictions_of
 
 DTYPE = torch.float64
 

@@ -12,7 +12,7 @@ and correct, explicitly (each pinned by a test in tests/test_converters.py):
 * v_reset is ignored: only v_reset = 0 is accepted (an error otherwise);
 * parameters (neurons and Affine/Linear weights) are built as float32: rebuilt in float64 from the node;
 * dt defaults to 1 ms: the cells run with the file's per-step coefficients (dt = 1 step,
-  τ⁻¹ = 1 − β per step), exact for our files (node metadata, ``delaynir.nir_io.step_coefficients``);
+  τ⁻¹ = 1 − β per step), exact for our files (node metadata, ``delaynir.export.nir_io.step_coefficients``);
 * norse's LIFBoxCell steps v ← v + dt·τ⁻¹·(i + v_leak − v). With i = r·I that is β v + I in real
   numbers but not in floating point: (1 − β)·(r·I) is an ulp off I for most decays, enough to
   move a membrane that lands on its threshold. So LIF and CubaLIF cells run on the membrane
@@ -24,7 +24,7 @@ and correct, explicitly (each pinned by a test in tests/test_converters.py):
 
 norse's LIFBoxCell resets to v_reset after a spike (strict v > θ), which is docs/design.md's hard
 reset. A subtract-reset layer is an LI (LIBoxCell, input × r; exact when 1/(1 − β) is a power
-of two, as for bit-shift decays), a Threshold and a reset Linear (see delaynir.nir_io).
+of two, as for bit-shift decays), a Threshold and a reset Linear (see delaynir.export.nir_io).
 """
 
 from __future__ import annotations

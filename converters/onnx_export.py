@@ -1,8 +1,8 @@
 """ONNX export of a DelayGraph with its delay state (``delaynir.converters.onnxruntime`` runs the file).
 
 ONNX Runtime is stateless, so the exported **step model** computes one time step t of the graph,
-exactly as the reference simulator does (each layer's neuron step of ``delaynir.neuron_kinds``, lowered
-to nodes by ``_Ops``; ``delaynir.simulate``'s update and summation order), in float64:
+exactly as the reference simulator does (each layer's neuron step of ``delaynir.ir.neuron_kinds``, lowered
+to nodes by ``_Ops``; ``delaynir.reference.simulate``'s update and summation order), in float64:
 
     (x[t], state[t − 1])  ↦  (out.<L>[t] for every layer L,  next.<state> = state[t])
 
@@ -32,9 +32,9 @@ multi-threaded (seen with 1.32; microsoft/onnxruntime#18048). Then, in float64 a
 
     I = b + Σ_groups scale_g ⊙ Σ_{P in g} a_P        (one group per distinct scale vector)
 
-except for a lif or cubalif layer whose projections share one scale s (delaynir.graph.membrane_unit),
+except for a lif or cubalif layer whose projections share one scale s (delaynir.ir.graph.membrane_unit),
 which is computed in units of s as the simulator does: I' = b/s + Σ_P a_P, threshold θ/s (integers
-on the weight grid, delaynir.graph.in_units), state v.<L> = v/s. So integer weights with integer
+on the weight grid, delaynir.ir.graph.in_units), state v.<L> = v/s. So integer weights with integer
 inputs give bit-identical results, and a membrane on an integer threshold is compared exactly.
 docs/onnx-format.md documents every name, shape and metadata key.
 """
@@ -53,10 +53,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from delaynir import __version__
+from delaynir.common.outputs import atomic_path, check_output
 from delaynir.errors import ExportError
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
-from delaynir.graph_io import validate_graph
-from delaynir.runs import atomic_path, check_output
+from delaynir.ir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
+from delaynir.ir.graph_io import validate_graph
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def buffer_depths(graph: DelayGraph) -> dict[str, int]:
 
 
 def _state_kinds(layer: Layer) -> tuple[str, ...]:
-    """The state variables a layer carries from step to step (its neuron kind's, delaynir.neuron_kinds)."""
+    """The state variables a layer carries from step to step (its neuron kind's, delaynir.ir.neuron_kinds)."""
     return layer.kind.state
 
 
@@ -389,7 +389,7 @@ class _Step:
         return total if summed else b.op("Expand", total, self.shape(layer.size))
 
     def _neurons(self, layer: Layer, current: str) -> str:
-        """The layer's neuron step (delaynir.neuron_kinds) lowered to nodes; emits out.<L> and next.<state>;
+        """The layer's neuron step (delaynir.ir.neuron_kinds) lowered to nodes; emits out.<L> and next.<state>;
         returns out (n, B).
 
         That is s^L[t] (z, or I for a relay) except for li, whose v is returned but never read as a

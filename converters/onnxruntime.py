@@ -19,8 +19,8 @@ import torch
 
 from delaynir.converters.onnx_export import DOC, FORMATS, FRAME, META, Port
 from delaynir.errors import ExportError, reason
-from delaynir.neuron_kinds import KINDS
-from delaynir.simulate import SimulationResult, predictions_of
+from delaynir.ir.neuron_kinds import KINDS
+from delaynir.reference.simulate import SimulationResult, predictions_of
 
 __all__ = ["ExportedModel", "OnnxRunResult", "load", "load_onnx", "run_onnx"]
 
@@ -150,7 +150,7 @@ def run_onnx(path: str | os.PathLike, inputs: Any) -> SimulationResult:
     """Run the exported model at ``path`` on ``inputs`` (T, B, n_inputs) in ONNX Runtime, from zero state.
 
     A step model is called once per step with its state fed back, a sequence model once. Returns
-    delaynir.simulate's SimulationResult with every layer's spikes and membranes recorded (spikes of
+    delaynir.reference.simulate's SimulationResult with every layer's spikes and membranes recorded (spikes of
     li layers are zero; a relay's membrane is its input I). ExportError if the file is malformed,
     not exported by delaynir, or does not take ``inputs.shape[2]`` channels.
     """

@@ -17,11 +17,11 @@ NIR's LIF exactly). Corrected explicitly (each pinned by a test in tests/test_co
   CubaLIF runs as a synaptic-current Leaky (no threshold) feeding a membrane Leaky;
 * LI is a Leaky without threshold whose membrane is the output.
 
-β, α and the input gain come from ``delaynir.nir_io.step_coefficients``: for our files the
+β, α and the input gain come from ``delaynir.export.nir_io.step_coefficients``: for our files the
 exact per-step values of the node metadata, with gain exactly 1, so that Leaky's
 β·mem + input performs the reference simulator's operations (1 − dt/τ and r·dt/τ recomputed
 from τ and r are an ulp off for many decays, enough to move a membrane that lands on its
-threshold). A subtract-reset layer is an LI, a Threshold and a reset Linear (delaynir.nir_io).
+threshold). A subtract-reset layer is an LI, a Threshold and a reset Linear (delaynir.export.nir_io).
 """
 
 from __future__ import annotations

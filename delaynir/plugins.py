@@ -11,8 +11,8 @@ it needs. Packages are found in two places, both searched on first use:
 
 Attributes that need heavy imports are given as ``"module:attribute"`` strings and imported only when
 used, so listing the targets imports no simulator. Everything here is read by the registries of the
-core: ``delaynir.target`` (profiles), ``delaynir.number_formats`` (arithmetics) and
-``delaynir.executors`` (formats and executors).
+core: ``delaynir.hardware.profile`` (profiles), ``delaynir.numerics.number_formats`` (arithmetics) and
+``delaynir.export.executors`` (formats and executors).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from delaynir.errors import DelayNIRError, reason
 
 if TYPE_CHECKING:
-    from delaynir.executors import Executor, FileFormat
+    from delaynir.export.executors import Executor, FileFormat
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ class TargetPlugin:
 
     ``name``: the package's target name. ``profiles``: profile file names relative to the package
     (``loihi2.toml``), each a profile named by its stem. ``arithmetics``: arithmetic name → "module:attribute"
-    of a ``delaynir.number_formats.Arithmetic``. ``formats`` and ``executors``: the file formats this target
-    exports and the executors that run them (``delaynir.executors``). ``environments``: tool name → script
+    of a ``delaynir.numerics.number_formats.Arithmetic``. ``formats`` and ``executors``: the file formats this target
+    exports and the executors that run them (``delaynir.export.executors``). ``environments``: tool name → script
     (relative to the package) that builds the environment the tool runs in. ``default_profile``: the profile
     that shows this target's chip arithmetic where a command compiles for "the chip" unless told otherwise
     (the demo's chip leg, the report's fit table).

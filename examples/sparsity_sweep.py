@@ -21,7 +21,7 @@ five networks with the same number of connections in every hidden layer:
                 (regrow_pool 10), whose scoring costs ∝ the pool instead of a dense weight gradient.
 
 The readout stays dense in every arm; a dense DCLS network (k = 0) is the reference. Settings:
-delaynir.demo.DEMO_SETTINGS, or a training preset (--preset, e.g. rawhd-paper: the paper's one-layer
+delaynir.handoff.demo.DEMO_SETTINGS, or a training preset (--preset, e.g. rawhd-paper: the paper's one-layer
 network), with --epochs, one run per seed; --dale gives the pruned arms one sign per presynaptic neuron
 (the paper's setting); --data takes a directory with train.h5 and test.h5 instead of the synthetic task. Test
 accuracy is with rounded integer delays (the deployed model). Writes sweep.csv and sweep.json (one row per run) and
@@ -34,12 +34,12 @@ import json
 import logging
 from pathlib import Path
 
-from delaynir.config import make_config
 from delaynir.data import SynthConfig, generate_synthetic
-from delaynir.demo import DEMO_SETTINGS
-from delaynir.evaluate import evaluate_run
-from delaynir.presets import preset_values
-from delaynir.train import train
+from delaynir.handoff.demo import DEMO_SETTINGS
+from delaynir.train.config import make_config
+from delaynir.train.evaluate import evaluate_run
+from delaynir.train.loop import train
+from delaynir.train.presets import preset_values
 
 ARMS = {
     "dcls": lambda k, D: {"structure": "pairs", "prune": "none", "sparsity": 1 - 2.0**-k},

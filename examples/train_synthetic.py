@@ -9,10 +9,10 @@ import logging
 import sys
 from pathlib import Path
 
-from delaynir.config import make_config
 from delaynir.data import SynthConfig, generate_synthetic
-from delaynir.evaluate import evaluate_run
-from delaynir.train import train
+from delaynir.train.config import make_config
+from delaynir.train.evaluate import evaluate_run
+from delaynir.train.loop import train
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "example-out")

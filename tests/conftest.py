@@ -54,8 +54,8 @@ SMALL_RUN_SETTINGS = {
 
 def _train(settings: dict, data, out) -> dict:
     """train() with ``settings`` on ``data`` into ``out``; its summary."""
-    from delaynir.config import make_config
-    from delaynir.train import train
+    from delaynir.train.config import make_config
+    from delaynir.train.loop import train
 
     return train(make_config(settings), data, out)
 
@@ -129,7 +129,7 @@ DEMO_TASK_EPOCHS = 8
 def demo_task_runs(tmp_path_factory):
     """(folder, {delays: training summary}): the demo's learned-delay model and its no-delay ablation, trained
     for DEMO_TASK_EPOCHS on the default synthetic task in folder/learned and folder/none (data in folder/data)."""
-    from delaynir.demo import DEMO_SETTINGS
+    from delaynir.handoff.demo import DEMO_SETTINGS
 
     root = tmp_path_factory.mktemp("task")
     generate_synthetic(root / "data", SynthConfig(seed=0))
@@ -178,7 +178,7 @@ def tiny_speech(tmp_path_factory):
 @pytest.fixture(scope="session")
 def lava_missing() -> str | None:
     """Why Lava's environment cannot run here, None where it can; fails under CI=true (.ci/run builds it)."""
-    from delaynir.executors import ExecutorUnavailable
+    from delaynir.export.executors import ExecutorUnavailable
     from delaynir.targets.loihi2.executor import lava_python
 
     try:

@@ -9,13 +9,13 @@ import pytest
 import soundfile
 
 from delaynir.cli import main
-from delaynir.config import make_config
 from delaynir.data.audio import AudioFormatError, convert_audio
 from delaynir.data.features import FeatureConfig, hz_to_mel, log_mel, mel_filterbank, mel_to_hz, normalise
 from delaynir.data.frames import FramesDataset, is_frames_file, write_frames_file
 from delaynir.data.speech import read_split
 from delaynir.errors import ConfigError, DataFormatError
-from delaynir.run import open_dataset
+from delaynir.train.config import make_config
+from delaynir.train.run_dir import open_dataset
 
 RATE = 16000
 

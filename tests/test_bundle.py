@@ -7,12 +7,12 @@ import h5py
 import numpy as np
 import pytest
 
-from delaynir import bundle as bundle_mod
-from delaynir.bundle import check_bundle, read_test_vectors, sha256, write_bundle
 from delaynir.cli import main
 from delaynir.errors import ConfigError
-from delaynir.graph_io import load_graph
-from delaynir.simulate import simulate
+from delaynir.handoff import bundle as bundle_mod
+from delaynir.handoff.bundle import check_bundle, read_test_vectors, sha256, write_bundle
+from delaynir.ir.graph_io import load_graph
+from delaynir.reference.simulate import simulate
 
 FILES = {"model.delaygraph.h5", "model.nir", "model.onnx", "test_vectors.h5", "manifest.json", "README.md"}
 
@@ -212,8 +212,8 @@ def test_allow_mismatch_writes_the_bundle_marked_and_check_reports_the_same(smal
 
 def test_a_bundle_of_a_graph_without_a_run(tmp_path):
     """write_graph_bundle: the same files and checks for a DelayGraph built elsewhere, with given inputs."""
-    from delaynir.bundle import write_graph_bundle
-    from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+    from delaynir.handoff.bundle import write_graph_bundle
+    from delaynir.ir.graph import INPUT, DelayGraph, Layer, Projection
 
     graph = DelayGraph(
         dt=0.001,
@@ -252,10 +252,10 @@ def test_a_bundle_of_a_graph_without_a_run(tmp_path):
 def test_the_demo_model_bundles_and_checks_for_loihi2_and_every_target_it_fits(tmp_path):
     """The demo's learned-delay model (its settings, fewer epochs), bundled for every built-in target it fits
     (loihi2 first: integer thresholds and state make membranes land on thresholds), each --check passing."""
-    from delaynir.config import make_config
     from delaynir.data import SynthConfig, generate_synthetic
-    from delaynir.demo import DEMO_SETTINGS
-    from delaynir.train import train
+    from delaynir.handoff.demo import DEMO_SETTINGS
+    from delaynir.train.config import make_config
+    from delaynir.train.loop import train
 
     generate_synthetic(tmp_path / "data", SynthConfig(seed=0))
     train(make_config(dict(DEMO_SETTINGS, epochs=5, device="cpu", seed=0)), tmp_path / "data", tmp_path / "run")

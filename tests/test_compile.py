@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from delaynir.cli import main
-from delaynir.compile import compare, compile_model, folded_layer
+from delaynir.compile.compiler import compare, compile_model, folded_layer
 from delaynir.data import SpikeDataset, make_loader
 from delaynir.errors import TargetError
-from delaynir.graph_io import load_graph
-from delaynir.number_formats import decay_format
-from delaynir.run import Run
-from delaynir.simulate import simulate
-from delaynir.target import load_target, parse_target
+from delaynir.hardware.profile import load_target, parse_target
+from delaynir.ir.graph_io import load_graph
+from delaynir.numerics.number_formats import decay_format
+from delaynir.reference.simulate import simulate
+from delaynir.train.run_dir import Run
 
 
 @pytest.fixture(scope="module", params=["small_run_no_bn", "small_run"], ids=["no-bn", "bn"])
@@ -150,7 +150,7 @@ def test_cli_targets_and_compile(run, tmp_path, capsys):
 
 
 def test_finetuning_makes_the_model_compute_what_the_compiled_graph_computes(run, data, tmp_path, capsys):
-    from delaynir.train import finetune
+    from delaynir.train.loop import finetune
 
     out = tmp_path / "ft"
     summary = finetune(run, "int8", out, epochs=1)

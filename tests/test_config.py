@@ -2,9 +2,9 @@
 
 import pytest
 
-from delaynir.config import TrainConfig, dumps_toml, load_config, make_config
 from delaynir.errors import ConfigError
-from delaynir.train import sigma_at
+from delaynir.train.config import TrainConfig, dumps_toml, load_config, make_config
+from delaynir.train.loop import sigma_at
 
 
 def test_toml_file_and_overrides(tmp_path):

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from delaynir import executors
 from delaynir.converters import norse as norse_conv
 from delaynir.converters import snntorch as snntorch_conv
 from delaynir.errors import DelayNIRError, NIRImportError
-from delaynir.executors import EXECUTORS, ExecutorUnavailable, external, formats, names
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
-from delaynir.nir_io import export_nir, from_nir
-from delaynir.simulate import simulate
+from delaynir.export import executors
+from delaynir.export.executors import EXECUTORS, ExecutorUnavailable, external, formats, names
+from delaynir.export.nir_io import export_nir, from_nir
+from delaynir.ir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.reference.simulate import simulate
 
 CONVERTERS = {"norse": norse_conv, "snntorch": snntorch_conv}
 DT = 0.01

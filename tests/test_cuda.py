@@ -63,9 +63,9 @@ def test_neuron_recurrences_on_cuda_match_the_compiled_cpu_loops(reset):
     "settings", [{}, {"sparsity": 0.875, "prune": "deepr-rigl", "structure": "taps"}], ids=["dense", "pruned-taps"]
 )
 def test_model_training_step_on_cuda_matches_cpu(settings):
-    from delaynir.config import make_config
     from delaynir.nn.model import readout_loss
-    from delaynir.train import build_model
+    from delaynir.train.config import make_config
+    from delaynir.train.loop import build_model
 
     config = make_config({"hidden": [32, 24], "max_delay": 9, "dropout": 0.0, **settings})
     torch.manual_seed(0)

@@ -453,8 +453,8 @@ def test_synth_config_rejects_bad_values(overrides, message):
 
 def test_the_data_layer_depends_on_no_training_module():
     """data/ sits below training: it imports neither the training settings nor the loop (config holds its default)."""
-    from delaynir.config import TrainConfig
     from delaynir.data.split import VAL_FRACTION
+    from delaynir.train.config import TrainConfig
 
     layer = Path(__file__).resolve().parents[1] / "delaynir" / "data"
     above = re.compile(r"^\s*(from|import) delaynir\.(config|train|run|nn|compile)\b", re.M)

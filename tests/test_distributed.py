@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from delaynir import runs
-from delaynir.config import dumps_toml, make_config
 from delaynir.data import make_loader
-from delaynir.train import train
+from delaynir.train import checkpoints
+from delaynir.train.config import dumps_toml, make_config
+from delaynir.train.loop import train
 
 # 45 training samples in global batches of 16: 16, 16, 13 (uneven shards, as in real runs)
 PRUNED = {
@@ -32,7 +32,7 @@ PRUNED = {
 }
 # dropout, BatchNorm and Langevin noise: ranks draw different masks, yet must stay identical
 NOISY = dict(PRUNED, dropout=0.3, batchnorm=True, prune="deepr-random", prune_temperature=1e-4, structure="taps")
-FILES = sorted([runs.CONFIG, runs.METRICS, runs.CHECKPOINT, runs.MODEL])
+FILES = sorted([checkpoints.CONFIG, checkpoints.METRICS, checkpoints.CHECKPOINT, checkpoints.MODEL])
 
 
 def _free_port() -> int:
@@ -45,7 +45,7 @@ def _worker(rank: int, world: int, ports: list[int], data: Path, root: Path) -> 
     """One rank: the runs below, recording its pruning state after every step and its model after every epoch."""
     os.environ.update(MASTER_ADDR="127.0.0.1", RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    import delaynir.train as train_module
+    import delaynir.train.loop as train_module
     from delaynir.nn.rewiring import Rewiring
 
     masks, states, calls = [], {}, []
@@ -121,22 +121,22 @@ def test_only_rank_zero_writes_one_set_of_files(two_ranks):
     root, _ = two_ranks
     for run in ("pruned", "noisy", "crashed"):
         assert sorted(p.name for p in (root / run).iterdir()) == FILES
-        assert [m["epoch"] for m in runs.read_metrics(root / run)] == [1, 2]
-    ckpt = runs.load_pt(root / "pruned" / runs.CHECKPOINT)
+        assert [m["epoch"] for m in checkpoints.read_metrics(root / run)] == [1, 2]
+    ckpt = checkpoints.load_pt(root / "pruned" / checkpoints.CHECKPOINT)
     assert len(ckpt["rng_ranks"]) == 2 and not any(k.startswith("module.") for k in ckpt["model"])
 
 
 def test_two_processes_equal_one_over_the_same_global_batches(two_ranks, tiny_data, tmp_path):
     root, _ = two_ranks
     train(make_config(PRUNED), tiny_data, tmp_path / "single")
-    single = runs.load_pt(tmp_path / "single" / runs.CHECKPOINT)
-    double = runs.load_pt(root / "pruned" / runs.CHECKPOINT)
+    single = checkpoints.load_pt(tmp_path / "single" / checkpoints.CHECKPOINT)
+    double = checkpoints.load_pt(root / "pruned" / checkpoints.CHECKPOINT)
     for k, v in single["model"].items():
         if v.is_floating_point():
             torch.testing.assert_close(double["model"][k], v, rtol=1e-5, atol=1e-5, msg=k)
         else:
             assert torch.equal(double["model"][k], v), k  # the same connections survive
-    for a, b in zip(runs.read_metrics(tmp_path / "single"), runs.read_metrics(root / "pruned")):
+    for a, b in zip(checkpoints.read_metrics(tmp_path / "single"), checkpoints.read_metrics(root / "pruned")):
         assert a["val_accuracy"] == b["val_accuracy"] and a["sigma"] == b["sigma"] and a["lr"] == b["lr"]
         assert a["train_accuracy"] == b["train_accuracy"] and a["regrown"] == b["regrown"]
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
@@ -144,8 +144,8 @@ def test_two_processes_equal_one_over_the_same_global_batches(two_ranks, tiny_da
 
 def test_distributed_resume_equals_an_uninterrupted_run(two_ranks):
     root, (r0, _) = two_ranks
-    for k, v in runs.load_pt(root / "pruned" / runs.CHECKPOINT)["model"].items():
-        assert torch.equal(runs.load_pt(root / "crashed" / runs.CHECKPOINT)["model"][k], v), k
+    for k, v in checkpoints.load_pt(root / "pruned" / checkpoints.CHECKPOINT)["model"].items():
+        assert torch.equal(checkpoints.load_pt(root / "crashed" / checkpoints.CHECKPOINT)["model"][k], v), k
     for k, v in r0["states"]["pruned"].items():
         assert torch.equal(r0["states"]["resumed"][k], v), k
 

@@ -16,20 +16,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from delaynir.bundle import check_bundle, write_graph_bundle
-from delaynir.compile import compile_model
+from delaynir.compile.compiler import compile_model
 from delaynir.converters import norse as norse_conv
 from delaynir.converters import snntorch as snntorch_conv
 from delaynir.converters.onnx_export import export_onnx
 from delaynir.converters.onnxruntime import run_onnx
 from delaynir.errors import ExportError, NIRImportError
-from delaynir.fit import max_model_delay, raise_if_misfit
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
-from delaynir.nir_io import STEP_BETA, export_nir, to_nir
+from delaynir.export.nir_io import STEP_BETA, export_nir, to_nir
+from delaynir.handoff.bundle import check_bundle, write_graph_bundle
+from delaynir.hardware.fit import max_model_delay, raise_if_misfit
+from delaynir.hardware.profile import builtin_target_names, load_target
+from delaynir.ir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
 from delaynir.nn.model import DelaySNN, ModelConfig
-from delaynir.number_formats import IntegerState, decay_format
-from delaynir.simulate import simulate
-from delaynir.target import builtin_target_names, load_target
+from delaynir.numerics.number_formats import IntegerState, decay_format
+from delaynir.reference.simulate import simulate
 from delaynir.targets.loihi2.netx import netx_layers
 
 TARGETS = ("float", "int8", "loihi2", "spinnaker2", "xylo-audio2", "seneca")

@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from delaynir.cli import main
-from delaynir.compile import compile_run
+from delaynir.compile.compiler import compile_run
 from delaynir.errors import GraphFormatError, TargetError
-from delaynir.fit import check_fit
-from delaynir.graph import decode_input, encode_input
-from delaynir.graph_io import load_graph, save_graph, validate_graph
-from delaynir.quantize import input_grid, quantize_input
-from delaynir.run import Run
-from delaynir.target import load_target
-from delaynir.verify import verify_path
+from delaynir.handoff.verify import verify_path
+from delaynir.hardware.fit import check_fit
+from delaynir.hardware.profile import load_target
+from delaynir.ir.graph import decode_input, encode_input, quantize_input
+from delaynir.ir.graph_io import load_graph, save_graph, validate_graph
+from delaynir.numerics.quantize import input_grid
+from delaynir.train.run_dir import Run
 
 
 def test_input_grid_and_codes():
@@ -109,7 +109,7 @@ def test_bundle_and_report_with_graded_input(graded_run, tmp_path):
 
 
 def test_the_report_draws_graded_input_as_an_image(graded_run, tmp_path):
-    from delaynir.report import write_report
+    from delaynir.handoff.report import write_report
 
     report = write_report(graded_run, tmp_path / "rep", target="int8")
     assert report["input_encoding"] == "graded"
@@ -125,7 +125,7 @@ def test_the_hidden_layer_spikes(graded_run):
 
 
 def test_finetuning_feeds_the_model_the_input_codes_the_compiled_graph_receives(graded_run, tmp_path):
-    from delaynir.train import finetune
+    from delaynir.train.loop import finetune
 
     finetune(graded_run, "int8", tmp_path / "ft", epochs=1)
     run = Run(tmp_path / "ft")

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from delaynir.errors import DelayNIRError, GraphFormatError
-from delaynir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection
-from delaynir.graph_io import load_graph, save_graph, validate_graph
-from delaynir.neuron_kinds import NEURON_TYPES, RESETS
-from delaynir.nir_io import to_nir
+from delaynir.export.nir_io import to_nir
+from delaynir.ir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection
+from delaynir.ir.graph_io import load_graph, save_graph, validate_graph
+from delaynir.ir.neuron_kinds import NEURON_TYPES, RESETS
 
 INF = math.inf
 
@@ -564,7 +564,7 @@ def test_unknown_members_are_logged_not_dropped_silently(tmp_path, caplog):
     spec = raw_spec()
     spec["layers/000"]["attrs"]["colour"] = "red"
     spec["layers/000"]["extra"] = np.zeros(2)
-    with caplog.at_level(logging.WARNING, logger="delaynir.graph_io"):
+    with caplog.at_level(logging.WARNING, logger="delaynir.ir.graph_io"):
         load_graph(write_raw(tmp_path / "raw.h5", spec))
     assert "/layers/000: ignoring members the DelayGraph layout does not define: colour, extra/" in caplog.text
 

@@ -17,9 +17,9 @@ from torch import nn
 from delaynir.cli import main
 from delaynir.data.frames import write_frames_file
 from delaynir.errors import CheckpointError
-from delaynir.import_model import parse_layers, read_state_dict
 from delaynir.nn.model import summed_softmax
-from delaynir.run import Run
+from delaynir.train.import_model import parse_layers, read_state_dict
+from delaynir.train.run_dir import Run
 
 Dcls1d = pytest.importorskip("DCLS.construct.modules").Dcls1d
 

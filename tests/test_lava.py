@@ -14,11 +14,11 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from delaynir import executors
 from delaynir.errors import ConfigError, ExportError
-from delaynir.executors import EXECUTORS, ExecutorUnavailable, external, formats
-from delaynir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection, in_units
-from delaynir.simulate import simulate
+from delaynir.export import executors
+from delaynir.export.executors import EXECUTORS, ExecutorUnavailable, external, formats
+from delaynir.ir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection, in_units
+from delaynir.reference.simulate import simulate
 from delaynir.targets.loihi2 import NETX, netx
 from delaynir.targets.loihi2.netx import export_netx, lava_weights, layer_lags
 
@@ -248,7 +248,7 @@ def test_registry_names_lava_for_loihi2_fixed_graphs_only():
 
 
 def test_verify_refuses_lava_for_a_float_graph():
-    from delaynir.verify import verify
+    from delaynir.handoff.verify import verify
 
     graph = small_chain()
     graph.quantization.pop("arithmetic")
@@ -258,7 +258,7 @@ def test_verify_refuses_lava_for_a_float_graph():
 
 def test_cli_exports_netx(tmp_path, capsys):
     from delaynir.cli import main
-    from delaynir.graph_io import save_graph
+    from delaynir.ir.graph_io import save_graph
 
     save_graph(small_chain(), tmp_path / "g.h5")
     assert main(["export", str(tmp_path / "g.h5"), "--format", "netx", "-o", str(tmp_path / "m.netx.h5")]) == 0
@@ -276,7 +276,7 @@ def test_missing_lava_environment_says_how_to_build_it(tmp_path, monkeypatch):
 
 
 def test_a_loihi2_bundle_without_lava_is_written_with_lava_unavailable(tmp_path, monkeypatch):
-    from delaynir.bundle import check_bundle, write_graph_bundle
+    from delaynir.handoff.bundle import check_bundle, write_graph_bundle
 
     monkeypatch.setenv("DELAYNIR_LAVA_PYTHON", str(tmp_path / "nowhere" / "python"))
     x = (np.random.default_rng(0).random((20, 2, 3)) < 0.5).astype(float)
@@ -289,8 +289,8 @@ def test_a_loihi2_bundle_without_lava_is_written_with_lava_unavailable(tmp_path,
 
 
 def test_a_loihi2_graph_netx_cannot_carry_is_bundled_without_the_netx_file(tmp_path):
-    from delaynir.bundle import check_bundle, write_graph_bundle
-    from delaynir.verify import verify
+    from delaynir.handoff.bundle import check_bundle, write_graph_bundle
+    from delaynir.handoff.verify import verify
 
     graph = small_chain(theta=3, dv=100)
     graph.layers[0].threshold[0] = 4.0  # per-neuron thresholds: one vThMant per netx layer
@@ -430,7 +430,7 @@ def test_lava_runs_a_small_chain_like_the_reference_simulator(need_lava, tmp_pat
     result, spikes = assert_lava_is_reference(graph, x, tmp_path)
     assert spikes["h0"].sum() > 10 and result.output.abs().sum() > 0
     assert torch.equal(result.spikes["output"], torch.zeros_like(result.spikes["output"]))
-    from delaynir.neuron_kinds import predictions_of
+    from delaynir.ir.neuron_kinds import predictions_of
 
     assert torch.equal(result.predictions, predictions_of(result.output, readout=True))
 
@@ -529,8 +529,8 @@ def test_a_trained_model_bundled_for_loihi2_runs_in_lava_exactly(need_lava, smal
     """compile → bundle (exports model.netx.h5, Lava reproduces the test vectors) → bundle --check."""
     import json
 
-    from delaynir.bundle import check_bundle
     from delaynir.cli import main
+    from delaynir.handoff.bundle import check_bundle
 
     out = tmp_path / "bundle"
     assert main(["-q", "bundle", str(small_run), "--target", "loihi2", "--out", str(out), "--samples", "4"]) == 0

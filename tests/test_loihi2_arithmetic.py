@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from delaynir.compile import compile_model
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.compile.compiler import compile_model
+from delaynir.hardware.profile import load_target
+from delaynir.ir.graph import INPUT, DelayGraph, Layer, Projection
 from delaynir.nn.model import DelaySNN, ModelConfig
-from delaynir.number_formats import arithmetic_named
-from delaynir.simulate import simulate
-from delaynir.target import load_target
+from delaynir.numerics.number_formats import arithmetic_named
+from delaynir.reference.simulate import simulate
 
 DV = 410  # β = (4096 − 410) / 4096: a decayed value is trunc(x · 3686 / 4096)
 
@@ -105,7 +105,7 @@ def test_float64_and_loihi2_fixed_differ_only_by_the_chips_rounding():
 
 def test_the_core_finds_the_arithmetic_from_the_targets_package_alone():
     code = (
-        "from delaynir.number_formats import arithmetic_named; "
+        "from delaynir.numerics.number_formats import arithmetic_named; "
         "a = arithmetic_named('loihi2-fixed'); print(a.name, a.state_per_unit)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -124,7 +124,7 @@ def test_compiling_for_loihi2_records_its_arithmetic_and_int8_does_not():
 
 def test_a_profile_naming_an_unknown_arithmetic_is_refused_at_compile():
     from delaynir.errors import TargetError
-    from delaynir.target import parse_target
+    from delaynir.hardware.profile import parse_target
 
     profile = parse_target(
         'name = "chip"\ndescription = "test"\nformat_version = 1\n\n[limits]\n'
@@ -139,7 +139,7 @@ def test_a_profile_naming_an_unknown_arithmetic_is_refused_at_compile():
 
 
 def test_the_fit_check_lists_what_lava_processes_cannot_hold():
-    from delaynir.fit import check_fit
+    from delaynir.hardware.fit import check_fit
 
     h = Layer(
         "h",
@@ -164,8 +164,8 @@ def test_the_fit_check_lists_what_lava_processes_cannot_hold():
 
 
 def test_the_demos_chip_leg_reports_fixed_point_accuracy_against_the_trained_model(small_run, tmp_path):
-    from delaynir import demo
-    from delaynir.evaluate import evaluate_run
+    from delaynir.handoff import demo
+    from delaynir.train.evaluate import evaluate_run
 
     test = small_run.parent / "data" / "test.h5"
     trained = evaluate_run(small_run, test, device="cpu")["accuracy"]

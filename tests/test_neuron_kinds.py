@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from delaynir import neuron_kinds
 from delaynir.converters.onnx_export import export_onnx
 from delaynir.converters.onnxruntime import load_onnx
 from delaynir.errors import GraphFormatError
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
-from delaynir.neuron_kinds import KINDS
+from delaynir.ir import neuron_kinds
+from delaynir.ir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.ir.neuron_kinds import KINDS
 from delaynir.nn import neurons
-from delaynir.number_formats import Arithmetic
-from delaynir.simulate import simulate
+from delaynir.numerics.number_formats import Arithmetic
+from delaynir.reference.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 #: where the equations are quoted, and which kinds each text states
@@ -33,11 +33,13 @@ def test_the_docs_quote_each_kinds_equations_verbatim(path):
     text = _flat((ROOT / path).read_text())
     for name in QUOTED[path]:
         for line in KINDS[name].equations:
-            assert _flat(line) in text, f"{path} does not quote {name}'s equation {line!r} (delaynir/neuron_kinds.py)"
+            assert _flat(line) in text, (
+                f"{path} does not quote {name}'s equation {line!r} (delaynir/ir/neuron_kinds.py)"
+            )
 
 
 def test_the_equations_are_stated_in_one_docstring_only():
-    """No other module restates an update equation: they point to delaynir.neuron_kinds."""
+    """No other module restates an update equation: they point to delaynir.ir.neuron_kinds."""
     lines = [_flat(line) for kind in KINDS.values() for line in kind.equations]
     for path in [*(ROOT / "delaynir").rglob("*.py"), *(ROOT / "converters").rglob("*.py")]:
         if path.name == "neuron_kinds.py":

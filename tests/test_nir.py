@@ -14,11 +14,11 @@ from delaynir.converters import norse as norse_conv
 from delaynir.converters import snntorch as snntorch_conv
 from delaynir.data import SynthConfig, generate_synthetic
 from delaynir.errors import ExportError, NIRImportError
-from delaynir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection
-from delaynir.graph_io import load_graph, save_graph
-from delaynir.nir_io import export_nir, from_nir, to_nir
-from delaynir.number_formats import IntegerState
-from delaynir.simulate import simulate
+from delaynir.export.nir_io import export_nir, from_nir, to_nir
+from delaynir.ir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection
+from delaynir.ir.graph_io import load_graph, save_graph
+from delaynir.numerics.number_formats import IntegerState
+from delaynir.reference.simulate import simulate
 
 
 def random_graph(seed, *, recurrent, neuron, relay, max_delay, reset="hard"):

@@ -6,13 +6,14 @@ import pytest
 import torch
 
 from delaynir import plugins
-from delaynir.compile import compare, compile_model
+from delaynir.compile.compiler import compare, compile_model
 from delaynir.data import SpikeDataset, make_loader, validation_split
 from delaynir.errors import GraphFormatError
-from delaynir.fit import check_fit
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
-from delaynir.neuron_kinds import TORCH
-from delaynir.number_formats import (
+from delaynir.hardware.fit import check_fit
+from delaynir.hardware.profile import load_target
+from delaynir.ir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.ir.neuron_kinds import TORCH
+from delaynir.numerics.number_formats import (
     DECAY_KINDS,
     FLOAT64,
     Arithmetic,
@@ -27,10 +28,9 @@ from delaynir.number_formats import (
     arithmetic_of,
     decay_format,
 )
-from delaynir.run import Run
-from delaynir.simulate import simulate
-from delaynir.target import load_target
-from delaynir.train import finetune
+from delaynir.reference.simulate import simulate
+from delaynir.train.loop import finetune
+from delaynir.train.run_dir import Run
 
 
 def test_fixed_decay_rounds_to_multiples_of_2_to_the_minus_bits_and_tests_them():

@@ -15,9 +15,9 @@ from onnx import TensorProto, helper
 from delaynir.converters.onnx_export import IR_VERSION, OPSET, export_onnx, fan_in_bands, padded_synapses
 from delaynir.converters.onnxruntime import run_onnx
 from delaynir.errors import ExportError
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
-from delaynir.graph_io import save_graph
-from delaynir.simulate import simulate
+from delaynir.ir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.ir.graph_io import save_graph
+from delaynir.reference.simulate import simulate
 
 FIELDS = ("spikes", "membranes")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "onnx-format.md"

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from delaynir import executors, plugins
+from delaynir import plugins
 from delaynir.cli import main
-from delaynir.graph_io import load_graph
+from delaynir.export import executors
+from delaynir.ir.graph_io import load_graph
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 #: entry point) whose package holds a profile, an arithmetic, a file format and the executor that runs it.
 TOY_FILES = {
     "toychip/__init__.py": """
-        from delaynir.executors import TARGET_ARITHMETIC, Executor, FileFormat
+        from delaynir.export.executors import TARGET_ARITHMETIC, Executor, FileFormat
         from delaynir.plugins import TargetPlugin
 
         TOY = FileFormat("toy", "model.toy", "toychip.files:write", "the toy chip's file")
@@ -40,9 +41,9 @@ TOY_FILES = {
     """,
     "toychip/files.py": '''
         """The toy chip's file is a DelayGraph file with a header line; its simulator is the reference's."""
-        from delaynir.graph_io import load_graph, save_graph
-        from delaynir.number_formats import Arithmetic
-        from delaynir.reference import ReferenceModel
+        from delaynir.ir.graph_io import load_graph, save_graph
+        from delaynir.numerics.number_formats import Arithmetic
+        from delaynir.reference.executor import ReferenceModel
 
         ARITHMETIC = Arithmetic("toy-float64")
         HEADER = b"TOYCHIP1"

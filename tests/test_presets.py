@@ -7,9 +7,9 @@ import json
 import pytest
 
 from delaynir.cli import main
-from delaynir.config import TrainConfig, load_config
 from delaynir.errors import ConfigError
-from delaynir.presets import PRESETS, preset_values
+from delaynir.train.config import TrainConfig, load_config
+from delaynir.train.presets import PRESETS, preset_values
 
 
 def _dry_run(capsys, *argv) -> dict:

@@ -6,21 +6,21 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from delaynir import runs
 from delaynir.cli import main
-from delaynir.compile import compile_model
-from delaynir.config import make_config
+from delaynir.compile.compiler import compile_model
 from delaynir.data import SpikeDataset, make_loader
 from delaynir.errors import ConfigError
+from delaynir.hardware.profile import load_target
 from delaynir.nn import DelayLinear, delayed_sum
 from delaynir.nn.model import summed_softmax
 from delaynir.nn.rewiring import Rewiring
 from delaynir.nn.sparse_conv import TapList, _plan, sparse_delayed_sum
 from delaynir.nn.sparse_delay import SparseDelayLinear
-from delaynir.run import Run
-from delaynir.simulate import simulate
-from delaynir.target import load_target
-from delaynir.train import train
+from delaynir.reference.simulate import simulate
+from delaynir.train import checkpoints
+from delaynir.train.config import make_config
+from delaynir.train.loop import train
+from delaynir.train.run_dir import Run
 
 TINY = {
     "hidden": [12],
@@ -331,7 +331,7 @@ def test_sparse_settings_are_validated():
 
 
 def _state(run_dir):
-    return runs.load_pt(run_dir / runs.CHECKPOINT)["model"]
+    return checkpoints.load_pt(run_dir / checkpoints.CHECKPOINT)["model"]
 
 
 def test_pruned_runs_are_deterministic_and_resume_exactly(tiny_data, tmp_path, monkeypatch):
@@ -344,7 +344,7 @@ def test_pruned_runs_are_deterministic_and_resume_exactly(tiny_data, tmp_path, m
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert {"delays.0.candidate", "delays.0.alive", "delays.0.candidate_sign", "delays.0.theta"} <= a.keys()
 
-    import delaynir.train as train_module
+    import delaynir.train.loop as train_module
 
     real = train_module.evaluate_model
     calls = {"n": 0}
@@ -394,7 +394,7 @@ def test_pruned_model_trains_and_compiles_to_the_same_predictions(tiny_data, tmp
         )
         == 0
     )
-    rows = runs.read_metrics(out)
+    rows = checkpoints.read_metrics(out)
     model = Run(out).model
     budget = model.sparse_layers()[0].budget
     assert [r["active_connections"] for r in rows] == [[budget]] * 2

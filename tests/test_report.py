@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from delaynir.cli import main
-from delaynir.report_plots import PIXELS, clustering
+from delaynir.handoff.report_plots import PIXELS, clustering
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -79,7 +79,7 @@ def test_an_existing_report_is_replaced_only_with_overwrite(report, small_run, c
     assert main(["-q", "report", str(run), "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err and (out / "notes.txt").read_text() == "mine"
 
-    import delaynir.report_plots as plots
+    import delaynir.handoff.report_plots as plots
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt  # interrupted half-way through the figures

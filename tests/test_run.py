@@ -1,17 +1,18 @@
-"""delaynir.run.Run: a run directory opened once, a fine-tuned run's stored weight grid, old and damaged runs."""
+"""delaynir.train.run_dir.Run: a run directory opened once, a fine-tuned run's stored weight grid, old and damaged
+runs."""
 
 import shutil
 
 import pytest
 import torch
 
-from delaynir import runs
-from delaynir.compile import compile_in_memory, compile_run
+from delaynir.compile.compiler import compile_in_memory, compile_run
 from delaynir.errors import CheckpointError, TargetError
-from delaynir.quantize import WeightGrid, grid_for
-from delaynir.run import Run
-from delaynir.target import load_target
-from delaynir.train import finetune
+from delaynir.hardware.profile import load_target
+from delaynir.numerics.quantize import WeightGrid, grid_for
+from delaynir.train import checkpoints
+from delaynir.train.loop import finetune
+from delaynir.train.run_dir import Run
 
 INT8 = WeightGrid(q_min=-128, q_max=127, step=1, per_output_channel=True)
 
@@ -19,13 +20,13 @@ INT8 = WeightGrid(q_min=-128, q_max=127, step=1, per_output_channel=True)
 def _copy_run(source, dest, **changes):
     """``dest``: a copy of run ``source`` whose model.pt has ``changes`` applied (None deletes an entry)."""
     shutil.copytree(source, dest)
-    payload = runs.load_pt(dest / runs.MODEL)
+    payload = checkpoints.load_pt(dest / checkpoints.MODEL)
     for key, value in changes.items():
         if value is None:
             payload.pop(key, None)
         else:
             payload[key] = value
-    runs.save_pt(dest / runs.MODEL, payload)
+    checkpoints.save_pt(dest / checkpoints.MODEL, payload)
     return dest
 
 
@@ -73,7 +74,7 @@ def test_a_fine_tuned_run_stores_its_weight_grid(tuned, monkeypatch, tmp_path):
     def no_target(name):
         raise AssertionError(f"a target profile was read: {name}")
 
-    monkeypatch.setattr("delaynir.target.load_target", no_target)
+    monkeypatch.setattr("delaynir.hardware.profile.load_target", no_target)
     run = Run(run_dir)
     assert run.config.quantize_target == str(profile)
     assert run.weight_grid == INT8
@@ -91,7 +92,7 @@ def test_a_fine_tuned_run_stores_its_weight_grid(tuned, monkeypatch, tmp_path):
 def test_a_fine_tuned_run_written_before_grids_were_stored_still_loads(tuned, tmp_path):
     run_dir, profile = tuned
     old = _copy_run(run_dir, tmp_path / "old", weight_grid=None)
-    assert "weight_grid" not in runs.load_pt(old / runs.MODEL)
+    assert "weight_grid" not in checkpoints.load_pt(old / checkpoints.MODEL)
     run = Run(old)
     assert run.weight_grid == grid_for(load_target(profile)) == INT8
     n_inputs = run.data_info["n_inputs"]
@@ -99,7 +100,9 @@ def test_a_fine_tuned_run_written_before_grids_were_stored_still_loads(tuned, tm
     moved = tmp_path / "moved.toml"
     shutil.move(profile, moved)
     try:
-        with pytest.raises(TargetError, match=rf"{old / runs.MODEL} was fine-tuned .*fine-tune the source run again"):
+        with pytest.raises(
+            TargetError, match=rf"{old / checkpoints.MODEL} was fine-tuned .*fine-tune the source run again"
+        ):
             Run(old)
     finally:
         shutil.move(moved, profile)
@@ -126,7 +129,7 @@ def test_a_damaged_run_is_one_clear_error(small_run, tmp_path, damage, message):
     if damage == "no model.pt":
         bad.mkdir()
     else:
-        stored = runs.load_pt(small_run / runs.MODEL)
+        stored = checkpoints.load_pt(small_run / checkpoints.MODEL)
         _copy_run(
             small_run,
             bad,
@@ -137,4 +140,4 @@ def test_a_damaged_run_is_one_clear_error(small_run, tmp_path, damage, message):
         )
     with pytest.raises(CheckpointError, match=message) as error:
         Run(bad)
-    assert str(bad / runs.MODEL) in str(error.value)
+    assert str(bad / checkpoints.MODEL) in str(error.value)

@@ -6,10 +6,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from delaynir.compile.relay import expand_relays
 from delaynir.errors import ShapeError, TargetError
-from delaynir.graph import INPUT, DelayGraph, Layer, Projection
-from delaynir.relay import expand_relays
-from delaynir.simulate import simulate
+from delaynir.ir.graph import INPUT, DelayGraph, Layer, Projection
+from delaynir.reference.simulate import simulate
 
 
 def naive(graph: DelayGraph, x: np.ndarray):

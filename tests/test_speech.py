@@ -26,8 +26,8 @@ from delaynir.data.speech import (
     spikes_from_audio,
 )
 from delaynir.errors import ConfigError
-from delaynir.executors import external
-from delaynir.graph_io import load_graph
+from delaynir.export.executors import external
+from delaynir.ir.graph_io import load_graph
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -220,7 +220,7 @@ def test_config_errors_are_clear():
 
 def test_demo_trains_on_spoken_digits_and_skips_them_without_espeak(tmp_path, monkeypatch, need_espeak):
     """The demo's speech leg reports test and unseen-speaker accuracy, or says why it was skipped."""
-    from delaynir import demo
+    from delaynir.handoff import demo
 
     settings = dict(demo.DEMO_SETTINGS, hidden=[8], epochs=1, device="cpu", val_fraction=0.5, seed=0)
     monkeypatch.setattr(demo, "DEMO_SPEECH", SpeechConfig(speakers=(0, 1, 4), test_speakers=(4,), trials=2))

@@ -9,12 +9,12 @@ wide margin, and what compile guarantees for any weights is asserted exactly (te
 import numpy as np
 import torch
 
-from delaynir.compile import compare, compile_model, compile_run, folded_layer
+from delaynir.compile.compiler import compare, compile_model, compile_run, folded_layer
 from delaynir.data import make_loader
-from delaynir.evaluate import evaluate_graph, evaluate_run
-from delaynir.graph_io import load_graph
-from delaynir.run import Run
-from delaynir.target import load_target
+from delaynir.hardware.profile import load_target
+from delaynir.ir.graph_io import load_graph
+from delaynir.train.evaluate import evaluate_graph, evaluate_run
+from delaynir.train.run_dir import Run
 
 
 def test_learned_delays_beat_the_no_delay_ablation(demo_task_runs):

@@ -13,10 +13,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from delaynir.errors import DelayNIRError, TargetError
-from delaynir.fit import FitViolation, check_fit, max_model_delay, raise_if_misfit
-from delaynir.graph import DelayGraph, Layer, Projection
-from delaynir.neuron_kinds import NEURON_TYPES, RESETS
-from delaynir.target import (
+from delaynir.hardware.fit import FitViolation, check_fit, max_model_delay, raise_if_misfit
+from delaynir.hardware.profile import (
     LIMIT_KEYS,
     Limit,
     TargetProfile,
@@ -25,7 +23,9 @@ from delaynir.target import (
     load_target,
     parse_target,
 )
-from delaynir.target_table import format_targets_table
+from delaynir.hardware.table import format_targets_table
+from delaynir.ir.graph import DelayGraph, Layer, Projection
+from delaynir.ir.neuron_kinds import NEURON_TYPES, RESETS
 
 if sys.version_info >= (3, 11):
     import tomllib

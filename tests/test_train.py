@@ -5,13 +5,13 @@ import json
 import pytest
 import torch
 
-from delaynir import runs
-from delaynir.config import make_config
 from delaynir.data import SynthConfig, generate_synthetic
 from delaynir.errors import CheckpointError
-from delaynir.evaluate import evaluate_run
-from delaynir.run import Run
-from delaynir.train import train
+from delaynir.train import checkpoints
+from delaynir.train.config import make_config
+from delaynir.train.evaluate import evaluate_run
+from delaynir.train.loop import train
+from delaynir.train.run_dir import Run
 
 TINY = {
     "hidden": [12],
@@ -26,7 +26,7 @@ TINY = {
 
 
 def _state(run_dir):
-    return runs.load_pt(run_dir / runs.CHECKPOINT)["model"]
+    return checkpoints.load_pt(run_dir / checkpoints.CHECKPOINT)["model"]
 
 
 def _assert_same_state(a, b):
@@ -49,7 +49,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tiny_data, tmp_path, m
     config = make_config(TINY)
     train(config, tiny_data, tmp_path / "full")
 
-    import delaynir.train as train_module
+    import delaynir.train.loop as train_module
 
     real_evaluate = train_module.evaluate_model
     calls = {"n": 0}
@@ -64,13 +64,13 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tiny_data, tmp_path, m
     with pytest.raises(KeyboardInterrupt):
         train(config, tiny_data, tmp_path / "crashed")
     monkeypatch.setattr(train_module, "evaluate_model", real_evaluate)
-    assert [m["epoch"] for m in runs.read_metrics(tmp_path / "crashed")] == [1]
-    assert runs.load_pt(tmp_path / "crashed" / runs.CHECKPOINT)["epoch"] == 1
+    assert [m["epoch"] for m in checkpoints.read_metrics(tmp_path / "crashed")] == [1]
+    assert checkpoints.load_pt(tmp_path / "crashed" / checkpoints.CHECKPOINT)["epoch"] == 1
 
     train(make_config(dict(TINY, epochs=99)), tiny_data, tmp_path / "crashed", resume=True)  # stored config wins
     _assert_same_state(_state(tmp_path / "full"), _state(tmp_path / "crashed"))
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert strip(runs.read_metrics(tmp_path / "full")) == strip(runs.read_metrics(tmp_path / "crashed"))
+    assert strip(checkpoints.read_metrics(tmp_path / "full")) == strip(checkpoints.read_metrics(tmp_path / "crashed"))
 
 
 def test_existing_run_directory_is_never_overwritten(tiny_data, tmp_path):
@@ -90,26 +90,28 @@ class Payload:
 
 def test_checkpoints_are_loaded_without_unpickling_objects(tmp_path):
     path = tmp_path / "evil.pt"
-    torch.save({"format_version": runs.FORMAT_VERSION, "x": Payload()}, path)
+    torch.save({"format_version": checkpoints.FORMAT_VERSION, "x": Payload()}, path)
     with pytest.raises(CheckpointError, match="cannot be loaded safely"):
-        runs.load_pt(path)
+        checkpoints.load_pt(path)
     path.write_bytes(b"\x00garbage")
     with pytest.raises(CheckpointError, match="corrupt"):
-        runs.load_pt(path)
+        checkpoints.load_pt(path)
     torch.save({"format_version": 999}, path)
     with pytest.raises(CheckpointError, match="format version"):
-        runs.load_pt(path)
+        checkpoints.load_pt(path)
 
 
 def test_run_directory_contents_and_evaluation(tiny_data, tmp_path):
     out = tmp_path / "run"
     summary = train(make_config(TINY), tiny_data, out)
-    assert sorted(p.name for p in out.iterdir()) == sorted([runs.CONFIG, runs.METRICS, runs.CHECKPOINT, runs.MODEL])
-    rows = runs.read_metrics(out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [checkpoints.CONFIG, checkpoints.METRICS, checkpoints.CHECKPOINT, checkpoints.MODEL]
+    )
+    rows = checkpoints.read_metrics(out)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert {"loss", "train_accuracy", "val_accuracy", "sigma", "spike_rates", "lr"} <= rows[0].keys()
     assert summary["best_val_accuracy"] == max(r["val_accuracy"] for r in rows)
-    assert "max_delay = 8" in (out / runs.CONFIG).read_text()
+    assert "max_delay = 8" in (out / checkpoints.CONFIG).read_text()
     result = evaluate_run(out, tiny_data)
     assert result["n"] == 20 and 0 <= result["accuracy"] <= 1 and "accuracy_gaussian" in result
     run = Run(out)
@@ -134,7 +136,7 @@ def test_evaluate_reports_the_speakers_never_seen_in_training(small_run, tmp_pat
     import h5py
 
     from delaynir.data import write_spike_file
-    from delaynir.evaluate import evaluate_run
+    from delaynir.train.evaluate import evaluate_run
 
     with h5py.File(small_run.parent / "data" / "test.h5") as f:
         times, units = list(f["spikes/times"][()]), list(f["spikes/units"][()])
@@ -168,7 +170,7 @@ def test_evaluate_reports_the_speakers_never_seen_in_training(small_run, tmp_pat
 
 def test_learning_rate_schedules_per_group():
     """Weights and delay positions follow their own schedule; one-cycle is torch's OneCycleLR curve."""
-    from delaynir.train import lr_factor
+    from delaynir.train.loop import lr_factor
 
     total = 101
     one_cycle = [lr_factor("one-cycle", s, total_steps=total) for s in range(total)]
@@ -179,7 +181,7 @@ def test_learning_rate_schedules_per_group():
     assert cosine[0] == 1.0 and cosine[50] == pytest.approx(0.5) and cosine[-1] == pytest.approx(0.0, abs=1e-12)
     assert lr_factor("constant", 77, total_steps=total) == 1.0
 
-    from delaynir.train import _build_state
+    from delaynir.train.loop import _build_state
 
     config = make_config(dict(TINY, epochs=4, lr_schedule="one-cycle", position_lr_schedule="cosine"))
     state = _build_state(config, 5, 3, steps_per_epoch=10, device=torch.device("cpu"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from delaynir.cli.common import add_json, progress, show
-from delaynir.config import DEVICES
+from delaynir.train.config import DEVICES
 
 
 def _chip_row(chip: dict | None) -> list[tuple[str, str]]:
@@ -88,7 +88,7 @@ def _demo_text(result: dict[str, Any]) -> str:
 
 
 def cmd_demo(args) -> int:
-    from delaynir.demo import run_demo
+    from delaynir.handoff.demo import run_demo
 
     result = run_demo(
         args.out,

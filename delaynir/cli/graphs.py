@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from delaynir import executors
 from delaynir.cli.common import add_json, add_overwrite, show
-from delaynir.compile import FIT_POLICIES, compile_run
-from delaynir.import_model import SOURCES
+from delaynir.compile.compiler import FIT_POLICIES, compile_run
+from delaynir.export import executors
+from delaynir.train.import_model import SOURCES
 
 
 def cmd_targets(args) -> int:
-    from delaynir.target import list_targets, load_target
-    from delaynir.target_table import format_targets_table
+    from delaynir.hardware.profile import list_targets, load_target
+    from delaynir.hardware.table import format_targets_table
 
     profiles = [load_target(args.profile)] if args.profile else list_targets()
     show(args, [p.to_dict() for p in profiles], format_targets_table(profiles))
@@ -23,7 +23,7 @@ def cmd_compile(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from delaynir.evaluate import evaluate_graph
+    from delaynir.train.evaluate import evaluate_graph
 
     result = evaluate_graph(args.graph, args.data, batch_size=args.batch_size)
     show(
@@ -36,18 +36,18 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from delaynir.graph_io import load_graph
+    from delaynir.ir.graph_io import load_graph
 
     graph = load_graph(args.file)
-    path = executors.export_formats()[args.format].write(graph, args.out, overwrite=args.overwrite)
+    path = executors.export_graph(graph, args.out, args.format, overwrite=args.overwrite)
     result = {"graph": args.file, "format": args.format, "out": str(path), "bytes": path.stat().st_size}
     show(args, result, f"exported {args.file} as {args.format.upper()} to {path} ({result['bytes']} bytes)")
     return 0
 
 
 def cmd_import(args) -> int:
-    from delaynir.graph_io import save_graph
-    from delaynir.nir_io import from_nir
+    from delaynir.export.nir_io import from_nir
+    from delaynir.ir.graph_io import save_graph
 
     graph = from_nir(args.file, dt=args.dt)
     path = save_graph(graph, args.out, overwrite=args.overwrite)
@@ -70,7 +70,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_import_model(args) -> int:
-    from delaynir.import_model import import_model
+    from delaynir.train.import_model import import_model
 
     summary = import_model(
         args.checkpoint,

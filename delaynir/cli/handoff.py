@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from delaynir import executors
 from delaynir.cli.common import add_json, add_overwrite, passed, progress, show
-from delaynir.compile import FIT_POLICIES
+from delaynir.compile.compiler import FIT_POLICIES
 from delaynir.errors import ConfigError
+from delaynir.export import executors
 
 
 def cmd_verify(args) -> int:
-    from delaynir.verify import verify_path
+    from delaynir.handoff.verify import verify_path
 
     report = verify_path(
         args.model,
@@ -28,7 +28,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_bundle(args) -> int:
-    from delaynir.bundle import check_bundle, write_bundle
+    from delaynir.handoff.bundle import check_bundle, write_bundle
 
     if args.check:
         if args.run_dir or args.out:
@@ -57,7 +57,7 @@ def cmd_bundle(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from delaynir.report import write_report
+    from delaynir.handoff.report import write_report
 
     result = write_report(
         args.run_dir, args.out, target=args.target, data=args.data, overwrite=args.overwrite, progress=progress()

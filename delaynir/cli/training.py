@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from delaynir.cli.common import add_json, progress, show
-from delaynir.config import DELAY_MODES, DEVICES, PRUNE_METHODS, STRUCTURES, load_config, read_config_file
 from delaynir.errors import ConfigError
-from delaynir.presets import PRESET_NOTES, PRESETS, preset_values, setting_sources
+from delaynir.train.config import DELAY_MODES, DEVICES, PRUNE_METHODS, STRUCTURES, load_config, read_config_file
+from delaynir.train.presets import PRESET_NOTES, PRESETS, preset_values, setting_sources
 
 
 def _dry_run_text(preset: str | None, rows: list[dict], notes: list[str]) -> str:
@@ -42,7 +42,7 @@ def _trained_text(summary: dict) -> str:
 
 
 def cmd_train(args) -> int:
-    from delaynir.train import train
+    from delaynir.train.loop import train
 
     overrides = {
         "epochs": args.epochs,
@@ -73,7 +73,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_finetune(args) -> int:
-    from delaynir.train import finetune
+    from delaynir.train.loop import finetune
 
     summary = finetune(args.run_dir, args.target, args.out, epochs=args.epochs, lr=args.lr, progress=progress())
     show(
@@ -101,7 +101,7 @@ def _evaluated_text(result: dict) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from delaynir.evaluate import evaluate_run
+    from delaynir.train.evaluate import evaluate_run
 
     result = evaluate_run(args.run_dir, args.data, device=args.device, batch_size=args.batch_size)
     show(args, result, _evaluated_text(result))

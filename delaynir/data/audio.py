@@ -31,12 +31,12 @@ import numpy as np
 import soundfile
 from tqdm.auto import tqdm
 
+from delaynir.common.text import read_text
 from delaynir.data.features import FeatureConfig, log_mel, normalise
 from delaynir.data.frames import write_frames_file
 from delaynir.data.speech import KEYS as HD_KEYS
 from delaynir.data.speech import parse_hd_filename
 from delaynir.errors import ConfigError, DataFormatError
-from delaynir.inputs import read_text
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from delaynir.common.h5 import HDF5_DAMAGE, damaged, open_hdf5, reading_hdf5
+from delaynir.common.memory import check_memory
 from delaynir.data.binning import bin_events, check_grid, n_pooled
 from delaynir.errors import ConfigError, DataFormatError
-from delaynir.h5 import HDF5_DAMAGE, damaged, open_hdf5, reading_hdf5
-from delaynir.memory import check_memory
 
 logger = logging.getLogger(__name__)
 

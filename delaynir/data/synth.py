@@ -26,6 +26,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from delaynir.common.memory import check_memory
+from delaynir.common.outputs import atomic_path, check_output
 from delaynir.data.shd import (
     DEFAULT_N_CHANNELS,
     DURATION_ATTR,
@@ -40,8 +42,6 @@ from delaynir.data.shd import (
     sample_problems,
 )
 from delaynir.errors import ConfigError
-from delaynir.memory import check_memory
-from delaynir.runs import atomic_path, check_output
 
 logger = logging.getLogger(__name__)
 

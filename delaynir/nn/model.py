@@ -15,11 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from delaynir.errors import ConfigError
-from delaynir.neuron_kinds import RESETS, summed_softmax
+from delaynir.ir.graph import quantize_input
+from delaynir.ir.neuron_kinds import RESETS, summed_softmax
 from delaynir.nn.delay import DELAY_MODES, DelayLinear
 from delaynir.nn.neurons import LIF, LeakyReadout
 from delaynir.nn.sparse_delay import SIGNS, STRUCTURES, SparseDelayLinear
-from delaynir.quantize import WeightGrid, fake_quantize, quantize_input, weight_scale
+from delaynir.numerics.quantize import WeightGrid, fake_quantize, weight_scale
 
 
 @dataclass
@@ -217,7 +218,7 @@ class DelaySNN(nn.Module):
 
         Weights: layer k uses W ↦ fake_quantize(a ⊙ W) / a with a = γ / √(var + ε) of its BatchNorm
         (a = 1 without). Thresholds and biases are rounded on that weight scale, decays to the
-        format's representation and graded input to the codes the graph receives (delaynir.number_formats),
+        format's representation and graded input to the codes the graph receives (delaynir.numerics.number_formats),
         so the forward pass computes what the compiled graph computes. Also freezes BatchNorm statistics and
         switches to rounded delays while set.
         """

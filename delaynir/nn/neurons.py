@@ -1,6 +1,6 @@
 """Discrete-time neurons for training, time-first (T, B, C).
 
-The forward updates are the lif and li steps of ``delaynir.neuron_kinds`` (the one definition of
+The forward updates are the lif and li steps of ``delaynir.ir.neuron_kinds`` (the one definition of
 each kind's equations), from zero state: the torch loops below call those steps, the numba
 (``neuron_kernels``) and Triton (``neuron_kernels_triton``) loops lower them.
 
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from delaynir.errors import ConfigError
-from delaynir.neuron_kinds import KINDS, RESETS, TORCH
+from delaynir.ir.neuron_kinds import KINDS, RESETS, TORCH
 from delaynir.nn import neuron_kernels, neuron_kernels_triton
 
 

@@ -7,7 +7,7 @@ environment (``build_lava_env.sh``); ``LAVA_NOTES.md`` records what was establis
 finds all of it through ``PLUGIN`` (``delaynir.plugins``).
 """
 
-from delaynir.executors import TARGET_ARITHMETIC, Executor, FileFormat
+from delaynir.export.executors import TARGET_ARITHMETIC, Executor, FileFormat
 from delaynir.plugins import TargetPlugin
 
 ARITHMETIC = "loihi2-fixed"  #: the arithmetic name a graph compiled for loihi2 records

@@ -1,7 +1,7 @@
 """Loihi 2's fixed-point CUBA neuron (Lava's bit-accurate model) as the ``loihi2-fixed`` arithmetic.
 
 The reference simulator computes a graph compiled for loihi2 (``quantization["arithmetic"]``) with
-these steps instead of the float64 ones of ``delaynir.neuron_kinds``. They follow
+these steps instead of the float64 ones of ``delaynir.ir.neuron_kinds``. They follow
 ``lava/proc/lif/models.py`` (lava-nc 0.10.0, ``AbstractPyLifModelFixed.subthr_dynamics`` and
 ``PyLifModelBitAcc``; LAVA_NOTES.md (d)). With a[t] the layer's input current in units of its weight
 scale (Σ w · s[t − d], integers), b and θ the bias and threshold in those units (integers after
@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from delaynir.fit import FitViolation
-from delaynir.graph import DelayGraph, in_units, membrane_unit
-from delaynir.neuron_kinds import DECAYS, TORCH
-from delaynir.number_formats import Arithmetic
+from delaynir.hardware.fit import FitViolation
+from delaynir.ir.graph import DelayGraph, in_units, membrane_unit
+from delaynir.ir.neuron_kinds import DECAYS, TORCH
+from delaynir.numerics.number_formats import Arithmetic
 from delaynir.targets.loihi2 import ARITHMETIC
 
 STATE_SHIFT = 6  #: Lava's act_shift / vth_shift: the state holds 2^6 per weight unit

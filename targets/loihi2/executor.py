@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from delaynir.common.h5 import reading_hdf5
 from delaynir.errors import DataFormatError, ExportError, ShapeError
-from delaynir.executors import ExecutorUnavailable
-from delaynir.h5 import reading_hdf5
-from delaynir.neuron_kinds import KINDS, predictions_of
-from delaynir.simulate import SimulationResult
+from delaynir.export.executors import ExecutorUnavailable
+from delaynir.ir.neuron_kinds import KINDS, predictions_of
+from delaynir.reference.simulate import SimulationResult
 from delaynir.targets.loihi2.arithmetic import STATE_SHIFT
 from delaynir.targets.loihi2.netx import DOC, FORMAT_VERSION, READOUT_VTH
 

@@ -23,7 +23,7 @@ recurrent synapses too and drops their weight exponent (LAVA_NOTES (f)). The run
 with netx's own weight optimisation, which is what a Lava user does with these arrays.
 
 Latency. Every Lava projection adds one step: a spike sent at step t arrives at t + d_hw + 1
-(LAVA_NOTES (a)). The DelayGraph's delays are zero-latency (delaynir.graph). ``layer_lags`` gives
+(LAVA_NOTES (a)). The DelayGraph's delays are zero-latency (delaynir.ir.graph). ``layer_lags`` gives
 each layer a lag, and the synapse (i → j, d) of a projection from S into L gets
 
     d_hw = d + lag(L) − lag(S) − 1,
@@ -50,9 +50,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from delaynir.common.outputs import atomic_path, check_output
 from delaynir.errors import ExportError
-from delaynir.graph import INPUT, DelayGraph, Layer, in_units
-from delaynir.runs import atomic_path, check_output
+from delaynir.ir.graph import INPUT, DelayGraph, Layer, in_units
 from delaynir.targets.loihi2 import ARITHMETIC  # the graph arithmetic a netx file reproduces
 from delaynir.targets.loihi2.arithmetic import DECAY_ONE
 

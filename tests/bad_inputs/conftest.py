@@ -56,7 +56,7 @@ def refused(
 @pytest.fixture(scope="session")
 def graph_file(small_run, tmp_path_factory) -> Path:
     """The int8 DelayGraph of the shared small run; treat as read-only."""
-    from delaynir.compile import compile_run
+    from delaynir.compile.compiler import compile_run
 
     path = tmp_path_factory.mktemp("corpus_graph") / "model.h5"
     compile_run(small_run, "int8", path)
@@ -66,8 +66,8 @@ def graph_file(small_run, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def nir_file(graph_file) -> Path:
     """``graph_file`` exported as NIR; treat as read-only."""
-    from delaynir.graph_io import load_graph
-    from delaynir.nir_io import export_nir
+    from delaynir.export.nir_io import export_nir
+    from delaynir.ir.graph_io import load_graph
 
     return export_nir(load_graph(graph_file), graph_file.with_suffix(".nir"))
 
@@ -75,7 +75,7 @@ def nir_file(graph_file) -> Path:
 @pytest.fixture(scope="session")
 def bundle_dir(small_run, tmp_path_factory) -> Path:
     """A hand-off bundle of the shared small run (3 test vectors); treat as read-only."""
-    from delaynir.bundle import write_bundle
+    from delaynir.handoff.bundle import write_bundle
 
     out = tmp_path_factory.mktemp("corpus_bundle") / "bundle"
     write_bundle(small_run, "int8", out, n_samples=3)

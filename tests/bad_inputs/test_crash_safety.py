@@ -14,19 +14,19 @@ import signal
 import pytest
 import torch
 
-from delaynir import runs
 from delaynir.cli import main
+from delaynir.train import checkpoints
 
 FORK_SERVER = multiprocessing.get_context("forkserver")
 FORK_SERVER.set_forkserver_preload(
     [
         "torch",
         "delaynir.cli",
-        "delaynir.train",
-        "delaynir.compile",
-        "delaynir.bundle",
-        "delaynir.report",
-        "delaynir.nir_io",
+        "delaynir.train.loop",
+        "delaynir.compile.compiler",
+        "delaynir.handoff.bundle",
+        "delaynir.handoff.report",
+        "delaynir.export.nir_io",
         "delaynir.converters.onnx_export",
         "delaynir.converters.onnxruntime",
     ]
@@ -82,9 +82,9 @@ def _same_run(a, b):
     seen, ~1e-7 in the first layer's weights after two epochs. A lost optimiser state, RNG stream or
     epoch would differ by orders of magnitude more."""
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert strip(runs.read_metrics(a)) == strip(runs.read_metrics(b))
-    for name in (runs.CHECKPOINT, runs.MODEL):
-        x, y = runs.load_pt(a / name), runs.load_pt(b / name)
+    assert strip(checkpoints.read_metrics(a)) == strip(checkpoints.read_metrics(b))
+    for name in (checkpoints.CHECKPOINT, checkpoints.MODEL):
+        x, y = checkpoints.load_pt(a / name), checkpoints.load_pt(b / name)
         assert x["epoch"] == y["epoch"] and x["model"].keys() == y["model"].keys()
         for k in x["model"]:
             torch.testing.assert_close(y["model"][k], x["model"][k], rtol=1e-4, atol=1e-5, msg=f"{name}: {k}")
@@ -93,10 +93,10 @@ def _same_run(a, b):
 # (file, its nth commit, killed before or after it): config.toml, then per epoch model.pt (if it improved),
 # metrics.jsonl (the first commit is the empty file at the start), checkpoint.pt
 TRAIN_POINTS = [
-    (runs.MODEL, 1, "after"),
-    (runs.METRICS, 2, "after"),
-    (runs.CHECKPOINT, 1, "after"),
-    (runs.CHECKPOINT, 2, "before"),
+    (checkpoints.MODEL, 1, "after"),
+    (checkpoints.METRICS, 2, "after"),
+    (checkpoints.CHECKPOINT, 1, "after"),
+    (checkpoints.CHECKPOINT, 2, "before"),
 ]
 
 
@@ -105,8 +105,10 @@ def test_train_killed_then_resumed_equals_an_uninterrupted_run(tiny_data, uninte
     out = tmp_path / "run"
     argv = ["train", "--data", tiny_data, "--out", out, *TRAIN]
     killed(argv, name, nth, when)
-    committed = runs.load_pt(out / runs.CHECKPOINT)["epoch"] if (out / runs.CHECKPOINT).exists() else 0
-    assert [m["epoch"] for m in runs.read_metrics(out)] in (
+    committed = (
+        checkpoints.load_pt(out / checkpoints.CHECKPOINT)["epoch"] if (out / checkpoints.CHECKPOINT).exists() else 0
+    )
+    assert [m["epoch"] for m in checkpoints.read_metrics(out)] in (
         [*range(1, committed + 1)],
         [*range(1, committed + 2)],
     )  # one ahead, not committed

@@ -14,8 +14,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from delaynir import runs
 from delaynir.errors import DelayNIRError
+from delaynir.train import checkpoints
 
 FUZZ = settings(
     max_examples=15,
@@ -58,7 +58,7 @@ def loads_or_refuses(read, original: Path, how) -> None:
 @pytest.fixture(scope="module")
 def onnx_file(graph_file, tmp_path_factory):
     from delaynir.converters.onnx_export import export_onnx
-    from delaynir.graph_io import load_graph
+    from delaynir.ir.graph_io import load_graph
 
     return export_onnx(load_graph(graph_file), tmp_path_factory.mktemp("fuzz") / "model.onnx")
 
@@ -81,13 +81,13 @@ def _read_spikes(path):
 
 
 def _read_graph(path):
-    from delaynir.graph_io import load_graph
+    from delaynir.ir.graph_io import load_graph
 
     load_graph(path)
 
 
 def _read_nir(path):
-    from delaynir.nir_io import from_nir
+    from delaynir.export.nir_io import from_nir
 
     from_nir(path)
 
@@ -101,33 +101,33 @@ def _run_onnx(path):
 
 def _read_checkpoint(path):
     """A .pt file carries a content digest: a damaged one that loads holds the same tensors."""
-    loaded = runs.load_pt(path, runs.CHECKPOINT_KEYS)
-    original = runs.load_pt(ORIGINALS["checkpoint"])
+    loaded = checkpoints.load_pt(path, checkpoints.CHECKPOINT_KEYS)
+    original = checkpoints.load_pt(ORIGINALS["checkpoint"])
     assert loaded["epoch"] == original["epoch"]
     assert all(torch.equal(loaded["model"][k], v) for k, v in original["model"].items())
 
 
 def _read_target(path):
-    from delaynir.target import load_target
+    from delaynir.hardware.profile import load_target
 
     load_target(path)
 
 
 def _read_config(path):
-    from delaynir.config import load_config
+    from delaynir.train.config import load_config
 
     load_config(path)
 
 
 def _read_vectors(path):
-    from delaynir.bundle import read_test_vectors
+    from delaynir.handoff.bundle import read_test_vectors
 
     read_test_vectors(path)
 
 
 def _check_bundle(path):
     """A damaged manifest is refused, or read; the check then fails or passes without another exception."""
-    from delaynir.bundle import check_bundle
+    from delaynir.handoff.bundle import check_bundle
 
     bundle = path.parent / "bundle"
     shutil.copytree(ORIGINALS["bundle manifest"].parent, bundle)
@@ -145,9 +145,9 @@ READERS = {
     "DelayGraph": (_read_graph, "graph_file", None),
     "NIR": (_read_nir, "nir_file", None),
     "ONNX": (_run_onnx, "onnx_file", None),
-    "checkpoint": (_read_checkpoint, "small_run", runs.CHECKPOINT),
+    "checkpoint": (_read_checkpoint, "small_run", checkpoints.CHECKPOINT),
     "target profile": (_read_target, "target_file", None),
-    "config": (_read_config, "small_run", runs.CONFIG),
+    "config": (_read_config, "small_run", checkpoints.CONFIG),
     "test vectors": (_read_vectors, "bundle_dir", "test_vectors.h5"),
     "bundle manifest": (_check_bundle, "bundle_dir", "manifest.json"),
 }

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import refused
 
-from delaynir import runs
+from delaynir.train import checkpoints
 
 
 class _Payload:
@@ -37,7 +37,7 @@ def _edited(change, keep_digest=False):
     def make(data: bytes, path: Path) -> bytes:
         payload = torch.load(io.BytesIO(data), weights_only=True)
         if not keep_digest:
-            del payload[runs.DIGEST]
+            del payload[checkpoints.DIGEST]
         change(payload)
         buffer = io.BytesIO()
         torch.save(payload, buffer)
@@ -112,7 +112,7 @@ def run_copy(small_run, tmp_path) -> Path:
 @pytest.mark.parametrize("case", PT_FILES, ids=list(PT_FILES))
 def test_bad_model_file(run_copy, small_run, case):
     make, says = PT_FILES[case]
-    path = run_copy / runs.MODEL
+    path = run_copy / checkpoints.MODEL
     path.write_bytes(make(path.read_bytes(), path))
     refused(["evaluate", run_copy, "--data", small_run.parent / "data"], names=path, says=says, inputs=[run_copy])
     assert not (run_copy.parent / "PWNED").exists()
@@ -121,7 +121,7 @@ def test_bad_model_file(run_copy, small_run, case):
 @pytest.mark.parametrize("case", PT_FILES, ids=list(PT_FILES))
 def test_bad_checkpoint(run_copy, small_run, case):
     make, says = PT_FILES[case]
-    path = run_copy / runs.CHECKPOINT
+    path = run_copy / checkpoints.CHECKPOINT
     path.write_bytes(make(path.read_bytes(), path))
     refused(
         ["train", "--data", small_run.parent / "data", "--out", run_copy, "--resume"],
@@ -142,7 +142,7 @@ def test_bad_checkpoint(run_copy, small_run, case):
     ids=["not JSON", "a list", "binary"],
 )
 def test_bad_metrics_file(run_copy, tmp_path, content, says):
-    path = run_copy / runs.METRICS
+    path = run_copy / checkpoints.METRICS
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     refused(
         ["report", run_copy, "--out", tmp_path / "report"],
@@ -154,11 +154,11 @@ def test_bad_metrics_file(run_copy, tmp_path, content, says):
 
 
 def test_a_directory_as_model_file(run_copy, small_run):
-    (run_copy / runs.MODEL).unlink()
-    (run_copy / runs.MODEL).mkdir()
+    (run_copy / checkpoints.MODEL).unlink()
+    (run_copy / checkpoints.MODEL).mkdir()
     refused(
         ["evaluate", run_copy, "--data", small_run.parent / "data"],
-        names=runs.MODEL,
+        names=checkpoints.MODEL,
         says="does not exist",
         inputs=[run_copy],
     )

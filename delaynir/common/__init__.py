@@ -1,0 +1,1 @@
+"""Files, HDF5 and memory helpers every stage uses."""

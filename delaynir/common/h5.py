@@ -1,0 +1,58 @@
+"""Opening HDF5 inputs with errors that say what was expected."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import h5py
+
+from delaynir.common.memory import check_memory
+from delaynir.errors import DelayNIRError
+
+#: What h5py raises when the bytes of an HDF5 file are damaged (bad checksums, heaps, object headers).
+HDF5_DAMAGE = (OSError, KeyError, RuntimeError)
+
+
+def open_hdf5(path: str | os.PathLike, error: type[DelayNIRError], expected: str) -> h5py.File:
+    """``path`` opened read-only; ``error`` naming the file and ``expected`` if it is missing or not HDF5."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such file (expected {expected})")
+    try:
+        if not h5py.is_hdf5(path):
+            raise error(f"{path}: not an HDF5 file (expected {expected})")
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise error(f"{path}: cannot be opened as HDF5 ({exc})") from None
+
+
+@contextmanager
+def reading_hdf5(path: str | os.PathLike, error: type[DelayNIRError], expected: str) -> Iterator[h5py.File]:
+    """``open_hdf5`` for a ``with`` block; what h5py raises in it on a damaged file becomes ``error`` too.
+
+    Every dataset's declared size is checked against memory first: HDF5 lets a small file declare a
+    dataset of any shape, whose reading would then exhaust memory.
+    """
+    with open_hdf5(path, error, expected) as f:
+        try:
+            f.visititems(_check_size)
+            yield f
+        except HDF5_DAMAGE as exc:
+            raise error(damaged(path, exc)) from None
+
+
+def _check_size(name: str, obj: h5py.HLObject) -> None:
+    if isinstance(obj, h5py.Dataset):
+        check_memory(
+            (obj.size or 0) * obj.dtype.itemsize,
+            f"{obj.file.filename}: dataset {name} of shape {obj.shape}",
+            "the file declares more data than it holds; it is damaged or made to exhaust memory",
+        )
+
+
+def damaged(path: str | os.PathLike, exc: BaseException) -> str:
+    """The message for a file h5py cannot read although it opened."""
+    return f"{path}: damaged, part of it cannot be read ({type(exc).__name__}: {exc}); restore or regenerate the file"

@@ -1,0 +1,94 @@
+"""Outputs committed atomically: nothing half-written at a final path, nothing a user wrote replaced silently.
+
+Every writer builds its file (or directory) as a hidden temporary sibling and renames it into place
+(``atomic_path``, ``atomic_dir``, ``write_text_atomic``); ``check_output`` refuses an existing output
+without ``overwrite`` and a path that cannot be written, naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from delaynir.errors import ConfigError, DelayNIRError
+
+
+def check_output(
+    path: str | Path, *, overwrite: bool, directory: bool = False, error: type[DelayNIRError] = ConfigError
+) -> Path:
+    """``path`` if an output can be committed there; else ``error`` saying why and what to do.
+
+    Refused: an existing path without ``overwrite``, a directory where a file is written (or a file
+    where a directory is, with ``directory``), and a path under an existing regular file.
+    """
+    path = Path(path)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise error(f"cannot write {path}: {parent} is a file, not a directory; choose another output path")
+            break
+    if path.exists() or path.is_symlink():
+        if path.is_dir() != directory:
+            what, wanted = ("a directory", "a file") if path.is_dir() else ("not a directory", "a directory")
+            raise error(f"{path} exists and is {what}, but the output is {wanted}; choose another output path")
+        if not overwrite:
+            raise error(f"{path} already exists; pass --overwrite (overwrite=True in Python) to replace it")
+    return path
+
+
+@contextmanager
+def atomic_path(
+    path: str | Path, *, overwrite: bool = True, error: type[DelayNIRError] = ConfigError
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    ``path`` is checked first (``check_output``). On any error the temporary file is removed and
+    ``path`` is left untouched. This is the one place where a file output is committed.
+    """
+    path = check_output(path, overwrite=overwrite, error=error)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+@contextmanager
+def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a fresh hidden sibling of ``out``; on success rename it to ``out`` (replacing it with ``overwrite``).
+
+    On any error the temporary directory is removed and ``out`` is untouched.
+    """
+    check_output(out, overwrite=overwrite, directory=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        for file in tmp.iterdir():  # temporary files are private; a hand-off is meant to be read
+            file.chmod(0o666 & ~umask)
+        tmp.chmod(0o777 & ~umask)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,1 @@
+"""Export to NIR and the registry of executors and their file formats."""

@@ -1,0 +1,1 @@
+"""What a hardware team receives: verification, the bundle, the report, the demo."""

@@ -1,0 +1,1 @@
+"""Hardware target profiles, their table and the fit check."""

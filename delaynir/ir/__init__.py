@@ -1,0 +1,1 @@
+"""The DelayGraph: its types, the neuron kinds' equations and its HDF5 file."""

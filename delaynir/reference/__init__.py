@@ -1,0 +1,1 @@
+"""The reference simulator: what a deployed DelayGraph computes."""

@@ -1,0 +1,1 @@
+"""Training: settings, presets, the loop, run directories, imported models, evaluation."""
