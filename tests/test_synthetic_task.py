@@ -11,9 +11,10 @@ import torch
 
 from delaynir.compile.compiler import compare, compile_model, compile_run, folded_layer
 from delaynir.data import make_loader
+from delaynir.handoff.graph_data import evaluate_graph
 from delaynir.hardware.profile import load_target
 from delaynir.ir.graph_io import load_graph
-from delaynir.train.evaluate import evaluate_graph, evaluate_run
+from delaynir.train.evaluate import evaluate_run
 from delaynir.train.run_dir import Run
 
 

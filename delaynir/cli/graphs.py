@@ -23,7 +23,7 @@ def cmd_compile(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from delaynir.train.evaluate import evaluate_graph
+    from delaynir.handoff.graph_data import evaluate_graph
 
     result = evaluate_graph(args.graph, args.data, batch_size=args.batch_size)
     show(

@@ -303,9 +303,9 @@ def write_bundle(
     with that simulator marked as not reproducing, and ``check_bundle`` reports it without failing.
     """
     from delaynir.compile.compiler import compile_run
+    from delaynir.handoff.graph_data import graph_loader
     from delaynir.hardware.profile import load_target
     from delaynir.ir.graph_io import load_graph
-    from delaynir.train.evaluate import graph_loader
     from delaynir.train.run_dir import Run
 
     if n_samples < 1:

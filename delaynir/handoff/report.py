@@ -84,9 +84,9 @@ def write_report(
     """
     from delaynir.compile.compiler import compile_in_memory
     from delaynir.handoff import report_plots as plots
+    from delaynir.handoff.graph_data import graph_loader
     from delaynir.handoff.verify import verify
     from delaynir.hardware.profile import load_target
-    from delaynir.train.evaluate import graph_loader
     from delaynir.train.run_dir import Run
 
     run_dir = Path(run_dir)

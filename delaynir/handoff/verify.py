@@ -84,7 +84,7 @@ def verify(
     fixed-point arithmetic) is compared with the reference simulation of the graph in its arithmetic
     (``compared_with``); the reference accuracy and the trained model's comparison use the graph's own.
 
-    ``loader`` yields x as the graph's input receives it (evaluate.graph_loader: codes of quantised graded
+    ``loader`` yields x as the graph's input receives it (graph_data.graph_loader: codes of quantised graded
     input); the model gets the values they stand for (graph.decode_input)."""
     unknown = [s for s in sims or [] if s not in EXECUTORS]
     if unknown:
@@ -199,7 +199,7 @@ def verify_path(
 ) -> VerifyReport:
     """``verify`` for a DelayGraph file or a run directory (compiled in memory for ``target``), on the data
     file's first ``samples`` samples if given (else all); ``threshold``: the lowest agreement that passes."""
-    from delaynir.train.evaluate import graph_loader
+    from delaynir.handoff.graph_data import graph_loader
 
     model_path, trained = Path(model), None
     if model_path.is_dir():

@@ -12,7 +12,7 @@ from test_graph_io import MALFORMED, raw_spec, write_raw
 
 from delaynir.data import SynthConfig, generate_synthetic
 from delaynir.errors import DataFormatError
-from delaynir.train.evaluate import evaluate_graph
+from delaynir.handoff.graph_data import evaluate_graph
 
 
 @pytest.mark.parametrize("case", MALFORMED, ids=list(MALFORMED))
