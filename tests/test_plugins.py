@@ -205,3 +205,13 @@ def test_the_name_check_sees_a_target_named_in_code(tmp_path):
     module = tmp_path / "m.py"
     module.write_text('"""Docstrings may name loihi2 as an example."""\n# so may comments: lava\nCHIP = "loihi2"\n')
     assert [text for _, text in _code_tokens(module) if "loihi2" in text] == ['"loihi2"']
+
+
+def test_the_targets_command_lists_what_each_target_package_brings(toy_site, capsys):
+    assert main(["-q", "targets"]) == 0
+    text = capsys.readouterr().out
+    toy = text[text.index("  toychip: a toy chip for the plug-in tests (toychip)") :]
+    for line in ("profiles: toychip", "arithmetics: toy-float64", "export formats: toy", "executors: toysim"):
+        assert f"    {line}\n" in toy, toy
+    loihi2 = text[text.index("  loihi2: ") :]
+    assert f"lava environment: {REPO / 'targets' / 'loihi2' / 'build_lava_env.sh'}" in loihi2

@@ -10,10 +10,13 @@ from delaynir.train.import_model import SOURCES
 
 def cmd_targets(args) -> int:
     from delaynir.hardware.profile import list_targets, load_target
-    from delaynir.hardware.table import format_targets_table
+    from delaynir.hardware.table import format_target_packages, format_targets_table
 
     profiles = [load_target(args.profile)] if args.profile else list_targets()
-    show(args, [p.to_dict() for p in profiles], format_targets_table(profiles))
+    text = format_targets_table(profiles)
+    if not args.profile:
+        text += "\n\n" + format_target_packages()
+    show(args, [p.to_dict() for p in profiles], text)
     return 0
 
 

@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from delaynir import plugins
 from delaynir.hardware.profile import TargetProfile
 
 
@@ -69,3 +70,20 @@ def format_targets_table(profiles: Iterable[TargetProfile]) -> str:
         "? = not confirmed by a public source; - = no limit. Sources: delaynir targets --json, or docs/targets.md"
     )
     return "\n".join(out)
+
+
+def format_target_packages() -> str:
+    """What each installed target package brings (delaynir.plugins): profiles, arithmetics, export formats,
+    executors and the scripts that build their tools' environments."""
+    lines = ["target packages (docs/targets.md, 'A target package'):"]
+    for p in plugins.plugins():
+        lines.append(f"  {p.name}: {p.description} ({p.package})")
+        parts = [
+            ("profiles", ", ".join(p.profile_files())),
+            ("arithmetics", ", ".join(p.arithmetics)),
+            ("export formats", ", ".join(f.name for f in p.formats)),
+            ("executors", ", ".join(e.name for e in p.executors)),
+        ]
+        lines += [f"    {label}: {value}" for label, value in parts if value]
+        lines += [f"    {tool} environment: {p.environment_script(tool)}" for tool in p.environments]
+    return "\n".join(lines) if len(lines) > 1 else "no target packages installed"
