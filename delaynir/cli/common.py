@@ -51,8 +51,21 @@ def passed(ok: bool) -> int:
     return 0 if ok else 1
 
 
-def add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+def command(
+    sub: argparse._SubParsersAction,
+    handler: Callable[[argparse.Namespace], int],
+    name: str,
+    *,
+    json: bool = True,
+    **kwargs: Any,
+) -> argparse.ArgumentParser:
+    """The parser of command ``name`` (``sub.add_parser(name, **kwargs)``), run by ``handler``; with ``json``
+    it takes ``--json`` (print the result as JSON)."""
+    parser = sub.add_parser(name, **kwargs)
+    if json:
+        parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=handler)
+    return parser
 
 
 def add_overwrite(parser: argparse.ArgumentParser, help: str | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from delaynir.cli.common import add_json, add_overwrite, progress, show
+from delaynir.cli.common import add_overwrite, command, progress, show
 
 
 def cmd_synth(args) -> int:
@@ -130,7 +130,7 @@ def register(sub) -> None:
     data = sub.add_parser("data", help="spike data: generate the synthetic task, check a file")
     dsub = data.add_subparsers(dest="data_command", required=True)
 
-    s = dsub.add_parser("synth", help="write the synthetic timing task as train.h5 and test.h5 (SHD layout)")
+    s = command(dsub, cmd_synth, "synth", help="write the synthetic timing task as train.h5 and test.h5 (SHD layout)")
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--channels", type=int)
     s.add_argument("--classes", type=int)
@@ -141,10 +141,10 @@ def register(sub) -> None:
     s.add_argument("--groups", type=int, help="channel bands whose firing order defines a class")
     s.add_argument("--seed", type=int)
     add_overwrite(s, "replace existing train.h5/test.h5")
-    add_json(s)
-    s.set_defaults(func=cmd_synth)
 
-    sp = dsub.add_parser(
+    sp = command(
+        dsub,
+        cmd_speech,
         "speech",
         help="spoken digits from espeak-ng speakers: HD-layout audio (FLAC) and SHD-layout "
         "spikes from a cochlea model (train.h5, test.h5)",
@@ -169,10 +169,10 @@ def register(sub) -> None:
         "--workers", type=int, help="parallel espeak-ng processes and analysis threads (default 2; 0: one per CPU)"
     )
     add_overwrite(sp, "replace existing outputs")
-    add_json(sp)
-    sp.set_defaults(func=cmd_speech)
 
-    au = dsub.add_parser(
+    au = command(
+        dsub,
+        cmd_audio,
         "audio",
         help="mel-filterbank frames (graded input, frames layout) of Heidelberg Digits "
         "audio or of WAV/FLAC files with a labels CSV: OUT/train.h5, OUT/test.h5",
@@ -191,12 +191,8 @@ def register(sub) -> None:
     au.add_argument("--hop", type=float, help="frame step in seconds, the time step dt of training (default 0.01)")
     au.add_argument("--sample-rate", type=int, help="audio is resampled to this rate in Hz first (default 16000)")
     add_overwrite(au, "replace existing train.h5/test.h5")
-    add_json(au)
-    au.set_defaults(func=cmd_audio)
 
-    c = dsub.add_parser("check", help="validate an SHD-layout or frames-layout file and summarise it")
+    c = command(dsub, cmd_check, "check", help="validate an SHD-layout or frames-layout file and summarise it")
     c.add_argument("file")
     c.add_argument("--channels", type=int, help="number of input channels (default: file attribute, else 700)")
     c.add_argument("--dt", type=float, help="time step in seconds (default: 0.01, a frames file's own)")
-    add_json(c)
-    c.set_defaults(func=cmd_check)

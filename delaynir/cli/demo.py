@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from delaynir.cli.common import add_json, progress, show
+from delaynir.cli.common import command, progress, show
 from delaynir.train.config import DEVICES
 
 
@@ -104,12 +104,10 @@ def cmd_demo(args) -> int:
 
 
 def register(sub) -> None:
-    d = sub.add_parser("demo", help="the whole pipeline on built-in synthetic data")
+    d = command(sub, cmd_demo, "demo", help="the whole pipeline on built-in synthetic data")
     d.add_argument("--out", default="delaynir-demo", help="output directory (default: ./delaynir-demo)")
     d.add_argument("--device", default="auto", choices=DEVICES)
     d.add_argument("--epochs", type=int, help="override the demo's epochs per run")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--force", action="store_true", help="replace an earlier demo directory")
     d.add_argument("--target", default="int8", help="target to compile for (default: int8)")
-    add_json(d)
-    d.set_defaults(func=cmd_demo)

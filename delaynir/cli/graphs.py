@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from delaynir.cli.common import add_json, add_overwrite, show
+from delaynir.cli.common import add_overwrite, command, show
 from delaynir.compile.compiler import FIT_POLICIES, compile_run
 from delaynir.export import executors
 from delaynir.train.import_model import SOURCES
@@ -99,12 +99,12 @@ def cmd_import_model(args) -> int:
 
 
 def register(sub) -> None:
-    g = sub.add_parser("targets", help="list the hardware target profiles and their limits")
+    g = command(sub, cmd_targets, "targets", help="list the hardware target profiles and their limits")
     g.add_argument("--profile", help="show one profile: a built-in name or a path to your own .toml")
-    add_json(g)
-    g.set_defaults(func=cmd_targets)
 
-    c = sub.add_parser("compile", help="compile a run into a quantised integer-delay DelayGraph for a target")
+    c = command(
+        sub, cmd_compile, "compile", help="compile a run into a quantised integer-delay DelayGraph for a target"
+    )
     c.add_argument("run_dir")
     c.add_argument("--target", required=True, help="built-in target name (see `delaynir targets`) or a .toml path")
     c.add_argument("--out", required=True, help="DelayGraph file to write (.h5)")
@@ -115,33 +115,27 @@ def register(sub) -> None:
         help="what to do with delays longer than the target allows (default: error)",
     )
     add_overwrite(c, "replace an existing --out file")
-    add_json(c)
-    c.set_defaults(func=cmd_compile)
 
-    m = sub.add_parser("simulate", help="accuracy of a DelayGraph file in the reference simulator")
+    m = command(sub, cmd_simulate, "simulate", help="accuracy of a DelayGraph file in the reference simulator")
     m.add_argument("graph")
     m.add_argument("--data", required=True, help="SHD-layout .h5 file, or a directory with test.h5")
     m.add_argument("--batch-size", type=int, default=256)
-    add_json(m)
-    m.set_defaults(func=cmd_simulate)
 
-    x = sub.add_parser("export", help=f"export a DelayGraph file as {', '.join(executors.export_formats())}")
+    x = command(sub, cmd_export, "export", help=f"export a DelayGraph file as {', '.join(executors.export_formats())}")
     x.add_argument("file", help="DelayGraph .h5 (from `delaynir compile`)")
     x.add_argument("--format", required=True, choices=list(executors.export_formats()))
     x.add_argument("-o", "--out", required=True)
     add_overwrite(x)
-    add_json(x)
-    x.set_defaults(func=cmd_export)
 
-    i = sub.add_parser("import", help="import a NIR file (ours or another tool's) as a DelayGraph")
+    i = command(sub, cmd_import, "import", help="import a NIR file (ours or another tool's) as a DelayGraph")
     i.add_argument("file", help=".nir file")
     i.add_argument("--dt", type=float, help="time step in seconds (required unless the file is delaynir's)")
     i.add_argument("--out", required=True, help="DelayGraph .h5 to write")
     add_overwrite(i)
-    add_json(i)
-    i.set_defaults(func=cmd_import)
 
-    im = sub.add_parser(
+    im = command(
+        sub,
+        cmd_import_model,
         "import-model",
         help="a PyTorch checkpoint of SNN-delays or the paper's code as a run "
         "directory (compile, export, verify it like a trained run)",
@@ -166,5 +160,3 @@ def register(sub) -> None:
     im.add_argument("--dt", type=float, default=0.01, help="time step in seconds (default 0.01)")
     im.add_argument("--n-steps", type=int, default=0, help="steps per sample (default: the data's)")
     add_overwrite(im, "write into an existing non-empty --out")
-    add_json(im)
-    im.set_defaults(func=cmd_import_model)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from delaynir.cli.common import add_json, add_overwrite, passed, progress, show
+from delaynir.cli.common import add_overwrite, command, passed, progress, show
 from delaynir.compile.compiler import FIT_POLICIES
 from delaynir.errors import ConfigError
 from delaynir.export import executors
@@ -71,7 +71,7 @@ def cmd_report(args) -> int:
 
 
 def register(sub) -> None:
-    v = sub.add_parser("verify", help="run a model in the reference simulator and other simulators, compare")
+    v = command(sub, cmd_verify, "verify", help="run a model in the reference simulator and other simulators, compare")
     v.add_argument("model", help="DelayGraph .h5, or a run directory (compiled in memory for --target)")
     v.add_argument("--data", required=True, help="SHD-layout .h5 file, or a directory with test.h5")
     v.add_argument(
@@ -93,10 +93,8 @@ def register(sub) -> None:
         metavar="N",
         help="only the first N samples of the data file, for a slow simulator such as a chip's; default all",
     )
-    add_json(v)
-    v.set_defaults(func=cmd_verify)
 
-    b = sub.add_parser("bundle", help="hand-off bundle for a hardware team (or --check one)")
+    b = command(sub, cmd_bundle, "bundle", help="hand-off bundle for a hardware team (or --check one)")
     b.add_argument("run_dir", nargs="?", help="run directory to compile and bundle")
     b.add_argument("--target", help="built-in target name or a .toml path")
     b.add_argument("--out", help="bundle directory to create (must not exist unless --overwrite)")
@@ -120,10 +118,8 @@ def register(sub) -> None:
         "written (exit 1)",
     )
     b.add_argument("--check", metavar="DIR", help="re-verify a bundle from its files alone; exit 1 if anything fails")
-    add_json(b)
-    b.set_defaults(func=cmd_bundle)
 
-    r = sub.add_parser("report", help="HTML report with figures of what a run learned")
+    r = command(sub, cmd_report, "report", help="HTML report with figures of what a run learned")
     r.add_argument("run_dir")
     r.add_argument("--out", help="report directory (default: RUN_DIR/report)")
     add_overwrite(r, "replace an existing report directory")
@@ -132,5 +128,3 @@ def register(sub) -> None:
         help="target for the hardware-fit table (default: the first installed chip target's profile, else int8)",
     )
     r.add_argument("--data", help="test data (default: test.h5 beside the run's training file)")
-    add_json(r)
-    r.set_defaults(func=cmd_report)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from delaynir.cli.common import add_json, progress, show
+from delaynir.cli.common import command, progress, show
 from delaynir.errors import ConfigError
 from delaynir.train.config import DELAY_MODES, DEVICES, PRUNE_METHODS, STRUCTURES, load_config, read_config_file
 from delaynir.train.presets import PRESET_NOTES, PRESETS, preset_values, setting_sources
@@ -109,7 +109,7 @@ def cmd_evaluate(args) -> int:
 
 
 def register(sub) -> None:
-    t = sub.add_parser("train", help="train a delay SNN (settings: see README or --config)")
+    t = command(sub, cmd_train, "train", help="train a delay SNN (settings: see README or --config)")
     t.add_argument("--data", help="SHD- or frames-layout .h5 file, or a directory with train.h5 (required to train)")
     t.add_argument("--out", help="run directory (must not exist, unless --resume; required to train)")
     t.add_argument(
@@ -148,22 +148,18 @@ def register(sub) -> None:
     )
     t.add_argument("--dale", action="store_true", help="one sign per presynaptic neuron (Dale's law; needs --prune)")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    add_json(t)
-    t.set_defaults(func=cmd_train)
 
-    f = sub.add_parser("finetune", help="quantisation-aware fine-tuning of a run for a target (new run directory)")
+    f = command(
+        sub, cmd_finetune, "finetune", help="quantisation-aware fine-tuning of a run for a target (new run directory)"
+    )
     f.add_argument("run_dir")
     f.add_argument("--target", required=True, help="built-in target name or a .toml path")
     f.add_argument("--epochs", type=int, default=5)
     f.add_argument("--lr", type=float, help="learning rate (default: the run's / 10)")
     f.add_argument("--out", help="new run directory (default: RUN_DIR-finetune-TARGET)")
-    add_json(f)
-    f.set_defaults(func=cmd_finetune)
 
-    e = sub.add_parser("evaluate", help="accuracy of a run with rounded delays (and Gaussian kernels)")
+    e = command(sub, cmd_evaluate, "evaluate", help="accuracy of a run with rounded delays (and Gaussian kernels)")
     e.add_argument("run_dir")
     e.add_argument("--data", required=True, help="SHD-layout .h5 file, or a directory with test.h5")
     e.add_argument("--device", default="auto", choices=DEVICES)
     e.add_argument("--batch-size", type=int, default=256)
-    add_json(e)
-    e.set_defaults(func=cmd_evaluate)

@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from delaynir import plugins
 from delaynir.common.text import read_text
@@ -146,6 +146,24 @@ class Limit:
         return {"value": json_value(self.value), "source": self.source, "confirmed": self.confirmed, "note": self.note}
 
 
+T = TypeVar("T")
+
+
+class _Limit(Generic[T]):
+    """A profile attribute that reads the limit of its own name (``TargetProfile.get``: the value, or the
+    default): one line per limit instead of a property each."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, profile: None, owner: type) -> _Limit[T]: ...
+    @overload
+    def __get__(self, profile: TargetProfile, owner: type) -> T: ...
+    def __get__(self, profile: TargetProfile | None, owner: type) -> T | _Limit[T]:
+        return self if profile is None else profile.get(self.name)
+
+
 @dataclass
 class TargetProfile:
     """A validated target profile. Missing limits mean "no limit"; the properties apply defaults."""
@@ -173,21 +191,10 @@ class TargetProfile:
         return True if limit is None else limit.confirmed
 
     # --- weights
-    @property
-    def weight_bits(self) -> int:
-        return self.get("weight_bits")
-
-    @property
-    def weight_step(self) -> int:
-        return self.get("weight_step")
-
-    @property
-    def weight_symmetric(self) -> bool:
-        return self.get("weight_symmetric")
-
-    @property
-    def weight_scale(self) -> str:
-        return self.get("weight_scale")
+    weight_bits = _Limit[int]()
+    weight_step = _Limit[int]()
+    weight_symmetric = _Limit[bool]()
+    weight_scale = _Limit[str]()
 
     @property
     def quantises_weights(self) -> bool:
@@ -203,64 +210,23 @@ class TargetProfile:
         return _weight_range(self.weight_bits, self.weight_step, self.weight_symmetric)
 
     # --- delays
-    @property
-    def max_delay(self) -> int | float:
-        return self.get("max_delay")
-
-    @property
-    def per_synapse_delays(self) -> bool:
-        return self.get("per_synapse_delays")
-
+    max_delay = _Limit[int | float]()
+    per_synapse_delays = _Limit[bool]()
     # --- sizes
-    @property
-    def max_fan_in(self) -> int | float:
-        return self.get("max_fan_in")
-
-    @property
-    def max_neurons(self) -> int | float:
-        return self.get("max_neurons")
-
-    @property
-    def max_neurons_per_layer(self) -> int | float:
-        return self.get("max_neurons_per_layer")
-
-    @property
-    def max_inputs(self) -> int | float:
-        return self.get("max_inputs")
-
-    @property
-    def max_outputs(self) -> int | float:
-        return self.get("max_outputs")
-
+    max_fan_in = _Limit[int | float]()
+    max_neurons = _Limit[int | float]()
+    max_neurons_per_layer = _Limit[int | float]()
+    max_inputs = _Limit[int | float]()
+    max_outputs = _Limit[int | float]()
     # --- input
-    @property
-    def graded_input(self) -> bool:
-        return self.get("graded_input")
-
-    @property
-    def input_bits(self) -> int | float:
-        return self.get("input_bits")
-
+    graded_input = _Limit[bool]()
+    input_bits = _Limit[int | float]()
     # --- neurons
-    @property
-    def decay(self) -> str:
-        return self.get("decay")
-
-    @property
-    def arithmetic(self) -> str:
-        return self.get("arithmetic")
-
-    @property
-    def max_decay_shift(self) -> int | float:
-        return self.get("max_decay_shift")
-
-    @property
-    def state_bits(self) -> int | float:
-        return self.get("state_bits")
-
-    @property
-    def threshold_bits(self) -> int | float:
-        return self.get("threshold_bits")
+    decay = _Limit[str]()
+    arithmetic = _Limit[str]()
+    max_decay_shift = _Limit[int | float]()
+    state_bits = _Limit[int | float]()
+    threshold_bits = _Limit[int | float]()
 
     @property
     def neuron_types(self) -> tuple[str, ...]:
