@@ -18,13 +18,24 @@ multiply-adds are ~30× fewer than the dense table's but cannot be expressed as 
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numba
 import numpy as np
 import torch
 from numba import njit, prange
 from numba import uint64 as u64
 
-_JIT = {"parallel": True, "fastmath": True, "boundscheck": False, "cache": True, "nogil": True}
+
+class _JitOptions(TypedDict):
+    parallel: bool
+    fastmath: bool
+    boundscheck: bool
+    cache: bool
+    nogil: bool
+
+
+_JIT: _JitOptions = {"parallel": True, "fastmath": True, "boundscheck": False, "cache": True, "nogil": True}
 
 
 @njit(**_JIT)

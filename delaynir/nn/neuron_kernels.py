@@ -18,13 +18,31 @@ are (T, N) C-contiguous arrays, per-neuron parameters (N,).
 from __future__ import annotations
 
 import math
+from typing import Literal, TypedDict
 
 import numba
 import numpy as np
 import torch
 from numba import njit, prange
 
-_JIT = {"parallel": True, "fastmath": False, "boundscheck": False, "cache": True, "nogil": True, "error_model": "numpy"}
+
+class _JitOptions(TypedDict):
+    parallel: bool
+    fastmath: bool
+    boundscheck: bool
+    cache: bool
+    nogil: bool
+    error_model: Literal["python", "numpy"]
+
+
+_JIT: _JitOptions = {
+    "parallel": True,
+    "fastmath": False,
+    "boundscheck": False,
+    "cache": True,
+    "nogil": True,
+    "error_model": "numpy",
+}
 
 
 @njit(**_JIT)
