@@ -100,6 +100,13 @@ class InputSpec:
         """Whether graded input is sent as integer codes (it has ``bits``)."""
         return self.graded and self.bits is not None
 
+    def code_grid(self) -> tuple[float, int, int]:
+        """(input_scale, q_min, q_max) of quantised graded input; GraphFormatError when the spec lacks them."""
+        if self.input_scale is None or self.code_range is None:
+            raise GraphFormatError("input: quantised graded input (bits) needs input_scale and code_range")
+        q_min, q_max = self.code_range
+        return self.input_scale, q_min, q_max
+
 
 @dataclass
 class Projection:
@@ -177,9 +184,11 @@ class Layer:
         """
         if membrane_unit(self, kinds) is not None:
             return [(None, list(range(len(self.projections))))]
-        groups: list[tuple[np.ndarray | None, list[int]]] = []
+        groups: list[tuple[np.ndarray | None, list[int]]] = []  # no None scale here: that is the case above
         for k, proj in enumerate(self.projections):
-            match = next((members for scale, members in groups if np.array_equal(scale, proj.scale)), None)
+            match = next(
+                (members for scale, members in groups if scale is not None and np.array_equal(scale, proj.scale)), None
+            )
             if match is None:
                 groups.append((proj.scale, [k]))
             else:
@@ -328,8 +337,8 @@ def encode_input(graph: DelayGraph, x):
     spec = graph.input
     if not spec.quantized:
         return x
-    q_min, q_max = spec.code_range
-    return quantize_input(x, spec.input_scale, q_min, q_max)
+    scale, q_min, q_max = spec.code_grid()
+    return quantize_input(x, scale, q_min, q_max)
 
 
 def decode_input(graph: DelayGraph, codes):
