@@ -71,8 +71,8 @@ def open_dataset(
 
 def input_encoding(dataset: SpikeDataset | FramesDataset) -> InputSpec:
     """What the network input holds: ``spikes`` (counts per bin) or ``graded`` (real values, with their range)."""
-    if getattr(dataset, "graded", False):
-        return InputSpec(encoding="graded", value_range=tuple(dataset.value_range()))
+    if isinstance(dataset, FramesDataset):  # graded = True
+        return InputSpec(encoding="graded", value_range=dataset.value_range())
     return InputSpec(encoding="spikes")
 
 
@@ -154,7 +154,7 @@ class Run:
     @classmethod
     def of(cls, run: Run | str | Path) -> Run:
         """``run`` itself when already opened, else the run directory at that path."""
-        return run if isinstance(run, cls) else cls(run)
+        return run if isinstance(run, Run) else cls(run)
 
     def _arithmetic(self) -> tuple[WeightGrid | None, NumberFormat | None]:
         if "weight_grid" in self.payload:
