@@ -25,6 +25,7 @@ Finally the graph is checked against every limit of the profile.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -249,7 +250,7 @@ def compile_in_memory(run: Run, profile: TargetProfile, *, fit: str = "error") -
 
 
 @torch.no_grad()
-def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
+def compare(model: DelaySNN, graph: DelayGraph, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
     """Trained model (eval, rounded delays) vs the compiled graph in the reference simulator, counted by
     ``delaynir.reference.agreement.Tally`` as ``delaynir verify`` counts.
 

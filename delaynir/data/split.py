@@ -7,7 +7,7 @@ never consulted, so no model is selected on test data.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence, Sized
+from collections.abc import Iterator, Sequence, Sized
 from typing import Any, cast
 
 import numpy as np
@@ -99,7 +99,7 @@ class ShardedBatchSampler(Sampler[list[int]]):
     def __init__(self, batch_sampler: BatchSampler, rank: int, world_size: int, *, pad: bool):
         self.batch_sampler, self.rank, self.world_size, self.pad = batch_sampler, rank, world_size, pad
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[int]]:
         for batch in self.batch_sampler:
             start, stop = shard_bounds(len(batch), self.rank, self.world_size)
             if stop > start:

@@ -331,7 +331,7 @@ def quantize_input(x: torch.Tensor, scale: float, q_min: int, q_max: int) -> tor
     return torch.clamp(torch.round(torch.as_tensor(x, dtype=torch.float64) / scale), q_min, q_max)
 
 
-def encode_input(graph: DelayGraph, x):
+def encode_input(graph: DelayGraph, x: torch.Tensor) -> torch.Tensor:
     """What the graph's input receives for frames ``x`` (T, B, n_inputs): the integer codes of quantised
     graded input (``quantize_input``), otherwise ``x`` itself."""
     spec = graph.input
@@ -341,6 +341,6 @@ def encode_input(graph: DelayGraph, x):
     return quantize_input(x, scale, q_min, q_max)
 
 
-def decode_input(graph: DelayGraph, codes):
+def decode_input(graph: DelayGraph, codes: torch.Tensor) -> torch.Tensor:
     """The values the graph's input codes stand for (q · input_scale); the input itself when not quantised."""
-    return codes * graph.input.input_scale if graph.input.quantized else codes
+    return codes * graph.input.code_grid()[0] if graph.input.quantized else codes

@@ -438,7 +438,7 @@ def load_graph(path: str | os.PathLike) -> DelayGraph:
     return graph
 
 
-def _open(path: Path):
+def _open(path: Path) -> contextlib.AbstractContextManager[h5py.File]:
     """``path`` opened read-only for a ``with`` block; GraphFormatError if it is missing, not HDF5 or damaged."""
     return reading_hdf5(path, GraphFormatError, f"a DelayGraph HDF5 file, see {DOC}")
 
