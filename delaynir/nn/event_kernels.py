@@ -18,7 +18,7 @@ multiply-adds are ~30× fewer than the dense table's but cannot be expressed as 
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Literal, TypedDict
 
 import numba
 import numpy as np
@@ -27,15 +27,18 @@ from numba import njit, prange
 from numba import uint64 as u64
 
 
-class _JitOptions(TypedDict):
+class JitOptions(TypedDict, total=False):
+    """numba.njit's keyword options, typed so that ``njit(**options)`` is checked (also neuron_kernels')."""
+
     parallel: bool
     fastmath: bool
     boundscheck: bool
     cache: bool
     nogil: bool
+    error_model: Literal["python", "numpy"]
 
 
-_JIT: _JitOptions = {"parallel": True, "fastmath": True, "boundscheck": False, "cache": True, "nogil": True}
+_JIT: JitOptions = {"parallel": True, "fastmath": True, "boundscheck": False, "cache": True, "nogil": True}
 
 
 @njit(**_JIT)

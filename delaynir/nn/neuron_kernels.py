@@ -18,24 +18,17 @@ are (T, N) C-contiguous arrays, per-neuron parameters (N,).
 from __future__ import annotations
 
 import math
-from typing import Literal, TypedDict
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 import torch
 from numba import njit, prange
 
+if TYPE_CHECKING:
+    from delaynir.nn.event_kernels import JitOptions
 
-class _JitOptions(TypedDict):
-    parallel: bool
-    fastmath: bool
-    boundscheck: bool
-    cache: bool
-    nogil: bool
-    error_model: Literal["python", "numpy"]
-
-
-_JIT: _JitOptions = {
+_JIT: JitOptions = {
     "parallel": True,
     "fastmath": False,
     "boundscheck": False,
