@@ -123,9 +123,8 @@ class DelaySNN(nn.Module):
         self.readout = LeakyReadout(config.n_outputs, tau_steps=config.tau_steps)
         self.spike_rates: list[float] = []
         self.frozen_batchnorm = False
-        self.number_format: NumberFormat | None = (
-            None  #: thresholds and biases rounded as compile rounds them (quantize_as)
-        )
+        #: thresholds and biases rounded as compile rounds them (quantize_as)
+        self.number_format: NumberFormat | None = None
         self.register_load_state_dict_post_hook(self._round_decays)
         self.record = False  #: keep each hidden layer's spikes of the last forward in ``recorded``
         self.recorded: list[torch.Tensor] = []
