@@ -94,6 +94,7 @@ def cmd_check(args) -> int:
     from delaynir.data.frames import FramesDataset, is_frames_file
 
     graded = is_frames_file(args.file)
+    ds: SpikeDataset | FramesDataset
     if graded:
         ds = FramesDataset(args.file, dt=args.dt if args.dt is not None else _frame_dt(args.file))
     else:

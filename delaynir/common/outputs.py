@@ -18,7 +18,7 @@ from delaynir.errors import ConfigError, DelayNIRError
 
 
 def check_output(
-    path: str | Path, *, overwrite: bool, directory: bool = False, error: type[DelayNIRError] = ConfigError
+    path: str | os.PathLike, *, overwrite: bool, directory: bool = False, error: type[DelayNIRError] = ConfigError
 ) -> Path:
     """``path`` if an output can be committed there; else ``error`` saying why and what to do.
 
@@ -42,7 +42,7 @@ def check_output(
 
 @contextmanager
 def atomic_path(
-    path: str | Path, *, overwrite: bool = True, error: type[DelayNIRError] = ConfigError
+    path: str | os.PathLike, *, overwrite: bool = True, error: type[DelayNIRError] = ConfigError
 ) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
@@ -61,7 +61,7 @@ def atomic_path(
         raise
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 

@@ -25,6 +25,7 @@ Finally the graph is checked against every limit of the profile.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,8 @@ class CompileReport:
             f"{r['delays_clipped']:>10} {r['max_delay']:>6}"
             for r in self.layers
         ]
+        if val is None:  # compile_in_memory's report: no comparison was run
+            return "\n".join(lines)
         if "trained_accuracy_quantized_input" in val:
             lines.append(
                 f"graded input quantised to {self.input['bits']}-bit codes (value = code x "
@@ -110,7 +113,7 @@ def folded_layer(model: DelaySNN, k: int) -> tuple[torch.Tensor, torch.Tensor, t
     Column m is a synapse from input m mod in_features (M = in_features for one delay per pair;
     a ``taps`` layer has M = D · in_features, one column per delay tap: ``synapse_table()``).
     """
-    delay = model.delays[k]
+    delay = model.delay_layer(k)
     w, d = delay.synapse_table()
     w = w.double()
     a, b = model.folding(k)
@@ -121,7 +124,7 @@ def folded_layer(model: DelaySNN, k: int) -> tuple[torch.Tensor, torch.Tensor, t
 
 def _neuron_params(model: DelaySNN, k: int, n: int) -> tuple[str, np.ndarray, np.ndarray, str]:
     if k < len(model.neurons):
-        lif = model.neurons[k]
+        lif = model.lif_layer(k)
         return "lif", lif.beta.double().numpy(), lif.threshold.double().numpy(), lif.reset
     return "li", model.readout.beta.double().numpy(), np.full(n, np.inf), "hard"
 
@@ -172,7 +175,7 @@ def compile_model(
         b_np = number_format.bias.quantize(b_np, scale)
         w_np, d_np = w.numpy(), d.numpy()
         post, col = np.nonzero(w_np)
-        pre, delays = col % model.delays[k].in_features, d_np[post, col]
+        pre, delays = col % model.delay_layer(k).in_features, d_np[post, col]
         clipped_d = 0
         if fit == "clip-delays" and np.isfinite(profile.max_delay):
             clipped_d = int((delays > profile.max_delay).sum())
@@ -247,7 +250,7 @@ def compile_in_memory(run: Run, profile: TargetProfile, *, fit: str = "error") -
 
 
 @torch.no_grad()
-def compare(model: DelaySNN, graph: DelayGraph, loader) -> dict[str, Any]:
+def compare(model: DelaySNN, graph: DelayGraph, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
     """Trained model (eval, rounded delays) vs the compiled graph in the reference simulator, counted by
     ``delaynir.reference.agreement.Tally`` as ``delaynir verify`` counts.
 

@@ -179,6 +179,7 @@ def convert_audio(
     out_dir.mkdir(parents=True, exist_ok=True)
     for split, path in paths.items():
         chosen = [r for r in recordings if r.split == split]
+        speaker_ids = [r.speaker for r in chosen if r.speaker is not None] if with_speakers else None
         frames = np.stack([normalise(db[r.path], minimum, config) for r in chosen])
         write_frames_file(
             path,
@@ -186,7 +187,7 @@ def convert_audio(
             [r.label for r in chosen],
             dt=config.hop,
             keys=keys,
-            speakers=[r.speaker for r in chosen] if with_speakers else None,
+            speakers=speaker_ids,
             files=[str(r.path.relative_to(Path(in_dir))) for r in chosen],
             features=features,
             overwrite=overwrite,
@@ -194,7 +195,7 @@ def convert_audio(
         summary[split] = {
             "path": str(path),
             "samples": len(chosen),
-            "speakers": sorted({r.speaker for r in chosen}) if with_speakers else None,
+            "speakers": sorted(set(speaker_ids)) if speaker_ids is not None else None,
             "clipped_below_training_minimum": int(sum((db[r.path] < minimum).sum() for r in chosen)),
         }
     logger.info(

@@ -64,6 +64,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -74,6 +75,10 @@ GAMMATONE_B = 1.019
 POWER_FLOOR = 1e-12  # power floor before the logarithm (-120 dB re full scale)
 
 
+@overload
+def erb(f: np.ndarray) -> np.ndarray: ...
+@overload
+def erb(f: float) -> float: ...
 def erb(f: np.ndarray | float) -> np.ndarray | float:
     """Equivalent rectangular bandwidth (Hz) at frequency ``f`` (Hz): 24.7 · (4.37 f / 1000 + 1)."""
     return 24.7 * (4.37 * np.asarray(f) / 1000.0 + 1.0)
@@ -267,8 +272,8 @@ class Cochlea:
             raise ConfigError(f"drives must have shape (batch, steps, channels), got {drives.shape}")
         if self.config.noise > 0 and (rngs is None or len(rngs) != len(drives)):
             raise ConfigError(f"membrane noise {self.config.noise} needs one random generator per sample")
-        rngs = [None] * len(drives) if rngs is None else rngs
-        inputs = np.stack([lif_input(d, self.config, r) for d, r in zip(drives, rngs)], axis=1)
+        per_sample: Sequence[np.random.Generator | None] = [None] * len(drives) if rngs is None else rngs
+        inputs = np.stack([lif_input(d, self.config, r) for d, r in zip(drives, per_sample)], axis=1)
         return lif_run(inputs, self.config)
 
     def spikes(

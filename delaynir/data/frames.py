@@ -57,11 +57,11 @@ def write_frames_file(
 ) -> Path:
     """Write samples in the frames layout, atomically (module docstring); returns the path."""
     frames = np.asarray(frames, dtype=np.float32)
-    labels = np.asarray(labels, dtype=np.int64)
-    if frames.ndim != 3 or len(frames) != len(labels) or not len(labels):
+    label_array = np.asarray(labels, dtype=np.int64)
+    if frames.ndim != 3 or len(frames) != len(label_array) or not len(label_array):
         raise ConfigError(
             f"frames must be (samples, steps, channels) with one label per sample, got frames "
-            f"{frames.shape} and {len(labels)} labels"
+            f"{frames.shape} and {len(label_array)} labels"
         )
     if not np.isfinite(frames).all():
         raise ConfigError("frames must be finite (no NaN or Inf)")
@@ -70,7 +70,7 @@ def write_frames_file(
         f.attrs[DT_ATTR] = float(dt)
         f.attrs[FEATURES_ATTR] = json.dumps(features or {}, sort_keys=True)
         f.create_dataset(FRAMES, data=frames, chunks=(1, *frames.shape[1:]))
-        f.create_dataset(LABELS, data=labels.astype(np.uint8 if labels.max() < 256 else np.int64))
+        f.create_dataset(LABELS, data=label_array.astype(np.uint8 if label_array.max() < 256 else np.int64))
         if speakers is not None:
             f.create_dataset(SPEAKER, data=np.asarray(speakers, dtype=np.int64))
         if keys is not None:

@@ -208,10 +208,10 @@ def sample_problems(
     out: list[tuple[int, str]] = []
     n_t = np.array([len(t) for t in times], dtype=np.int64)
     n_u = np.array([len(u) for u in units], dtype=np.int64)
-    for k in np.flatnonzero(n_t != n_u):
-        out.append((offset + k, f"spikes/times has {n_t[k]} events but spikes/units has {n_u[k]}"))
-    for k in np.flatnonzero((n_t == 0) & (n_u == 0)):
-        out.append((offset + k, "empty sample (no spikes)"))
+    for bad in np.flatnonzero(n_t != n_u):
+        out.append((offset + bad, f"spikes/times has {n_t[bad]} events but spikes/units has {n_u[bad]}"))
+    for bad in np.flatnonzero((n_t == 0) & (n_u == 0)):
+        out.append((offset + bad, "empty sample (no spikes)"))
     if all(np.asarray(t).dtype.kind in "fiu" or not len(t) for t in times):
         t, sid = _concat(times, np.float64)
         for k, j in _first_hits(sid, ~np.isfinite(t)):
@@ -425,6 +425,7 @@ class SpikeDataset(Dataset):
             raise DataFormatError(damaged(f"{self.path}: sample {i}", exc)) from None
 
     def _store(self, i: int, frames: np.ndarray) -> None:
+        assert self._cache is not None, "_store is only called with the cache on"
         if not self._warned_saturation and frames.size and frames.max() > 255:
             self._warned_saturation = True
             logger.warning(

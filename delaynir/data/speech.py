@@ -58,7 +58,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import soundfile
@@ -231,7 +231,7 @@ class SpeechConfig:
             self.cochlea = CochleaConfig(**self.cochlea)
         self.speakers = tuple(self.speakers)
         self.test_speakers = tuple(self.test_speakers)
-        self.onset = tuple(self.onset)
+        self.onset = cast("tuple[float, float]", tuple(self.onset))  # its length is checked below
         for name, low in (("trials", 1), ("sample_rate", 1000), ("seed", 0), ("workers", 0)):
             value = getattr(self, name)
             if not _is_int(value) or value < low:
@@ -285,7 +285,8 @@ class SpeechConfig:
 
     def utterances(self) -> tuple[list[HDName], list[HDName]]:
         """(train, test) utterances, each ordered by language, speaker, trial, digit."""
-        train, test = [], []
+        train: list[HDName] = []
+        test: list[HDName] = []
         first_test_trial = self.trials - self.held_out_trials
         for language in LANGUAGES:
             for speaker in sorted(self.speakers):

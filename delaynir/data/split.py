@@ -7,8 +7,8 @@ never consulted, so no model is selected on test data.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence, Sized
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -99,7 +99,7 @@ class ShardedBatchSampler(Sampler[list[int]]):
     def __init__(self, batch_sampler: BatchSampler, rank: int, world_size: int, *, pad: bool):
         self.batch_sampler, self.rank, self.world_size, self.pad = batch_sampler, rank, world_size, pad
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[int]]:
         for batch in self.batch_sampler:
             start, stop = shard_bounds(len(batch), self.rank, self.world_size)
             if stop > start:
@@ -143,9 +143,11 @@ def make_loader(
     if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
         raise ConfigError(f"num_workers must be an integer >= 0, got {num_workers!r}")
     indices = np.asarray(indices, dtype=np.int64).ravel()
-    if indices.size and (indices.min() < 0 or indices.max() >= len(dataset)):
+    # torch's Dataset leaves __len__ optional; the map-style datasets this indexes define it
+    sized = cast(Sized, dataset)
+    if indices.size and (indices.min() < 0 or indices.max() >= len(sized)):
         raise ConfigError(
-            f"indices must lie in 0..{len(dataset) - 1}, got values from {indices.min()} to {indices.max()}"
+            f"indices must lie in 0..{len(sized) - 1}, got values from {indices.min()} to {indices.max()}"
         )
     if num_workers and hasattr(dataset, "preload"):
         dataset.preload(indices)

@@ -25,10 +25,13 @@ import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from delaynir import plugins
 from delaynir.errors import ConfigError, DelayNIRError, reason
+
+if TYPE_CHECKING:
+    from delaynir.ir.graph import DelayGraph
 
 TARGET_ARITHMETIC, FLOAT_GRAPH = "target arithmetic", "float graph"
 REFERENCE = "reference"
@@ -54,7 +57,7 @@ class FileFormat:
     description: str
     partial: bool = False
 
-    def write(self, graph, path: str | Path, *, overwrite: bool = False) -> Path:
+    def write(self, graph: DelayGraph, path: str | Path, *, overwrite: bool = False) -> Path:
         """Export ``graph`` to ``path`` in this format; return the path."""
         return plugins.load_attribute(self.writer)(graph, path, overwrite=overwrite)
 
@@ -74,24 +77,26 @@ class Executor:
     arithmetic: str | None = "float64"
     other_arithmetics: bool = True
 
-    def computes_in(self, graph) -> bool:
+    def computes_in(self, graph: DelayGraph) -> bool:
         """Whether this executor computes in ``graph``'s own arithmetic (the reference always does)."""
         return self.arithmetic in (None, graph.arithmetic)
 
-    def applies(self, graph) -> bool:
+    def applies(self, graph: DelayGraph) -> bool:
         """Whether this executor runs ``graph``: any graph, or with ``other_arithmetics`` False only one in its own
         arithmetic (a chip simulator whose file holds the chip's fixed-point graph)."""
         return self.other_arithmetics or self.computes_in(graph)
 
-    def reproduces_for(self, graph) -> str:
+    def reproduces_for(self, graph: DelayGraph) -> str:
         """What this executor reproduces for ``graph``: its declared ``reproduces`` when it computes in the graph's
         arithmetic, else the FLOAT_GRAPH (a float64 executor on a graph in a chip's fixed-point arithmetic)."""
         return self.reproduces if self.computes_in(graph) else FLOAT_GRAPH
 
-    def expected_graph(self, graph):
+    def expected_graph(self, graph: DelayGraph) -> DelayGraph:
         """The graph whose reference simulation this executor must reproduce exactly: ``graph`` itself, or for an
         executor computing in another arithmetic, the same graph in that arithmetic."""
-        return graph if self.computes_in(graph) else graph.in_arithmetic(self.arithmetic)
+        if self.arithmetic is None or self.computes_in(graph):  # None: the graph's own arithmetic
+            return graph
+        return graph.in_arithmetic(self.arithmetic)
 
     def load(self, path: str | Path) -> Any:
         """The file at ``path`` opened by this executor; ``.run(x)`` returns a SimulationResult.
@@ -109,7 +114,7 @@ class Executor:
             ) from None
         return module.load(path)
 
-    def export(self, graph, path: str | Path) -> Path:
+    def export(self, graph: DelayGraph, path: str | Path) -> Path:
         """Write ``graph`` to ``path`` in the format this executor runs; return the path."""
         return self.format.write(graph, path)
 
@@ -175,13 +180,13 @@ def names() -> tuple[str, ...]:
     return tuple(EXECUTORS)
 
 
-def external(graph=None) -> tuple[str, ...]:
+def external(graph: DelayGraph | None = None) -> tuple[str, ...]:
     """The executors checked against the reference simulator: every one but the reference, in registry order;
     with ``graph``, those that run it (``Executor.applies``)."""
     return tuple(name for name, e in EXECUTORS.items() if name != REFERENCE and (graph is None or e.applies(graph)))
 
 
-def formats(graph=None) -> tuple[FileFormat, ...]:
+def formats(graph: DelayGraph | None = None) -> tuple[FileFormat, ...]:
     """The file formats, each once, in registry order (the DelayGraph first): those the executors run and those
     target packages export; with ``graph``, those of the executors that run it."""
     if graph is not None:
@@ -195,7 +200,7 @@ def export_formats() -> dict[str, FileFormat]:
     return {fmt.name.lower(): fmt for fmt in formats() if fmt is not DELAYGRAPH}
 
 
-def export_graph(graph, path: str | Path, format: str, *, overwrite: bool = False) -> Path:
+def export_graph(graph: DelayGraph, path: str | Path, format: str, *, overwrite: bool = False) -> Path:
     """Write ``graph`` to ``path`` in the export format named ``format`` (``export_formats``: nir, onnx and each
     target package's); return the path. ConfigError naming the known formats for another name."""
     formats = export_formats()

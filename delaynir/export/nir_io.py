@@ -48,7 +48,7 @@ import logging
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import h5py
 import nir
@@ -101,6 +101,13 @@ def _step_metadata(beta: np.ndarray, unit: np.ndarray | None = None, alpha: np.n
     return meta
 
 
+def _alpha(layer: Layer) -> np.ndarray:
+    """The synaptic decays α of a current-based layer (a valid graph has them)."""
+    if layer.alpha is None:
+        raise ExportError(f"layer {layer.name!r}: a {layer.neuron} layer needs alpha, its synaptic decay")
+    return layer.alpha
+
+
 def _leak(layer: Layer, values: np.ndarray, what: str) -> np.ndarray:
     leak = 1.0 - values
     if np.any(leak <= 0) and not np.all(leak == 0):
@@ -143,9 +150,9 @@ def _neuron_nodes(layer: Layer, dt: float) -> tuple[dict[str, nir.NIRNode], list
         edges = [(me, f"{me}.spike"), (f"{me}.spike", f"{me}.reset"), (f"{me}.reset", me)]
         if not kind.current_based:
             return nodes, edges, me
-        syn_leak = _leak(layer, layer.alpha, "synaptic leak")
+        syn_leak = _leak(layer, _alpha(layer), "synaptic leak")
         nodes[f"{me}.syn"] = nir.LI(
-            tau=dt / syn_leak, r=1.0 / syn_leak, v_leak=zeros, metadata=_step_metadata(layer.alpha)
+            tau=dt / syn_leak, r=1.0 / syn_leak, v_leak=zeros, metadata=_step_metadata(_alpha(layer))
         )
         return nodes, edges + [(f"{me}.syn", me)], f"{me}.syn"
     meta = _step_metadata(layer.beta, unit, layer.alpha if kind.current_based else None)
@@ -154,7 +161,7 @@ def _neuron_nodes(layer: Layer, dt: float) -> tuple[dict[str, nir.NIRNode], list
             raise ExportError(f"layer {layer.name!r}: a CubaLIF without membrane leak has no NIR form")
         return {me: nir.IF(r=np.full(n, 1.0 / dt), v_threshold=theta, v_reset=zeros, metadata=meta)}, [], me
     if kind.current_based:
-        syn_leak = 1.0 - layer.alpha
+        syn_leak = 1.0 - _alpha(layer)
         return (
             {
                 me: nir.CubaLIF(
@@ -486,7 +493,7 @@ def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
                 scale = (
                     np.array(unit, dtype=np.float64)
                     if unit is not None
-                    else scale_of.get(group, next(iter(scale_of.values()), np.ones(lm["size"])))
+                    else scale_of.get(group or "", next(iter(scale_of.values()), np.ones(lm["size"])))
                 )
                 empty = np.zeros(0, dtype=np.int64)
                 projections.append(Projection(pm["source"], empty, empty, empty, np.zeros(0), scale))
@@ -514,6 +521,11 @@ def _import_own(ngraph: nir.NIRGraph, meta: dict[str, Any]) -> DelayGraph:
                 raise NIRImportError(
                     f"layer {lm['name']!r}: projection {k} holds {len(pre)} synapses in its nodes, "
                     f"its metadata says {pm['n']}; the file was edited after export: re-export it"
+                )
+            if group is None:
+                raise NIRImportError(
+                    f"layer {lm['name']!r}: node {weight_node!r} of its projection {k} feeds no node; "
+                    "the file was edited after export: re-export it"
                 )
             order_syn = np.lexsort((delay, pre, post))
             projections.append(
@@ -586,7 +598,16 @@ def _arr(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64).ravel()
 
 
-def step_coefficients(name: str, node: nir.NIRNode, dt: float) -> dict[str, np.ndarray | None]:
+class StepCoefficients(TypedDict):
+    """``step_coefficients``' result: per-step decays, input gain and the node's unit (None: absent)."""
+
+    beta: np.ndarray
+    alpha: np.ndarray | None
+    gain: np.ndarray
+    unit: np.ndarray | None
+
+
+def step_coefficients(name: str, node: nir.NIRNode, dt: float) -> StepCoefficients:
     """Per-step decays and input gain of a neuron node: v[t] = β v[t−1] + g · input (forward Euler).
 
     From τ and r: LIF and LI β = 1 − dt/τ, g = r·dt/τ; IF and I β = 1, g = r·dt; CubaLIF i[t] =
@@ -619,7 +640,7 @@ def step_coefficients(name: str, node: nir.NIRNode, dt: float) -> dict[str, np.n
         ("delaynir.alpha", exact_alpha, alpha),
         ("the input gain 1", np.ones_like(gain), gain),
     ):
-        if recomputed is not None and not _agree(found, recomputed):
+        if recomputed is not None and found is not None and not _agree(found, recomputed):
             raise NIRImportError(
                 f"node {name!r}: its metadata ({what}) disagrees with its parameters (τ, r) beyond "
                 "rounding; the file was edited without its metadata. Re-export it, or delete the "
@@ -738,7 +759,9 @@ def _import_general(ngraph: nir.NIRGraph, dt: float) -> DelayGraph:
             pre, post, delay, weight = [], [], [], []
             for d, matrix in per_delay.items():
                 j, i = np.nonzero(matrix)
-                pre.append(i), post.append(j), delay.append(np.full(len(i), d + (1 if recurrent else 0)))
+                pre.append(i)
+                post.append(j)
+                delay.append(np.full(len(i), d + (1 if recurrent else 0)))
                 weight.append(matrix[j, i] * params["gain"][j])
             projections.append(
                 Projection(

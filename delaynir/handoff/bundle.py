@@ -496,7 +496,9 @@ def _equations() -> str:
 
     kinds = "\n\n".join(
         f"    {kind.name + ':':10}"
-        + "\n".join((" " * 14 + line) if line else "" for line in inspect.getdoc(kind.step).splitlines()).lstrip()
+        + "\n".join(
+            (" " * 14 + line) if line else "" for line in (inspect.getdoc(kind.step) or "").splitlines()
+        ).lstrip()
         for kind in KINDS.values()
     )
     return (
@@ -515,10 +517,10 @@ def _input_text(input_spec: dict[str, Any]) -> str:
         return "spike counts per channel and step"
     if not spec.quantized:
         return "graded real values per channel and step"
-    lo, hi = spec.code_range
+    scale, lo, hi = spec.code_grid()
     return (
         f"graded input as {spec.bits}-bit integer codes q in [{lo}, {hi}] per channel and step; a code stands "
-        f"for the value q · {spec.input_scale!r} (input_scale), which the first layer's weights already include"
+        f"for the value q · {scale!r} (input_scale), which the first layer's weights already include"
     )
 
 
@@ -529,7 +531,7 @@ def bundle_readme(manifest: dict[str, Any], files: dict[str, str]) -> str:
     layers = "\n".join(
         f"| {la['name']} | {la['neuron']} | {la['size']} | {la['synapses']} | {la['reset']} |" for la in s["layers"]
     )
-    files = (
+    file_list = (
         "\n".join(f"- `{name}`: {text}" for name, text in files.items())
         + f"\n- `{MANIFEST}`: SHA-256 of every other file, library versions, target profile, sizes, accuracies, "
         "verification results"
@@ -566,7 +568,7 @@ time step dt = {manifest["dt"]} s.{accuracy}
 
 ## Files
 
-{files}
+{file_list}
 
 Check that nothing changed in transit, and that the files still reproduce the test vectors
 in the reference simulator, norse, snnTorch and ONNX Runtime:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from delaynir import plugins
 from delaynir.common import outputs
+from delaynir.errors import DataFormatError
 from delaynir.handoff.report_plots import NEIGHBOURHOOD, PIXELS
 from delaynir.reference.simulate import simulate
 
@@ -105,6 +106,8 @@ def write_report(
         np.add.at(confusion, (y.numpy(), result.predictions.numpy()), 1)
         if first is None:
             first = (x, y, result)
+    if first is None:
+        raise DataFormatError(f"{test_file} holds no samples; the report needs at least one")
     x, y, result = first
     hidden = [la.name for la in graph.layers if not la.kind.readout]
     k = min(VERIFY_SAMPLES, x.shape[1])

@@ -477,14 +477,14 @@ def _validate(
         if not isinstance(note, str):
             problems.append(f"limits.{key}.note must be a string (got {note!r})")
             entry_ok = False
-        if entry_ok:
+        if entry_ok and isinstance(src, str) and isinstance(confirmed, bool):  # entry_ok implies both
             value = entry["value"]
             if spec.kind == "list":
                 value = tuple(value)
             limits[key] = Limit(value=value, source=src, confirmed=confirmed, note=note)
 
     _cross_check(limits, raw_limits, problems)
-    if problems:
+    if problems or not isinstance(name, str) or not isinstance(description, str):  # problems lists those too
         return None
     return TargetProfile(name=name, description=description, path=source, limits=limits)
 

@@ -100,6 +100,13 @@ class InputSpec:
         """Whether graded input is sent as integer codes (it has ``bits``)."""
         return self.graded and self.bits is not None
 
+    def code_grid(self) -> tuple[float, int, int]:
+        """(input_scale, q_min, q_max) of quantised graded input; GraphFormatError when the spec lacks them."""
+        if self.input_scale is None or self.code_range is None:
+            raise GraphFormatError("input: quantised graded input (bits) needs input_scale and code_range")
+        q_min, q_max = self.code_range
+        return self.input_scale, q_min, q_max
+
 
 @dataclass
 class Projection:
@@ -177,9 +184,11 @@ class Layer:
         """
         if membrane_unit(self, kinds) is not None:
             return [(None, list(range(len(self.projections))))]
-        groups: list[tuple[np.ndarray | None, list[int]]] = []
+        groups: list[tuple[np.ndarray | None, list[int]]] = []  # no None scale here: that is the case above
         for k, proj in enumerate(self.projections):
-            match = next((members for scale, members in groups if np.array_equal(scale, proj.scale)), None)
+            match = next(
+                (members for scale, members in groups if scale is not None and np.array_equal(scale, proj.scale)), None
+            )
             if match is None:
                 groups.append((proj.scale, [k]))
             else:
@@ -322,16 +331,16 @@ def quantize_input(x: torch.Tensor, scale: float, q_min: int, q_max: int) -> tor
     return torch.clamp(torch.round(torch.as_tensor(x, dtype=torch.float64) / scale), q_min, q_max)
 
 
-def encode_input(graph: DelayGraph, x):
+def encode_input(graph: DelayGraph, x: torch.Tensor) -> torch.Tensor:
     """What the graph's input receives for frames ``x`` (T, B, n_inputs): the integer codes of quantised
     graded input (``quantize_input``), otherwise ``x`` itself."""
     spec = graph.input
     if not spec.quantized:
         return x
-    q_min, q_max = spec.code_range
-    return quantize_input(x, spec.input_scale, q_min, q_max)
+    scale, q_min, q_max = spec.code_grid()
+    return quantize_input(x, scale, q_min, q_max)
 
 
-def decode_input(graph: DelayGraph, codes):
+def decode_input(graph: DelayGraph, codes: torch.Tensor) -> torch.Tensor:
     """The values the graph's input codes stand for (q · input_scale); the input itself when not quantised."""
-    return codes * graph.input.input_scale if graph.input.quantized else codes
+    return codes * graph.input.code_grid()[0] if graph.input.quantized else codes

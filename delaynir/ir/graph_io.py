@@ -23,7 +23,7 @@ import os
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeGuard
 
 import h5py
 import numpy as np
@@ -66,7 +66,7 @@ class _Unreadable:
 # ----------------------------------------------------------------------------- validation
 
 
-def validate_graph(graph: DelayGraph) -> list[str]:
+def validate_graph(graph: object) -> list[str]:
     """Every problem of ``graph``, one line each naming the layer/projection (empty = valid)."""
     if not isinstance(graph, (DelayGraph, _Read)):
         return [f"expected a DelayGraph, found {type(graph).__name__}"]
@@ -74,14 +74,15 @@ def validate_graph(graph: DelayGraph) -> list[str]:
     layers = graph.layers if isinstance(graph.layers, list) else []
     first: dict[str, int] = {}  # name -> index of the first layer with that name
     for k, layer in enumerate(layers):
-        if _name(layer) is not None:
-            first.setdefault(_name(layer), k)
+        name = _name(layer)
+        if name is not None:
+            first.setdefault(name, k)
     for k, layer in enumerate(layers):
         problems += _layer_problems(graph, k, layer, first)
     return problems
 
 
-def _header_problems(graph: DelayGraph) -> list[str]:
+def _header_problems(graph: DelayGraph | _Read) -> list[str]:
     """dt, n_inputs, target, metadata, the layer list and duplicate layer names."""
     problems = []
     if not (_is_real(graph.dt) and math.isfinite(graph.dt) and graph.dt > 0):
@@ -104,7 +105,7 @@ def _header_problems(graph: DelayGraph) -> list[str]:
     return problems
 
 
-def _layer_problems(graph: DelayGraph, k: int, layer: Layer, first: dict[str, int]) -> list[str]:
+def _layer_problems(graph: DelayGraph | _Read, k: int, layer: Layer, first: dict[str, int]) -> list[str]:
     """Problems of layer ``k`` and of its projections."""
     if not isinstance(layer, (Layer, _Read)):
         return [f"layer {k}: expected a Layer, found {type(layer).__name__}"]
@@ -151,7 +152,7 @@ def _neuron_array_problems(key: str, values: Any, size: int | None, kind: Neuron
 
 
 def _projection_problems(
-    graph: DelayGraph, k: int, size: int | None, where: str, projection: Projection, first: dict[str, int]
+    graph: DelayGraph | _Read, k: int, size: int | None, where: str, projection: Projection, first: dict[str, int]
 ) -> list[str]:
     """Problems of one projection into layer ``k`` (of ``size`` neurons, None if invalid)."""
     if not isinstance(projection, (Projection, _Read)):
@@ -181,7 +182,9 @@ def _projection_problems(
     return [f"{where}: {p}" for p in problems]
 
 
-def _source(graph: DelayGraph, k: int, source: Any, first: dict[str, int]) -> tuple[list[str], int | None, bool]:
+def _source(
+    graph: DelayGraph | _Read, k: int, source: Any, first: dict[str, int]
+) -> tuple[list[str], int | None, bool]:
     """(problems, size of the source or None if unknown, whether the projection is recurrent)."""
     if _is(source, INPUT):
         return [], _valid_count(graph.n_inputs), False
@@ -225,7 +228,7 @@ def _input_spec_problems(spec: InputSpec) -> list[str]:
     return problems
 
 
-def _metadata(graph: DelayGraph, key: str) -> Any:
+def _metadata(graph: DelayGraph | _Read, key: str) -> Any:
     """Metadata ``key`` of ``graph`` as the JSON object it is written as (the input spec's ``to_dict``)."""
     value = getattr(graph, key)
     return value.to_dict() if isinstance(value, InputSpec) else value
@@ -333,7 +336,7 @@ def _name(layer: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _is_real(value: Any) -> bool:
+def _is_real(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
@@ -435,7 +438,7 @@ def load_graph(path: str | os.PathLike) -> DelayGraph:
     return graph
 
 
-def _open(path: Path):
+def _open(path: Path) -> contextlib.AbstractContextManager[h5py.File]:
     """``path`` opened read-only for a ``with`` block; GraphFormatError if it is missing, not HDF5 or damaged."""
     return reading_hdf5(path, GraphFormatError, f"a DelayGraph HDF5 file, see {DOC}")
 

@@ -86,6 +86,9 @@ class DelayLinear(nn.Module):
         sparse_threshold: input density up to which the event strategy is used.
     """
 
+    positions: torch.Tensor  #: p (out, in): a Parameter when learned, else a buffer
+    bias: nn.Parameter | None
+
     def __init__(
         self,
         in_features: int,

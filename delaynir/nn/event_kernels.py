@@ -18,13 +18,27 @@ multiply-adds are ~30× fewer than the dense table's but cannot be expressed as 
 
 from __future__ import annotations
 
+from typing import Literal, TypedDict
+
 import numba
 import numpy as np
 import torch
 from numba import njit, prange
 from numba import uint64 as u64
 
-_JIT = {"parallel": True, "fastmath": True, "boundscheck": False, "cache": True, "nogil": True}
+
+class JitOptions(TypedDict, total=False):
+    """numba.njit's keyword options, typed so that ``njit(**options)`` is checked (also neuron_kernels')."""
+
+    parallel: bool
+    fastmath: bool
+    boundscheck: bool
+    cache: bool
+    nogil: bool
+    error_model: Literal["python", "numpy"]
+
+
+_JIT: JitOptions = {"parallel": True, "fastmath": True, "boundscheck": False, "cache": True, "nogil": True}
 
 
 @njit(**_JIT)

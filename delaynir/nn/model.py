@@ -9,6 +9,7 @@ logits = Σ_t softmax(v[t]),  loss = cross_entropy(logits, label),  prediction =
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,9 @@ from delaynir.nn.delay import DELAY_MODES, DelayLinear
 from delaynir.nn.neurons import LIF, LeakyReadout
 from delaynir.nn.sparse_delay import SIGNS, STRUCTURES, SparseDelayLinear
 from delaynir.numerics.quantize import WeightGrid, fake_quantize, weight_scale
+
+if TYPE_CHECKING:
+    from delaynir.numerics.number_formats import NumberFormat
 
 
 @dataclass
@@ -119,7 +123,8 @@ class DelaySNN(nn.Module):
         self.readout = LeakyReadout(config.n_outputs, tau_steps=config.tau_steps)
         self.spike_rates: list[float] = []
         self.frozen_batchnorm = False
-        self.number_format = None  #: thresholds and biases rounded as compile rounds them (quantize_as)
+        #: thresholds and biases rounded as compile rounds them (quantize_as)
+        self.number_format: NumberFormat | None = None
         self.register_load_state_dict_post_hook(self._round_decays)
         self.record = False  #: keep each hidden layer's spikes of the last forward in ``recorded``
         self.recorded: list[torch.Tensor] = []
@@ -142,6 +147,22 @@ class DelaySNN(nn.Module):
     def sparse_layers(self) -> list[SparseDelayLinear]:
         return [layer for layer in self.delays if isinstance(layer, SparseDelayLinear)]
 
+    def delay_layer(self, k: int) -> DelayLinear | SparseDelayLinear:
+        """Delay layer k, typed (an nn.ModuleList gives nn.Module; ``_delay_layer`` built them all)."""
+        layer = self.delays[k]
+        assert isinstance(layer, (DelayLinear, SparseDelayLinear))
+        return layer
+
+    def delay_layers(self) -> list[DelayLinear | SparseDelayLinear]:
+        """The delay layers in order, typed (``delay_layer``)."""
+        return [self.delay_layer(k) for k in range(len(self.delays))]
+
+    def lif_layer(self, k: int) -> LIF:
+        """Hidden layer k's neurons, typed."""
+        lif = self.neurons[k]
+        assert isinstance(lif, LIF)
+        return lif
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         if self.number_format is not None and self.number_format.input is not None:
@@ -154,7 +175,7 @@ class DelaySNN(nn.Module):
             current = norm(current.reshape(T * B, C)).view(T, B, C)
             threshold = None
             if self.number_format is not None:
-                current, threshold = self._as_deployed(k, current, lif.threshold)
+                current, threshold = self._as_deployed(k, current, self.lif_layer(k).threshold)
             spikes = lif(current, threshold)
             rates.append(float(spikes.detach().mean()))
             if self.record:
@@ -170,7 +191,7 @@ class DelaySNN(nn.Module):
         """(a, b') of layer k, float64 (out,): its BatchNorm (eval statistics) folded into weights a ⊙ W and
         bias b' = a · b + c, a = γ / √(var + ε), c = β_bn − a · μ; a is None without BatchNorm (b' = b,
         and b = 0 without a bias)."""
-        delay = self.delays[k]
+        delay = self.delay_layer(k)
         b = (
             delay.bias.detach().double()
             if delay.bias is not None
@@ -180,31 +201,36 @@ class DelaySNN(nn.Module):
         if not isinstance(bn, nn.BatchNorm1d):
             return None, b
         a = batchnorm_gain(bn, torch.float64)
-        return a, a * b + (bn.bias.detach().double() - a * bn.running_mean.double())
+        beta_bn, mean = _batchnorm_parameters(bn)[1:3]
+        return a, a * b + (beta_bn.detach().double() - a * mean.double())
 
     def _as_deployed(self, k: int, current: torch.Tensor, threshold: torch.Tensor | None):
         """Layer k's current and threshold with the bias and θ rounded as compile rounds them (number_format)
         on the scale of its fake-quantised weights: I + (q(b') − b') with b' the folded bias, and q(θ)."""
-        scale = self.delays[k].weight_transform.scale.double()
+        transform, number_format = self.delay_layer(k).weight_transform, self.number_format
+        if not isinstance(transform, _FoldedFakeQuantize) or number_format is None:
+            raise ConfigError("a deployed number format needs fake-quantised weights; set both with quantize_as")
+        assert transform.scale is not None, "the layer's forward pass (weight_transform) sets the scale"
+        scale = transform.scale.double()
         bias = self.folding(k)[1].to(scale.device)
-        shift = (self.number_format.bias.quantize(bias, scale) - bias).to(current.dtype)
+        shift = (number_format.bias.quantize(bias, scale) - bias).to(current.dtype)
         if threshold is not None:
-            threshold = self.number_format.threshold.quantize(threshold.double(), scale).to(threshold.dtype)
+            threshold = number_format.threshold.quantize(threshold.double(), scale).to(threshold.dtype)
         return current + shift, threshold
 
     def set_sigma(self, sigma: float) -> None:
         """Set the Gaussian kernel width (steps) of every learned delay layer."""
-        for layer in self.delays:
+        for layer in self.delay_layers():
             layer.sigma = float(sigma)
 
     def clamp_positions_(self) -> None:
-        for layer in self.delays:
+        for layer in self.delay_layers():
             if layer.mode == "learned":
                 layer.clamp_positions_()
 
     def set_kernel(self, kernel: str) -> None:
         """Force ``gaussian`` or ``rounded`` kernels in every delay layer (``auto``: by train/eval mode)."""
-        for layer in self.delays:
+        for layer in self.delay_layers():
             layer.kernel = kernel
 
     def train(self, mode: bool = True) -> DelaySNN:
@@ -224,7 +250,7 @@ class DelaySNN(nn.Module):
         """
         self.frozen_batchnorm = grid is not None
         self.set_kernel("rounded" if grid is not None else "auto")
-        for k, layer in enumerate(self.delays):
+        for k, layer in enumerate(self.delay_layers()):
             norm = self.norms[k] if k < len(self.norms) else None
             layer.weight_transform = None if grid is None else _FoldedFakeQuantize(grid, norm)
         self.number_format = number_format if grid is not None else None
@@ -249,7 +275,16 @@ class DelaySNN(nn.Module):
 
 def batchnorm_gain(norm: nn.BatchNorm1d, dtype: torch.dtype | None = None) -> torch.Tensor:
     """a = γ / √(var + ε) of a BatchNorm's eval statistics, detached (out,), in ``dtype`` (default: its own)."""
-    return norm.weight.detach().to(dtype) / torch.sqrt(norm.running_var.to(dtype) + norm.eps)
+    gamma, _, _, var = _batchnorm_parameters(norm)
+    return gamma.detach().to(dtype) / torch.sqrt(var.to(dtype) + norm.eps)
+
+
+def _batchnorm_parameters(norm: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(γ, β, running mean, running var) of an affine BatchNorm with running statistics (the model's)."""
+    gamma, beta, mean, var = norm.weight, norm.bias, norm.running_mean, norm.running_var
+    if gamma is None or beta is None or mean is None or var is None:
+        raise ConfigError("BatchNorm folding needs affine=True and track_running_stats=True")
+    return gamma, beta, mean, var
 
 
 class _FoldedFakeQuantize:

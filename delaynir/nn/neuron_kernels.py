@@ -18,13 +18,24 @@ are (T, N) C-contiguous arrays, per-neuron parameters (N,).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 import torch
 from numba import njit, prange
 
-_JIT = {"parallel": True, "fastmath": False, "boundscheck": False, "cache": True, "nogil": True, "error_model": "numpy"}
+if TYPE_CHECKING:
+    from delaynir.nn.event_kernels import JitOptions
+
+_JIT: JitOptions = {
+    "parallel": True,
+    "fastmath": False,
+    "boundscheck": False,
+    "cache": True,
+    "nogil": True,
+    "error_model": "numpy",
+}
 
 
 @njit(**_JIT)

@@ -151,6 +151,9 @@ def beta_from_tau(tau_steps: float) -> float:
 class LIF(nn.Module):
     """LIF layer with per-neuron β and θ (buffers, not trained); forward returns spikes (T, B, C)."""
 
+    beta: torch.Tensor
+    threshold: torch.Tensor
+
     def __init__(
         self, n: int, *, tau_steps: float = 10.05, threshold: float = 1.0, reset: str = "hard", alpha: float = 5.0
     ):
@@ -172,6 +175,8 @@ class LIF(nn.Module):
 
 class LeakyReadout(nn.Module):
     """Non-spiking leaky integrator readout with per-neuron β; forward returns v (T, B, C)."""
+
+    beta: torch.Tensor
 
     def __init__(self, n: int, *, tau_steps: float = 10.05):
         super().__init__()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 
@@ -120,7 +120,7 @@ class Rewiring:
             self._after_step(optimizer, rewire)
 
     @contextlib.contextmanager
-    def _step_rng(self, step: int, *, random: bool):
+    def _step_rng(self, step: int, *, random: bool) -> Iterator[None]:
         """The global RNGs seeded by (seed, step) inside, restored after (a no-op without a seed)."""
         if self.seed is None or not random or not self.layers:
             yield

@@ -60,6 +60,12 @@ class SparseDelayLinear(nn.Module):
         bias, sigma, kernel, sparse_threshold, generator: as ``DelayLinear``.
     """
 
+    candidate: torch.Tensor  #: buffer (budget,) int64: the candidate each slot holds
+    alive: torch.Tensor  #: buffer (budget,) bool
+    candidate_sign: torch.Tensor  #: buffer (#candidates,) int8: σ_c
+    positions: torch.Tensor | None  #: pairs: p (out, in), a Parameter when learned, else a buffer; taps: None
+    bias: nn.Parameter | None
+
     def __init__(
         self,
         in_features: int,
@@ -172,11 +178,15 @@ class SparseDelayLinear(nn.Module):
         tap, pre, post = self.decode(self.candidate)
         return post, pre if tap is None else tap * self.in_features + pre
 
-    def integer_delays(self) -> torch.Tensor:
-        """pairs: the deployed delays round(clamp(p, 0, D − 1)) as int64 (out, in)."""
+    def _pair_positions(self) -> torch.Tensor:
+        """pairs: the positions p (out, in); a taps layer has none."""
         if self.positions is None:
             raise ConfigError("a taps layer has fixed delays per connection; use synapse_table()")
-        return torch.round(self.positions.detach().clamp(0, self.max_delay - 1)).long()
+        return self.positions
+
+    def integer_delays(self) -> torch.Tensor:
+        """pairs: the deployed delays round(clamp(p, 0, D − 1)) as int64 (out, in)."""
+        return torch.round(self._pair_positions().detach().clamp(0, self.max_delay - 1)).long()
 
     @torch.no_grad()
     def clamp_positions_(self) -> None:
@@ -206,9 +216,10 @@ class SparseDelayLinear(nn.Module):
     def _tap_list(self) -> TapList:
         """The kernel's entries: taps (k_s, i_s, j_s); pairs all D taps of every slot (Gaussian) or round(p)."""
         gaussian = self.uses_gaussian()
-        key = (gaussian, self.candidate.data_ptr(), self.candidate._version)
+        key: tuple[int, ...] = (gaussian, self.candidate.data_ptr(), self.candidate._version)
         if self.structure == "pairs" and not gaussian:
-            key += (self.positions.data_ptr(), self.positions._version)
+            positions = self._pair_positions()
+            key += (positions.data_ptr(), positions._version)
         if self._taps_cache is None or self._taps_cache[0] != key:
             self._taps_cache = (key, self._entries(self.candidate, gaussian))
         return self._taps_cache[1]
@@ -236,7 +247,7 @@ class SparseDelayLinear(nn.Module):
         w = self.slot_weight()
         if self.uses_gaussian():
             _, pre, post = self.decode(self.candidate)
-            p = self.positions[post, pre]
+            p = self._pair_positions()[post, pre]
             values = _GaussianTable.apply(w, p.contiguous(), self.sigma, self.max_delay).reshape(-1)
         else:
             values = w
@@ -283,14 +294,18 @@ class SparseDelayLinear(nn.Module):
             if self.structure == "taps":
                 return g.reshape(-1)
             if self.uses_gaussian():
-                return (gaussian_taps(self.positions.detach().t(), self.sigma, self.max_delay) * g).sum(0).reshape(-1)
+                return (
+                    (gaussian_taps(self._pair_positions().detach().t(), self.sigma, self.max_delay) * g)
+                    .sum(0)
+                    .reshape(-1)
+                )
             return g.gather(0, self.integer_delays().t().unsqueeze(0)).reshape(-1)
         gaussian = self.uses_gaussian()
         g = captured.at(self._entries(candidates, gaussian))
         if not gaussian:
             return g
         _, pre, post = self.decode(candidates)
-        p = self.positions.detach()[post, pre]
+        p = self._pair_positions().detach()[post, pre]
         return (gaussian_taps(p, self.sigma, self.max_delay) * g.view(self.max_delay, -1)).sum(0)
 
     @torch.no_grad()

@@ -54,8 +54,11 @@ def _bases(T: int, D: int, dtype: torch.dtype, device: torch.device) -> _Bases:
         weight[-1] = 1.0
     x_basis = forward_basis(T)
     inv = (x_basis * weight.repeat(2)[:, None] / n).t()  # Re(Y e^{iθ}) = Re Y cos θ − Im Y sin θ
-    as_ = {"dtype": dtype, "device": device}
-    return _Bases(x=x_basis.to(**as_), k=forward_basis(D).to(**as_), inv=inv.contiguous().to(**as_))
+    return _Bases(
+        x=x_basis.to(dtype=dtype, device=device),
+        k=forward_basis(D).to(dtype=dtype, device=device),
+        inv=inv.contiguous().to(dtype=dtype, device=device),
+    )
 
 
 def n_frequencies(T: int, D: int) -> int:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
 
@@ -126,7 +126,8 @@ class ShiftDecay:
     def unrepresentable(self, values: np.ndarray) -> np.ndarray:
         allowed = 1.0 - 2.0 ** -np.arange(0, self._kmax() + 1, dtype=np.float64)
         values = np.asarray(values, dtype=np.float64).ravel()
-        return ~np.isclose(values[:, None], allowed[None, :], rtol=0.0, atol=DECAY_TOL).any(axis=1)
+        close = np.isclose(values[:, None], allowed[None, :], rtol=0.0, atol=DECAY_TOL)
+        return ~cast(np.ndarray, close.any(axis=1))  # numpy's stubs: any(axis=...) may be a scalar; here (n,)
 
     @property
     def form(self) -> str:

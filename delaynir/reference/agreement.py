@@ -44,7 +44,7 @@ class Tally:
 
 
 def first_divergence(ref: SimulationResult, other: SimulationResult, offset: int) -> dict[str, Any] | None:
-    best = None
+    best: dict[str, Any] | None = None
     for layer, a in ref.spikes.items():
         if layer not in other.spikes:
             continue

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from delaynir.ir.graph import DelayGraph
 from delaynir.ir.graph_io import load_graph
 from delaynir.reference.simulate import SimulationResult, simulate
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 
 @dataclass
@@ -17,7 +22,7 @@ class ReferenceModel:
 
     graph: DelayGraph
 
-    def run(self, inputs) -> SimulationResult:
+    def run(self, inputs: torch.Tensor | np.ndarray) -> SimulationResult:
         """``inputs`` (T, B, n_inputs) through the graph from zero state, every layer recorded."""
         return simulate(self.graph, inputs, record=True)
 

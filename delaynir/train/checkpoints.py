@@ -62,7 +62,7 @@ def content_digest(value: Any) -> str:
 
 
 #: What a checkpoint.pt and a model.pt must hold (key: type), checked when they are loaded.
-CHECKPOINT_KEYS = {
+CHECKPOINT_KEYS: dict[str, type] = {
     "epoch": int,
     "best_val": float,
     "model": dict,
@@ -72,7 +72,7 @@ CHECKPOINT_KEYS = {
     "config": dict,
     "data": dict,
 }
-MODEL_KEYS = {
+MODEL_KEYS: dict[str, type] = {
     "model": dict,
     "model_config": dict,
     "config": dict,
@@ -82,7 +82,7 @@ MODEL_KEYS = {
     "val_accuracy": float,
 }
 #: What the ``data`` entry of both must hold (how the run binned its training file).
-DATA_KEYS = {
+DATA_KEYS: dict[str, type] = {
     "train_file": str,
     "dt": float,
     "n_steps": int,
@@ -93,9 +93,9 @@ DATA_KEYS = {
 }
 #: What a model.pt's ``weight_grid`` must hold when it is not None (the fine-tuning grid,
 #: delaynir.numerics.quantize.WeightGrid).
-WEIGHT_GRID_KEYS = {"q_min": int, "q_max": int, "step": int, "per_output_channel": bool}
+WEIGHT_GRID_KEYS: dict[str, type] = {"q_min": int, "q_max": int, "step": int, "per_output_channel": bool}
 #: What a model.pt's ``number_format`` must hold when it is not None (delaynir.numerics.number_formats.record_of).
-NUMBER_FORMAT_KEYS = {"decay": str}
+NUMBER_FORMAT_KEYS: dict[str, type] = {"decay": str}
 
 
 def torch_load_safely(path: Path, advice: str = "") -> Any:
@@ -136,11 +136,11 @@ def load_pt(path: str | Path, keys: dict[str, type] | None = None) -> dict[str, 
     problems = _entry_problems(payload, keys or {}, "")
     if "data" in (keys or {}) and isinstance(payload.get("data"), dict):
         problems += _entry_problems(payload["data"], DATA_KEYS, "data.")
-    for entry, keys in (("weight_grid", WEIGHT_GRID_KEYS), ("number_format", NUMBER_FORMAT_KEYS)):
+    for entry, entry_keys in (("weight_grid", WEIGHT_GRID_KEYS), ("number_format", NUMBER_FORMAT_KEYS)):
         value = payload.get(entry)
         if value is not None:
             problems += (
-                _entry_problems(value, keys, f"{entry}.")
+                _entry_problems(value, entry_keys, f"{entry}.")
                 if isinstance(value, dict)
                 else [f"{entry} is a {type(value).__name__}, expected dict or None"]
             )

@@ -15,13 +15,16 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from delaynir.common.text import read_text
 from delaynir.data.split import VAL_FRACTION
 from delaynir.errors import ConfigError
 from delaynir.nn.delay import DELAY_MODES as DELAY_MODES  # the choices of `delays`, re-exported with the others
 from delaynir.nn.sparse_delay import STRUCTURES
+
+if TYPE_CHECKING:
+    from delaynir.nn.model import ModelConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -127,7 +130,7 @@ class TrainConfig:
         if problems:
             raise ConfigError("invalid training configuration:\n  " + "\n  ".join(dict.fromkeys(problems)))
 
-    def model_config(self, n_inputs: int, n_outputs: int):
+    def model_config(self, n_inputs: int, n_outputs: int) -> ModelConfig:
         """The network these settings build for ``n_inputs`` inputs and ``n_outputs`` classes (a ModelConfig)."""
         from delaynir.nn.model import ModelConfig
 

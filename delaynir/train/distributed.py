@@ -101,7 +101,7 @@ class DistContext:
 
         ids = [self.device.index] if self.device.type == "cuda" else None
         newer = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters  # torch >= 2.14
-        no_sync = {"forward_sync_buffers": False} if newer else {"broadcast_buffers": False}
+        no_sync: dict[str, Any] = {"forward_sync_buffers": False} if newer else {"broadcast_buffers": False}
         return DistributedDataParallel(model, device_ids=ids, **no_sync)
 
 

@@ -44,6 +44,7 @@ import torch
 
 from delaynir.common import outputs
 from delaynir.errors import CheckpointError, ConfigError
+from delaynir.nn.delay import DelayLinear
 from delaynir.nn.model import DelaySNN, ModelConfig
 from delaynir.train import checkpoints
 from delaynir.train.config import dumps_toml, make_config
@@ -185,7 +186,8 @@ def build_model(
     )
     model = DelaySNN(config)
     with torch.no_grad():
-        for k, (layer, delay) in enumerate(zip(layers, model.delays)):
+        for k, (layer, delay) in enumerate(zip(layers, model.delay_layers())):
+            assert isinstance(delay, DelayLinear), "the config above has dense delay layers"
             lag = readout_lag if k == len(layers) - 1 else hidden_lag
             p = (max_delay - 1) - (layer.P + max_delay // 2) + lag
             if p.min() < lag - 1e-6 or p.max() > max_delay - 1 + lag + 1e-6:

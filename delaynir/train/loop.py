@@ -115,6 +115,7 @@ def _build_state(
     model = build_model(config, n_inputs, n_outputs)
     grid, number_format = target_arithmetic(config, data_info)
     if grid is not None:
+        assert number_format is not None, "target_arithmetic gives both or neither"
         model.quantize_as(grid, NumberFormat.from_record(number_format))
     if config.init_from:
         model.load_state_dict(checkpoints.load_pt(config.init_from, checkpoints.MODEL_KEYS)["model"])
@@ -179,7 +180,8 @@ def evaluate_model(
     model.eval()
     kernels = [layer.kernel for layer in model.delays]
     model.set_kernel(kernel)
-    correct = total = 0
+    correct: float = 0  # counts, floats once summed over processes
+    total: float = 0
     loss_sum = 0.0
     rate_sums = [0.0] * len(model.neurons)
     try:
@@ -351,8 +353,15 @@ def _train(
         device,
         f" × {ctx.world_size} processes (global batch {config.batch_size})" if ctx.enabled else "",
     )
-    shard = {"rank": ctx.rank, "world_size": ctx.world_size}
-    val_loader = make_loader(dataset, val_idx, batch_size=config.batch_size, shuffle=False, pad_shards=False, **shard)
+    val_loader = make_loader(
+        dataset,
+        val_idx,
+        batch_size=config.batch_size,
+        shuffle=False,
+        pad_shards=False,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+    )
     total_steps = config.epochs * steps_per_epoch
     model = state.model
     net = ctx.wrap(model)
@@ -366,10 +375,13 @@ def _train(
             shuffle=True,
             seed=config.seed + epoch,
             num_workers=config.num_workers,
-            **shard,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
         )
         model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
+        loss_sum = 0.0
+        correct: float = 0  # counts, floats once summed over processes
+        seen: float = 0
         bar = tqdm(loader, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress, unit="batch")
         for i, (x, y) in enumerate(bar):
             step = (epoch - 1) * steps_per_epoch + i

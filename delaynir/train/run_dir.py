@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from delaynir import __version__
 from delaynir.data import SpikeDataset, make_loader, validation_split
@@ -32,6 +32,9 @@ from delaynir.numerics.number_formats import NumberFormat
 from delaynir.numerics.quantize import WeightGrid
 from delaynir.train import checkpoints
 from delaynir.train.config import TrainConfig, make_config
+
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader
 
 MAX_INPUTS = 140  #: pool=0 picks the smallest factor giving at most this many input channels
 #: The DelayGraph input spec's entries taken from a run's ``data`` record (binning, encoding, value range).
@@ -71,8 +74,8 @@ def open_dataset(
 
 def input_encoding(dataset: SpikeDataset | FramesDataset) -> InputSpec:
     """What the network input holds: ``spikes`` (counts per bin) or ``graded`` (real values, with their range)."""
-    if getattr(dataset, "graded", False):
-        return InputSpec(encoding="graded", value_range=tuple(dataset.value_range()))
+    if isinstance(dataset, FramesDataset):  # graded = True
+        return InputSpec(encoding="graded", value_range=dataset.value_range())
     return InputSpec(encoding="spikes")
 
 
@@ -154,7 +157,7 @@ class Run:
     @classmethod
     def of(cls, run: Run | str | Path) -> Run:
         """``run`` itself when already opened, else the run directory at that path."""
-        return run if isinstance(run, cls) else cls(run)
+        return run if isinstance(run, Run) else cls(run)
 
     def _arithmetic(self) -> tuple[WeightGrid | None, NumberFormat | None]:
         if "weight_grid" in self.payload:
@@ -233,7 +236,7 @@ class Run:
             )
         return dataset
 
-    def validation_loader(self, batch_size: int = 256):
+    def validation_loader(self, batch_size: int = 256) -> DataLoader:
         """Batches of the validation split of the training file (the run's model selection; never the test file)."""
         dataset = self.dataset()
         _, val_idx = validation_split(dataset, fraction=self.config.val_fraction, seed=self.config.seed)
