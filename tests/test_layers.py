@@ -116,3 +116,24 @@ def test_the_layer_check_sees_an_upward_import(tmp_path):
         ("delaynir.handoff.verify", False),
     ]
     assert _layer("delaynir.handoff.verify") > _layer("delaynir.ir.graph")
+
+
+def test_every_package_of_the_tree_is_installed():
+    """pyproject.toml lists packages by name (package-dir maps converters/ and targets/ under delaynir), so a new
+    folder left out of the list would be missing from a wheel install while an editable install still works."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    root = CORE.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in CORE.rglob("__init__.py")}
+    found |= {
+        "delaynir." + ".".join(p.parent.relative_to(root).parts)
+        for folder in ("converters", "targets")
+        for p in (root / folder).rglob("__init__.py")
+    }
+    assert found == listed
