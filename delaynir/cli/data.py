@@ -98,7 +98,9 @@ def cmd_check(args) -> int:
     if graded:
         ds = FramesDataset(args.file, dt=args.dt if args.dt is not None else _frame_dt(args.file))
     else:
-        ds = SpikeDataset(args.file, dt=args.dt or 0.01, n_steps=1, pool=1, n_channels=args.channels, cache=False)
+        ds = SpikeDataset(
+            args.file, dt=0.01 if args.dt is None else args.dt, n_steps=1, pool=1, n_channels=args.channels, cache=False
+        )
     speakers = None if ds.speakers is None else sorted({int(s) for s in ds.speakers})
     result = {
         "file": str(args.file),

@@ -40,6 +40,15 @@ def check_output(
     return path
 
 
+def _mode(full: int) -> int:
+    """``full`` (0o666 for a file, 0o777 for a directory) less the user's umask: the mode a plain ``open`` or
+    ``mkdir`` gives. Temporaries are created private (mkstemp, mkdtemp); a committed output is meant to be read
+    by the colleague it is handed to."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return full & ~umask
+
+
 @contextmanager
 def atomic_path(
     path: str | os.PathLike, *, overwrite: bool = True, error: type[DelayNIRError] = ConfigError
@@ -55,6 +64,7 @@ def atomic_path(
     os.close(fd)
     try:
         yield Path(tmp)
+        Path(tmp).chmod(_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -77,11 +87,9 @@ def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        for file in tmp.iterdir():  # temporary files are private; a hand-off is meant to be read
-            file.chmod(0o666 & ~umask)
-        tmp.chmod(0o777 & ~umask)
+        for file in tmp.iterdir():
+            file.chmod(_mode(0o666))
+        tmp.chmod(_mode(0o777))
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
             os.replace(out, old / out.name)

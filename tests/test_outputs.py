@@ -1,0 +1,40 @@
+"""What delaynir writes is committed with the mode the user's umask gives (temporaries are private); a time
+step of zero is refused, not taken for "not given"."""
+
+import os
+import stat
+
+import pytest
+
+from delaynir.cli import main
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test; restored afterwards."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_compiled_and_exported_files_get_the_mode_of_the_users_umask(small_run, tmp_path, umask, mask):
+    umask(mask)
+    graph = tmp_path / "g.h5"
+    assert main(["-q", "compile", str(small_run), "--target", "int8", "--out", str(graph)]) == 0
+    written = [graph]
+    for fmt in ("nir", "onnx"):
+        written.append(tmp_path / f"g.{fmt}")
+        assert main(["-q", "export", str(graph), "--format", fmt, "-o", str(written[-1])]) == 0
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path  # mkstemp's 0600 before this was fixed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.h5", "g.nir", "g.onnx"]  # no temporary left
+
+
+@pytest.mark.parametrize("value", ["0", "-0.01", "nan", "inf"])
+def test_data_check_refuses_a_dt_that_is_not_a_positive_number_of_seconds(small_run, capsys, value):
+    """``--dt 0`` used to be read as "not given" and the file reported with 0.01 s steps."""
+    assert main(["-q", "data", "check", str(small_run.parent / "data" / "test.h5"), "--dt", value]) == 2
+    captured = capsys.readouterr()
+    assert "dt must be a positive number of seconds" in captured.err and not captured.out, captured
