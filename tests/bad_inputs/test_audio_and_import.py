@@ -7,6 +7,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 import soundfile
 import torch
 from conftest import refused
@@ -142,6 +143,29 @@ def test_a_checkpoint_with_unexpected_keys(tmp_path):
         ["import-model", ckpt, "--from", "snn-delays", "--out", tmp_path / "run", "--data", _frames_dir(tmp_path)],
         names="plif.pt",
         says="unexpected keys model.1.w",
+        inputs=[ckpt],
+        outputs=[tmp_path / "run"],
+    )
+
+
+@pytest.mark.parametrize("tensor", ["weight", "P", "SIG"])
+def test_a_checkpoint_with_nan_weights_or_delay_positions(tmp_path, tensor):
+    """NaN weights or positions used to import; compile and evaluate then failed or misled."""
+    state = {
+        "model.0.weight": torch.zeros(3, 4, 1),
+        "model.0.P": torch.zeros(1, 3, 4, 1),
+        "model.0.SIG": torch.ones(1, 3, 4, 1),
+        "model.1.weight": torch.zeros(2, 3, 1),
+        "model.1.P": torch.zeros(1, 2, 3, 1),
+        "model.1.SIG": torch.ones(1, 2, 3, 1),
+    }
+    state[f"model.0.{tensor}"].view(-1)[1] = float("nan")
+    ckpt = tmp_path / "diverged.pt"
+    torch.save(state, ckpt)
+    refused(
+        ["import-model", ckpt, "--from", "snn-delays", "--out", tmp_path / "run", "--data", _frames_dir(tmp_path)],
+        names="diverged.pt",
+        says=[f"non-finite values (NaN or inf) in model.0.{tensor} (1)", "must be finite"],
         inputs=[ckpt],
         outputs=[tmp_path / "run"],
     )
