@@ -89,6 +89,19 @@ def frames_problems(f: h5py.File) -> list[str]:
             f"'{FRAMES}' must be a float dataset (samples, steps, channels), found "
             f"{getattr(ds, 'shape', 'none')} {getattr(ds, 'dtype', '')}"
         )
+    elif 0 in ds.shape[1:]:
+        problems.append(
+            f"'{FRAMES}' has {ds.shape[1]} steps of {ds.shape[2]} channels; a sample needs at least one of each"
+        )
+    features = f.attrs.get(FEATURES_ATTR, "{}")
+    try:
+        if not isinstance(json.loads(features), dict):
+            raise ValueError
+    except (TypeError, ValueError):  # bytes that are not UTF-8, text that is not JSON, JSON that is not an object
+        problems.append(
+            f"root attribute '{FEATURES_ATTR}' must be a JSON object of the settings that made the frames, found "
+            f"{str(features)[:60]!r}; remove it or remake the file with `delaynir data audio`"
+        )
     dt = f.attrs.get(DT_ATTR)
     if not (isinstance(dt, (float, np.floating, int, np.integer)) and 0 < float(dt) < math.inf):
         problems.append(f"root attribute '{DT_ATTR}' must be the positive frame step in seconds, found {dt!r}")

@@ -100,6 +100,33 @@ def test_a_frames_file_without_its_time_step(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    "case, frames, features, says",
+    [
+        ("no frames", np.zeros((2, 0, 3)), None, "0 steps of 3 channels"),
+        ("no bands", np.zeros((2, 5, 0)), None, "5 steps of 0 channels"),
+        ("features not JSON", np.zeros((2, 5, 3)), "{not json", "'features' must be a JSON object"),
+        ("features a list", np.zeros((2, 5, 3)), "[1, 2]", "'features' must be a JSON object"),
+    ],
+)
+def test_a_frames_file_that_is_empty_or_carries_unreadable_settings(tmp_path, case, frames, features, says):
+    """data check called these valid, and train crashed on them (empty) or every command did (features)."""
+    path = tmp_path / "frames.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"layout": "frames", "dt": 0.01})
+        f["frames"], f["labels"] = frames, np.array([0, 1])
+        if features is not None:
+            f.attrs["features"] = features
+    refused(["data", "check", path], names="frames.h5", says=says, inputs=[path])
+    refused(
+        ["train", "--data", path, "--out", tmp_path / "run"],
+        names="frames.h5",
+        says=says,
+        inputs=[path],
+        outputs=[tmp_path / "run"],
+    )
+
+
 def _frames_dir(root: Path) -> Path:
     write_frames_file(root / "train.h5", np.random.default_rng(0).random((6, 10, 4)), [0, 1, 2] * 2, dt=0.01)
     return root
