@@ -31,6 +31,7 @@ import numpy as np
 import soundfile
 from tqdm.auto import tqdm
 
+from delaynir.common.outputs import check_output
 from delaynir.common.text import read_text
 from delaynir.data.features import FeatureConfig, log_mel, normalise
 from delaynir.data.frames import write_frames_file
@@ -158,7 +159,7 @@ def convert_audio(
         raise AudioFormatError(
             f"{in_dir}: no training recordings; the shift of the features is the training split's minimum"
         )
-    out_dir = Path(out_dir)
+    out_dir = check_output(out_dir, overwrite=True, directory=True)  # a directory, not a file nor under one
     paths = {split: out_dir / f"{split}.h5" for split in SPLITS if any(r.split == split for r in recordings)}
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not overwrite:

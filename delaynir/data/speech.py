@@ -64,6 +64,7 @@ import numpy as np
 import soundfile
 from tqdm.auto import tqdm
 
+from delaynir.common.outputs import check_output
 from delaynir.data.cochlea import Cochlea, CochleaConfig, lif_run
 from delaynir.data.synth import write_spike_file
 from delaynir.errors import ConfigError, DelayNIRError
@@ -488,8 +489,7 @@ class SpeechSummary:
 
 
 def _check_outputs(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"{out_dir} exists and is not a directory; choose another --out")
+    check_output(out_dir, overwrite=True, directory=True)  # a directory, not a file nor under one
     existing = [str(out_dir / name) for name in OUTPUTS if (out_dir / name).exists()]
     if existing and not overwrite:
         raise ConfigError(

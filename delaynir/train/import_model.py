@@ -239,7 +239,7 @@ def import_model(
     if source not in SOURCES:
         raise ConfigError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     tau_steps = DEFAULT_TAU[source] if tau_steps is None else tau_steps
-    out = Path(out)
+    out = outputs.check_output(out, overwrite=True, directory=True)  # a directory, not a file nor under one
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise CheckpointError(
             f"run directory {out} already exists and is not empty; choose a new --out or pass --overwrite"

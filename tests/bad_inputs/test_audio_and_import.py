@@ -196,3 +196,24 @@ def test_a_checkpoint_with_nan_weights_or_delay_positions(tmp_path, tensor):
         inputs=[ckpt],
         outputs=[tmp_path / "run"],
     )
+
+
+@pytest.mark.parametrize("under", [False, True], ids=["a file", "under a file"])
+@pytest.mark.parametrize("command", ["data audio", "import-model"])
+def test_an_output_directory_that_is_a_file_or_lies_under_one(tmp_path, command, under):
+    """Both commands did all their work first and then died with a traceback in mkdir."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("a user's file")
+    out = blocker / "out" if under else blocker
+    if command == "data audio":
+        argv = ["data", "audio", "--in", _audio_dir(tmp_path / "audio"), "--out", out]
+    else:
+        ckpt = tmp_path / "model.pt"
+        torch.save({"model.0.weight": torch.zeros(3, 4, 1)}, ckpt)
+        argv = ["import-model", ckpt, "--from", "snn-delays", "--out", out, "--data", _frames_dir(tmp_path)]
+    refused(
+        argv,
+        names="taken",
+        says="is a file, not a directory" if under else "exists and is not a directory",
+        inputs=[blocker],
+    )
