@@ -275,6 +275,20 @@ def test_missing_lava_environment_says_how_to_build_it(tmp_path, monkeypatch):
         EXECUTORS["lava"].load(path)
 
 
+def test_a_python_without_lava_is_named_by_the_variable_that_chose_it(tmp_path, monkeypatch):
+    """#28: the error named the deleted temporary netx file and not the environment variable that chose the Python."""
+    import sys
+
+    path = export_netx(small_chain(), tmp_path / "m.h5")
+    monkeypatch.setenv("DELAYNIR_LAVA_PYTHON", sys.executable)  # numpy, but no Lava
+    model = EXECUTORS["lava"].load(path)
+    with pytest.raises(ExecutorUnavailable) as refused:
+        model.run(torch.zeros(4, 1, 3))
+    message = str(refused.value)
+    assert f"$DELAYNIR_LAVA_PYTHON={sys.executable} cannot import" in message and "No module named 'lava" in message
+    assert "build_lava_env.sh --profile netx" in message and str(path) not in message
+
+
 def test_a_loihi2_bundle_without_lava_is_written_with_lava_unavailable(tmp_path, monkeypatch):
     from delaynir.handoff.bundle import check_bundle, write_graph_bundle
 

@@ -46,18 +46,28 @@ RUNNER = Path(__file__).resolve().parent / "lava_run.py"  #: run by the Lava env
 BUILD = "targets/loihi2/build_lava_env.sh"
 
 
-def lava_python() -> Path:
-    """The Lava environment's python ($DELAYNIR_LAVA_PYTHON, else the build script's default env);
-    ExecutorUnavailable saying how to build it when there is none."""
+def _chosen_python() -> tuple[Path, str]:
+    """(the Lava environment's python, how it was chosen): $DELAYNIR_LAVA_PYTHON, else the build script's
+    default environment ($LAVA_ENV, else ~/.cache/delaynir/lava-env)."""
     explicit = os.environ.get("DELAYNIR_LAVA_PYTHON")
+    if explicit:
+        return Path(explicit), f"$DELAYNIR_LAVA_PYTHON={explicit}"
     env = Path(os.environ.get("LAVA_ENV") or Path.home() / ".cache" / "delaynir" / "lava-env")
-    python = Path(explicit) if explicit else env / "bin" / "python"
+    return env / "bin" / "python", f"{env / 'bin' / 'python'} (the default Lava environment)"
+
+
+def _unavailable(why: str) -> ExecutorUnavailable:
+    return ExecutorUnavailable(
+        f"simulator 'lava' cannot run: {why}; build the Lava environment with `{BUILD} --profile netx` "
+        "and/or set DELAYNIR_LAVA_PYTHON to its bin/python"
+    )
+
+
+def lava_python() -> Path:
+    """The Lava environment's python; ExecutorUnavailable saying how to build it when there is none."""
+    python, where = _chosen_python()
     if not python.is_file():
-        where = f"$DELAYNIR_LAVA_PYTHON={explicit}" if explicit else f"{python} (the default Lava environment)"
-        raise ExecutorUnavailable(
-            f"simulator 'lava' cannot run: no Python at {where}; build the Lava environment "
-            f"with `{BUILD} --profile netx` and/or set DELAYNIR_LAVA_PYTHON to its bin/python"
-        )
+        raise _unavailable(f"no Python at {where}")
     return python
 
 
@@ -119,8 +129,14 @@ def _run_lava(path: Path, x: np.ndarray, input_message_bits: int, lags: list[int
             [str(python), str(RUNNER), str(path), str(inp), str(out)], capture_output=True, text=True, env=env
         )
         if done.returncode != 0:
-            tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-            raise ExportError(f"{path}: Lava failed to run it (exit {done.returncode}):\n{tail}")
+            lines = done.stderr.strip().splitlines()
+            _, where = _chosen_python()
+            if lines and lines[-1].startswith(("ModuleNotFoundError", "ImportError")):  # not a Lava environment
+                raise _unavailable(f"the Python at {where} cannot import what Lava needs ({lines[-1]})")
+            tail = "\n".join(lines[-15:])
+            raise ExportError(
+                f"Lava ({where}) failed to run the netx file of this graph (exit {done.returncode}):\n{tail}"
+            )
         with np.load(out) as data:
             return {key: data[key] for key in data.files}
 
