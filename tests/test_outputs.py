@@ -38,3 +38,20 @@ def test_data_check_refuses_a_dt_that_is_not_a_positive_number_of_seconds(small_
     assert main(["-q", "data", "check", str(small_run.parent / "data" / "test.h5"), "--dt", value]) == 2
     captured = capsys.readouterr()
     assert "dt must be a positive number of seconds" in captured.err and not captured.out, captured
+
+
+def test_of_two_writers_of_one_new_output_the_second_is_refused_and_the_first_kept(tmp_path):
+    """#28: the existence check and the rename were two steps, so two writers both exited 0 and the second
+    silently replaced what the first reported as written."""
+    from delaynir.common.outputs import atomic_path
+    from delaynir.errors import ConfigError
+
+    path = tmp_path / "g.h5"
+    refused = pytest.raises(ConfigError, match="created by another process while this one was writing it")
+    with refused, atomic_path(path, overwrite=False) as tmp:
+        tmp.write_text("second writer")
+        path.write_text("first writer")  # the other process commits while this one is still writing
+    assert path.read_text() == "first writer" and [p.name for p in tmp_path.iterdir()] == ["g.h5"]
+    with atomic_path(path, overwrite=True) as tmp:  # an explicit overwrite still replaces
+        tmp.write_text("replaced")
+    assert path.read_text() == "replaced" and [p.name for p in tmp_path.iterdir()] == ["g.h5"]

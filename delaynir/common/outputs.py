@@ -65,10 +65,33 @@ def atomic_path(
     try:
         yield Path(tmp)
         Path(tmp).chmod(_mode(0o666))
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _commit_new(Path(tmp), path, error)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _commit_new(tmp: Path, path: Path, error: type[DelayNIRError]) -> None:
+    """Rename ``tmp`` to ``path`` only if ``path`` still does not exist, in one step: a hard link fails where
+    the name is taken, so of two processes writing one new output one wins and the other is refused, instead
+    of both succeeding and the second silently replacing the first. Where the filesystem has no hard links,
+    the check and the rename are two steps, as before."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise error(
+            f"{path} was created by another process while this one was writing it; it is left as that process "
+            "wrote it (pass --overwrite to replace it)"
+        ) from None
+    except OSError:  # no hard links here (FAT, some network filesystems)
+        if path.exists():
+            raise error(f"{path} was created by another process while this one was writing it") from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

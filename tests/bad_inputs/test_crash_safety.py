@@ -35,20 +35,26 @@ TRAIN = ["--hidden", "8", "--max-delay", "4", "--epochs", "3", "--batch-size", "
 
 
 def _run_and_die(argv: list[str], name: str | None = None, nth: int = 0, when: str = "") -> None:
-    """``delaynir ARGV`` in this (forked) process, killed at the ``nth`` commit of ``name`` (None: never)."""
+    """``delaynir ARGV`` in this (forked) process, killed at the ``nth`` commit of ``name`` (None: never).
+
+    A commit is the rename that puts an output in place (os.replace) or, for a new output that must not replace
+    one written meanwhile, the hard link that does (os.link, delaynir.common.outputs)."""
     torch.set_num_threads(1)
-    real, seen = os.replace, {"n": 0}
+    seen = {"n": 0}
 
-    def replace(src, dst, *args, **kwargs):
-        hit = os.path.basename(os.fspath(dst)) == name
-        seen["n"] += hit
-        if hit and seen["n"] == nth and when == "before":
-            os.kill(os.getpid(), signal.SIGKILL)
-        real(src, dst, *args, **kwargs)
-        if hit and seen["n"] == nth and when == "after":
-            os.kill(os.getpid(), signal.SIGKILL)
+    def commit_point(real):
+        def commit(src, dst, *args, **kwargs):
+            hit = os.path.basename(os.fspath(dst)) == name
+            seen["n"] += hit
+            if hit and seen["n"] == nth and when == "before":
+                os.kill(os.getpid(), signal.SIGKILL)
+            real(src, dst, *args, **kwargs)
+            if hit and seen["n"] == nth and when == "after":
+                os.kill(os.getpid(), signal.SIGKILL)
 
-    os.replace = replace
+        return commit
+
+    os.replace, os.link = commit_point(os.replace), commit_point(os.link)
     os._exit(main(["-q", *map(str, argv)]))
 
 
