@@ -21,11 +21,11 @@ import importlib
 import importlib.metadata
 import logging
 import pkgutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.abc import Traversable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from delaynir.errors import DelayNIRError, reason
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from delaynir.export.executors import Executor, FileFormat
 
 log = logging.getLogger(__name__)
+
+V = TypeVar("V")
 
 ENTRY_POINT_GROUP = "delaynir.targets"  #: the entry-point group an installed target registers under
 BUILTIN_PACKAGE = "delaynir.targets"  #: the package whose sub-packages are the repository's targets
@@ -152,27 +154,27 @@ def rediscover() -> None:
     _registered = None
 
 
-def _unique(kind: str, items: Iterator[tuple[str, TargetPlugin]]) -> dict[str, TargetPlugin]:
-    owners: dict[str, TargetPlugin] = {}
-    for key, plugin in items:
-        if key in owners:
+def unique(kind: str, entries: Iterable[tuple[str, str, V]]) -> dict[str, V]:
+    """name → value over (name, owner, value) entries, in order; PluginError naming both owners where a name
+    repeats (the one rule for every registry: profiles, arithmetics, executors)."""
+    found: dict[str, tuple[str, V]] = {}
+    for name, owner, value in entries:
+        if name in found:
             raise PluginError(
-                f"the {kind} {key!r} is registered by two targets, {owners[key].name} and {plugin.name}; uninstall one"
+                f"the {kind} {name!r} is registered twice, by {found[name][0]} and {owner}; uninstall one"
             )
-        owners[key] = plugin
-    return owners
+        found[name] = (owner, value)
+    return {name: value for name, (_, value) in found.items()}
 
 
 def profile_files() -> dict[str, Traversable]:
     """Profile name → TOML file, over every target package."""
-    owners = _unique("profile", ((name, p) for p in plugins() for name in p.profile_files()))
-    return {name: owner.profile_files()[name] for name, owner in owners.items()}
+    return unique("profile", ((name, p.name, file) for p in plugins() for name, file in p.profile_files().items()))
 
 
 def arithmetic_paths() -> dict[str, str]:
     """Arithmetic name → "module:attribute", over every target package."""
-    owners = _unique("arithmetic", ((name, p) for p in plugins() for name in p.arithmetics))
-    return {name: owner.arithmetics[name] for name, owner in owners.items()}
+    return unique("arithmetic", ((name, p.name, path) for p in plugins() for name, path in p.arithmetics.items()))
 
 
 def default_chip() -> str | None:

@@ -215,3 +215,24 @@ def test_the_targets_command_lists_what_each_target_package_brings(toy_site, cap
         assert f"    {line}\n" in toy, toy
     loihi2 = text[text.index("  loihi2: ") :]
     assert f"lava environment: {REPO / 'targets' / 'loihi2' / 'build_lava_env.sh'}" in loihi2
+
+
+def test_a_target_reusing_a_name_the_core_or_another_target_has_is_refused_naming_both():
+    from delaynir.export.executors import NIR, Executor
+
+    clash = plugins.TargetPlugin(
+        "test-clash",
+        "-",
+        "delaynir.targets.loihi2",
+        profiles=("loihi2.toml",),
+        executors=(Executor("norse", NIR, "delaynir.converters.norse", executors.FLOAT_GRAPH, "-"),),
+    )
+    plugins.register(clash)
+    try:
+        with pytest.raises(plugins.PluginError, match="'norse' is registered twice, by delaynir and target test-clash"):
+            executors.names()
+        with pytest.raises(plugins.PluginError, match="'loihi2' is registered twice, by loihi2 and test-clash"):
+            plugins.profile_files()
+    finally:
+        plugins.unregister("test-clash")
+    assert executors.names().count("norse") == 1

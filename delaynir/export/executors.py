@@ -22,7 +22,7 @@ default.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,12 +154,9 @@ class _Registry(Mapping[str, Executor]):
     registered later is seen). PluginError when two executors share a name."""
 
     def _all(self) -> dict[str, Executor]:
-        found: dict[str, Executor] = {}
-        for executor in (*CORE_EXECUTORS, *(e for p in plugins.plugins() for e in p.executors)):
-            if executor.name in found:
-                raise plugins.PluginError(f"two executors are named {executor.name!r}; uninstall one of their targets")
-            found[executor.name] = executor
-        return found
+        core = ((e.name, "delaynir", e) for e in CORE_EXECUTORS)
+        targets = ((e.name, f"target {p.name}", e) for p in plugins.plugins() for e in p.executors)
+        return plugins.unique("executor", [*core, *targets])
 
     def __getitem__(self, name: str) -> Executor:
         return self._all()[name]
@@ -169,6 +166,12 @@ class _Registry(Mapping[str, Executor]):
 
     def __len__(self) -> int:
         return len(self._all())
+
+    def items(self) -> ItemsView[str, Executor]:  # one lookup of the plug-ins, not one per name
+        return self._all().items()
+
+    def values(self) -> ValuesView[Executor]:
+        return self._all().values()
 
 
 #: Every executor by name, the reference simulator first.
