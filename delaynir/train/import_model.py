@@ -88,8 +88,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         state = next(iter(state.values()))  # {"state_dict": {...}} / {"model": {...}}
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{path} is not a state dict of tensors: {RESAVE}")
-    bad = {key: int((~torch.isfinite(v)).sum()) for key, v in state.items() if v.is_floating_point()}
-    bad = {key: n for key, n in bad.items() if n}
+    bad = {key: n for key, v in state.items() if v.is_floating_point() and (n := int((~torch.isfinite(v)).sum()))}
     if bad:
         listed = ", ".join(f"{key} ({n})" for key, n in list(bad.items())[:6])
         raise CheckpointError(
