@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from delaynir.errors import ConfigError, ExportError
 from delaynir.export import executors
 from delaynir.export.executors import EXECUTORS, ExecutorUnavailable, external, formats
-from delaynir.ir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection, in_units
+from delaynir.ir.graph import INPUT, DelayGraph, InputSpec, Layer, Projection, in_units, layer_lags
 from delaynir.reference.simulate import simulate
 from delaynir.targets.loihi2 import NETX, netx
-from delaynir.targets.loihi2.netx import export_netx, lava_weights, layer_lags
+from delaynir.targets.loihi2.netx import export_netx, lava_weights
 
 EVEN_GRID = np.arange(-256, 255, 2)  #: targets/loihi2/loihi2.toml: even integers in [-256, 254]
 INT8_GRID = np.arange(-128, 128)

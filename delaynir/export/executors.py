@@ -24,11 +24,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from delaynir import plugins
-from delaynir.errors import ConfigError, DelayNIRError, reason
+from delaynir.common.outputs import atomic_path
+from delaynir.errors import ConfigError, DelayNIRError, ExportError, reason
 
 if TYPE_CHECKING:
     from delaynir.ir.graph import DelayGraph
@@ -39,6 +41,19 @@ REFERENCE = "reference"
 
 class ExecutorUnavailable(DelayNIRError):
     """An executor's library is not importable here."""
+
+
+@dataclass(frozen=True)
+class Companion:
+    """A file a format needs beside its file, copied as it is (the script that runs a data file): its name, the
+    package it ships in, what it is."""
+
+    file: str
+    package: str
+    description: str
+
+    def content(self) -> bytes:
+        return (resources.files(self.package) / self.file).read_bytes()
 
 
 @dataclass(frozen=True)
@@ -56,10 +71,33 @@ class FileFormat:
     writer: str
     description: str
     partial: bool = False
+    companions: tuple[Companion, ...] = ()
 
     def write(self, graph: DelayGraph, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Export ``graph`` to ``path`` in this format; return the path."""
-        return plugins.load_attribute(self.writer)(graph, path, overwrite=overwrite)
+        """Export ``graph`` to ``path`` in this format, and its companions beside it; return the path.
+
+        A companion already there with the same bytes is kept; one with other bytes is replaced only with
+        ``overwrite`` (ExportError before anything is written otherwise)."""
+        path = Path(path)
+        wanted = {path.parent / c.file: c.content() for c in self.companions}
+        stale = [p for p, data in wanted.items() if p.exists() and not (p.is_file() and p.read_bytes() == data)]
+        if stale and not overwrite:
+            raise ExportError(
+                f"{stale[0]} already exists with other contents, and the {self.name} format writes it beside "
+                f"{path.name}; pass --overwrite (overwrite=True in Python) or choose another directory"
+            )
+        existed = path.exists()
+        written = plugins.load_attribute(self.writer)(graph, path, overwrite=overwrite)
+        try:
+            for target, data in wanted.items():
+                if not (target.is_file() and target.read_bytes() == data):
+                    with atomic_path(target, overwrite=True, error=ExportError) as tmp:
+                        tmp.write_bytes(data)
+        except BaseException:
+            if not existed:
+                written.unlink(missing_ok=True)
+            raise
+        return written
 
 
 @dataclass(frozen=True)

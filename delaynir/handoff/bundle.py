@@ -75,7 +75,11 @@ def descriptions(graph) -> dict[str, str]:
     """Every file of ``graph``'s bundle and what it is: one per format the executors that run it read, the
     vectors, the README."""
     return {
-        **{fmt.file: fmt.description for fmt in formats(graph)},
+        **{
+            name: description
+            for fmt in formats(graph)
+            for name, description in [(fmt.file, fmt.description), *((c.file, c.description) for c in fmt.companions)]
+        },
         VECTORS: "test inputs and the reference simulator's expected spikes, membranes and predictions",
         README: "this bundle explained for the receiving team",
     }
@@ -408,7 +412,7 @@ def _write_contents(
                 if not fmt.partial:
                     raise
                 log.warning("%s left out of the bundle: %s", fmt.file, exc)
-                left_out[fmt.file] = str(exc)
+                left_out.update(dict.fromkeys([fmt.file, *(c.file for c in fmt.companions)], str(exc)))
     expected = simulate(graph, x, record=True)
     write_test_vectors(
         tmp / VECTORS, x, y, expected, source=source, spiking=[la.name for la in graph.layers if not la.kind.readout]

@@ -290,6 +290,22 @@ class DelayGraph:
         return 8 * batch * (outputs + n_steps * self.n_neurons + n_steps)
 
 
+def layer_lags(graph: DelayGraph) -> dict[str, int]:
+    """Each layer's lag in steps of hardware whose synapses take at least one step: lag(input) = 0,
+    lag(L) = 1 + max over L's feed-forward sources S of lag(S); recurrent sources (``DelayGraph.is_recurrent``)
+    do not count.
+
+    On such hardware layer L's step t + lag(L) is the DelayGraph's step t when a synapse (i → j, d) from S into L
+    is given the hardware delay d + lag(L) − lag(S) (minus the one step its hardware adds by itself, if any).
+    """
+    lags = {INPUT: 0}
+    for layer in graph.layers:
+        sources = [p.source for p in layer.projections if not graph.is_recurrent(layer, p)]
+        lags[layer.name] = 1 + max((lags[s] for s in sources), default=0)
+    del lags[INPUT]
+    return lags
+
+
 def membrane_unit(layer: Layer, kinds: tuple[str, ...] = UNIT_KINDS) -> np.ndarray | None:
     """The scale (size,) in whose units a layer of ``kinds`` (those ``NeuronKind.in_units``: lif, cubalif) is
     computed (module docstring).

@@ -9,7 +9,7 @@ bit-accurate CPU models of Loihi 2). The environment's python is ``$DELAYNIR_LAV
 ``bin/python`` of the build script's default environment (``$LAVA_ENV``, else
 ``~/.cache/delaynir/lava-env``).
 
-Time alignment (``delaynir.targets.loihi2.netx.layer_lags``): the T frames are followed by
+Time alignment (``delaynir.ir.graph.layer_lags``): the T frames are followed by
 max lag zero frames; layer L's steps lag(L) … lag(L) + T − 1 are the DelayGraph's steps 0 … T − 1,
 and each layer's bias acts from its lag on. Input: binary spikes as spikes; spike counts above 1 and
 graded codes as graded spikes (``input_message_bits``: the graph's input bits, else the width of the
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ import torch
 
 from delaynir.common.h5 import reading_hdf5
 from delaynir.errors import DataFormatError, ExportError, ShapeError
-from delaynir.export.executors import ExecutorUnavailable
+from delaynir.export.tool_env import ToolEnvironment
 from delaynir.ir.neuron_kinds import KINDS, predictions_of
 from delaynir.reference.simulate import SimulationResult
 from delaynir.targets.loihi2.arithmetic import STATE_SHIFT
@@ -43,32 +42,14 @@ from delaynir.targets.loihi2.netx import DOC, FORMAT_VERSION, READOUT_VTH
 log = logging.getLogger(__name__)
 
 RUNNER = Path(__file__).resolve().parent / "lava_run.py"  #: run by the Lava environment's python
-BUILD = "targets/loihi2/build_lava_env.sh"
-
-
-def _chosen_python() -> tuple[Path, str]:
-    """(the Lava environment's python, how it was chosen): $DELAYNIR_LAVA_PYTHON, else the build script's
-    default environment ($LAVA_ENV, else ~/.cache/delaynir/lava-env)."""
-    explicit = os.environ.get("DELAYNIR_LAVA_PYTHON")
-    if explicit:
-        return Path(explicit), f"$DELAYNIR_LAVA_PYTHON={explicit}"
-    env = Path(os.environ.get("LAVA_ENV") or Path.home() / ".cache" / "delaynir" / "lava-env")
-    return env / "bin" / "python", f"{env / 'bin' / 'python'} (the default Lava environment)"
-
-
-def _unavailable(why: str) -> ExecutorUnavailable:
-    return ExecutorUnavailable(
-        f"simulator 'lava' cannot run: {why}; build the Lava environment with `{BUILD} --profile netx` "
-        "and/or set DELAYNIR_LAVA_PYTHON to its bin/python"
-    )
+ENVIRONMENT = ToolEnvironment(
+    "lava", "Lava", "DELAYNIR_LAVA_PYTHON", "LAVA_ENV", "lava-env", "targets/loihi2/build_lava_env.sh --profile netx"
+)
 
 
 def lava_python() -> Path:
     """The Lava environment's python; ExecutorUnavailable saying how to build it when there is none."""
-    python, where = _chosen_python()
-    if not python.is_file():
-        raise _unavailable(f"no Python at {where}")
-    return python
+    return ENVIRONMENT.python()
 
 
 @dataclass
@@ -119,24 +100,11 @@ class LavaModel:
 def _run_lava(path: Path, x: np.ndarray, input_message_bits: int, lags: list[int]) -> dict[str, np.ndarray]:
     """lava_run.py on ``x`` (S, B, n) in the Lava environment, each layer's bias acting from its lag on;
     its recorded traces."""
-    python = lava_python()
     with tempfile.TemporaryDirectory(prefix="delaynir-lava-") as tmp:
         inp, out = Path(tmp) / "input.npz", Path(tmp) / "output.npz"
         np.savez(inp, x=x, input_message_bits=np.int64(input_message_bits), bias_from=np.asarray(lags, np.int64))
-        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-        log.info("running %s in Lava (%s): %d samples of %d steps", path, python, x.shape[1], x.shape[0])
-        done = subprocess.run(
-            [str(python), str(RUNNER), str(path), str(inp), str(out)], capture_output=True, text=True, env=env
-        )
-        if done.returncode != 0:
-            lines = done.stderr.strip().splitlines()
-            _, where = _chosen_python()
-            if lines and lines[-1].startswith(("ModuleNotFoundError", "ImportError")):  # not a Lava environment
-                raise _unavailable(f"the Python at {where} cannot import what Lava needs ({lines[-1]})")
-            tail = "\n".join(lines[-15:])
-            raise ExportError(
-                f"Lava ({where}) failed to run the netx file of this graph (exit {done.returncode}):\n{tail}"
-            )
+        log.info("running %s in Lava: %d samples of %d steps", path, x.shape[1], x.shape[0])
+        ENVIRONMENT.run(RUNNER, [str(path), str(inp), str(out)], "run the netx file of this graph")
         with np.load(out) as data:
             return {key: data[key] for key in data.files}
 

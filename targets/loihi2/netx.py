@@ -23,7 +23,7 @@ recurrent synapses too and drops their weight exponent (LAVA_NOTES (f)). The run
 with netx's own weight optimisation, which is what a Lava user does with these arrays.
 
 Latency. Every Lava projection adds one step: a spike sent at step t arrives at t + d_hw + 1
-(LAVA_NOTES (a)). The DelayGraph's delays are zero-latency (delaynir.ir.graph). ``layer_lags`` gives
+(LAVA_NOTES (a)). The DelayGraph's delays are zero-latency (delaynir.ir.graph). ``delaynir.ir.graph.layer_lags`` gives
 each layer a lag, and the synapse (i → j, d) of a projection from S into L gets
 
     d_hw = d + lag(L) − lag(S) − 1,
@@ -52,7 +52,7 @@ import numpy as np
 
 from delaynir.common.outputs import atomic_path, check_output
 from delaynir.errors import ExportError
-from delaynir.ir.graph import INPUT, DelayGraph, Layer, in_units
+from delaynir.ir.graph import INPUT, DelayGraph, Layer, in_units, layer_lags
 from delaynir.targets.loihi2 import ARITHMETIC  # the graph arithmetic a netx file reproduces
 from delaynir.targets.loihi2.arithmetic import DECAY_ONE
 
@@ -62,20 +62,6 @@ FORMAT_VERSION = 2  #: of the ``delaynir`` group (2: other projections in ``extr
 MAX_DELAY = 62  #: netx clamps per-synapse delays to 0 … 62 (LAVA_NOTES (e))
 READOUT_VTH = 2**17 - 1  #: the li readout's vThMant: the largest 17-bit threshold mantissa
 DOC = "docs/netx-format.md"
-
-
-def layer_lags(graph: DelayGraph) -> dict[str, int]:
-    """Each layer's lag in Lava steps: lag(input) = 0, lag(L) = 1 + max over L's feed-forward sources S of lag(S).
-
-    Recurrent sources (``DelayGraph.is_recurrent``) do not count. Lava layer L's spikes at step
-    t + lag(L) are the DelayGraph's at step t when every synapse (i → j, d) from S into L is given the
-    hardware delay d + lag(L) − lag(S) − 1 (``hardware_delay``)."""
-    lags = {INPUT: 0}
-    for layer in graph.layers:
-        sources = [p.source for p in layer.projections if not graph.is_recurrent(layer, p)]
-        lags[layer.name] = 1 + max((lags[s] for s in sources), default=0)
-    del lags[INPUT]
-    return lags
 
 
 def hardware_delay(delay: np.ndarray, lag_source: int, lag_target: int) -> np.ndarray:

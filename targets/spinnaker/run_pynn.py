@@ -1,0 +1,337 @@
+"""Run a delaynir PyNN network file (``model.pynn.h5``) with PyNN: sPyNNaker on a SpiNNaker board, or another
+PyNN backend. Standalone: it needs numpy, h5py and PyNN with a backend, and imports no delaynir.
+
+    python run_pynn.py MODEL.pynn.h5 --inputs INPUTS.h5 --out RESULT.h5 [--simulator spiNNaker] [--samples N]
+
+INPUTS.h5 holds ``inputs`` (steps, samples, channels) of 0/1 spikes (a bundle's ``test_vectors.h5``).
+RESULT.h5 gets, time-first like the inputs, ``spikes/<population>`` (steps, samples, neurons) uint8 for every
+spiking population and ``membranes/<population>`` float64 for the readout, in the DelayGraph's units and steps.
+
+The network file (docs/pynn-format.md). Attributes ``format`` = "delaynir-pynn", ``format_version``,
+``timestep_ms`` (h, one DelayGraph step), ``n_inputs``. Group ``populations/<k>`` (k = 0, 1, … in order), with
+attributes ``name``, ``kind`` ("lif": IF_curr_delta with hard reset; "li": the leaky readout, IF_curr_delta that
+never fires) and ``lag`` (steps), and per neuron ``tau_m`` (ms), ``threshold`` (fires on v > threshold),
+``bias`` and ``unit``. Group ``projections/<k>`` with attributes ``source`` ("input" or a population's name) and
+``target``, and per synapse ``pre``, ``post``, ``weight`` (a jump of the target's v) and ``delay`` (timesteps ≥ 1).
+
+Semantics. A population's v and its threshold, bias and weights are in units of its ``unit``: the DelayGraph's
+membrane is unit · v. Population P's step t is PyNN time (t + 1 + lag(P)) · h, an input spike at step t is sent
+at (t + 1) · h, and the file's delays already include the lags, so every delay is at least one step as PyNN
+requires. The bias b_j of neuron j arrives as a spike of weight b_j from one spike source per population that
+fires at (t + lag) · h for every step t of the sample. Thresholds: PyNN fires on v ≥ v_thresh, the DelayGraph on
+v > threshold, so v_thresh is the next float64 above the threshold (on SpiNNaker, the next value of its s16.15
+fixed point). Negative weights go to the ``inhibitory`` receptor with their magnitude.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "delaynir-pynn"
+FORMAT_VERSION = 1
+INPUT = "input"
+KINDS = ("lif", "li")
+READOUT_THRESHOLD = 1e300  #: v_thresh of the readout on a float64 backend (NEST): never reached
+SPINNAKER_RESOLUTION = 2.0**-15  #: one step of sPyNNaker's s16.15 membrane
+SPINNAKER_READOUT_THRESHOLD = 32767.0  #: near the top of s16.15: the readout's v_thresh on SpiNNaker
+
+
+class NetworkFileError(ValueError):
+    """A file that is not a PyNN network file written by delaynir, or one that contradicts itself."""
+
+
+@dataclass
+class Population:
+    """One population: per neuron the membrane time constant (ms), threshold, bias and unit (module docstring)."""
+
+    name: str
+    kind: str
+    lag: int
+    tau_m: np.ndarray
+    threshold: np.ndarray
+    bias: np.ndarray
+    unit: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.tau_m)
+
+
+@dataclass
+class Projection:
+    """Synapses pre → post of one projection: weight in the target's units, delay in timesteps (lags included)."""
+
+    source: str
+    target: str
+    pre: np.ndarray
+    post: np.ndarray
+    weight: np.ndarray
+    delay: np.ndarray
+
+
+@dataclass
+class Network:
+    """A network file's contents."""
+
+    timestep_ms: float
+    n_inputs: int
+    populations: list[Population]
+    projections: list[Projection]
+
+    @property
+    def max_lag(self) -> int:
+        return max((p.lag for p in self.populations), default=0)
+
+    @property
+    def max_delay(self) -> int:
+        return max((int(p.delay.max()) for p in self.projections if len(p.delay)), default=1)
+
+    def size_of(self, source: str) -> int:
+        return self.n_inputs if source == INPUT else next(p.size for p in self.populations if p.name == source)
+
+
+def _array(group, name: str, where: str, dtype, length: int | None = None, *, above: bool = False) -> np.ndarray:
+    """Dataset ``name`` of ``group`` as int64 or float64 (finite; ``above``: +inf allowed, a threshold never
+    reached); NetworkFileError naming it otherwise."""
+    if name not in group or not hasattr(group[name], "shape"):
+        raise NetworkFileError(f"{where}: no dataset {name!r}")
+    data = group[name]
+    if data.ndim != 1 or (length is not None and data.shape[0] != length):
+        wanted = f"({length},)" if length is not None else "one-dimensional"
+        raise NetworkFileError(f"{where}: {name!r} has shape {data.shape}, expected {wanted}")
+    values = data[()]
+    if dtype is np.int64:
+        if values.dtype.kind not in "iu":
+            raise NetworkFileError(f"{where}: {name!r} holds {values.dtype}, expected integers")
+        return values.astype(np.int64)
+    if values.dtype.kind not in "fiu":
+        raise NetworkFileError(f"{where}: {name!r} holds {values.dtype}, expected numbers")
+    values = values.astype(np.float64)
+    if not np.all(np.isfinite(values) | (above & (values == np.inf))):
+        raise NetworkFileError(f"{where}: {name!r} holds {int(np.count_nonzero(~np.isfinite(values)))} NaN or inf")
+    return values
+
+
+def _attr(obj, name: str, where: str, kind: type):
+    if name not in obj.attrs:
+        raise NetworkFileError(f"{where}: no attribute {name!r}")
+    value = obj.attrs[name]
+    value = value.decode() if isinstance(value, bytes) else value
+    if kind is str and not isinstance(value, str):
+        raise NetworkFileError(f"{where}: attribute {name!r} is {value!r}, expected a string")
+    if kind is int and not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)):
+        raise NetworkFileError(f"{where}: attribute {name!r} is {value!r}, expected an integer")
+    if kind is float and not (isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value)):
+        raise NetworkFileError(f"{where}: attribute {name!r} is {value!r}, expected a finite number")
+    return kind(value)
+
+
+def read_network(path: str | Path) -> Network:
+    """The network file at ``path``; NetworkFileError saying what is wrong for anything else."""
+    import h5py
+
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            return network_of(f, str(path))
+    except OSError as exc:
+        raise NetworkFileError(f"{path}: cannot be read as HDF5 ({exc})") from None
+
+
+def network_of(f, where: str) -> Network:
+    """The network in the open HDF5 file ``f`` (``where`` names it in errors); NetworkFileError for anything else."""
+    if f.attrs.get("format") not in (FORMAT, FORMAT.encode()):
+        raise NetworkFileError(f"{where}: not a PyNN network file written by delaynir (no format = {FORMAT!r})")
+    version = _attr(f, "format_version", where, int)
+    if not 1 <= version <= FORMAT_VERSION:
+        raise NetworkFileError(f"{where}: format version {version}; this reader reads 1..{FORMAT_VERSION}")
+    timestep, n_inputs = _attr(f, "timestep_ms", where, float), _attr(f, "n_inputs", where, int)
+    if timestep <= 0 or n_inputs < 1:
+        raise NetworkFileError(f"{where}: timestep_ms {timestep} and n_inputs {n_inputs} must be positive")
+    populations: list[Population] = []
+    for k in range(len(f.get("populations", {}))):
+        at = f"{where}: populations/{k}"
+        if str(k) not in f["populations"]:
+            raise NetworkFileError(f"{at}: missing (populations are numbered 0, 1, … without gaps)")
+        g = f["populations"][str(k)]
+        tau = _array(g, "tau_m", at, np.float64)
+        pop = Population(
+            _attr(g, "name", at, str),
+            _attr(g, "kind", at, str),
+            _attr(g, "lag", at, int),
+            tau,
+            _array(g, "threshold", at, np.float64, len(tau), above=True),
+            *(_array(g, name, at, np.float64, len(tau)) for name in ("bias", "unit")),
+        )
+        if pop.kind not in KINDS or pop.lag < 1 or pop.size < 1 or pop.name in (INPUT, *(p.name for p in populations)):
+            raise NetworkFileError(
+                f"{at}: kind {pop.kind!r} (one of {', '.join(KINDS)}), lag {pop.lag} (≥ 1), {pop.size} neurons (≥ 1) "
+                f"and a unique name other than {INPUT!r} ({pop.name!r}) are required"
+            )
+        if np.any(tau <= 0) or np.any(pop.unit <= 0):
+            raise NetworkFileError(f"{at}: tau_m and unit must be positive")
+        populations.append(pop)
+    if not populations:
+        raise NetworkFileError(f"{where}: no populations")
+    network = Network(timestep, n_inputs, populations, [])
+    sizes = {INPUT: n_inputs, **{p.name: p.size for p in populations}}
+    for k in range(len(f.get("projections", {}))):
+        at = f"{where}: projections/{k}"
+        if str(k) not in f["projections"]:
+            raise NetworkFileError(f"{at}: missing (projections are numbered 0, 1, … without gaps)")
+        g = f["projections"][str(k)]
+        source, target = _attr(g, "source", at, str), _attr(g, "target", at, str)
+        if source not in sizes or target not in sizes or target == INPUT:
+            raise NetworkFileError(f"{at}: source {source!r} and target {target!r} must name populations")
+        pre = _array(g, "pre", at, np.int64)
+        n = len(pre)
+        post, delay = _array(g, "post", at, np.int64, n), _array(g, "delay", at, np.int64, n)
+        weight = _array(g, "weight", at, np.float64, n)
+        if n and (pre.min() < 0 or pre.max() >= sizes[source] or post.min() < 0 or post.max() >= sizes[target]):
+            raise NetworkFileError(f"{at}: pre or post indices outside the {source!r} or {target!r} population")
+        if n and delay.min() < 1:
+            raise NetworkFileError(f"{at}: delays must be at least 1 timestep (found {int(delay.min())})")
+        network.projections.append(Projection(source, target, pre, post, weight, delay))
+    return network
+
+
+# ----------------------------------------------------------------------------- PyNN
+
+
+def input_spike_times(x: np.ndarray, h: float) -> list[list[float]]:
+    """Per input channel the PyNN spike times of one sample's 0/1 spikes x (steps, channels): (t + 1) · h."""
+    if not np.all((x == 0) | (x == 1)):
+        raise NetworkFileError("PyNN takes 0/1 spikes as input; spike counts above 1 and graded input are not sent")
+    return [[(t + 1) * h for t in np.flatnonzero(x[:, i])] for i in range(x.shape[1])]
+
+
+def v_thresh(threshold: np.ndarray, spinnaker: bool) -> np.ndarray:
+    """PyNN's v_thresh (fires on v ≥ v_thresh) for the DelayGraph's v > threshold."""
+    if spinnaker:
+        return np.floor(threshold / SPINNAKER_RESOLUTION) * SPINNAKER_RESOLUTION + SPINNAKER_RESOLUTION
+    return np.nextafter(threshold, np.inf)
+
+
+def build(sim, network: Network, n_steps: int, *, spinnaker: bool = False) -> dict:
+    """The network in PyNN (``sim``, a PyNN backend module after ``sim.setup``) for samples of ``n_steps`` steps;
+    returns {"input": the input SpikeSourceArray, name: Population}. Set the input's spike times per sample."""
+    h = network.timestep_ms
+    made = {INPUT: sim.Population(network.n_inputs, sim.SpikeSourceArray(spike_times=[]), label=INPUT)}
+    for pop in network.populations:
+        readout = pop.kind == "li"
+        top = SPINNAKER_READOUT_THRESHOLD if spinnaker else READOUT_THRESHOLD
+        cell = sim.IF_curr_delta(
+            tau_m=pop.tau_m,
+            cm=1.0,
+            v_rest=0.0,
+            v_reset=0.0,
+            v_thresh=np.full(pop.size, top) if readout else v_thresh(pop.threshold, spinnaker),
+            tau_refrac=0.0,
+            i_offset=0.0,
+        )
+        made[pop.name] = p = sim.Population(pop.size, cell, label=pop.name, initial_values={"v": 0.0})
+        p.record("v" if readout else "spikes")
+        if np.any(pop.bias != 0):
+            times = [(t + pop.lag) * h for t in range(n_steps)]
+            source = sim.Population(1, sim.SpikeSourceArray(spike_times=times), label=f"{pop.name}_bias")
+            _connect(sim, source, p, np.zeros(pop.size, np.int64), np.arange(pop.size), pop.bias, np.ones(pop.size), h)
+    for proj in network.projections:
+        _connect(sim, made[proj.source], made[proj.target], proj.pre, proj.post, proj.weight, proj.delay, h)
+    return made
+
+
+def _connect(sim, source, target, pre, post, weight, delay, h: float) -> None:
+    """One PyNN Projection per sign: positive weights excitatory, negative ones inhibitory with their magnitude."""
+    for receptor, keep in (("excitatory", weight > 0), ("inhibitory", weight < 0)):
+        if np.any(keep):
+            rows = list(
+                zip(pre[keep].tolist(), post[keep].tolist(), np.abs(weight[keep]).tolist(), (delay[keep] * h).tolist())
+            )
+            sim.Projection(
+                source,
+                target,
+                sim.FromListConnector(rows, column_names=["weight", "delay"]),
+                sim.StaticSynapse(),
+                receptor_type=receptor,
+            )
+
+
+def run(sim, network: Network, x: np.ndarray, *, spinnaker: bool = False) -> dict[str, np.ndarray]:
+    """Every sample of x (steps, samples, channels) through PyNN, one run per sample from zero state (``sim.reset``
+    between them); {"spikes/<name>" | "membranes/<name>": (steps, samples, neurons)}."""
+    T, B, _ = x.shape
+    h = network.timestep_ms
+    made = build(sim, network, T, spinnaker=spinnaker)
+    out = {
+        f"{'membranes' if p.kind == 'li' else 'spikes'}/{p.name}": np.zeros((T, B, p.size), np.float64)
+        for p in network.populations
+    }
+    for b in range(B):
+        made[INPUT].set(spike_times=input_spike_times(x[:, b], h))
+        sim.run((T + network.max_lag + 1) * h)
+        for pop in network.populations:
+            block = made[pop.name].get_data(clear=True).segments[-1]
+            if pop.kind == "li":
+                signal = block.filter(name="v")[0]
+                times = np.rint(np.asarray(signal.times.rescale("ms")) / h).astype(int)
+                steps = times - 1 - pop.lag
+                keep = (steps >= 0) & (steps < T)
+                out[f"membranes/{pop.name}"][steps[keep], b] = np.asarray(signal)[keep] * pop.unit
+            else:
+                for j, train in enumerate(block.spiketrains):
+                    steps = np.rint(np.asarray(train.rescale("ms")) / h).astype(int) - 1 - pop.lag
+                    out[f"spikes/{pop.name}"][steps[(steps >= 0) & (steps < T)], b, j] = 1
+        sim.reset()
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("network", help="the PyNN network file (model.pynn.h5)")
+    parser.add_argument("--inputs", required=True, help="HDF5 file with 'inputs' (steps, samples, channels)")
+    parser.add_argument("--out", required=True, help="HDF5 file to write (refused if it exists)")
+    parser.add_argument("--simulator", default="spiNNaker", help="the pyNN backend module (default spiNNaker)")
+    parser.add_argument("--samples", type=int, default=None, help="run only the first N samples")
+    args = parser.parse_args(argv)
+    import importlib
+
+    import h5py
+
+    out = Path(args.out)
+    if out.exists():
+        parser.error(f"{out} exists; choose another --out")
+    try:
+        network = read_network(args.network)
+        with h5py.File(args.inputs, "r") as f:
+            x = np.asarray(f["inputs"][()], dtype=np.float64)
+    except (NetworkFileError, OSError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if x.ndim != 3 or x.shape[2] != network.n_inputs:
+        print(f"error: {args.inputs}: inputs {x.shape}, expected (steps, samples, {network.n_inputs})", file=sys.stderr)
+        return 2
+    x = x[:, : args.samples] if args.samples else x
+    sim = importlib.import_module(f"pyNN.{args.simulator}")
+    sim.setup(
+        timestep=network.timestep_ms, min_delay=network.timestep_ms, max_delay=network.max_delay * network.timestep_ms
+    )
+    try:
+        result = run(sim, network, x, spinnaker=args.simulator == "spiNNaker")
+    finally:
+        sim.end()
+    with h5py.File(out, "w") as f:
+        f.attrs["layout"] = "time-first (step, sample, neuron), the DelayGraph's steps and units"
+        for name, values in result.items():
+            f.create_dataset(name, data=values.astype(np.uint8) if name.startswith("spikes/") else values)
+    print(f"wrote {out}: {x.shape[1]} samples of {x.shape[0]} steps")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
