@@ -31,6 +31,7 @@ from delaynir.errors import DelayNIRError, reason
 
 if TYPE_CHECKING:
     from delaynir.export.executors import Executor, FileFormat
+    from delaynir.export.tool_checks import ToolCheck
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,10 @@ class TargetPlugin:
     exports and the executors that run them (``delaynir.export.executors``). ``environments``: tool name → script
     (relative to the package) that builds the environment the tool runs in. ``default_profile``: the profile
     that shows this target's chip arithmetic where a command compiles for "the chip" unless told otherwise
-    (the demo's chip leg, the report's fit table).
+    (the demo's chip leg, the report's fit table). ``tool_checks``: the vendor tools that check an exported file
+    without the hardware (``delaynir.export.tool_checks``). ``fit_checks``: profile name → "module:function" of
+    (graph, profile) → list of FitViolation, the limits of this target a profile's keys cannot state
+    (``delaynir.hardware.fit`` adds them).
     """
 
     name: str
@@ -66,6 +70,8 @@ class TargetPlugin:
     executors: tuple[Executor, ...] = ()
     environments: Mapping[str, str] = field(default_factory=dict)
     default_profile: str | None = None
+    tool_checks: tuple[ToolCheck, ...] = ()
+    fit_checks: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def folder(self) -> Traversable:
@@ -175,6 +181,11 @@ def profile_files() -> dict[str, Traversable]:
 def arithmetic_paths() -> dict[str, str]:
     """Arithmetic name → "module:attribute", over every target package."""
     return unique("arithmetic", ((name, p.name, path) for p in plugins() for name, path in p.arithmetics.items()))
+
+
+def fit_check_paths() -> dict[str, str]:
+    """Profile name → "module:function" of its target's own fit check, over every target package."""
+    return unique("fit check", ((name, p.name, path) for p in plugins() for name, path in p.fit_checks.items()))
 
 
 def default_chip() -> str | None:

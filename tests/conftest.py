@@ -190,6 +190,28 @@ def lava_missing() -> str | None:
     return None
 
 
+@pytest.fixture(scope="session")
+def nest_missing() -> str | None:
+    """Why NEST's environment cannot run here, None where it can; fails under CI=true (.ci/run builds it)."""
+    from delaynir.export.executors import ExecutorUnavailable
+    from delaynir.targets.spinnaker.nest_executor import ENVIRONMENT
+
+    try:
+        ENVIRONMENT.python()
+    except ExecutorUnavailable as exc:
+        if _under_ci():
+            pytest.fail(str(exc))
+        return str(exc)
+    return None
+
+
+@pytest.fixture
+def need_nest(nest_missing) -> None:
+    """Skip a test that runs NEST where its environment is not built (targets/spinnaker/build_nest_env.sh)."""
+    if nest_missing:
+        pytest.skip(nest_missing)
+
+
 @pytest.fixture
 def need_lava(lava_missing) -> None:
     """Skip a test that runs Lava where its environment is not built (targets/loihi2/build_lava_env.sh)."""

@@ -14,7 +14,8 @@ from delaynir.handoff.bundle import check_bundle, read_test_vectors, sha256, wri
 from delaynir.ir.graph_io import load_graph
 from delaynir.reference.simulate import simulate
 
-FILES = {"model.delaygraph.h5", "model.nir", "model.onnx", "test_vectors.h5", "manifest.json", "README.md"}
+FILES = {"model.delaygraph.h5", "model.nir", "model.onnx", "model.pynn.h5", "run_pynn.py", "test_vectors.h5"}
+FILES |= {"manifest.json", "README.md"}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_manifest_hashes_versions_target_sizes_accuracy_verification(bundle):
     assert m["sizes"]["neurons"] == graph.n_neurons and m["sizes"]["synapses"] == graph.n_synapses
     assert m["sizes"]["max_delay"] == graph.max_delay
     assert {"trained_accuracy", "compiled_accuracy", "prediction_agreement"} <= set(m["accuracy"])
-    assert set(m["verification"]) == {"norse", "snntorch", "onnxruntime"}
+    assert set(m["verification"]) == {"norse", "snntorch", "onnxruntime", "nest"}
     for r in m["verification"].values():
         assert r["prediction_agreement"] == 1.0 and set(r["spike_agreement"].values()) == {1.0}
         assert r["status"] == "exact" and r["allowed_mismatch"] is False
@@ -54,6 +55,7 @@ def test_manifest_hashes_versions_target_sizes_accuracy_verification(bundle):
         "norse": ("model.nir", "float graph"),
         "snntorch": ("model.nir", "float graph"),
         "onnxruntime": ("model.onnx", "target arithmetic"),
+        "nest": ("model.pynn.h5", "float graph"),
     }
     assert m["semantics"]["test_vectors"] == "target arithmetic" and m["semantics"]["identical"]
     assert "float64" in m["semantics"]["target arithmetic"] and "float graph" in m["semantics"]["target arithmetic"]
@@ -91,7 +93,7 @@ def test_check_passes_on_a_good_bundle(bundle, capsys):
     assert main(["bundle", "--check", str(bundle)]) == 0
     assert "passed" in capsys.readouterr().out
     report = check_bundle(bundle)
-    assert report.ok and set(report.simulators) == {"reference", "norse", "snntorch", "onnxruntime"}
+    assert report.ok and set(report.simulators) == {"reference", "norse", "snntorch", "onnxruntime", "nest"}
     assert all(r["status"] == "exact" for r in report.simulators.values())
 
 

@@ -1,10 +1,13 @@
-"""DelayGraph commands: ``delaynir targets``, ``compile``, ``simulate``, ``export``, ``import``, ``import-model``."""
+"""DelayGraph commands: ``delaynir targets``, ``compile``, ``simulate``, ``export``, ``map``, ``import``,
+``import-model``."""
 
 from __future__ import annotations
 
 from delaynir.cli.common import add_overwrite, command, show
 from delaynir.compile.compiler import FIT_POLICIES, compile_run
+from delaynir.errors import ConfigError
 from delaynir.export import executors
+from delaynir.export.executors import ExecutorUnavailable
 from delaynir.train.import_model import SOURCES
 
 
@@ -35,6 +38,36 @@ def cmd_simulate(args) -> int:
         f"{args.graph} on {result['data']}: accuracy {result['accuracy']:.4f} in the reference simulator "
         f"({result['n']} samples)",
     )
+    return 0
+
+
+def cmd_map(args) -> int:
+    from delaynir.export import tool_checks
+    from delaynir.hardware.fit import raise_if_misfit
+    from delaynir.hardware.profile import load_target
+    from delaynir.ir.graph_io import load_graph
+
+    graph = load_graph(args.graph)
+    checks = tool_checks.named([c.strip() for c in args.check.split(",") if c.strip()] if args.check else None, graph)
+    if not checks:
+        installed = {c.name: c.targets for c in tool_checks.tool_checks()}
+        raise ConfigError(
+            f"{args.graph} is compiled for {graph.target!r}, which no installed vendor tool checks (installed: "
+            + (", ".join(f"{name} for {'/'.join(t)}" for name, t in installed.items()) or "none")
+            + "); compile for one of those targets, or name a check with --check"
+        )
+    for check in checks:  # delaynir's own fit check first: what does not fit never reaches the vendor's tool
+        for target in check.targets:
+            raise_if_misfit(graph, load_target(target))
+    results = {c.name: c.run(graph) for c in checks}
+    refused = tool_checks.refusal(results)
+    if refused:
+        raise refused
+    missing = [r["error"] for r in results.values() if r["status"] == tool_checks.UNAVAILABLE]
+    if missing:
+        raise ExecutorUnavailable(missing[0])
+    text = "\n".join(tool_checks.summary(name, r) for name, r in results.items())
+    show(args, {"graph": args.graph, "target": graph.target, "checks": results}, text)
     return 0
 
 
@@ -126,6 +159,16 @@ def register(sub) -> None:
     x.add_argument("--format", required=True, choices=list(executors.export_formats()))
     x.add_argument("-o", "--out", required=True)
     add_overwrite(x)
+
+    p = command(
+        sub,
+        cmd_map,
+        "map",
+        help="run the target vendor's own tool on a compiled graph without the hardware (e.g. sPyNNaker's "
+        "mapping onto a virtual SpiNNaker board): does it accept the model, and what does it use",
+    )
+    p.add_argument("graph", help="DelayGraph .h5 compiled for a target with a vendor tool check")
+    p.add_argument("--check", help="comma list of tool checks to run (default: those of the graph's target)")
 
     i = command(sub, cmd_import, "import", help="import a NIR file (ours or another tool's) as a DelayGraph")
     i.add_argument("file", help=".nir file")

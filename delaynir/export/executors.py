@@ -63,7 +63,8 @@ class FileFormat:
     ``writer`` is "module:function" with function(graph, path) -> Path (atomic, refusing to overwrite).
     ``partial``: the writer refuses some graphs its executors apply to by design (ExportError saying why:
     a chip format, for what it cannot carry exactly); a bundle then leaves the file out and says why,
-    and a default verification leaves its executors out with a warning.
+    and a default verification leaves its executors out with a warning. ``companions``: files written beside
+    it (a script that runs it); ``usage``: how a receiving team runs it, for the bundle's README.
     """
 
     name: str
@@ -72,6 +73,7 @@ class FileFormat:
     description: str
     partial: bool = False
     companions: tuple[Companion, ...] = ()
+    usage: str | None = None  #: Markdown for the receiving team: how to run the file on the hardware or its tools
 
     def write(self, graph: DelayGraph, path: str | Path, *, overwrite: bool = False) -> Path:
         """Export ``graph`` to ``path`` in this format, and its companions beside it; return the path.

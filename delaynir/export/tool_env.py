@@ -54,14 +54,16 @@ class ToolEnvironment:
             raise self.unavailable(f"no Python at {where}")
         return python
 
-    def run(self, script: Path, args: list[str], what: str) -> None:
-        """``script args`` with the environment's python (one thread per library unless OMP_NUM_THREADS says
-        otherwise); ExecutorUnavailable when that python cannot import the tool, ExportError with the end of its
-        error output (``what`` it failed to do) for any other failure."""
+    def run(
+        self, script: Path, args: list[str], what: str, *, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        """``script args`` with the environment's python in ``cwd`` (one thread per library unless OMP_NUM_THREADS
+        says otherwise; ``env`` added to the environment); ExecutorUnavailable when that python cannot import the
+        tool, ExportError with the end of its error output (``what`` it failed to do) for any other failure."""
         python = self.python()
-        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **(env or {})}
         log.info("running %s with %s: %s", script.name, python, what)
-        done = subprocess.run([str(python), str(script), *args], capture_output=True, text=True, env=env)
+        done = subprocess.run([str(python), str(script), *args], capture_output=True, text=True, env=env, cwd=cwd)
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines()
             _, where = self.chosen()

@@ -53,6 +53,7 @@ from delaynir.export.executors import (
     formats,
     names,
 )
+from delaynir.export.tool_checks import refusal, summary, tool_checks
 from delaynir.handoff.verify import Expected, Tally  # the same bookkeeping as `delaynir verify`
 from delaynir.ir.graph import InputSpec
 from delaynir.reference.simulate import SimulationResult, simulate
@@ -105,6 +106,7 @@ class BundleManifest:
     test_vectors: dict[str, Any]
     semantics: dict[str, Any]
     verification: dict[str, dict[str, Any]]
+    tool_checks: dict[str, dict[str, Any]]
     files: dict[str, dict[str, Any]]
     out: str
 
@@ -140,6 +142,7 @@ class BundleManifest:
             f"  {name:<20} {entry['bytes']:>9} bytes  sha256 {entry['sha256'][:16]}…"
             for name, entry in self.files.items()
         ]
+        lines += [f"  {summary(name, result)}" for name, result in self.tool_checks.items()]
         return "\n".join(lines)
 
 
@@ -153,6 +156,7 @@ class BundleCheck:
     notes: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     simulators: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tool_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -481,6 +485,7 @@ def _write_contents(
         },
         "semantics": semantics(graph),
         "verification": verification,
+        "tool_checks": _tool_checks(graph, tmp, left_out),
     }
     files = {name: text for name, text in descriptions(graph).items() if name not in left_out}
     (tmp / README).write_text(bundle_readme(manifest, files))
@@ -490,6 +495,23 @@ def _write_contents(
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return BundleManifest(**manifest, out=str(out))
+
+
+def _tool_checks(graph, folder: Path, left_out: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Every vendor tool check of ``graph``'s target on its file in ``folder`` (delaynir.export.tool_checks); a
+    ToolRefused (the bundle is not written) when a tool refuses."""
+    results = {
+        check.name: check.run_file(folder / check.format.file)
+        if check.format.file not in left_out
+        else {"status": NOT_EXPORTED, "error": left_out[check.format.file]}
+        for check in tool_checks(graph)
+    }
+    for name, result in results.items():
+        log.info("%s", summary(name, result))
+    refused = refusal(results)
+    if refused:
+        raise refused
+    return results
 
 
 def _equations() -> str:
@@ -526,6 +548,12 @@ def _input_text(input_spec: dict[str, Any]) -> str:
         f"graded input as {spec.bits}-bit integer codes q in [{lo}, {hi}] per channel and step; a code stands "
         f"for the value q · {scale!r} (input_scale), which the first layer's weights already include"
     )
+
+
+def _usage(files: dict[str, str]) -> str:
+    """The README section on running the bundle's files with the hardware's own tools (FileFormat.usage)."""
+    shown = [fmt for fmt in formats() if fmt.usage and fmt.file in files]
+    return "".join(f"\n## Running `{fmt.file}`\n\n{fmt.usage}\n" for fmt in shown)
 
 
 def bundle_readme(manifest: dict[str, Any], files: dict[str, str]) -> str:
@@ -581,7 +609,7 @@ in the reference simulator, norse, snnTorch and ONNX Runtime:
 pip install delaynir=={manifest["versions"]["delaynir"]}
 delaynir bundle --check THIS_DIRECTORY
 ```
-
+{_usage(files)}
 ## Test vectors (`{VECTORS}`)
 
 {tv["samples"]} samples of {tv["steps"]} steps from `{Path(tv["source"]).name}`, all arrays time-first
@@ -702,7 +730,30 @@ def check_bundle(path: str | Path, *, progress: bool = False) -> BundleCheck:
                 if result["status"] == UNAVAILABLE:
                     notes.append(f"{sim}: not run, not installed here ({result['error']})")
                 report.simulators[sim] = result
+    _recheck_tools(path, manifest, report)
     return report
+
+
+def _recheck_tools(path: Path, manifest: dict[str, Any], report: BundleCheck) -> None:
+    """The vendor tool checks the manifest records, run again on the bundle's files (a refusal is a problem; a
+    tool not installed here a note)."""
+    known = {check.name: check for check in tool_checks()}
+    recorded = manifest.get("tool_checks")
+    for name in recorded if isinstance(recorded, dict) else {}:
+        check = known.get(name)
+        if check is None:
+            report.notes.append(f"tool check {name}: not run, no installed target provides it")
+            continue
+        if not (path / check.format.file).is_file():
+            continue  # missing or left out: the file check above says so
+        result = check.run_file(path / check.format.file)
+        report.tool_checks[name] = result
+        if result["status"] == "refused":
+            report.problems.append(f"{name}: {result['error']}")
+        elif result["status"] == UNAVAILABLE:
+            report.notes.append(f"tool check {name}: not run, not installed here ({result['error']})")
+        else:
+            report.notes.append(summary(name, result))
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

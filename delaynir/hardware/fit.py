@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from delaynir import plugins
 from delaynir.errors import GraphFormatError, TargetError
 from delaynir.hardware.profile import INF, TargetProfile, json_value
 from delaynir.ir.graph import DelayGraph, Layer, Projection
@@ -87,8 +88,9 @@ def check_fit(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
     maximum (see :func:`max_model_delay`), differing delays from one source neuron on a
     target without per-synapse delays, and — for integer targets — weights that are not
     integers, not multiples of weight_step, out of range, or (per-layer scale) a scale that
-    varies across output neurons; and what the profile's arithmetic cannot compute (its ``check``:
-    for a chip's fixed-point arithmetic, e.g. thresholds and biases within their bits). state_bits and
+    varies across output neurons; what the profile's arithmetic cannot compute (its ``check``:
+    for a chip's fixed-point arithmetic, e.g. thresholds and biases within their bits); and the target package's
+    own fit check for the profile (``TargetPlugin.fit_checks``). state_bits and
     threshold_bits are not checked otherwise (they describe the neuron arithmetic the compiler must target).
     """
     out: list[FitViolation] = []
@@ -137,6 +139,9 @@ def check_fit(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
             if profile.quantises_weights:
                 out.extend(_check_weights(layer, projection, profile))
     out.extend(_check_arithmetic(graph, profile))
+    target_check = plugins.fit_check_paths().get(profile.name)
+    if target_check:  # what only the target's package knows (e.g. cores used as a function of delays)
+        out.extend(plugins.load_attribute(target_check)(graph, profile))
     return out
 
 

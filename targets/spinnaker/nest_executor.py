@@ -74,10 +74,10 @@ class NestModel:
 def load(path: str | os.PathLike) -> NestModel:
     """The PyNN network file at ``path`` as a model NEST runs; ExportError for a file that is not one."""
     path = Path(path)
-    ENVIRONMENT.python()
     with reading_hdf5(path, ExportError, f"a PyNN network file written by delaynir ({DOC})") as f:
         try:
             network = network_of(f, str(path))
         except NetworkFileError as exc:
             raise ExportError(f"{exc}; export it again with `delaynir export --format pynn` ({DOC})") from None
+    ENVIRONMENT.python()
     return NestModel(path, network)

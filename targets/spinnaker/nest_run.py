@@ -32,6 +32,10 @@ from run_pynn import INPUT, READOUT_THRESHOLD, read_network
 os.environ.setdefault("PYNEST_QUIET", "1")
 
 
+#: iaf_psc_delta as the DelayGraph's lif: rest and reset at 0, no refractory time, no lower bound, unit capacity
+NEUTRAL = {"E_L": 0.0, "V_m": 0.0, "V_reset": 0.0, "V_th": READOUT_THRESHOLD, "C_m": 1.0, "t_ref": 0.0, "V_min": -1e300}
+
+
 def run(network, x):
     import nest
 
@@ -46,6 +50,8 @@ def run(network, x):
     inputs = nest.Create("spike_generator", n_in)
     for i in range(n_in):
         entries = np.flatnonzero(flat[i])
+        if not len(entries):  # NEST cannot cast an empty list of multiplicities
+            continue
         sample, step = np.divmod(entries, T)
         inputs[i].set(
             spike_times=((sample * period + step + 1) * h).tolist(),
@@ -56,9 +62,10 @@ def run(network, x):
     for k, pop in enumerate(network.populations):
         readout = pop.kind == "li"
         threshold = np.full(pop.size, READOUT_THRESHOLD) if readout else np.nextafter(pop.threshold, np.inf)
-        made = nest.Create("iaf_psc_delta", pop.size)
-        made.set(V_th=threshold.tolist())  # first: NEST refuses a V_reset that is not below V_th
-        made.set(C_m=1.0, E_L=0.0, V_m=0.0, V_reset=0.0, t_ref=0.0, V_min=-1e300, I_e=0.0, tau_m=pop.tau_m.tolist())
+        # E_L first, in one call with a V_th above V_reset: NEST keeps V_th relative to E_L, so a V_th set before
+        # E_L = 0 would pass through V_th − E_L(−70 mV) and lose the last bit that makes the comparison strict
+        made = nest.Create("iaf_psc_delta", pop.size, params=NEUTRAL)
+        made.set(tau_m=pop.tau_m.tolist(), V_th=threshold.tolist())
         nodes[pop.name] = made
         if readout:
             meter = nest.Create("multimeter", params={"record_from": ["V_m"], "interval": h})

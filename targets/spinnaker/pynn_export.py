@@ -4,10 +4,10 @@ The file's layout and semantics are in ``run_pynn.py``'s docstring and docs/pynn
 
 * each layer is a population with lag(L) = ``delaynir.ir.graph.layer_lags`` (PyNN's synapses take at least one
   step), and each synapse (i → j, d) from S into L gets the delay d + lag(L) − lag(S) timesteps (≥ 1);
-* a lif layer computed in units of its weight scale s (``delaynir.ir.graph.membrane_unit``: every compiled layer)
-  is written in those units, as the reference simulator computes it: its stored weights, θ / s and b / s
-  (``in_units``: integers for a compiled graph), unit = s; any other layer in real units (weights w · scale,
-  unit = 1);
+* a layer whose projections share one weight scale s (``delaynir.ir.graph.membrane_unit``: every compiled
+  layer) is written in units of s, as the reference simulator computes a lif layer: its stored weights, θ / s and
+  b / s (``in_units``: integers for a compiled graph), unit = s; any other layer in real units (weights
+  w · scale, unit = 1);
 * τ_m = −h / ln β in ms (h = dt in ms), for which NEST's propagator exp(−h / τ_m) is β exactly; the writer checks
   that for every neuron.
 
@@ -38,11 +38,11 @@ DOC = "docs/pynn-format.md"
 KINDS = {"lif": "lif", "li": "li"}  #: the neuron kinds IF_curr_delta carries exactly: DelayGraph kind → file kind
 
 
-def timestep_ms(dt: float) -> float:
-    """dt (s) in ms on NEST's default time grid of 1 µs; ExportError for a dt off that grid."""
+def timestep_ms(dt: float) -> float | None:
+    """dt (s) in ms on NEST's default time grid of 1 µs; None for a dt off that grid."""
     micro = round(dt * 1e6)
     if micro < 1 or abs(micro - dt * 1e6) > 1e-6 * max(1.0, dt * 1e6):
-        raise ExportError(f"dt = {dt} s is not a whole number of microseconds, which PyNN and NEST need")
+        return None
     return micro / 1000.0
 
 
@@ -59,8 +59,10 @@ def inexact_decays(beta: np.ndarray, tau: np.ndarray, h: float) -> np.ndarray:
     return np.array([math.exp(-h / t) != b for b, t in zip(beta.tolist(), tau.tolist())], dtype=bool)
 
 
-def _refusal(graph: DelayGraph, lags: dict[str, int], h: float) -> str | None:
+def _refusal(graph: DelayGraph, lags: dict[str, int], h: float | None) -> str | None:
     """Why the graph cannot be written exactly, or None."""
+    if h is None:
+        return f"dt = {graph.dt} s is not a whole number of microseconds, which NEST's time grid needs"
     if graph.input.graded:
         return "the input is graded (real values or codes), but PyNN's spike sources send 0/1 spikes"
     for layer in graph.layers:
@@ -100,7 +102,9 @@ def _refusal(graph: DelayGraph, lags: dict[str, int], h: float) -> str | None:
 
 
 def _units(layer: Layer) -> np.ndarray | None:
-    return membrane_unit(layer) if layer.kind.spiking else None
+    """The scale a layer is written in units of: its projections' shared scale (lif as the reference computes it;
+    the li readout too, so that SpiNNaker stores its weights as integers), else None (real units)."""
+    return membrane_unit(layer, tuple(KINDS))
 
 
 def export_pynn(graph: DelayGraph, path: str | Path, *, overwrite: bool = False) -> Path:
@@ -110,7 +114,7 @@ def export_pynn(graph: DelayGraph, path: str | Path, *, overwrite: bool = False)
     h = timestep_ms(graph.dt)
     lags = layer_lags(graph)
     why = _refusal(graph, lags, h)
-    if why:
+    if why or h is None:
         raise ExportError(f"cannot export to PyNN ({DOC}): {why}")
     with atomic_path(path, overwrite=overwrite, error=ExportError) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update(

@@ -21,6 +21,16 @@ requires. The bias b_j of neuron j arrives as a spike of weight b_j from one spi
 fires at (t + lag) · h for every step t of the sample. Thresholds: PyNN fires on v ≥ v_thresh, the DelayGraph on
 v > threshold, so v_thresh is the next float64 above the threshold (on SpiNNaker, the next value of its s16.15
 fixed point). Negative weights go to the ``inhibitory`` receptor with their magnitude.
+
+On SpiNNaker (``--simulator spiNNaker``, sPyNNaker 7; docs/research/SPYNNAKER_NOTES.md): the membrane is s16.15
+fixed point, so every population runs scaled by 2^(4 − 15) (v, threshold, bias and weights: the same spikes) and
+the ring-buffer left shift is forced to 4 (``max_expected_summed_weight``): a weight of k units is then stored as
+the 16-bit integer k exactly, and a step's summed input to one neuron per receptor may reach 16 times the largest
+weight (65535 units) before the ring buffer saturates. c_m = τ_m (1 − e^(−h/τ_m)) makes sPyNNaker's delta synapse
+add its weight as NEST's does. Each population gets the most neurons per core (2 … 256) whose native delay range
+holds its longest incoming delay, so no delay-extension core is used (sPyNNaker 7.4.1 misplaces delay-extended
+synapses between populations of different neurons per core). SpiNNaker computes its decay in fixed point on the
+chip: its membranes differ from NEST's in the last bits.
 """
 
 from __future__ import annotations
@@ -40,6 +50,10 @@ KINDS = ("lif", "li")
 READOUT_THRESHOLD = 1e300  #: v_thresh of the readout on a float64 backend (NEST): never reached
 SPINNAKER_RESOLUTION = 2.0**-15  #: one step of sPyNNaker's s16.15 membrane
 SPINNAKER_READOUT_THRESHOLD = 32767.0  #: near the top of s16.15: the readout's v_thresh on SpiNNaker
+HEADROOM_BITS = 4  #: the ring-buffer left shift forced on SpiNNaker: a step's summed input may reach 2^4 weights
+SPINNAKER_FACTOR = 2.0 ** (HEADROOM_BITS - 15)  #: v on SpiNNaker = v_file · this: k weight units are stored as k
+MAX_NATIVE_DELAY = 4096  #: sPyNNaker 7's native delay range at 1–2 neurons per core (steps)
+SPINNAKER = "spiNNaker"  #: the pyNN backend module of sPyNNaker
 
 
 class NetworkFileError(ValueError):
@@ -211,38 +225,76 @@ def input_spike_times(x: np.ndarray, h: float) -> list[list[float]]:
     return [[(t + 1) * h for t in np.flatnonzero(x[:, i])] for i in range(x.shape[1])]
 
 
-def v_thresh(threshold: np.ndarray, spinnaker: bool) -> np.ndarray:
-    """PyNN's v_thresh (fires on v ≥ v_thresh) for the DelayGraph's v > threshold."""
-    if spinnaker:
-        return np.floor(threshold / SPINNAKER_RESOLUTION) * SPINNAKER_RESOLUTION + SPINNAKER_RESOLUTION
-    return np.nextafter(threshold, np.inf)
+@dataclass(frozen=True)
+class Backend:
+    """How a population's parameters become PyNN's on one backend: v_backend = v_file · ``factor``; ``spinnaker``
+    adds sPyNNaker's own parameters (module docstring, "On SpiNNaker")."""
+
+    factor: float = 1.0
+    spinnaker: bool = False
+
+    def v_thresh(self, pop: Population) -> np.ndarray:
+        """PyNN's v_thresh (fires on v ≥ v_thresh) for the file's v > threshold: the next float64 above it, on
+        SpiNNaker the next s16.15 value above it; for the readout one it never reaches."""
+        if pop.kind == "li":
+            return np.full(pop.size, SPINNAKER_READOUT_THRESHOLD if self.spinnaker else READOUT_THRESHOLD)
+        if self.spinnaker:
+            return (np.floor(pop.threshold * self.factor / SPINNAKER_RESOLUTION) + 1) * SPINNAKER_RESOLUTION
+        return np.nextafter(pop.threshold, np.inf)
+
+    def cell(self, sim, pop: Population, h: float):
+        """The IF_curr_delta of ``pop``. sPyNNaker adds a delta weight w as w · (τ_m / c_m)(1 − e^(−h/τ_m)), NEST as w:
+        c_m = τ_m (1 − e^(−h/τ_m)) makes the two the same."""
+        cm = pop.tau_m * -np.expm1(-h / pop.tau_m) if self.spinnaker else np.ones(pop.size)
+        return sim.IF_curr_delta(
+            tau_m=pop.tau_m, cm=cm, v_rest=0.0, v_reset=0.0, v_thresh=self.v_thresh(pop), tau_refrac=0.0, i_offset=0.0
+        )
+
+    def extra(self, network: Network, pop: Population) -> dict:
+        """sPyNNaker's additional_parameters: the forced ring-buffer shift and the neurons per core."""
+        if not self.spinnaker:
+            return {}
+        longest = max(
+            (int(p.delay.max()) for p in network.projections if p.target == pop.name and len(p.delay)), default=1
+        )
+        return {
+            "max_expected_summed_weight": [2.0 ** (HEADROOM_BITS - 1)] * 2,
+            "neurons_per_core": neurons_per_core(longest),
+        }
 
 
-def build(sim, network: Network, n_steps: int, *, spinnaker: bool = False) -> dict:
+def neurons_per_core(longest_delay: int) -> int:
+    """The most neurons per core (a power of two, 2 … 256) whose native delay range, 2^(13 − ⌈log2 n⌉) steps in
+    sPyNNaker 7, holds ``longest_delay``: no delay-extension core is needed (NetworkFileError beyond 4096 steps)."""
+    if longest_delay > MAX_NATIVE_DELAY:
+        raise NetworkFileError(
+            f"a delay of {longest_delay} steps is beyond the {MAX_NATIVE_DELAY} that sPyNNaker holds natively"
+        )
+    return int(min(256, 2 ** (13 - math.ceil(math.log2(max(longest_delay, 2))))))
+
+
+def build(sim, network: Network, n_steps: int, backend: Backend | None = None) -> dict:
     """The network in PyNN (``sim``, a PyNN backend module after ``sim.setup``) for samples of ``n_steps`` steps;
     returns {"input": the input SpikeSourceArray, name: Population}. Set the input's spike times per sample."""
+    backend = backend or Backend()
     h = network.timestep_ms
     made = {INPUT: sim.Population(network.n_inputs, sim.SpikeSourceArray(spike_times=[]), label=INPUT)}
     for pop in network.populations:
-        readout = pop.kind == "li"
-        top = SPINNAKER_READOUT_THRESHOLD if spinnaker else READOUT_THRESHOLD
-        cell = sim.IF_curr_delta(
-            tau_m=pop.tau_m,
-            cm=1.0,
-            v_rest=0.0,
-            v_reset=0.0,
-            v_thresh=np.full(pop.size, top) if readout else v_thresh(pop.threshold, spinnaker),
-            tau_refrac=0.0,
-            i_offset=0.0,
+        extra = backend.extra(network, pop)
+        kwargs = {"additional_parameters": extra} if extra else {}
+        made[pop.name] = p = sim.Population(
+            pop.size, backend.cell(sim, pop, h), label=pop.name, initial_values={"v": 0.0}, **kwargs
         )
-        made[pop.name] = p = sim.Population(pop.size, cell, label=pop.name, initial_values={"v": 0.0})
-        p.record("v" if readout else "spikes")
+        p.record("v" if pop.kind == "li" else "spikes")
         if np.any(pop.bias != 0):
             times = [(t + pop.lag) * h for t in range(n_steps)]
             source = sim.Population(1, sim.SpikeSourceArray(spike_times=times), label=f"{pop.name}_bias")
-            _connect(sim, source, p, np.zeros(pop.size, np.int64), np.arange(pop.size), pop.bias, np.ones(pop.size), h)
+            weight = pop.bias * backend.factor
+            _connect(sim, source, p, np.zeros(pop.size, np.int64), np.arange(pop.size), weight, np.ones(pop.size), h)
+    factor = {pop.name: backend.factor for pop in network.populations}
     for proj in network.projections:
-        _connect(sim, made[proj.source], made[proj.target], proj.pre, proj.post, proj.weight, proj.delay, h)
+        weight = proj.weight * factor[proj.target]
+        _connect(sim, made[proj.source], made[proj.target], proj.pre, proj.post, weight, proj.delay, h)
     return made
 
 
@@ -262,12 +314,13 @@ def _connect(sim, source, target, pre, post, weight, delay, h: float) -> None:
             )
 
 
-def run(sim, network: Network, x: np.ndarray, *, spinnaker: bool = False) -> dict[str, np.ndarray]:
+def run(sim, network: Network, x: np.ndarray, backend: Backend | None = None) -> dict[str, np.ndarray]:
     """Every sample of x (steps, samples, channels) through PyNN, one run per sample from zero state (``sim.reset``
     between them); {"spikes/<name>" | "membranes/<name>": (steps, samples, neurons)}."""
     T, B, _ = x.shape
     h = network.timestep_ms
-    made = build(sim, network, T, spinnaker=spinnaker)
+    made = build(sim, network, T, backend)
+    backend = backend or Backend()
     out = {
         f"{'membranes' if p.kind == 'li' else 'spikes'}/{p.name}": np.zeros((T, B, p.size), np.float64)
         for p in network.populations
@@ -282,13 +335,18 @@ def run(sim, network: Network, x: np.ndarray, *, spinnaker: bool = False) -> dic
                 times = np.rint(np.asarray(signal.times.rescale("ms")) / h).astype(int)
                 steps = times - 1 - pop.lag
                 keep = (steps >= 0) & (steps < T)
-                out[f"membranes/{pop.name}"][steps[keep], b] = np.asarray(signal)[keep] * pop.unit
+                out[f"membranes/{pop.name}"][steps[keep], b] = np.asarray(signal)[keep] / backend.factor * pop.unit
             else:
                 for j, train in enumerate(block.spiketrains):
                     steps = np.rint(np.asarray(train.rescale("ms")) / h).astype(int) - 1 - pop.lag
                     out[f"spikes/{pop.name}"][steps[(steps >= 0) & (steps < T)], b, j] = 1
         sim.reset()
     return out
+
+
+def on(simulator: str) -> Backend:
+    """The Backend of a pyNN backend module's name."""
+    return Backend(SPINNAKER_FACTOR, True) if simulator == SPINNAKER else Backend()
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,80 @@
+"""SpiNNaker's limits that a profile's keys cannot state: cores on one SpiNN-5 board, as ``run_pynn.py`` places the
+network, and delays beyond sPyNNaker's native range (``TargetPlugin.fit_checks``, ``delaynir.hardware.fit``).
+
+``run_pynn.py`` gives each population the most neurons per core whose native delay range holds its longest
+incoming delay (lags included: ``pynn_export``), so the cores a model needs are
+
+    ⌈n_inputs / 256⌉ + Σ_layers ⌈size / neurons_per_core(longest delay in)⌉ + (one per layer with a bias)
+
+and one board has ``BOARD_CORES`` application cores. Delays beyond 4096 steps do not fit at any core size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from delaynir.hardware.fit import FitViolation
+from delaynir.hardware.profile import TargetProfile
+from delaynir.ir.graph import DelayGraph, layer_lags
+from delaynir.targets.spinnaker.run_pynn import MAX_NATIVE_DELAY, neurons_per_core
+
+#: application cores of one SpiNN-5 board as sPyNNaker 7.4.1 maps it: 856 cores less one monitor per chip (48)
+#: and one packet gatherer per board (docs/research/SPYNNAKER_NOTES.md §3)
+BOARD_CORES = 856 - 48 - 1
+SOURCE_NEURONS_PER_CORE = 256  #: spike sources per core (the input's SpikeSourceArray)
+
+
+def longest_delays(graph: DelayGraph) -> dict[str, int]:
+    """Per layer, the longest delay into it as PyNN carries it: d + lag(layer) − lag(source) (≥ 1)."""
+    lags = layer_lags(graph)
+    return {
+        layer.name: max(
+            (int((p.delay + lags[layer.name] - lags.get(p.source, 0)).max()) for p in layer.projections if len(p)),
+            default=1,
+        )
+        for layer in graph.layers
+    }
+
+
+def cores(graph: DelayGraph) -> int:
+    """The cores ``run_pynn.py`` makes sPyNNaker use for ``graph`` (module docstring); delays within range."""
+    longest = longest_delays(graph)
+    return math.ceil(graph.n_inputs / SOURCE_NEURONS_PER_CORE) + sum(
+        math.ceil(layer.size / neurons_per_core(longest[layer.name])) + int(np.any(layer.bias != 0))
+        for layer in graph.layers
+    )
+
+
+def check(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
+    """Delays beyond the native range and a model that needs more cores than one board has."""
+    out = [
+        FitViolation(
+            name,
+            "max_delay",
+            delay,
+            MAX_NATIVE_DELAY,
+            f"layer {name!r}: a delay of {delay} steps as PyNN carries it (the graph's delay plus the layer lag), "
+            f"beyond the {MAX_NATIVE_DELAY} steps sPyNNaker holds natively even at 2 neurons per core; "
+            "train with shorter delays",
+        )
+        for name, delay in longest_delays(graph).items()
+        if delay > MAX_NATIVE_DELAY
+    ]
+    if out:
+        return out
+    needed = cores(graph)
+    if needed > BOARD_CORES:
+        out.append(
+            FitViolation(
+                None,
+                "cores",
+                needed,
+                BOARD_CORES,
+                f"the model needs {needed} cores of a SpiNN-5 board's {BOARD_CORES} ({needed - BOARD_CORES} too many): "
+                "each layer gets the most neurons per core whose native delay range holds its longest delay "
+                "(256 up to 32 steps, halving as delays double); use smaller layers or shorter delays",
+            )
+        )
+    return out
