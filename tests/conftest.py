@@ -190,14 +190,13 @@ def lava_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def nest_missing() -> str | None:
-    """Why NEST's environment cannot run here, None where it can; fails under CI=true (.ci/run builds it)."""
+def _tool_missing(environment) -> str | None:
+    """Why a tool environment (delaynir.export.tool_env) cannot run here, None where it can; fails under CI=true
+    (.ci/run builds every one)."""
     from delaynir.export.executors import ExecutorUnavailable
-    from delaynir.targets.spinnaker.nest_executor import ENVIRONMENT
 
     try:
-        ENVIRONMENT.python()
+        environment.python()
     except ExecutorUnavailable as exc:
         if _under_ci():
             pytest.fail(str(exc))
@@ -206,10 +205,23 @@ def nest_missing() -> str | None:
 
 
 @pytest.fixture
-def need_nest(nest_missing) -> None:
+def need_nest() -> None:
     """Skip a test that runs NEST where its environment is not built (targets/spinnaker/build_nest_env.sh)."""
-    if nest_missing:
-        pytest.skip(nest_missing)
+    from delaynir.targets.spinnaker.nest_executor import ENVIRONMENT
+
+    missing = _tool_missing(ENVIRONMENT)
+    if missing:
+        pytest.skip(missing)
+
+
+@pytest.fixture
+def need_spynnaker() -> None:
+    """Skip a test that runs sPyNNaker where its environment is not built (targets/spinnaker/build_spynnaker_env.sh)."""
+    from delaynir.targets.spinnaker.mapping import ENVIRONMENT
+
+    missing = _tool_missing(ENVIRONMENT)
+    if missing:
+        pytest.skip(missing)
 
 
 @pytest.fixture

@@ -137,6 +137,7 @@ def test_check_catches_a_changed_expected_spike_even_with_a_fixed_hash(bundle, t
         "norse",
         "snntorch",
         "onnxruntime",
+        "nest",
     }
     assert any("first divergence: layer hidden1, sample 0, neuron 0, step 3" in p for p in report.problems)
 
@@ -201,7 +202,7 @@ def test_allow_mismatch_writes_the_bundle_marked_and_check_reports_the_same(smal
     assert "**does not reproduce** (written with --allow-mismatch)" in (out / "README.md").read_text()
     report = check_bundle(out)
     assert report.ok and report.simulators["norse"]["status"] == "differs"
-    assert [r["status"] for k, r in report.simulators.items() if k != "norse"] == ["exact"] * 3
+    assert [r["status"] for k, r in report.simulators.items() if k != "norse"] == ["exact"] * 4
     assert any("norse (model.nir): does not reproduce" in n and "--allow-mismatch norse" in n for n in report.notes)
     assert main(["bundle", "--check", str(out)]) == 0
     assert "norse do not, as manifest.json records" in capsys.readouterr().out

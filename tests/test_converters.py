@@ -149,17 +149,19 @@ def _linear_delay_graph():
 
 
 def test_the_registry_lists_each_executor_once():
-    assert names() == ("reference", "norse", "snntorch", "onnxruntime", "lava") and len(set(names())) == len(names())
-    assert external() == names()[1:]
-    assert external(tiny_graph()) == ("norse", "snntorch", "onnxruntime")  # lava: loihi2-fixed graphs only
-    assert [fmt.name for fmt in formats()] == ["DelayGraph", "NIR", "ONNX", "netx"]
-    assert [fmt.name for fmt in formats(tiny_graph())] == ["DelayGraph", "NIR", "ONNX"]
+    assert names() == ("reference", "norse", "snntorch", "onnxruntime", "lava", "nest")
+    assert len(set(names())) == len(names()) and external() == names()[1:]
+    assert external(tiny_graph()) == ("norse", "snntorch", "onnxruntime", "nest")  # lava: loihi2-fixed graphs only
+    assert [fmt.name for fmt in formats()] == ["DelayGraph", "NIR", "ONNX", "netx", "pynn"]
+    assert [fmt.name for fmt in formats(tiny_graph())] == ["DelayGraph", "NIR", "ONNX", "pynn"]
     assert len({fmt.file for fmt in formats()}) == len(formats())
     assert {e.reproduces for e in EXECUTORS.values()} == {executors.TARGET_ARITHMETIC, executors.FLOAT_GRAPH}
 
 
 @pytest.mark.parametrize("name", ["reference", *external(tiny_graph())])  # lava: tests/test_lava.py
-def test_each_executor_runs_its_file_as_the_reference_simulator_does(name, tmp_path):
+def test_each_executor_runs_its_file_as_the_reference_simulator_does(name, tmp_path, request):
+    if name == "nest":
+        request.getfixturevalue("need_nest")
     executor = EXECUTORS[name]
     graph, x = tiny_graph(), tiny_input()
     path = executor.export(graph, tmp_path / executor.format.file)

@@ -31,8 +31,9 @@ from delaynir.nn.model import DelaySNN, ModelConfig
 from delaynir.numerics.number_formats import IntegerState, decay_format
 from delaynir.reference.simulate import simulate
 from delaynir.targets.loihi2.netx import netx_layers
+from delaynir.targets.spinnaker.pynn_export import export_pynn
 
-TARGETS = ("float", "int8", "loihi2", "spinnaker2", "xylo-audio2", "seneca")
+TARGETS = ("float", "int8", "loihi2", "spinnaker", "spinnaker2", "xylo-audio2", "seneca")
 
 
 def _run_everywhere(graph: DelayGraph, x: np.ndarray, tmp_path) -> dict:
@@ -314,6 +315,17 @@ def _expected_lava_status(graph: DelayGraph, lava_missing: str | None) -> str:
     return "unavailable" if lava_missing else "exact"
 
 
+def _expected_nest_status(graph: DelayGraph, tmp_path) -> str:
+    """NEST's status: "not exported" where the PyNN writer refuses the graph (subtract reset, cubalif, relay …),
+    else "exact" (the NEST environment is built wherever these tests run: conftest.need_nest)."""
+    try:
+        export_pynn(graph, tmp_path / "probe.pynn.h5")
+    except ExportError as exc:
+        assert str(exc).startswith("cannot export to PyNN"), exc
+        return "not exported"
+    return "exact"
+
+
 def test_the_builtin_targets_are_the_ones_covered():
     assert set(builtin_target_names()) == set(TARGETS)
 
@@ -327,6 +339,7 @@ def test_the_builtin_targets_are_the_ones_covered():
     cubalif=st.booleans(),
     relay=st.booleans(),
 )
+@pytest.mark.usefixtures("need_nest")
 def test_a_bundle_of_a_random_model_for_every_target_passes_its_check(
     target, seed, reset, recurrent, cubalif, relay, tmp_path_factory, lava_missing
 ):
@@ -351,11 +364,14 @@ def test_a_bundle_of_a_random_model_for_every_target_passes_its_check(
         with pytest.raises(ExportError) as refusal:
             netx_layers(graph)
         assert manifest.verification["lava"]["error"] == str(refusal.value)
-    assert all(r["status"] == "exact" for sim, r in manifest.verification.items() if sim != "lava")
+    nest = _expected_nest_status(graph, tmp_path_factory.mktemp("pynn"))
+    assert manifest.verification["nest"]["status"] == nest
+    assert all(r["status"] == "exact" for sim, r in manifest.verification.items() if sim not in ("lava", "nest"))
     report = check_bundle(out)
     assert report.ok, report.problems
     statuses = {sim: r["status"] for sim, r in report.simulators.items()}
     assert statuses.pop("lava", None) == lava
+    assert statuses.pop("nest") == nest
     assert statuses == dict.fromkeys(("reference", "norse", "snntorch", "onnxruntime"), "exact")
     assert manifest.semantics["identical"] is not fixed_point
     assert manifest.verification["onnxruntime"]["reproduces"] == ("float graph" if fixed_point else "target arithmetic")

@@ -164,8 +164,8 @@ def register(sub) -> None:
         sub,
         cmd_map,
         "map",
-        help="run the target vendor's own tool on a compiled graph without the hardware (e.g. sPyNNaker's "
-        "mapping onto a virtual SpiNNaker board): does it accept the model, and what does it use",
+        help="run the target vendor's own tool on a compiled graph without the hardware (a mapper onto a virtual "
+        "board, a chip compiler): does it accept the model, and what does it use (`delaynir targets` lists them)",
     )
     p.add_argument("graph", help="DelayGraph .h5 compiled for a target with a vendor tool check")
     p.add_argument("--check", help="comma list of tool checks to run (default: those of the graph's target)")

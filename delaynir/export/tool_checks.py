@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from delaynir import plugins
-from delaynir.errors import ConfigError, DelayNIRError, VerificationError
+from delaynir.errors import ConfigError, DelayNIRError, TargetError
 from delaynir.export.executors import ExecutorUnavailable, FileFormat
 
 if TYPE_CHECKING:
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 ACCEPTED, REFUSED, UNAVAILABLE = "accepted", "refused", "unavailable"
 
 
-class ToolRefused(VerificationError):
-    """The vendor's tool refused a model that delaynir's fit check accepted."""
+class ToolRefused(TargetError):
+    """The vendor's tool refused a model: a fit error, in the tool's own words."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,7 @@ def refusal(results: dict[str, dict[str, Any]]) -> DelayNIRError | None:
     if not refused:
         return None
     return ToolRefused(
-        "the vendor's tool refused a model that delaynir's fit check accepted (a gap in the target's profile: "
-        "please report it):\n  - " + "\n  - ".join(f"{name}: {r['error']}" for name, r in refused.items())
+        "model does not fit: the vendor's tool refused it, although delaynir's fit check accepted it (a gap in "
+        "the target's profile; please report it):\n  - "
+        + "\n  - ".join(f"{name}: {r['error']}" for name, r in refused.items())
     )

@@ -43,8 +43,8 @@ class ToolEnvironment:
 
     def unavailable(self, why: str) -> ExecutorUnavailable:
         return ExecutorUnavailable(
-            f"simulator {self.executor!r} cannot run: {why}; build the {self.label} environment with `{self.build}` "
-            f"and/or set {self.variable} to its bin/python"
+            f"{self.label} ({self.executor!r}) cannot run: {why}; build the {self.label} environment with "
+            f"`{self.build}` and/or set {self.variable} to its bin/python"
         )
 
     def python(self) -> Path:

@@ -74,7 +74,7 @@ def format_targets_table(profiles: Iterable[TargetProfile]) -> str:
 
 def format_target_packages() -> str:
     """What each installed target package brings (delaynir.plugins): profiles, arithmetics, export formats,
-    executors and the scripts that build their tools' environments."""
+    executors, vendor tool checks, fit checks of its own and the scripts that build their tools' environments."""
     lines = ["target packages (docs/targets.md, 'A target package'):"]
     for p in plugins.plugins():
         lines.append(f"  {p.name}: {p.description} ({p.package})")
@@ -83,6 +83,8 @@ def format_target_packages() -> str:
             ("arithmetics", ", ".join(p.arithmetics)),
             ("export formats", ", ".join(f.name for f in p.formats)),
             ("executors", ", ".join(e.name for e in p.executors)),
+            ("tool checks (delaynir map)", "; ".join(f"{c.name}: {c.description}" for c in p.tool_checks)),
+            ("own fit checks", ", ".join(p.fit_checks)),
         ]
         lines += [f"    {label}: {value}" for label, value in parts if value]
         lines += [f"    {tool} environment: {p.environment_script(tool)}" for tool in p.environments]

@@ -20,9 +20,10 @@ from delaynir.hardware.profile import TargetProfile
 from delaynir.ir.graph import DelayGraph, layer_lags
 from delaynir.targets.spinnaker.run_pynn import MAX_NATIVE_DELAY, neurons_per_core
 
-#: application cores of one SpiNN-5 board as sPyNNaker 7.4.1 maps it: 856 cores less one monitor per chip (48)
-#: and one packet gatherer per board (docs/research/SPYNNAKER_NOTES.md §3)
-BOARD_CORES = 856 - 48 - 1
+#: application cores of one SpiNN-5 board as sPyNNaker 7.4.1 places them: 856 cores less two per chip (the monitor
+#: processor and sPyNNaker's extra monitor) and one packet gatherer per board; measured on the virtual board: 759
+#: cores placed, 760 refused (PacmanPlaceException; tests/test_spinnaker.py)
+BOARD_CORES = 856 - 2 * 48 - 1
 SOURCE_NEURONS_PER_CORE = 256  #: spike sources per core (the input's SpikeSourceArray)
 
 

@@ -59,12 +59,12 @@ class NestModel:
                 traces = {key: data[key] for key in data.files}
         spikes, membranes = {}, {}
         for k, pop in enumerate(self.network.populations):
-            if pop.kind == "li":
+            if pop.readout:
                 membranes[pop.name] = torch.from_numpy(traces[f"v{k}"] * pop.unit)
             else:
                 spikes[pop.name] = torch.from_numpy(traces[f"s{k}"].astype(np.float64))
         last = self.network.populations[-1]
-        readout = last.kind == "li"
+        readout = last.readout
         output = membranes[last.name] if readout else spikes[last.name]
         return SimulationResult(
             output=output, predictions=predictions_of(output, readout=readout), spikes=spikes, membranes=membranes

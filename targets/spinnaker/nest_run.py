@@ -60,7 +60,7 @@ def run(network, x):
     nodes = {INPUT: inputs}
     spiking, recorders = [], {}
     for k, pop in enumerate(network.populations):
-        readout = pop.kind == "li"
+        readout = pop.readout
         threshold = np.full(pop.size, READOUT_THRESHOLD) if readout else np.nextafter(pop.threshold, np.inf)
         # E_L first, in one call with a V_th above V_reset: NEST keeps V_th relative to E_L, so a V_th set before
         # E_L = 0 would pass through V_th − E_L(−70 mV) and lose the last bit that makes the comparison strict
@@ -106,7 +106,7 @@ def run(network, x):
         step = local - pop.lag
         keep = (step >= 0) & (step < T)
         neuron = np.asarray(events["senders"], dtype=np.int64) - first
-        if pop.kind == "li":
+        if pop.readout:
             v = np.zeros((T, B, pop.size))
             v[step[keep], sample[keep], neuron[keep]] = np.asarray(events["V_m"])[keep]
             out[f"v{k}"] = v

@@ -30,12 +30,13 @@ import numpy as np
 from delaynir.common.outputs import atomic_path, check_output
 from delaynir.errors import ExportError
 from delaynir.ir.graph import DelayGraph, Layer, in_units, layer_lags, membrane_unit
-from delaynir.targets.spinnaker.run_pynn import FORMAT, FORMAT_VERSION
+from delaynir.targets.spinnaker.run_pynn import FORMAT, FORMAT_VERSION, READOUT, SPIKING
 
 log = logging.getLogger(__name__)
 
 DOC = "docs/pynn-format.md"
-KINDS = {"lif": "lif", "li": "li"}  #: the neuron kinds IF_curr_delta carries exactly: DelayGraph kind → file kind
+#: the neuron kinds IF_curr_delta carries exactly: DelayGraph kind → the file's population kind
+KINDS = {SPIKING: SPIKING, READOUT: READOUT}
 
 
 def timestep_ms(dt: float) -> float | None:

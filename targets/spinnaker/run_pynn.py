@@ -46,7 +46,8 @@ import numpy as np
 FORMAT = "delaynir-pynn"
 FORMAT_VERSION = 1
 INPUT = "input"
-KINDS = ("lif", "li")
+SPIKING, READOUT = "lif", "li"  #: the file's population kinds
+KINDS = (SPIKING, READOUT)
 READOUT_THRESHOLD = 1e300  #: v_thresh of the readout on a float64 backend (NEST): never reached
 SPINNAKER_RESOLUTION = 2.0**-15  #: one step of sPyNNaker's s16.15 membrane
 SPINNAKER_READOUT_THRESHOLD = 32767.0  #: near the top of s16.15: the readout's v_thresh on SpiNNaker
@@ -75,6 +76,11 @@ class Population:
     @property
     def size(self) -> int:
         return len(self.tau_m)
+
+    @property
+    def readout(self) -> bool:
+        """The li readout: its membrane is the output; it never fires."""
+        return self.kind == READOUT
 
 
 @dataclass
@@ -236,7 +242,7 @@ class Backend:
     def v_thresh(self, pop: Population) -> np.ndarray:
         """PyNN's v_thresh (fires on v ≥ v_thresh) for the file's v > threshold: the next float64 above it, on
         SpiNNaker the next s16.15 value above it; for the readout one it never reaches."""
-        if pop.kind == "li":
+        if pop.readout:
             return np.full(pop.size, SPINNAKER_READOUT_THRESHOLD if self.spinnaker else READOUT_THRESHOLD)
         if self.spinnaker:
             return (np.floor(pop.threshold * self.factor / SPINNAKER_RESOLUTION) + 1) * SPINNAKER_RESOLUTION
@@ -285,7 +291,7 @@ def build(sim, network: Network, n_steps: int, backend: Backend | None = None) -
         made[pop.name] = p = sim.Population(
             pop.size, backend.cell(sim, pop, h), label=pop.name, initial_values={"v": 0.0}, **kwargs
         )
-        p.record("v" if pop.kind == "li" else "spikes")
+        p.record("v" if pop.readout else "spikes")
         if np.any(pop.bias != 0):
             times = [(t + pop.lag) * h for t in range(n_steps)]
             source = sim.Population(1, sim.SpikeSourceArray(spike_times=times), label=f"{pop.name}_bias")
@@ -322,7 +328,7 @@ def run(sim, network: Network, x: np.ndarray, backend: Backend | None = None) ->
     made = build(sim, network, T, backend)
     backend = backend or Backend()
     out = {
-        f"{'membranes' if p.kind == 'li' else 'spikes'}/{p.name}": np.zeros((T, B, p.size), np.float64)
+        f"{'membranes' if p.readout else 'spikes'}/{p.name}": np.zeros((T, B, p.size), np.float64)
         for p in network.populations
     }
     for b in range(B):
@@ -330,7 +336,7 @@ def run(sim, network: Network, x: np.ndarray, backend: Backend | None = None) ->
         sim.run((T + network.max_lag + 1) * h)
         for pop in network.populations:
             block = made[pop.name].get_data(clear=True).segments[-1]
-            if pop.kind == "li":
+            if pop.readout:
                 signal = block.filter(name="v")[0]
                 times = np.rint(np.asarray(signal.times.rescale("ms")) / h).astype(int)
                 steps = times - 1 - pop.lag
