@@ -52,7 +52,7 @@ DOCUMENTED_DEFAULTS = {
     "neuron_types": ["lif", "cubalif", "li", "relay"],
     "resets": ["hard", "subtract"],
 }
-BUILTINS = ["float", "int8", "loihi2", "seneca", "spinnaker2", "xylo-audio2"]
+BUILTINS = ["float", "int8", "loihi2", "seneca", "spinnaker", "spinnaker2", "xylo-audio2"]
 REPO = Path(__file__).resolve().parent.parent
 LOIHI_BETA = 1 - 410 / 4096  # on the fixed12 grid
 
