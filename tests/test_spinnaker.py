@@ -136,3 +136,33 @@ def test_a_spinnaker_bundle_holds_the_pynn_model_nest_replays_it_and_sPyNNaker_m
     report = json.loads(capsys.readouterr().out)
     assert report["simulators"]["nest"]["status"] == "exact"
     assert report["tool_checks"]["spynnaker"]["cores"] == mapped["cores"]
+
+
+@pytest.mark.usefixtures("need_spynnaker")
+def test_the_shipped_script_runs_the_file_with_sPyNNaker_end_to_end(tmp_path):
+    """run_pynn.py as a SpiNNaker user runs it (here on a virtual board, whose recordings are empty): every sample
+    set up, built, run and read back; the result file has the test vectors' layout. Refuses an existing --out."""
+    import shutil
+    import subprocess
+
+    import h5py
+
+    from delaynir.targets.spinnaker import mapping
+    from delaynir.targets.spinnaker.pynn_export import export_pynn
+
+    graph = spinnaker_graph(6, (1, 40), n_inputs=5, readout=3)
+    export_pynn(graph, tmp_path / "model.pynn.h5")
+    shutil.copy(mapping.RUNNER.with_name("run_pynn.py"), tmp_path)
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f["inputs"] = (np.random.default_rng(1).random((12, 2, 5)) < 0.3).astype(float)
+    for name in ("spynnaker.cfg", ".spynnaker.cfg"):
+        (tmp_path / name).write_text(mapping.CONFIG)
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / ".config"), "MPLBACKEND": "Agg", "PATH": "/usr/bin"}
+    command = [str(mapping.ENVIRONMENT.python()), "run_pynn.py", "model.pynn.h5", "--inputs", "in.h5", "--out", "r.h5"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with h5py.File(tmp_path / "r.h5") as f:
+        assert f["spikes/h"].shape == (12, 2, 6) and f["spikes/h"].dtype == np.uint8
+        assert f["membranes/out"].shape == (12, 2, 3)
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "r.h5 exists" in again.stderr

@@ -228,7 +228,7 @@ def input_spike_times(x: np.ndarray, h: float) -> list[list[float]]:
     """Per input channel the PyNN spike times of one sample's 0/1 spikes x (steps, channels): (t + 1) · h."""
     if not np.all((x == 0) | (x == 1)):
         raise NetworkFileError("PyNN takes 0/1 spikes as input; spike counts above 1 and graded input are not sent")
-    return [[(t + 1) * h for t in np.flatnonzero(x[:, i])] for i in range(x.shape[1])]
+    return [((np.flatnonzero(x[:, i]) + 1) * h).tolist() for i in range(x.shape[1])]
 
 
 @dataclass(frozen=True)
@@ -279,12 +279,13 @@ def neurons_per_core(longest_delay: int) -> int:
     return int(min(256, 2 ** (13 - math.ceil(math.log2(max(longest_delay, 2))))))
 
 
-def build(sim, network: Network, n_steps: int, backend: Backend | None = None) -> dict:
-    """The network in PyNN (``sim``, a PyNN backend module after ``sim.setup``) for samples of ``n_steps`` steps;
-    returns {"input": the input SpikeSourceArray, name: Population}. Set the input's spike times per sample."""
+def build(sim, network: Network, n_steps: int, backend: Backend | None = None, x: np.ndarray | None = None) -> dict:
+    """The network in PyNN (``sim``, a PyNN backend module after ``sim.setup``) for a sample of ``n_steps`` steps, its
+    input spikes x (steps, channels) or none; returns {"input": the input SpikeSourceArray, name: Population}."""
     backend = backend or Backend()
     h = network.timestep_ms
-    made = {INPUT: sim.Population(network.n_inputs, sim.SpikeSourceArray(spike_times=[]), label=INPUT)}
+    times = [] if x is None else input_spike_times(x, h)
+    made = {INPUT: sim.Population(network.n_inputs, sim.SpikeSourceArray(spike_times=times), label=INPUT)}
     for pop in network.populations:
         extra = backend.extra(network, pop)
         kwargs = {"additional_parameters": extra} if extra else {}
@@ -320,22 +321,31 @@ def _connect(sim, source, target, pre, post, weight, delay, h: float) -> None:
             )
 
 
+def setup(sim, network: Network, backend: Backend) -> None:
+    """``sim.setup`` with the file's timestep (sPyNNaker takes no min_delay: it warns and ignores it)."""
+    if backend.spinnaker:
+        sim.setup(timestep=network.timestep_ms)
+    else:
+        sim.setup(timestep=network.timestep_ms, min_delay=network.timestep_ms)
+
+
 def run(sim, network: Network, x: np.ndarray, backend: Backend | None = None) -> dict[str, np.ndarray]:
-    """Every sample of x (steps, samples, channels) through PyNN, one run per sample from zero state (``sim.reset``
-    between them); {"spikes/<name>" | "membranes/<name>": (steps, samples, neurons)}."""
+    """Every sample of x (steps, samples, channels) through PyNN, each in a simulation of its own from zero state
+    (setup, build with the sample's spikes, run, end: sPyNNaker 7.4.1 cannot set a SpikeSourceArray's per-neuron
+    times after a reset); {"spikes/<name>" | "membranes/<name>": (steps, samples, neurons)}."""
     T, B, _ = x.shape
     h = network.timestep_ms
-    made = build(sim, network, T, backend)
     backend = backend or Backend()
     out = {
         f"{'membranes' if p.readout else 'spikes'}/{p.name}": np.zeros((T, B, p.size), np.float64)
         for p in network.populations
     }
     for b in range(B):
-        made[INPUT].set(spike_times=input_spike_times(x[:, b], h))
+        setup(sim, network, backend)
+        made = build(sim, network, T, backend, x[:, b])
         sim.run((T + network.max_lag + 1) * h)
         for pop in network.populations:
-            block = made[pop.name].get_data(clear=True).segments[-1]
+            block = made[pop.name].get_data().segments[-1]
             if pop.readout:
                 signal = block.filter(name="v")[0]
                 times = np.rint(np.asarray(signal.times.rescale("ms")) / h).astype(int)
@@ -346,7 +356,7 @@ def run(sim, network: Network, x: np.ndarray, backend: Backend | None = None) ->
                 for j, train in enumerate(block.spiketrains):
                     steps = np.rint(np.asarray(train.rescale("ms")) / h).astype(int) - 1 - pop.lag
                     out[f"spikes/{pop.name}"][steps[(steps >= 0) & (steps < T)], b, j] = 1
-        sim.reset()
+        sim.end()
     return out
 
 
@@ -382,13 +392,7 @@ def main(argv=None) -> int:
         return 2
     x = x[:, : args.samples] if args.samples else x
     sim = importlib.import_module(f"pyNN.{args.simulator}")
-    sim.setup(
-        timestep=network.timestep_ms, min_delay=network.timestep_ms, max_delay=network.max_delay * network.timestep_ms
-    )
-    try:
-        result = run(sim, network, x, spinnaker=args.simulator == "spiNNaker")
-    finally:
-        sim.end()
+    result = run(sim, network, x, on(args.simulator))
     with h5py.File(out, "w") as f:
         f.attrs["layout"] = "time-first (step, sample, neuron), the DelayGraph's steps and units"
         for name, values in result.items():

@@ -16,7 +16,7 @@ import contextlib
 import json
 import sys
 
-from run_pynn import SPINNAKER, build, on, read_network
+from run_pynn import SPINNAKER, build, on, read_network, setup
 
 
 def usage():
@@ -44,7 +44,7 @@ def main():
     network = read_network(network_file)
     import pyNN.spiNNaker as sim
 
-    sim.setup(timestep=network.timestep_ms)
+    setup(sim, network, on(SPINNAKER))
     try:
         build(sim, network, steps, on(SPINNAKER))
         sim.run(steps * network.timestep_ms)
