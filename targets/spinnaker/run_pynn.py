@@ -294,8 +294,8 @@ def build(sim, network: Network, n_steps: int, backend: Backend | None = None, x
         )
         p.record("v" if pop.readout else "spikes")
         if np.any(pop.bias != 0):
-            times = [(t + pop.lag) * h for t in range(n_steps)]
-            source = sim.Population(1, sim.SpikeSourceArray(spike_times=times), label=f"{pop.name}_bias")
+            every_step = [(t + pop.lag) * h for t in range(n_steps)]
+            source = sim.Population(1, sim.SpikeSourceArray(spike_times=every_step), label=f"{pop.name}_bias")
             weight = pop.bias * backend.factor
             _connect(sim, source, p, np.zeros(pop.size, np.int64), np.arange(pop.size), weight, np.ones(pop.size), h)
     factor = {pop.name: backend.factor for pop in network.populations}
