@@ -6,6 +6,7 @@ spinnaker profile's maximum) are compared with the reference simulator at every 
 environment (targets/spinnaker/build_nest_env.sh); those tests skip without it, and fail under CI=true.
 """
 
+import json
 import math
 import sys
 
@@ -303,11 +304,12 @@ def test_the_network_file_holds_the_graph_in_the_units_and_lags_the_reference_co
 # ----------------------------------------------------------------------------- commands and environment
 
 
-def test_export_writes_the_pynn_script_beside_the_file_and_keeps_a_different_one(tmp_path):
+def test_export_writes_the_pynn_script_beside_the_file_and_keeps_a_different_one(tmp_path, capsys):
     graph = DelayGraph(0.001, 2, [lif("a", [dense(INPUT, np.array([[1.0, 2.0]]), np.array([[0, 3]]))])])
     g = save_graph(graph, tmp_path / "g.h5")
     out = tmp_path / "out"
-    assert main(["-q", "export", str(g), "--format", "pynn", "--out", str(out / "m.pynn.h5")]) == 0
+    assert main(["-q", "export", str(g), "--format", "pynn", "--out", str(out / "m.pynn.h5"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["companions"] == [str(out / "run_pynn.py")]
     script = (out / "run_pynn.py").read_text()
     assert "IF_curr_delta" in script and "import delaynir" not in script
     assert main(["-q", "export", str(g), "--format", "pynn", "--out", str(out / "second.pynn.h5")]) == 0  # same

@@ -76,8 +76,11 @@ def cmd_export(args) -> int:
 
     graph = load_graph(args.file)
     path = executors.export_graph(graph, args.out, args.format, overwrite=args.overwrite)
+    beside = [str(path.parent / c.file) for c in executors.export_formats()[args.format.lower()].companions]
     result = {"graph": args.file, "format": args.format, "out": str(path), "bytes": path.stat().st_size}
-    show(args, result, f"exported {args.file} as {args.format.upper()} to {path} ({result['bytes']} bytes)")
+    result["companions"] = beside
+    text = f"exported {args.file} as {args.format.upper()} to {path} ({result['bytes']} bytes)"
+    show(args, result, text + "".join(f"\n  and {name} beside it" for name in beside))
     return 0
 
 
