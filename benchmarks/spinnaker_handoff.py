@@ -46,20 +46,21 @@ def measure(name: str, run: Path, test: Path, work: Path, samples: int) -> dict:
     start = time.perf_counter()
     trained = delaynir("evaluate", str(run), "--data", str(test))
     graph = work / f"{name}.spinnaker.h5"
-    compiled = delaynir("compile", str(run), "--target", "spinnaker", "--out", str(graph))
+    compiled = delaynir("compile", str(run), "--target", "spinnaker", "--out", str(graph), "--overwrite")
     simulated = delaynir("simulate", str(graph), "--data", str(test))
     verified = delaynir(
         "verify", str(graph), "--data", str(test), "--sims", "reference,nest", "--samples", str(samples)
     )
     bundle = work / f"{name}.bundle"
-    manifest = delaynir("bundle", str(run), "--target", "spinnaker", "--out", str(bundle))
+    manifest = delaynir("bundle", str(run), "--target", "spinnaker", "--out", str(bundle), "--overwrite")
     check = delaynir("bundle", "--check", str(bundle))
     nest = verified["simulators"]["nest"]
     return {
         "model": name,
-        "trained_test_accuracy": trained["test_accuracy"],
+        "trained_test_accuracy": trained["accuracy"],
         "spinnaker_test_accuracy": simulated["accuracy"],
-        "difference_pp": 100 * (simulated["accuracy"] - trained["test_accuracy"]),
+        "difference_pp": 100 * (simulated["accuracy"] - trained["accuracy"]),
+        "test_samples": simulated["n"],
         "neurons": compiled.get("neurons"),
         "synapses": compiled.get("synapses"),
         "verify_nest": {

@@ -3,10 +3,12 @@ step of zero is refused, not taken for "not given"."""
 
 import os
 import stat
+import sys
 
 import pytest
 
 from delaynir.cli import main
+from delaynir.common import outputs
 
 
 @pytest.fixture
@@ -55,3 +57,31 @@ def test_of_two_writers_of_one_new_output_the_second_is_refused_and_the_first_ke
     with atomic_path(path, overwrite=True) as tmp:  # an explicit overwrite still replaces
         tmp.write_text("replaced")
     assert path.read_text() == "replaced" and [p.name for p in tmp_path.iterdir()] == ["g.h5"]
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2 exchange", "two renames"])
+def test_a_directory_replaces_another_whole_and_leaves_no_sibling(tmp_path, monkeypatch, exchange):
+    """With the atomic exchange (Linux) the old directory is swapped out in one step, so `out` is never missing;
+    without it (other platforms, monkeypatched here) two renames, as before. Either way: the new contents, and no
+    hidden sibling left."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    swaps = []
+    real = outputs._exchange
+    monkeypatch.setattr(outputs, "_exchange", lambda a, b: swaps.append(b) or (real(a, b) if exchange else False))
+    with outputs.atomic_dir(out, overwrite=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new.txt"] and swaps == [out]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
+def test_the_exchange_swaps_two_directories_in_one_call(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x").write_text("a")
+    (b / "x").write_text("b")
+    assert outputs._exchange(a, b)
+    assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"

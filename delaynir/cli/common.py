@@ -2,7 +2,9 @@
 
 Exit status: 0 success; 1 a verification below its threshold (``delaynir verify``, ``bundle --check``) or a
 bundle not written because a simulator does not reproduce it (VerificationError); 2 any other DelayNIRError,
-printed as one message without a traceback; 130 interrupted.
+printed as one message without a traceback; 130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM). Both
+signals unwind the command like an error: every temporary of an output being written is removed and nothing
+appears at its final path (delaynir.common.outputs).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -72,8 +76,19 @@ def add_overwrite(parser: argparse.ArgumentParser, help: str | None = None) -> N
     parser.add_argument("--overwrite", action="store_true", help=help)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread (a BaseException, as KeyboardInterrupt is, so that no ``except Exception``
+    swallows it and every cleanup on the way out runs)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """``command(args)``'s exit status, or the status of the error it raised (module docstring)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return command(args)
     except VerificationError as exc:  # a verification failure, as for `verify` and `bundle --check`
@@ -83,5 +98,11 @@ def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
         print(f"delaynir: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("delaynir: interrupted", file=sys.stderr)
+        print("delaynir: interrupted; nothing half-written was left", file=sys.stderr)
         return 130
+    except Terminated:
+        print("delaynir: terminated; nothing half-written was left", file=sys.stderr)
+        return 143
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

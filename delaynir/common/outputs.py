@@ -3,11 +3,19 @@
 Every writer builds its file (or directory) as a hidden temporary sibling and renames it into place
 (``atomic_path``, ``atomic_dir``, ``write_text_atomic``); ``check_output`` refuses an existing output
 without ``overwrite`` and a path that cannot be written, naming it.
+
+Temporaries are named ``.<output name>.<pid>.<random>.tmp`` (``.partial`` for a directory, ``.old`` for a replaced
+one), so the next writer of the same output removes those a killed process left (``sweep_stale``: its process no
+longer exists); a live writer's are never touched. A directory replaces another by one atomic exchange where the
+platform has one (Linux ``renameat2(RENAME_EXCHANGE)``), so ``out`` is never missing; elsewhere by two renames.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +23,66 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from delaynir.errors import ConfigError, DelayNIRError
+
+log = logging.getLogger(__name__)
+SUFFIXES = (".tmp", ".partial", ".old")  #: a temporary file, a directory being written, a directory replaced
+
+
+def _prefix(path: Path) -> str:
+    """The prefix of this process's temporaries for ``path``: ``.<name>.<pid>.``."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_stale(path: Path) -> list[Path]:
+    """Remove the temporaries of ``path`` that a process no longer running left beside it (a killed run); return
+    them. Temporaries of live processes, and names that are not ours, are left alone."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.[^/]*({'|'.join(map(re.escape, SUFFIXES))})$")
+    removed: list[Path] = []
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for sibling in siblings:
+        match = pattern.match(sibling.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        if sibling.is_dir() and not sibling.is_symlink():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.unlink(missing_ok=True)
+        log.warning("removed %s, left by a run that was killed while writing %s", sibling, path)
+        removed.append(sibling)
+    return removed
+
+
+RENAME_EXCHANGE = 2  #: linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap ``a`` and ``b`` in one atomic step (Linux renameat2 with RENAME_EXCHANGE); False where the platform or
+    filesystem has no such call (then nothing was changed)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    AT_FDCWD = -100
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    errno = ctypes.get_errno()
+    if errno in (38, 22, 95):  # ENOSYS, EINVAL (filesystem without exchange), EOPNOTSUPP
+        return False
+    raise OSError(errno, os.strerror(errno), str(b))
 
 
 def check_output(
@@ -60,7 +128,8 @@ def atomic_path(
     """
     path = check_output(path, overwrite=overwrite, error=error)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sweep_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -101,20 +170,24 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 @contextmanager
 def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a fresh hidden sibling of ``out``; on success rename it to ``out`` (replacing it with ``overwrite``).
+    """Yield a fresh hidden sibling of ``out``; on success rename it to ``out`` (replacing it with ``overwrite``, by
+    one atomic exchange where the platform has one).
 
     On any error the temporary directory is removed and ``out`` is untouched.
     """
     check_output(out, overwrite=overwrite, directory=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    sweep_stale(out)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(out), suffix=".partial", dir=out.parent))
     try:
         yield tmp
         for file in tmp.iterdir():
             file.chmod(_mode(0o666))
         tmp.chmod(_mode(0o777))
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+        if out.exists() and _exchange(tmp, out):  # out is the new directory, tmp the old one, in one step
+            shutil.rmtree(tmp)
+        elif out.exists():
+            old = Path(tempfile.mkdtemp(prefix=_prefix(out), suffix=".old", dir=out.parent))
             os.replace(out, old / out.name)
             os.replace(tmp, out)
             shutil.rmtree(old)

@@ -34,8 +34,11 @@ FORK_SERVER.set_forkserver_preload(
 TRAIN = ["--hidden", "8", "--max-delay", "4", "--epochs", "3", "--batch-size", "16", "--device", "cpu", "--seed", "2"]
 
 
-def _run_and_die(argv: list[str], name: str | None = None, nth: int = 0, when: str = "") -> None:
-    """``delaynir ARGV`` in this (forked) process, killed at the ``nth`` commit of ``name`` (None: never).
+def _run_and_die(
+    argv: list[str], name: str | None = None, nth: int = 0, when: str = "", sig: int = signal.SIGKILL
+) -> None:
+    """``delaynir ARGV`` in this (forked) process, sent ``sig`` (SIGKILL: killed) at the ``nth`` commit of ``name``
+    (None: never).
 
     A commit is the rename that puts an output in place (os.replace) or, for a new output that must not replace
     one written meanwhile, the hard link that does (os.link, delaynir.common.outputs)."""
@@ -47,10 +50,10 @@ def _run_and_die(argv: list[str], name: str | None = None, nth: int = 0, when: s
             hit = os.path.basename(os.fspath(dst)) == name
             seen["n"] += hit
             if hit and seen["n"] == nth and when == "before":
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), sig)
             real(src, dst, *args, **kwargs)
             if hit and seen["n"] == nth and when == "after":
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), sig)
 
         return commit
 
@@ -64,6 +67,14 @@ def killed(argv: list[str], name: str, nth: int = 1, when: str = "before") -> No
     process.start()
     process.join(300)
     assert process.exitcode == -signal.SIGKILL, f"never reached the {when} point of {name} #{nth}"
+
+
+def signalled(argv: list[str], name: str, sig: int, nth: int = 1) -> int:
+    """Exit status of ``delaynir ARGV`` in a forked process sent ``sig`` just before the ``nth`` commit of ``name``."""
+    process = FORK_SERVER.Process(target=_run_and_die, args=(argv, name, nth, "before", sig))
+    process.start()
+    process.join(300)
+    return process.exitcode
 
 
 def in_child(argv: list[str]) -> int:
@@ -146,3 +157,47 @@ def test_data_synth_killed_between_its_files_leaves_no_training_file(tmp_path):
     assert (out / "test.h5").exists() and not (out / "train.h5").exists()
     assert main(["-q", "train", "--data", str(out), "--out", str(tmp_path / "run")]) == 2
     assert not (tmp_path / "run").exists()
+
+
+def _temporaries(folder) -> list[str]:
+    return sorted(p.name for p in folder.rglob(".*"))
+
+
+SIGNALS = [(signal.SIGINT, 130), (signal.SIGTERM, 143)]
+
+
+@pytest.mark.parametrize("sig, status", SIGNALS, ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_train_unwinds_it_and_resume_continues_identically(
+    tiny_data, uninterrupted, tmp_path, sig, status
+):
+    out = tmp_path / "run"
+    argv = ["train", "--data", tiny_data, "--out", out, *TRAIN]
+    assert signalled(argv, checkpoints.CHECKPOINT, sig, nth=2) == status
+    assert _temporaries(out) == [] and checkpoints.load_pt(out / checkpoints.CHECKPOINT)["epoch"] == 1
+    assert in_child(["train", "--data", tiny_data, "--out", out, "--resume"]) == 0
+    _same_run(uninterrupted, out)
+
+
+@pytest.mark.parametrize("sig, status", SIGNALS, ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("command", ["compile", "bundle", "data synth"])
+def test_a_signal_before_an_output_is_committed_leaves_nothing_and_no_temporary(
+    small_run, tmp_path, command, sig, status
+):
+    argv, name = {
+        "compile": (["compile", small_run, "--target", "int8", "--out", tmp_path / "m.h5"], "m.h5"),
+        "bundle": (["bundle", small_run, "--target", "int8", "--samples", "2", "--out", tmp_path / "b"], "b"),
+        "data synth": (["data", "synth", "--out", tmp_path / "d", "--train", "6", "--test", "3"], "test.h5"),
+    }[command]
+    assert signalled(argv, name, sig) == status
+    assert not (tmp_path / name).exists() and _temporaries(tmp_path) == []
+
+
+def test_temporaries_a_killed_run_left_are_removed_by_the_next_writer_of_that_output(small_run, tmp_path):
+    argv = ["compile", small_run, "--target", "int8", "--out", tmp_path / "m.h5"]
+    killed(argv, "m.h5")  # SIGKILL: no cleanup can run
+    (left,) = _temporaries(tmp_path)
+    assert left.startswith(".m.h5.") and left.endswith(".tmp")
+    live = tmp_path / f".m.h5.{os.getpid()}.writing.tmp"  # a live process's temporary: never touched
+    live.write_text("")
+    assert main(["-q", "compile", str(small_run), "--target", "int8", "--out", str(tmp_path / "m.h5")]) == 0
+    assert _temporaries(tmp_path) == [live.name] and (tmp_path / "m.h5").is_file()
