@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +11,8 @@ from pathlib import Path
 import h5py
 
 from delaynir.common.memory import check_memory
-from delaynir.errors import DelayNIRError
+from delaynir.common.outputs import atomic_path
+from delaynir.errors import ConfigError, DelayNIRError
 
 #: What h5py raises when the bytes of an HDF5 file are damaged (bad checksums, heaps, object headers).
 HDF5_DAMAGE = (OSError, KeyError, RuntimeError)
@@ -56,3 +58,25 @@ def _check_size(name: str, obj: h5py.HLObject) -> None:
 def damaged(path: str | os.PathLike, exc: BaseException) -> str:
     """The message for a file h5py cannot read although it opened."""
     return f"{path}: damaged, part of it cannot be read ({type(exc).__name__}: {exc}); restore or regenerate the file"
+
+
+@contextmanager
+def writing_hdf5(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = True,
+    error: type[DelayNIRError] = ConfigError,
+    track_order: bool | None = None,
+) -> Iterator[h5py.File]:
+    """A new HDF5 file, built in memory and committed at ``path`` when the block ends (``atomic_path``: nothing at
+    ``path`` on any error, an existing file replaced only with ``overwrite``).
+
+    Built in memory because HDF5 itself crashes the process (a segmentation fault in ``File.close``; h5py 3.16) when
+    the disk fills while it writes; Python's write of the finished bytes fails cleanly (ENOSPC), and atomic_path
+    turns that into one error naming the path.
+    """
+    buffer = io.BytesIO()
+    with atomic_path(path, overwrite=overwrite, error=error) as tmp:
+        with h5py.File(buffer, "w", track_order=track_order) as f:
+            yield f
+        tmp.write_bytes(buffer.getbuffer())

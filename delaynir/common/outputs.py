@@ -13,6 +13,7 @@ platform has one (Linux ``renameat2(RENAME_EXCHANGE)``), so ``out`` is never mis
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 import re
@@ -63,6 +64,27 @@ def sweep_stale(path: Path) -> list[Path]:
         log.warning("removed %s, left by a run that was killed while writing %s", sibling, path)
         removed.append(sibling)
     return removed
+
+
+#: what a full disk or quota looks like in an error's message where the errno is not attached
+NO_SPACE_WORDS = ("No space left on device", "Disk quota exceeded")
+
+
+def no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the quota) is full."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, (OSError, RuntimeError)) and any(w in str(exc) for w in NO_SPACE_WORDS)
+
+
+def _full(path: Path, previous: bool, error: type[DelayNIRError]) -> DelayNIRError:
+    """The one error for a full disk while writing ``path``: where, how much is free, what is left."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free} bytes free"
+    except OSError:
+        free = "free space unknown"
+    kept = f"the previous {path.name} is unchanged" if previous else f"nothing was written at {path}"
+    return error(f"cannot write {path}: no space left on the device that holds it ({free}); {kept}. Free some space")
 
 
 RENAME_EXCHANGE = 2  #: linux/fs.h
@@ -129,7 +151,11 @@ def atomic_path(
     path = check_output(path, overwrite=overwrite, error=error)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(path)
-    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
+    previous = path.exists()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _full(path, previous, error) if no_space(exc) else exc from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -138,8 +164,10 @@ def atomic_path(
             os.replace(tmp, path)
         else:
             _commit_new(Path(tmp), path, error)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if no_space(exc):
+            raise _full(path, previous, error) from None
         raise
 
 
@@ -178,7 +206,11 @@ def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
     check_output(out, overwrite=overwrite, directory=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(out)
-    tmp = Path(tempfile.mkdtemp(prefix=_prefix(out), suffix=".partial", dir=out.parent))
+    previous = out.exists()
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=_prefix(out), suffix=".partial", dir=out.parent))
+    except OSError as exc:
+        raise _full(out, previous, ConfigError) if no_space(exc) else exc from None
     try:
         yield tmp
         for file in tmp.iterdir():
@@ -193,6 +225,8 @@ def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
             shutil.rmtree(old)
         else:
             os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if no_space(exc):
+            raise _full(out, previous, ConfigError) from None
         raise

@@ -26,8 +26,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from delaynir.common.h5 import writing_hdf5
 from delaynir.common.memory import check_memory
-from delaynir.common.outputs import atomic_path, check_output
+from delaynir.common.outputs import check_output
 from delaynir.data.shd import (
     DEFAULT_N_CHANNELS,
     DURATION_ATTR,
@@ -58,7 +59,7 @@ def atomic_h5(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[h
 
     Raises ConfigError if ``path`` exists and ``overwrite`` is False.
     """
-    with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
+    with writing_hdf5(path, overwrite=overwrite) as f:
         yield f
 
 

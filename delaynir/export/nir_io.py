@@ -43,6 +43,7 @@ files only).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -317,7 +318,9 @@ def export_nir(graph: DelayGraph, path: str | Path, *, overwrite: bool = False) 
     path = check_output(path, overwrite=overwrite, error=ExportError)
     ngraph = to_nir(graph)
     with atomic_path(path, overwrite=overwrite, error=ExportError) as tmp:
-        nir.write(tmp, ngraph)
+        buffer = io.BytesIO()  # built in memory: HDF5 crashes on a full disk (delaynir.common.h5.writing_hdf5)
+        nir.write(buffer, ngraph)
+        tmp.write_bytes(buffer.getbuffer())
         check = nir.read(tmp, type_check=True)
         check.validate_structure()
     log.info("wrote %s: %d NIR nodes, %d edges", path, len(ngraph.nodes), len(ngraph.edges))

@@ -33,12 +33,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 
 from delaynir import __version__
-from delaynir.common.h5 import reading_hdf5
+from delaynir.common.h5 import reading_hdf5, writing_hdf5
 from delaynir.common.outputs import atomic_dir
 from delaynir.common.text import read_text
 from delaynir.errors import ConfigError, DelayNIRError, ExportError, VerificationError
@@ -213,7 +212,7 @@ def write_test_vectors(
 ) -> None:
     """inputs (T, B, n_inputs), labels (B,), expected/predictions (B,), expected/membranes/<layer> (T, B, n),
     and expected/spikes/<layer> for the ``spiking`` layers (not the li readout)."""
-    with h5py.File(path, "w", track_order=True) as f:
+    with writing_hdf5(path, overwrite=False, error=ExportError, track_order=True) as f:
         f.attrs["format"] = "delaynir-test-vectors"
         f.attrs["format_version"] = BUNDLE_FORMAT_VERSION
         f.attrs["source"] = source

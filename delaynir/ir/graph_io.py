@@ -28,9 +28,8 @@ from typing import Any, TypeGuard
 import h5py
 import numpy as np
 
-from delaynir.common.h5 import reading_hdf5
+from delaynir.common.h5 import reading_hdf5, writing_hdf5
 from delaynir.common.memory import check_memory
-from delaynir.common.outputs import atomic_path
 from delaynir.errors import GraphFormatError
 from delaynir.ir.graph import FORMAT_VERSION, INPUT, DelayGraph, InputSpec, Layer, Projection
 from delaynir.ir.neuron_kinds import KINDS, NEURON_TYPES, RESETS, NeuronKind
@@ -367,10 +366,7 @@ def save_graph(graph: DelayGraph, path: str | os.PathLike, *, overwrite: bool = 
     """
     path = Path(path)
     _raise_if_any(validate_graph(graph), f"refusing to write {path}: the DelayGraph is invalid")
-    with (
-        atomic_path(path, overwrite=overwrite, error=GraphFormatError) as tmp,
-        h5py.File(tmp, "w", track_order=True) as f,
-    ):
+    with writing_hdf5(path, overwrite=overwrite, error=GraphFormatError, track_order=True) as f:
         _write_graph(f, graph)
     logger.info(
         "wrote %s: %d layers, %d neurons, %d synapses", path, len(graph.layers), graph.n_neurons, graph.n_synapses

@@ -14,6 +14,7 @@ A run directory holds:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,10 @@ DIGEST = "sha256"  #: the key of a .pt payload's content digest
 
 def save_pt(path: str | Path, payload: dict[str, Any]) -> None:
     """torch.save ``payload`` with its content digest, atomically (tensors and plain values only)."""
+    buffer = io.BytesIO()  # serialised in memory: torch's writer reports a full disk as an iostream error
+    torch.save({**payload, DIGEST: content_digest(payload)}, buffer)
     with atomic_path(path) as tmp:
-        torch.save({**payload, DIGEST: content_digest(payload)}, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def content_digest(value: Any) -> str:

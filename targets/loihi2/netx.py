@@ -50,7 +50,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from delaynir.common.outputs import atomic_path, check_output
+from delaynir.common.h5 import writing_hdf5
+from delaynir.common.outputs import check_output
 from delaynir.errors import ExportError
 from delaynir.ir.graph import INPUT, DelayGraph, Layer, in_units, layer_lags
 from delaynir.targets.loihi2 import ARITHMETIC  # the graph arithmetic a netx file reproduces
@@ -299,7 +300,7 @@ def export_netx(graph: DelayGraph, path: str | Path, *, overwrite: bool = False)
     path = check_output(path, overwrite=overwrite, error=ExportError)
     layers = netx_layers(graph)
     message_bits = int(graph.input.bits) if graph.input.quantized else 0
-    with atomic_path(path, overwrite=overwrite, error=ExportError) as tmp, h5py.File(tmp, "w") as f:
+    with writing_hdf5(path, overwrite=overwrite, error=ExportError) as f:
         _string(f, "layer/0/type", "input")
         f["layer/0/shape"] = np.array([graph.n_inputs], dtype=np.int64)
         meta = f.create_group("delaynir")

@@ -24,10 +24,10 @@ import logging
 import math
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from delaynir.common.outputs import atomic_path, check_output
+from delaynir.common.h5 import writing_hdf5
+from delaynir.common.outputs import check_output
 from delaynir.errors import ExportError
 from delaynir.ir.graph import DelayGraph, Layer, in_units, layer_lags, membrane_unit
 from delaynir.targets.spinnaker.run_pynn import FORMAT, FORMAT_VERSION, READOUT, SPIKING
@@ -117,7 +117,7 @@ def export_pynn(graph: DelayGraph, path: str | Path, *, overwrite: bool = False)
     why = _refusal(graph, lags, h)
     if why or h is None:
         raise ExportError(f"cannot export to PyNN ({DOC}): {why}")
-    with atomic_path(path, overwrite=overwrite, error=ExportError) as tmp, h5py.File(tmp, "w") as f:
+    with writing_hdf5(path, overwrite=overwrite, error=ExportError) as f:
         f.attrs.update(
             format=FORMAT,
             format_version=FORMAT_VERSION,
