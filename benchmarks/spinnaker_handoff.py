@@ -83,7 +83,11 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=100, help="test samples verify runs through NEST")
     parser.add_argument("--skip-speech", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--table", type=Path, help="print the table of a saved --json result instead of measuring")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -111,32 +115,33 @@ def main(argv=None) -> int:
                         str(seed),
                     )
                 rows.append(measure(f"speech-s{seed}", run, speech / "test.h5", work, args.samples))
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(
-        "| model | trained test acc. | spinnaker (compiled) | Δ pp | NEST (verify) | NEST on bundle | sPyNNaker mapping |"
-    )
-    print("|---|---|---|---|---|---|---|")
+    print(json.dumps(rows, indent=2) if args.json else table(rows))
+    return 0
+
+
+def table(rows: list[dict]) -> str:
+    """The README's Markdown table of measured rows."""
+    lines = [
+        "| model | trained test acc. | compiled for spinnaker | Δ | NEST (`verify`) | NEST on the bundle | sPyNNaker mapping |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        m = r["mapping"]
+        m, nest = r["mapping"], r["verify_nest"]
         mapping = (
-            f"{m['chips']} chips, {m['cores']} cores ({m['neuron_cores']} neuron, {m['delay_extension_cores']} "
-            "delay-extension)"
+            f"{m['chips']} chip{'s' if m['chips'] > 1 else ''}, {m['cores']} cores ({m['neuron_cores']} neuron, "
+            f"{m['delay_extension_cores']} delay-extension)"
             if m["status"] == "accepted"
             else m["status"]
         )
-        nest = r["verify_nest"]
         same = (
-            f"spike-exact on {nest['samples']} test samples"
-            if nest["exact"]
-            else f"differs: {nest['first_divergence']}"
+            f"spike-exact, {nest['samples']} test samples" if nest["exact"] else f"differs: {nest['first_divergence']}"
         )
-        print(
-            f"| {r['model']} | {r['trained_test_accuracy']:.3f} | {r['spinnaker_test_accuracy']:.3f} | "
-            f"{r['difference_pp']:+.2f} | {same} | {r['bundle_nest']} | {mapping} |"
+        lines.append(
+            f"| {r['model']} ({r['neurons']} neurons, {r['synapses']} synapses) | {r['trained_test_accuracy']:.3f} | "
+            f"{r['spinnaker_test_accuracy']:.3f} | {r['difference_pp']:+.2f} pp | {same} | {r['bundle_nest']} | "
+            f"{mapping} |"
         )
-    return 0
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
