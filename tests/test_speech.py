@@ -236,6 +236,8 @@ def test_demo_trains_on_spoken_digits_and_skips_them_without_espeak(tmp_path, mo
     graded = demo._graded_run(tmp_path / "with", settings, "int8", progress=False)  # the same recordings as frames
     assert graded["unseen_speakers"]["n"] == 40 and 0 <= graded["compiled"]["test_accuracy"] <= 1
     assert (tmp_path / "with" / "frames" / "test.h5").is_file() and (tmp_path / "with" / "runs" / "graded").is_dir()
-    assert set(graded["verification"].simulators) == set(external(load_graph(graded["compiled"]["graph"])))
+    # every simulator but NEST, whose PyNN file takes spikes only and refuses graded input (FileFormat.partial)
+    expected = set(external(load_graph(graded["compiled"]["graph"]))) - {"nest"}
+    assert set(graded["verification"].simulators) == expected
     for sim in graded["verification"].simulators.values():  # graded input, 8-bit codes: spike-exact everywhere
         assert sim["prediction_agreement"] == 1.0 and set(sim["spike_agreement"].values()) == {1.0}
