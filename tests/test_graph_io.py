@@ -151,6 +151,7 @@ def test_layout_is_as_documented(tmp_path):
             "input",
             "quantization",
             "provenance",
+            "delaynir_content_sha256",
         ]
         assert list(f["layers"]) == ["000", "001", "002", "003"]
         assert f["layers/001"].attrs["name"] == "syn" and f["layers/001/alpha"].dtype == np.float64

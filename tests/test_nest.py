@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from delaynir.cli import main
+from delaynir.common.h5 import DIGEST_ATTR
 from delaynir.errors import ExportError
 from delaynir.export.executors import EXECUTORS, ExecutorUnavailable
 from delaynir.hardware.profile import load_target
@@ -271,6 +272,10 @@ def test_a_damaged_network_file_is_refused_naming_the_file_and_the_fault(tmp_pat
     path = _network_file(tmp_path)
     with h5py.File(path, "r+") as f:
         damage(f)
+    with pytest.raises(ExportError, match="contents changed after delaynir wrote it"):
+        nest_executor.load(path)  # the content digest sees any change first
+    with h5py.File(path, "r+") as f:
+        del f.attrs[DIGEST_ATTR]  # a file made elsewhere carries none: the reader's own checks
     with pytest.raises(ExportError, match="export it again") as refused:
         nest_executor.load(path)
     assert path in str(refused.value) and message in str(refused.value)

@@ -55,7 +55,7 @@ import h5py
 import nir
 import numpy as np
 
-from delaynir.common.h5 import reading_hdf5
+from delaynir.common.h5 import reading_hdf5, seal
 from delaynir.common.outputs import atomic_path, check_output
 from delaynir.errors import ExportError, NIRImportError, reason
 from delaynir.ir.graph import INPUT, DelayGraph, Layer, Projection, in_units, membrane_unit
@@ -320,6 +320,8 @@ def export_nir(graph: DelayGraph, path: str | Path, *, overwrite: bool = False) 
     with atomic_path(path, overwrite=overwrite, error=ExportError) as tmp:
         buffer = io.BytesIO()  # built in memory: HDF5 crashes on a full disk (delaynir.common.h5.writing_hdf5)
         nir.write(buffer, ngraph)
+        with h5py.File(buffer, "r+") as f:
+            seal(f)  # the content digest, in a root attribute nir.read ignores
         tmp.write_bytes(buffer.getbuffer())
         check = nir.read(tmp, type_check=True)
         check.validate_structure()

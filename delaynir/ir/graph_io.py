@@ -28,7 +28,7 @@ from typing import Any, TypeGuard
 import h5py
 import numpy as np
 
-from delaynir.common.h5 import reading_hdf5, writing_hdf5
+from delaynir.common.h5 import DIGEST_ATTR, reading_hdf5, writing_hdf5
 from delaynir.common.memory import check_memory
 from delaynir.errors import GraphFormatError
 from delaynir.ir.graph import FORMAT_VERSION, INPUT, DelayGraph, InputSpec, Layer, Projection
@@ -43,7 +43,7 @@ NEURON_ARRAYS = ("beta", "threshold", "bias", "alpha")  #: float64 (size,) datas
 INDEX_ARRAYS = ("pre", "post", "delay")  #: integer (S,) datasets of a projection
 INDEX_DTYPE = np.uint32  #: how pre, post and delay are written
 INDEX_MAX = int(np.iinfo(INDEX_DTYPE).max)
-ROOT_ATTRS = ("format", "format_version", "dt", "n_inputs", "target", *METADATA)
+ROOT_ATTRS = ("format", "format_version", "dt", "n_inputs", "target", *METADATA, DIGEST_ATTR)
 LAYER_ATTRS = ("name", "neuron", "reset", "size")
 DOC = "docs/delaygraph-format.md"
 

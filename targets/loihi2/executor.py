@@ -112,7 +112,6 @@ def _run_lava(path: Path, x: np.ndarray, input_message_bits: int, lags: list[int
 def load(path: str | os.PathLike) -> LavaModel:
     """The netx file at ``path`` (written by ``export_netx``; ExportError otherwise) as a runnable Lava model."""
     path = Path(path)
-    lava_python()
     with reading_hdf5(path, ExportError, f"a netx file written by delaynir ({DOC})") as f:
         meta = f.get("delaynir")
         if meta is None or meta.attrs.get("format_version") not in range(1, FORMAT_VERSION + 1):
@@ -128,6 +127,8 @@ def load(path: str | os.PathLike) -> LavaModel:
         unknown = [la["kind"] for la in layers if la["kind"] not in KINDS]
         if unknown:
             raise ExportError(f"{path}: layers of unknown kind {unknown} (kinds: {', '.join(KINDS)}); re-export it")
-        return LavaModel(
+        model = LavaModel(
             path, int(meta.attrs["n_inputs"]), int(meta.attrs["input_message_bits"]), int(meta.attrs["max_lag"]), layers
         )
+    lava_python()  # after the file: a damaged file is named even where Lava is not installed
+    return model
