@@ -17,7 +17,6 @@ from delaynir.ir.graph_io import load_graph
 from delaynir.targets.loihi2 import executor as lava_executor
 from delaynir.targets.spinnaker import nest_executor
 
-
 TOOLS = {"netx": "need_lava", "PyNN": "need_nest"}  #: the fixture that skips a kind where its tool is missing
 
 
