@@ -91,3 +91,19 @@ def test_every_file_is_sealed_and_one_without_a_digest_still_loads(files, kind, 
         del f.attrs[DIGEST_ATTR]
     assert sealed(copy) is None
     load(copy)
+
+
+def test_data_check_says_whether_a_file_carries_a_digest_and_refuses_one_that_no_longer_matches(tmp_path, capsys):
+    out = tmp_path / "d"
+    assert main(["-q", "data", "synth", "--out", str(out), "--train", "6", "--test", "4"]) == 0
+    capsys.readouterr()
+    assert main(["data", "check", str(out / "test.h5"), "--json"]) == 0
+    assert '"content_digest": "matches"' in capsys.readouterr().out
+    with h5py.File(out / "train.h5", "r+") as f:
+        del f.attrs[DIGEST_ATTR]  # as another tool writes it
+    assert main(["data", "check", str(out / "train.h5"), "--json"]) == 0
+    assert '"content_digest": "none"' in capsys.readouterr().out
+    with h5py.File(out / "test.h5", "r+") as f:
+        f["labels"][0] = (f["labels"][0] + 1) % 2
+    assert main(["data", "check", str(out / "test.h5")]) == 2
+    assert "its contents changed after delaynir wrote it" in capsys.readouterr().err

@@ -90,6 +90,7 @@ def cmd_audio(args) -> int:
 
 
 def cmd_check(args) -> int:
+    from delaynir.common.h5 import sealed
     from delaynir.data import SpikeDataset
     from delaynir.data.frames import FramesDataset, is_frames_file
 
@@ -111,12 +112,18 @@ def cmd_check(args) -> int:
         "speakers": speakers,
         "keys": ds.keys,
         "valid": True,
+        "content_digest": "matches" if sealed(args.file) else "none",  # a mismatch was refused on opening
     }
+    digest = (
+        "its content digest matches"
+        if result["content_digest"] == "matches"
+        else "no content digest (not written by delaynir, or by an earlier version)"
+    )
     show(
         args,
         result,
         f"{args.file}: valid {'frames' if graded else 'SHD'} layout, {len(ds)} samples, {ds.n_classes} classes, "
-        f"{ds.n_channels} channels" + (f", {len(speakers)} speakers" if speakers else ""),
+        f"{ds.n_channels} channels" + (f", {len(speakers)} speakers" if speakers else "") + f"; {digest}",
     )
     return 0
 
