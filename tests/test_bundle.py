@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from delaynir.cli import main
+from delaynir.common.h5 import DIGEST_ATTR
 from delaynir.errors import ConfigError
 from delaynir.handoff import bundle as bundle_mod
 from delaynir.handoff.bundle import check_bundle, read_test_vectors, sha256, write_bundle
@@ -127,6 +128,7 @@ def test_check_catches_a_changed_expected_spike_even_with_a_fixed_hash(bundle, t
     with h5py.File(copy / "test_vectors.h5", "r+") as f:
         z = f["expected/spikes/hidden1"]
         z[3, 0, 0] = 1 - z[3, 0, 0]
+        del f.attrs[DIGEST_ATTR]  # the digest too: the replay itself must catch the changed spike
     m = json.loads((copy / "manifest.json").read_text())
     m["files"]["test_vectors.h5"]["sha256"] = sha256(copy / "test_vectors.h5")
     (copy / "manifest.json").write_text(json.dumps(m))

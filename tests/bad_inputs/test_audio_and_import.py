@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from conftest import refused
+from conftest import refused, unsealed
 
 from delaynir.data.frames import write_frames_file
 
@@ -88,7 +88,7 @@ def test_a_labels_csv_without_its_columns(tmp_path):
 def test_a_frames_file_without_its_time_step(tmp_path):
     path = tmp_path / "frames.h5"
     write_frames_file(path, np.zeros((2, 5, 3)), [0, 1], dt=0.01)
-    with h5py.File(path, "r+") as f:
+    with h5py.File(unsealed(path), "r+") as f:
         del f.attrs["dt"]
     refused(["data", "check", path], names="frames.h5", says="'dt'", inputs=[path])
     refused(

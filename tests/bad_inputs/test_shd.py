@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from conftest import refused
+from conftest import refused, unsealed
 
 SMALL = ["--hidden", "4", "--max-delay", "3", "--epochs", "1", "--batch-size", "8", "--device", "cpu"]
 
@@ -120,7 +121,7 @@ RAW = {
 
 @pytest.fixture
 def spike_copy(tiny_data, tmp_path):
-    return shutil.copy(tiny_data / "train.h5", tmp_path / "spikes.h5")
+    return unsealed(Path(shutil.copy(tiny_data / "train.h5", tmp_path / "spikes.h5")))
 
 
 @pytest.mark.parametrize("case", MUTATED, ids=list(MUTATED))
