@@ -201,3 +201,23 @@ def test_temporaries_a_killed_run_left_are_removed_by_the_next_writer_of_that_ou
     live.write_text("")
     assert main(["-q", "compile", str(small_run), "--target", "int8", "--out", str(tmp_path / "m.h5")]) == 0
     assert _temporaries(tmp_path) == [live.name] and (tmp_path / "m.h5").is_file()
+
+
+@pytest.mark.parametrize("sig, status", SIGNALS, ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_verify_stops_it_with_its_status(small_run, tmp_path, sig, status):
+    """verify writes nothing of the user's: signalled while it exports the NIR file it runs (in its own temporary
+    directory), it stops with the conventional status."""
+    graph = tmp_path / "g.h5"
+    assert main(["-q", "compile", str(small_run), "--target", "int8", "--out", str(graph)]) == 0
+    argv = [
+        "verify",
+        graph,
+        "--data",
+        small_run.parent / "data" / "test.h5",
+        "--sims",
+        "reference,norse",
+        "--samples",
+        "4",
+    ]
+    assert signalled(argv, "model.nir", sig) == status
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.h5"]
