@@ -2,6 +2,7 @@
 delaynir wrote is reported on load, unless it changes no value read (a bit of gzip-compressed NIR data the decoder
 never uses); files without a digest (other tools', earlier versions') load as before."""
 
+import json
 import shutil
 
 import h5py
@@ -107,3 +108,15 @@ def test_data_check_says_whether_a_file_carries_a_digest_and_refuses_one_that_no
         f["labels"][0] = (f["labels"][0] + 1) % 2
     assert main(["data", "check", str(out / "test.h5")]) == 2
     assert "its contents changed after delaynir wrote it" in capsys.readouterr().err
+
+
+def test_verify_says_whether_the_graph_file_carries_a_digest(files, small_run, tmp_path, capsys):
+    graph = files["DelayGraph"][0]
+    data = str(small_run.parent / "data" / "test.h5")
+    assert main(["verify", str(graph), "--data", data, "--sims", "reference", "--samples", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["content_digest"] == "matches"
+    copy = shutil.copy(graph, tmp_path / "other.h5")
+    with h5py.File(copy, "r+") as f:
+        del f.attrs[DIGEST_ATTR]
+    assert main(["verify", str(copy), "--data", data, "--sims", "reference", "--samples", "2"]) == 0
+    assert "the file's content digest: none" in capsys.readouterr().out

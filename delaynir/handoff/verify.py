@@ -144,6 +144,7 @@ class VerifyReport:
     data: str
     target: str
     threshold: float | None = None
+    content_digest: str | None = None  #: a DelayGraph file's: "matches" or "none" (a run directory: None)
 
     @property
     def worst_agreement(self) -> float:
@@ -166,7 +167,8 @@ class VerifyReport:
         """The accuracy, agreement and first divergence of each simulator, and the verdict with a threshold."""
         lines = [
             f"{self.model} on {self.data} ({self.n} samples): reference simulator accuracy "
-            f"{self.reference_accuracy:.4f}",
+            f"{self.reference_accuracy:.4f}"
+            + ("" if self.content_digest is None else f"; the file's content digest: {self.content_digest}"),
             f"{'simulator':<12} {'accuracy':>9} {'same pred.':>11}  identical spikes per layer",
         ]
         for name, r in self.simulators.items():
@@ -201,7 +203,7 @@ def verify_path(
     file's first ``samples`` samples if given (else all); ``threshold``: the lowest agreement that passes."""
     from delaynir.handoff.graph_data import graph_loader
 
-    model_path, trained = Path(model), None
+    model_path, trained, digest = Path(model), None, None
     if model_path.is_dir():
         from delaynir.compile.compiler import compile_in_memory
         from delaynir.hardware.profile import load_target
@@ -211,9 +213,13 @@ def verify_path(
         trained = run.model
         graph, _ = compile_in_memory(run, load_target(target))
     else:
+        from delaynir.common.h5 import sealed
         from delaynir.ir.graph_io import load_graph
 
-        graph = load_graph(model_path)
+        graph = load_graph(model_path)  # refuses a file whose content digest no longer matches
+        digest = "matches" if sealed(model_path) else "none"
     loader, path = graph_loader(graph, data, batch_size=batch_size, samples=samples)
     report = verify(graph, loader, sims=sims, model=trained, progress=progress)
-    return VerifyReport(**report, model=str(model), data=str(path), target=graph.target, threshold=threshold)
+    return VerifyReport(
+        **report, model=str(model), data=str(path), target=graph.target, threshold=threshold, content_digest=digest
+    )
