@@ -32,7 +32,8 @@ DIGEST_ATTR = "delaynir_content_sha256"  #: the root attribute holding a written
 def _value_bytes(value: Any) -> bytes:
     """An attribute's or dataset's values as bytes (variable-length elements one by one)."""
     if isinstance(value, (str, bytes)):
-        return value.encode() if isinstance(value, str) else value
+        # h5py decodes undecodable stored bytes with surrogateescape: encode them back as they were
+        return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
     array = np.asarray(value)
     if array.dtype.kind == "O":
         return b"".join(_value_bytes(element) for element in array.reshape(-1))
@@ -46,9 +47,9 @@ def content_digest(f: h5py.File) -> str:
     def add(name: str, obj: h5py.HLObject) -> None:
         for key in sorted(obj.attrs):
             if not (name == "/" and key == DIGEST_ATTR):
-                digest.update(f"{name}@{key}=".encode() + _value_bytes(obj.attrs[key]))
+                digest.update(_value_bytes(f"{name}@{key}=") + _value_bytes(obj.attrs[key]))
         if isinstance(obj, h5py.Dataset):
-            digest.update(f"{name}:".encode() + _value_bytes(obj[()]))
+            digest.update(_value_bytes(f"{name}:") + _value_bytes(obj[()]))
 
     add("/", f)
     names: list[str] = []

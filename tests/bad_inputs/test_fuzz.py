@@ -72,6 +72,59 @@ def target_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def netx_file(small_run, tmp_path_factory):
+    from delaynir.compile.compiler import compile_run
+    from delaynir.ir.graph_io import load_graph
+    from delaynir.targets.loihi2.netx import export_netx
+
+    folder = tmp_path_factory.mktemp("fuzz")
+    compile_run(small_run, "loihi2", folder / "loihi2.h5")
+    return export_netx(load_graph(folder / "loihi2.h5"), folder / "model.netx.h5")
+
+
+@pytest.fixture(scope="module")
+def pynn_file(graph_file, tmp_path_factory):
+    from delaynir.ir.graph_io import load_graph
+    from delaynir.targets.spinnaker.pynn_export import export_pynn
+
+    return export_pynn(load_graph(graph_file), tmp_path_factory.mktemp("fuzz") / "model.pynn.h5")
+
+
+@pytest.fixture(scope="module")
+def frames_file(tmp_path_factory):
+    import numpy as np
+
+    from delaynir.data.frames import write_frames_file
+
+    path = tmp_path_factory.mktemp("fuzz") / "frames.h5"
+    rng = np.random.default_rng(0)
+    write_frames_file(path, rng.random((6, 20, 8)).astype(np.float32), rng.integers(0, 3, 6), dt=0.01)
+    return path
+
+
+def _read_frames(path):
+    from delaynir.data.frames import FramesDataset
+
+    dataset = FramesDataset(path, dt=0.01)
+    for i in range(len(dataset)):
+        dataset[i]
+
+
+def _read_netx(path):
+    """The Lava executor reads the whole file before it looks for Lava (ExecutorUnavailable without it)."""
+    from delaynir.targets.loihi2 import executor
+
+    executor.load(path)
+
+
+def _read_pynn(path):
+    """The NEST executor reads the whole file before it looks for NEST (ExecutorUnavailable without it)."""
+    from delaynir.targets.spinnaker import nest_executor
+
+    nest_executor.load(path)
+
+
 def _read_spikes(path):
     from delaynir.data import SpikeDataset
 
@@ -150,6 +203,9 @@ READERS = {
     "config": (_read_config, "small_run", checkpoints.CONFIG),
     "test vectors": (_read_vectors, "bundle_dir", "test_vectors.h5"),
     "bundle manifest": (_check_bundle, "bundle_dir", "manifest.json"),
+    "frames file": (_read_frames, "frames_file", None),
+    "netx": (_read_netx, "netx_file", None),
+    "PyNN network": (_read_pynn, "pynn_file", None),
 }
 ORIGINALS: dict[str, Path] = {}
 
