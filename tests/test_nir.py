@@ -281,6 +281,9 @@ def test_export_import_verify_commands(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 16 and report["passed"] and set(report["simulators"]) == {"norse", "snntorch"}
     assert all(v == 1.0 for r in report["simulators"].values() for v in r["spike_agreement"].values())
+    assert report["reference_samples_per_second"] > 0  # each simulator's own rate, its file loaded
+    assert all(r["samples_per_second"] > 0 for r in report["simulators"].values())
+    assert main(argv[:-1]) == 0 and "samples/s" in capsys.readouterr().out
     assert main(argv + ["--threshold", "1.5"]) == 1  # an unreachable threshold fails the command
     assert not json.loads(capsys.readouterr().out)["passed"]
     assert main(argv + ["--samples", "5"]) == 0  # the first 5 samples only

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from delaynir.errors import ConfigError, ExportError
-from delaynir.export.executors import EXECUTORS, ExecutorUnavailable, FileFormat, external, names
+from delaynir.export.executors import EXECUTORS, REFERENCE, ExecutorUnavailable, FileFormat, external, names
 from delaynir.ir.graph import DelayGraph, decode_input
 from delaynir.reference.agreement import Tally, model_result
 from delaynir.reference.simulate import SimulationResult, simulate
@@ -96,24 +97,33 @@ def verify(
         if model is not None:
             tallies["trained"] = Tally(hidden)
         reference = Tally(hidden)
+        seconds = dict.fromkeys([REFERENCE, *runners], 0.0)  # each simulator's own run time, files loaded
         offset = 0
         for x, y in tqdm(loader, desc="verify", unit="batch", disable=not progress):
+            start = time.perf_counter()
             ref = simulate(graph, x, record=True)
+            seconds[REFERENCE] += time.perf_counter() - start
             reference.add(ref, ref, y, offset)
             expected = Expected(graph, x, ref)
             for name, run in runners.items():
-                tallies[name].add(expected[name], run(x), y, offset)
+                start = time.perf_counter()
+                result = run(x)
+                seconds[name] += time.perf_counter() - start
+                tallies[name].add(expected[name], result, y, offset)
             if model is not None:  # the trained model takes the values the input codes stand for
                 tallies["trained"].add(ref, model_result(model, decode_input(graph, x).float(), hidden), y, offset)
             offset += len(y)
+    rate = {name: reference.n / t if t > 0 else None for name, t in seconds.items()}
     report = {
         "n": reference.n,
         "reference_accuracy": reference.summary()["accuracy"],
+        "reference_samples_per_second": rate[REFERENCE],
         "simulators": {name: t.summary() for name, t in tallies.items()},
         "arithmetic": graph.arithmetic,
     }
     for name in runners:
         report["simulators"][name]["compared_with"] = EXECUTORS[name].expected_graph(graph).arithmetic
+        report["simulators"][name]["samples_per_second"] = rate[name]
     return report
 
 
@@ -145,6 +155,7 @@ class VerifyReport:
     target: str
     threshold: float | None = None
     content_digest: str | None = None  #: a DelayGraph file's: "matches" or "none" (a run directory: None)
+    reference_samples_per_second: float | None = None  #: the reference simulator's own rate on this data
 
     @property
     def worst_agreement(self) -> float:
@@ -168,12 +179,14 @@ class VerifyReport:
         lines = [
             f"{self.model} on {self.data} ({self.n} samples): reference simulator accuracy "
             f"{self.reference_accuracy:.4f}"
+            + _rate(self.reference_samples_per_second, " ({} samples/s)")
             + ("" if self.content_digest is None else f"; the file's content digest: {self.content_digest}"),
-            f"{'simulator':<12} {'accuracy':>9} {'same pred.':>11}  identical spikes per layer",
+            f"{'simulator':<12} {'accuracy':>9} {'same pred.':>11} {'samples/s':>10}  identical spikes per layer",
         ]
         for name, r in self.simulators.items():
             spikes = ", ".join(f"{k} {v:.4%}" for k, v in r["spike_agreement"].items())
-            lines.append(f"{name:<12} {r['accuracy']:>9.4f} {r['prediction_agreement']:>11.2%}  {spikes}")
+            rate = _rate(r.get("samples_per_second"), "{}") or "–"
+            lines.append(f"{name:<12} {r['accuracy']:>9.4f} {r['prediction_agreement']:>11.2%} {rate:>10}  {spikes}")
             if r["first_divergence"]:
                 d = r["first_divergence"]
                 lines.append(
@@ -186,6 +199,11 @@ class VerifyReport:
                 f"(threshold {self.threshold:.4%})"
             )
         return "\n".join(lines)
+
+
+def _rate(value: float | None, form: str) -> str:
+    """A samples/s figure in ``form`` ("" when there is none)."""
+    return "" if value is None else form.format(f"{value:.3g}")
 
 
 def verify_path(
