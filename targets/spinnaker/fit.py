@@ -18,6 +18,7 @@ import numpy as np
 from delaynir.hardware.fit import FitViolation
 from delaynir.hardware.profile import TargetProfile
 from delaynir.ir.graph import DelayGraph, layer_lags
+from delaynir.targets.spinnaker.pynn_export import pynn_delay
 from delaynir.targets.spinnaker.run_pynn import MAX_NATIVE_DELAY, neurons_per_core
 
 #: application cores of one SpiNN-5 board as sPyNNaker 7.4.1 places them: 856 cores less two per chip (the monitor
@@ -28,20 +29,18 @@ SOURCE_NEURONS_PER_CORE = 256  #: spike sources per core (the input's SpikeSourc
 
 
 def longest_delays(graph: DelayGraph) -> dict[str, int]:
-    """Per layer, the longest delay into it as PyNN carries it: d + lag(layer) − lag(source) (≥ 1)."""
+    """Per layer, the longest delay into it as PyNN carries it (``pynn_export.pynn_delay``; 1 without any)."""
     lags = layer_lags(graph)
     return {
-        layer.name: max(
-            (int((p.delay + lags[layer.name] - lags.get(p.source, 0)).max()) for p in layer.projections if len(p)),
-            default=1,
-        )
+        layer.name: max((int(pynn_delay(p, lags, layer.name).max()) for p in layer.projections if len(p)), default=1)
         for layer in graph.layers
     }
 
 
-def cores(graph: DelayGraph) -> int:
-    """The cores ``run_pynn.py`` makes sPyNNaker use for ``graph`` (module docstring); delays within range."""
-    longest = longest_delays(graph)
+def cores(graph: DelayGraph, longest: dict[str, int] | None = None) -> int:
+    """The cores ``run_pynn.py`` makes sPyNNaker use for ``graph`` (module docstring), given its ``longest_delays``
+    (computed when not given); delays within range."""
+    longest = longest_delays(graph) if longest is None else longest
     return math.ceil(graph.n_inputs / SOURCE_NEURONS_PER_CORE) + sum(
         math.ceil(layer.size / neurons_per_core(longest[layer.name])) + int(np.any(layer.bias != 0))
         for layer in graph.layers
@@ -50,6 +49,7 @@ def cores(graph: DelayGraph) -> int:
 
 def check(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
     """Delays beyond the native range and a model that needs more cores than one board has."""
+    longest = longest_delays(graph)
     out = [
         FitViolation(
             name,
@@ -60,12 +60,12 @@ def check(graph: DelayGraph, profile: TargetProfile) -> list[FitViolation]:
             f"beyond the {MAX_NATIVE_DELAY} steps sPyNNaker holds natively even at 2 neurons per core; "
             "train with shorter delays",
         )
-        for name, delay in longest_delays(graph).items()
+        for name, delay in longest.items()
         if delay > MAX_NATIVE_DELAY
     ]
     if out:
         return out
-    needed = cores(graph)
+    needed = cores(graph, longest)
     if needed > BOARD_CORES:
         out.append(
             FitViolation(

@@ -29,7 +29,7 @@ import numpy as np
 from delaynir.common.h5 import writing_hdf5
 from delaynir.common.outputs import check_output
 from delaynir.errors import ExportError
-from delaynir.ir.graph import DelayGraph, Layer, in_units, layer_lags, membrane_unit
+from delaynir.ir.graph import DelayGraph, Layer, Projection, in_units, layer_lags, membrane_unit
 from delaynir.targets.spinnaker.run_pynn import FORMAT, FORMAT_VERSION, READOUT, SPIKING
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,12 @@ def tau_m(beta: np.ndarray, h: float) -> np.ndarray:
 def inexact_decays(beta: np.ndarray, tau: np.ndarray, h: float) -> np.ndarray:
     """Where NEST's propagator exp(−h / τ_m) (Python's math.exp gives the same float64) is not β."""
     return np.array([math.exp(-h / t) != b for b, t in zip(beta.tolist(), tau.tolist())], dtype=bool)
+
+
+def pynn_delay(proj: Projection, lags: dict[str, int], target: str) -> np.ndarray:
+    """The delays (timesteps) PyNN carries for a projection into layer ``target``: d + lag(target) − lag(source),
+    lags from ``layer_lags`` (the input's is 0)."""
+    return proj.delay + lags[target] - lags.get(proj.source, 0)
 
 
 def _refusal(graph: DelayGraph, lags: dict[str, int], h: float | None) -> str | None:
@@ -91,7 +97,7 @@ def _refusal(graph: DelayGraph, lags: dict[str, int], h: float | None) -> str | 
                 "β below about 0.6); train with slower membranes (larger τ)"
             )
         for proj in layer.projections:
-            lagged = proj.delay + lags[layer.name] - lags.get(proj.source, 0)
+            lagged = pynn_delay(proj, lags, layer.name)
             if len(proj) and lagged.min() < 1:
                 return (
                     f"layer {layer.name!r}, recurrent projection from {proj.source!r}: a delay of "
@@ -141,6 +147,6 @@ def export_pynn(graph: DelayGraph, path: str | Path, *, overwrite: bool = False)
                 p.attrs.update(source=proj.source, target=layer.name)
                 p["pre"], p["post"] = proj.pre, proj.post
                 p["weight"] = proj.weight if unit is not None else proj.weight * proj.scale[proj.post]
-                p["delay"] = proj.delay + lags[layer.name] - lags.get(proj.source, 0)
+                p["delay"] = pynn_delay(proj, lags, layer.name)
     log.info("wrote %s: %d populations, %d projections, lags %s", path, len(graph.layers), k, lags)
     return path
