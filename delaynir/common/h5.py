@@ -64,11 +64,28 @@ def seal(f: h5py.File) -> None:
     f.attrs[DIGEST_ATTR] = content_digest(f)
 
 
-def _check_seal(f: h5py.File, path: str | os.PathLike, error: type[DelayNIRError]) -> None:
+#: the files whose digest was found to match in this process, by identity and state (device, inode, size, mtime):
+#: a dataset is opened several times while it is set up, and each open would otherwise read the whole file again
+_VERIFIED: set[tuple[str, int, int, int, int]] = set()
+
+
+def _matches(f: h5py.File, path: str | os.PathLike) -> bool | None:
+    """Whether the open file ``f`` (at ``path``) matches its stored content digest (None: it stores none)."""
     stored = f.attrs.get(DIGEST_ATTR)
     if stored is None:
-        return
+        return None
+    state = os.stat(path)
+    key = (str(stored), state.st_dev, state.st_ino, state.st_size, state.st_mtime_ns)
+    if key in _VERIFIED:
+        return True
     if (stored.decode() if isinstance(stored, bytes) else str(stored)) != content_digest(f):
+        return False
+    _VERIFIED.add(key)
+    return True
+
+
+def _check_seal(f: h5py.File, path: str | os.PathLike, error: type[DelayNIRError]) -> None:
+    if _matches(f, path) is False:
         raise error(
             f"{path}: its contents changed after delaynir wrote it (the content digest in its "
             f"{DIGEST_ATTR} attribute does not match): a byte was altered in transit or on disk; get an intact "
@@ -79,9 +96,7 @@ def _check_seal(f: h5py.File, path: str | os.PathLike, error: type[DelayNIRError
 def sealed(path: str | os.PathLike) -> bool | None:
     """Whether the HDF5 file at ``path`` carries a content digest that matches (None: it carries none)."""
     with h5py.File(path, "r") as f:
-        if DIGEST_ATTR not in f.attrs:
-            return None
-        return str(f.attrs[DIGEST_ATTR]) == content_digest(f)
+        return _matches(f, path)
 
 
 def open_hdf5(path: str | os.PathLike, error: type[DelayNIRError], expected: str) -> h5py.File:
