@@ -36,12 +36,15 @@ chip: its membranes differ from NEST's in the last bits.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger("run_pynn")
 
 FORMAT = "delaynir-pynn"
 FORMAT_VERSION = 1
@@ -373,6 +376,7 @@ def main(argv=None) -> int:
     parser.add_argument("--simulator", default="spiNNaker", help="the pyNN backend module (default spiNNaker)")
     parser.add_argument("--samples", type=int, default=None, help="run only the first N samples")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     import importlib
 
     import h5py
@@ -385,11 +389,9 @@ def main(argv=None) -> int:
         with h5py.File(args.inputs, "r") as f:
             x = np.asarray(f["inputs"][()], dtype=np.float64)
     except (NetworkFileError, OSError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        parser.error(str(exc))  # exit status 2, as every bad input
     if x.ndim != 3 or x.shape[2] != network.n_inputs:
-        print(f"error: {args.inputs}: inputs {x.shape}, expected (steps, samples, {network.n_inputs})", file=sys.stderr)
-        return 2
+        parser.error(f"{args.inputs}: inputs {x.shape}, expected (steps, samples, {network.n_inputs})")
     x = x[:, : args.samples] if args.samples else x
     sim = importlib.import_module(f"pyNN.{args.simulator}")
     result = run(sim, network, x, on(args.simulator))
@@ -397,7 +399,7 @@ def main(argv=None) -> int:
         f.attrs["layout"] = "time-first (step, sample, neuron), the DelayGraph's steps and units"
         for name, values in result.items():
             f.create_dataset(name, data=values.astype(np.uint8) if name.startswith("spikes/") else values)
-    print(f"wrote {out}: {x.shape[1]} samples of {x.shape[0]} steps")
+    log.info("wrote %s: %d samples of %d steps", out, x.shape[1], x.shape[0])
     return 0
 
 
