@@ -21,17 +21,11 @@
 set -euo pipefail
 
 START=$SECONDS
-ENV_DIR=""
-FORCE=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --force) FORCE=1; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-        -*) echo "unknown option $1 (options: --force)" >&2; exit 2 ;;
-        *) ENV_DIR="$1"; shift ;;
-    esac
-done
-ENV_DIR="${ENV_DIR:-${NEST_ENV:-$HOME/.cache/delaynir/nest-env}}"
+# shellcheck source=targets/spinnaker/env_steps.sh
+. "$(dirname "$0")/env_steps.sh"
+HELP_LINES="2,14p"
+DEFAULT_ENV="${NEST_ENV:-$HOME/.cache/delaynir/nest-env}"
+parse_env_args "$@"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 PINS="nest-simulator==3.10.0 numpy==2.4.6 h5py==3.16.0 contourpy==1.3.3 cycler==0.12.1 \
@@ -68,18 +62,8 @@ PYEOF
     )
 }
 
-if [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STAMP_WANT" ] && smoke; then
-    log "up to date"; exit 0
-fi
-if [ -e "$ENV_DIR" ] && [ ! -f "$ENV_DIR/pyvenv.cfg" ] && [ -n "$(ls -A "$ENV_DIR")" ]; then
-    echo "$ENV_DIR exists, is not empty and is not a venv; refusing to touch it" >&2; exit 1
-fi
-if [ -f "$ENV_DIR/pyvenv.cfg" ]; then
-    log "recreating $ENV_DIR"; "$PY" -m venv --clear "$ENV_DIR"
-else
-    mkdir -p "$(dirname "$ENV_DIR")"; "$PY" -m venv "$ENV_DIR"
-fi
-rm -f "$STAMP"
+exit_if_up_to_date
+fresh_venv "$PY"
 log "pip install $PINS"
 # shellcheck disable=SC2086
 "$VPY" -m pip install -q --no-input $PINS

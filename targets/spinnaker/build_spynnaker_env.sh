@@ -31,17 +31,11 @@
 set -euo pipefail
 
 START=$SECONDS
-ENV_DIR=""
-FORCE=0
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --force) FORCE=1; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-        -*) echo "unknown option $1 (options: --force)" >&2; exit 2 ;;
-        *) ENV_DIR="$1"; shift ;;
-    esac
-done
-ENV_DIR="${ENV_DIR:-${SPYNNAKER_ENV:-$HOME/.cache/delaynir/spynnaker-env}}"
+# shellcheck source=targets/spinnaker/env_steps.sh
+. "$(dirname "$0")/env_steps.sh"
+HELP_LINES="2,15p"
+DEFAULT_ENV="${SPYNNAKER_ENV:-$HOME/.cache/delaynir/spynnaker-env}"
+parse_env_args "$@"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # The sPyNNaker 7.4.1 stack (all released together, epoch 1!).
@@ -128,22 +122,10 @@ PYEOF
     return "$rc"
 }
 
-if [ "$FORCE" = 0 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STAMP_WANT" ] && smoke; then
-    log "up to date"; exit 0
-fi
+exit_if_up_to_date
 
 # --- venv ------------------------------------------------------------------
-if [ -e "$ENV_DIR" ] && [ ! -f "$ENV_DIR/pyvenv.cfg" ] && [ -n "$(ls -A "$ENV_DIR")" ]; then
-    echo "$ENV_DIR exists, is not empty and is not a venv; refusing to touch it" >&2; exit 1
-fi
-# Stamp missing or different (or --force): rebuild from an empty venv, so
-# that the result never depends on what an earlier run left behind.
-if [ -f "$ENV_DIR/pyvenv.cfg" ]; then
-    log "recreating $ENV_DIR"; "$PY" -m venv --clear "$ENV_DIR"
-else
-    mkdir -p "$(dirname "$ENV_DIR")"; "$PY" -m venv "$ENV_DIR"
-fi
-rm -f "$STAMP"
+fresh_venv "$PY"
 
 # --- packages --------------------------------------------------------------
 log "pip install sPyNNaker 1!7.4.1 and its pinned dependencies"
